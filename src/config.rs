@@ -1,0 +1,557 @@
+//! OpenTelemetry-Collector-shaped configuration: parsing, `${env:VAR}` substitution, component
+//! IDs and the errors `sluice validate` prints.
+//!
+//! ```yaml
+//! receivers:  { http_logs: { endpoint: "127.0.0.1:9000" } }
+//! processors: { regex_parser/apache: { preset: apache_common } }
+//! exporters:  { tcp: { endpoint: "127.0.0.1:9001", encoding: json } }
+//! service:
+//!   pipelines:
+//!     logs: { receivers: [http_logs], processors: [regex_parser/apache], exporters: [tcp] }
+//! ```
+//!
+//! Component sections are kept as raw YAML here and decoded by each component's own `Config`
+//! (see `registry`), so every error carries the full YAML path and all of them are reported at
+//! once rather than stopping at the first.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_yaml_ng::Value as Yaml;
+
+/// One configuration problem, with the YAML path it was found at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config, in document order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+/// A component ID, `type[/name]`, as in the OTel Collector.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ComponentId {
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+impl ComponentId {
+    pub fn parse(s: &str) -> Result<ComponentId, String> {
+        let (kind, name) = match s.split_once('/') {
+            Some((k, n)) => (k, Some(n)),
+            None => (s, None),
+        };
+        let valid_kind =
+            !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid_kind {
+            return Err(format!(
+                "invalid component id {s:?}: the type must match [a-zA-Z0-9_]+"
+            ));
+        }
+        if let Some(n) = name {
+            if n.is_empty() || n.contains('/') || n.chars().any(char::is_whitespace) {
+                return Err(format!(
+                    "invalid component id {s:?}: the name after '/' must be non-empty, without spaces or '/'"
+                ));
+            }
+        }
+        Ok(ComponentId {
+            kind: kind.to_string(),
+            name: name.map(str::to_string),
+        })
+    }
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.kind, n),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// The top level of a config file, before components are decoded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub receivers: BTreeMap<String, Yaml>,
+    #[serde(default)]
+    pub processors: BTreeMap<String, Yaml>,
+    #[serde(default)]
+    pub exporters: BTreeMap<String, Yaml>,
+    #[serde(default)]
+    pub extensions: BTreeMap<String, Yaml>,
+    pub service: Service,
+}
+
+/// `service:`: which components run, wired into which pipelines.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Extensions to start, by ID; each must be declared under `extensions:`.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// Pipelines by ID, `logs[/name]`.
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    #[serde(default)]
+    pub telemetry: Telemetry,
+    /// How long SIGTERM may take to deliver in-flight records before sluice exits anyway.
+    /// Default `30s`.
+    #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// One pipeline: records from any of `receivers` pass `processors` in order, then go to every
+/// one of `exporters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub processors: Vec<String>,
+    pub exporters: Vec<String>,
+}
+
+/// `service.telemetry:`: sluice's own metrics and logs.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    #[serde(default)]
+    pub metrics: MetricsTelemetry,
+    #[serde(default)]
+    pub logs: LogsTelemetry,
+}
+
+/// Prometheus metrics endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsTelemetry {
+    /// Where `/metrics` is served. Default `localhost:8888`, as in the OTel Collector.
+    #[serde(default = "default_metrics_address")]
+    pub address: String,
+}
+
+fn default_metrics_address() -> String {
+    "localhost:8888".to_string()
+}
+
+impl Default for MetricsTelemetry {
+    fn default() -> Self {
+        MetricsTelemetry {
+            address: default_metrics_address(),
+        }
+    }
+}
+
+/// sluice's own log output.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsTelemetry {
+    /// `trace`, `debug`, `info` (default), `warn` or `error`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `console` (default, plain text) or `json`.
+    #[serde(default)]
+    pub encoding: LogEncoding,
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+impl Default for LogsTelemetry {
+    fn default() -> Self {
+        LogsTelemetry {
+            level: default_log_level(),
+            encoding: LogEncoding::Console,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogEncoding {
+    #[default]
+    Console,
+    Json,
+}
+
+/// Parses YAML text, substitutes `${env:VAR}` references and decodes the top level.
+pub fn parse(text: &str) -> Result<RawConfig, ConfigErrors> {
+    parse_with_env(text, &|k| std::env::var(k).ok())
+}
+
+/// [`parse`] with an injectable environment, so tests need not mutate the process's.
+pub fn parse_with_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RawConfig, ConfigErrors> {
+    let mut doc: Yaml = serde_yaml_ng::from_str(text)
+        .map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")))?;
+    if doc.is_null() {
+        return Err(ConfigError::new("", "the config is empty").into());
+    }
+    let mut errors = Vec::new();
+    substitute_env(&mut doc, &mut String::new(), env, &mut errors);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    decode("", doc).map_err(ConfigErrors::from)
+}
+
+/// Decodes a YAML node into `T`, reporting the failing key's full path. A null node (a component
+/// listed with no settings, `http_logs:`) decodes as an empty mapping so defaults apply.
+pub fn decode<T: DeserializeOwned>(path: &str, value: Yaml) -> Result<T, ConfigError> {
+    let value = if value.is_null() {
+        Yaml::Mapping(Default::default())
+    } else {
+        value
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let full = match (path.is_empty(), inner.as_str()) {
+            (_, ".") => path.to_string(),
+            (true, _) => inner,
+            (false, _) => format!("{path}.{inner}"),
+        };
+        ConfigError::new(full, e.into_inner().to_string())
+    })
+}
+
+fn substitute_env(
+    node: &mut Yaml,
+    path: &mut String,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match node {
+        Yaml::String(s) if s.contains("${") => match expand(s, env) {
+            Ok((expanded, whole)) => {
+                // A value that is exactly one reference is re-read as a YAML scalar, so
+                // `queue_size: ${env:Q}` can be a number, as in the OTel Collector.
+                *node = if whole {
+                    serde_yaml_ng::from_str::<Yaml>(&expanded)
+                        .ok()
+                        .filter(|v| !v.is_mapping() && !v.is_sequence())
+                        .unwrap_or(Yaml::String(expanded))
+                } else {
+                    Yaml::String(expanded)
+                };
+            }
+            Err(msg) => errors.push(ConfigError::new(path.clone(), msg)),
+        },
+        Yaml::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let key = match k {
+                    Yaml::String(s) => s.clone(),
+                    other => serde_yaml_ng::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key);
+                substitute_env(v, path, env, errors);
+                path.truncate(len);
+            }
+        }
+        Yaml::Sequence(seq) => {
+            for (i, v) in seq.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                substitute_env(v, path, env, errors);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Expands `${env:VAR}` and `${env:VAR:-default}`; `$${` escapes a literal `${`. Returns the
+/// text and whether the input was a single reference.
+fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut references = 0;
+    while let Some(pos) = rest.find("${") {
+        if rest[..pos].ends_with('$') {
+            out.push_str(&rest[..pos]);
+            out.push_str("{");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated \"${{\" in {s:?}"))?;
+        let reference = &after[..end];
+        let var_spec = reference.strip_prefix("env:").ok_or_else(|| {
+            format!("unsupported reference \"${{{reference}}}\": only ${{env:VAR}} is supported")
+        })?;
+        let (name, default) = match var_spec.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (var_spec, None),
+        };
+        let valid = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(format!("invalid environment variable name {name:?}"));
+        }
+        match (env(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (use ${{env:{name}:-default}} for a default)"
+                ));
+            }
+        }
+        references += 1;
+        rest = &after[end + 1..];
+        if references == 1 && pos == 0 && rest.is_empty() && s.starts_with("${") {
+            return Ok((out, true));
+        }
+    }
+    out.push_str(rest);
+    Ok((out, false))
+}
+
+/// Parses Go-style durations: `250ms`, `5s`, `1m30s`, `2h`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let err = || format!("invalid duration {s:?}: expected e.g. \"200ms\", \"5s\", \"1m30s\"");
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        let number: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Serde adapter for duration strings, for `deserialize_with`.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Checks a `host:port` endpoint without resolving it, so `validate` works offline.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let bad = || format!("invalid socket address {endpoint:?}: expected host:port");
+    if endpoint.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if host_ok { Ok(()) } else { Err(bad()) }
+}
+
+/// Byte sizes: a number of bytes or a string with a unit, `10MiB`, `512KiB`, `1GiB`, `100MB`.
+pub fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(usize),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Num(n) => Ok(n),
+        Raw::Text(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+pub fn parse_byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: usize = t[..split]
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected e.g. 10MiB"))?;
+    let mult: usize = match t[split..].trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        other => return Err(format!("invalid size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "PORT" => Some("9001".into()),
+            "HOST" => Some("127.0.0.1".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_env_references_with_defaults() {
+        assert_eq!(
+            expand("${env:HOST}:${env:PORT}", &env).unwrap().0,
+            "127.0.0.1:9001"
+        );
+        assert_eq!(
+            expand("${env:NOPE:-x:1}", &env).unwrap(),
+            ("x:1".into(), true)
+        );
+        assert_eq!(expand("$${env:HOST}", &env).unwrap().0, "${env:HOST}");
+        assert!(
+            expand("${env:NOPE}", &env)
+                .unwrap_err()
+                .contains("NOPE is not set")
+        );
+        assert!(expand("${file:/x}", &env).is_err());
+    }
+
+    #[test]
+    fn whole_value_reference_becomes_a_typed_scalar() {
+        let text = "service:\n  pipelines: {}\n  shutdown_timeout: ${env:PORT}\n";
+        let err = parse_with_env(text, &env).unwrap_err();
+        // 9001 became a number, which a duration string field then rejects with its path.
+        assert_eq!(err.0[0].path, "service.shutdown_timeout");
+    }
+
+    #[test]
+    fn unset_variable_error_names_its_path() {
+        let text = "exporters:\n  tcp:\n    endpoint: ${env:MISSING}\nservice: {pipelines: {}}\n";
+        let err = parse_with_env(text, &env).unwrap_err();
+        assert_eq!(err.0[0].path, "exporters.tcp.endpoint");
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_an_error() {
+        let err = parse_with_env("recievers: {}\nservice: {pipelines: {}}\n", &env).unwrap_err();
+        assert!(
+            err.0[0].message.contains("unknown field `recievers`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn component_ids_have_type_and_optional_name() {
+        let id = ComponentId::parse("regex_parser/apache").unwrap();
+        assert_eq!(
+            (id.kind.as_str(), id.name.as_deref()),
+            ("regex_parser", Some("apache"))
+        );
+        assert_eq!(id.to_string(), "regex_parser/apache");
+        assert!(ComponentId::parse("bad-type").is_err());
+        assert!(ComponentId::parse("tcp/").is_err());
+    }
+
+    #[test]
+    fn durations_follow_go_syntax() {
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn endpoints_need_host_and_numeric_port() {
+        assert!(check_endpoint("localhost:9000").is_ok());
+        assert!(check_endpoint("[::1]:9000").is_ok());
+        assert!(check_endpoint("0.0.0.0:4317").is_ok());
+        assert_eq!(
+            check_endpoint("x:y").unwrap_err(),
+            "invalid socket address \"x:y\": expected host:port"
+        );
+        assert!(check_endpoint("9000").is_err());
+    }
+
+    #[test]
+    fn byte_sizes_accept_binary_units() {
+        assert_eq!(parse_byte_size("10MiB").unwrap(), 10 << 20);
+        assert_eq!(parse_byte_size("512").unwrap(), 512);
+        assert!(parse_byte_size("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! `debug`: writes records to standard output, like the OTel Collector's `debug` exporter.
+//!
+//! ```yaml
+//! exporters:
+//!   debug:
+//!     verbosity: basic      # basic: a count per batch; normal: a line per record;
+//!                           # detailed: every field of every record
+//! ```
+
+use std::io::Write;
+
+use serde::Deserialize;
+
+use crate::codec::{write_hex, write_json_map, write_json_value, write_rfc3339};
+use crate::config::{ConfigError, decode};
+use crate::model::{KeyValue, LogBatch};
+use crate::pipeline::{BoxFuture, Exporter, queue};
+use crate::registry::Context;
+use crate::telemetry::ExporterMetrics;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `basic` (default), `normal` or `detailed`.
+    #[serde(default)]
+    pub verbosity: Verbosity,
+    /// Log records that may wait to be printed. Default 10000.
+    #[serde(default = "default_queue_size")]
+    pub queue_size: usize,
+}
+
+fn default_queue_size() -> usize {
+    10_000
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verbosity {
+    #[default]
+    Basic,
+    Normal,
+    Detailed,
+}
+
+pub struct Debug {
+    id: String,
+    cfg: Config,
+    metrics: ExporterMetrics,
+}
+
+pub fn build(
+    ctx: &Context,
+    raw: serde_yaml_ng::Value,
+) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
+    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+    if cfg.queue_size == 0 {
+        return Err(vec![ConfigError::new(
+            format!("{}.queue_size", ctx.path),
+            "must be greater than zero",
+        )]);
+    }
+    let id = ctx.id.to_string();
+    Ok(Box::new(Debug {
+        metrics: ExporterMetrics::new(ctx.telemetry, &id),
+        id,
+        cfg,
+    }))
+}
+
+impl Exporter for Debug {
+    fn queue_capacity(&self) -> usize {
+        self.cfg.queue_size
+    }
+
+    fn run(self: Box<Self>, mut queue: queue::Receiver) -> BoxFuture<()> {
+        Box::pin(async move {
+            let mut buf = Vec::new();
+            while let Some(envelope) = queue.recv().await {
+                let n = envelope.records();
+                match self.cfg.verbosity {
+                    Verbosity::Basic => {
+                        tracing::info!(exporter = %self.id, log_records = n, "Logs");
+                    }
+                    Verbosity::Normal => {
+                        buf.clear();
+                        write_normal(&envelope.batch, &mut buf);
+                    }
+                    Verbosity::Detailed => {
+                        buf.clear();
+                        write_detailed(&envelope.batch, &mut buf);
+                    }
+                }
+                if !buf.is_empty() {
+                    // Standard output going away (a closed pipe) must not stall the pipeline;
+                    // the records are counted as failed instead.
+                    let mut out = std::io::stdout().lock();
+                    if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+                        self.metrics.send_failed.add(n as u64);
+                    }
+                    buf.clear();
+                }
+                self.metrics.sent.add(n as u64);
+                envelope.delivered();
+            }
+        })
+    }
+}
+
+/// One line per record: `<time> <severity> <body> <attributes as JSON>`.
+pub fn write_normal(batch: &LogBatch, out: &mut Vec<u8>) {
+    for r in &batch.records {
+        let t = if r.time_unix_nano != 0 {
+            r.time_unix_nano
+        } else {
+            r.observed_time_unix_nano
+        };
+        write_rfc3339(out, t);
+        out.push(b' ');
+        out.extend_from_slice(if r.severity_text.is_empty() {
+            b"-"
+        } else {
+            r.severity_text.as_bytes()
+        });
+        out.push(b' ');
+        match &r.body {
+            crate::model::Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+            other => write_json_value(out, other),
+        }
+        if !r.attributes.is_empty() {
+            out.push(b' ');
+            write_json_map(out, &r.attributes);
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Every field, in the layout of the OTel Collector's detailed output.
+pub fn write_detailed(batch: &LogBatch, out: &mut Vec<u8>) {
+    fn attrs(out: &mut Vec<u8>, title: &str, kvs: &[KeyValue]) {
+        out.extend_from_slice(title.as_bytes());
+        out.extend_from_slice(b":\n");
+        for (k, v) in kvs {
+            out.extend_from_slice(b"     -> ");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b": ");
+            write_json_value(out, v);
+            out.push(b'\n');
+        }
+    }
+    for (oi, origin) in batch.origins.iter().enumerate() {
+        out.extend_from_slice(format!("ResourceLog #{oi}\n").as_bytes());
+        attrs(out, "Resource attributes", &origin.resource);
+        out.extend_from_slice(
+            format!(
+                "ScopeLogs SchemaURL: \nInstrumentationScope {} {}\n",
+                origin.scope_name, origin.scope_version
+            )
+            .as_bytes(),
+        );
+        for (ri, r) in batch
+            .records
+            .iter()
+            .filter(|r| r.origin as usize == oi)
+            .enumerate()
+        {
+            out.extend_from_slice(format!("LogRecord #{ri}\nObservedTimestamp: ").as_bytes());
+            write_rfc3339(out, r.observed_time_unix_nano);
+            out.extend_from_slice(b"\nTimestamp: ");
+            write_rfc3339(out, r.time_unix_nano);
+            out.extend_from_slice(
+                format!(
+                    "\nSeverityText: {}\nSeverityNumber: {}\nBody: ",
+                    r.severity_text, r.severity_number
+                )
+                .as_bytes(),
+            );
+            write_json_value(out, &r.body);
+            out.push(b'\n');
+            attrs(out, "Attributes", &r.attributes);
+            out.extend_from_slice(b"Trace ID: ");
+            write_hex(out, &r.trace_id);
+            out.extend_from_slice(b"\nSpan ID: ");
+            write_hex(out, &r.span_id);
+            out.extend_from_slice(format!("\nFlags: {}\n", r.flags).as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LogRecord, Origin, Value};
+
+    fn batch() -> LogBatch {
+        LogBatch {
+            origins: vec![Origin::default()],
+            records: vec![LogRecord {
+                body: Value::Str("hello".into()),
+                attributes: vec![("k".into(), Value::Str("v".into()))],
+                observed_time_unix_nano: 1_000_000_000,
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn normal_prints_one_line_per_record() {
+        let mut out = Vec::new();
+        write_normal(&batch(), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1970-01-01T00:00:01.000000000Z - hello {\"k\":\"v\"}\n"
+        );
+    }
+
+    #[test]
+    fn detailed_prints_every_field() {
+        let mut out = Vec::new();
+        write_detailed(&batch(), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for needle in [
+            "ResourceLog #0",
+            "LogRecord #0",
+            "Body: \"hello\"",
+            "     -> k: \"v\"",
+            "Trace ID: 0000",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Exporters: one file per destination. See `registry` for the list.
+pub mod debug;
+pub mod tcp;

@@ -1,0 +1,42 @@
+//! Extensions: components outside the data path (health checks, later auth and discovery).
+
+pub mod health_check;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::pipeline::{BoxFuture, Running, StartError};
+use crate::shutdown::Shutdown;
+
+/// The service's readiness, as health checks and load balancers see it.
+#[derive(Clone, Debug, Default)]
+pub struct Health(Arc<AtomicU8>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting = 0,
+    Ready = 1,
+    Draining = 2,
+}
+
+impl Health {
+    pub fn set(&self, s: State) {
+        self.0.store(s as u8, Ordering::Release);
+    }
+
+    pub fn get(&self) -> State {
+        match self.0.load(Ordering::Acquire) {
+            1 => State::Ready,
+            2 => State::Draining,
+            _ => State::Starting,
+        }
+    }
+}
+
+pub trait Extension: Send {
+    fn start(
+        self: Box<Self>,
+        health: Health,
+        shutdown: Shutdown,
+    ) -> BoxFuture<Result<Running, StartError>>;
+}

@@ -1,0 +1,16 @@
+//! sluice: a telemetry gateway in the style of the OpenTelemetry Collector, built for CPU per
+//! event. See README.md for the components and `service` for how they are wired.
+
+pub mod codec;
+pub mod config;
+pub mod exporters;
+pub mod extensions;
+pub mod model;
+pub mod pipeline;
+pub mod processors;
+pub mod receivers;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;

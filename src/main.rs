@@ -1,0 +1,113 @@
+//! The `sluice` binary: `sluice [--config FILE]` runs, `sluice validate --config FILE` checks.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice::config::LogEncoding;
+use sluice::service::{self, DEFAULT_CONFIG};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A telemetry gateway: receivers -> processors -> exporters"
+)]
+struct Cli {
+    /// Config file (YAML, OpenTelemetry Collector layout). Without it, the built-in default runs.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file; print every error with its YAML path and exit 1 if there are any.
+    Validate,
+}
+
+fn read_config(path: Option<&Path>) -> anyhow::Result<String> {
+    match path {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        }
+        None => Ok(DEFAULT_CONFIG.to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let text = match read_config(cli.config.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = cli
+        .config
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<built-in default>".into());
+    let svc = match service::load(&text) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{name}: {} error(s):", errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Validate) = cli.command {
+        println!("{name}: valid");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&svc.logs.level, svc.logs.encoding);
+    match run(svc) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, encoding: LogEncoding) {
+    let filter = tracing_subscriber::EnvFilter::new(level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match encoding {
+        LogEncoding::Console => builder.init(),
+        LogEncoding::Json => builder.json().init(),
+    }
+}
+
+fn run(svc: service::Service) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let stop = async {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops sluice");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("received SIGTERM"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+            }
+        };
+        svc.run(stop).await
+    })?;
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The in-memory log data model, shaped after OTLP's `LogRecord` so that later OTLP receivers and
+//! exporters can map to it field for field.
+//!
+//! Text is held as [`Str`], a UTF-8 view into the bytes a receiver was handed: a line of a request
+//! body, or a regex capture within that line, shares the request's buffer instead of copying it.
+//! Records are flat in a [`LogBatch`]; each names the [`Origin`] (OTLP resource + scope) it came
+//! from by index, so processors loop over one `Vec` and exporters can still regroup by origin.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// UTF-8 text backed by [`Bytes`], so cloning and slicing never copy.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Str(Bytes);
+
+impl Str {
+    /// Text known at compile time; cloning it touches no reference count.
+    pub const fn from_static(s: &'static str) -> Self {
+        Str(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// Checks `bytes` once; slices taken at char boundaries later need no further check.
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Str(bytes))
+    }
+
+    /// Wraps bytes that the caller has already validated as UTF-8.
+    ///
+    /// # Safety
+    /// `bytes` must be valid UTF-8; [`Str::as_str`] relies on it without checking.
+    pub unsafe fn from_utf8_unchecked(bytes: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Str(bytes)
+    }
+
+    /// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD. Copies only when the
+    /// input is invalid, which keeps the common case zero-copy.
+    pub fn from_utf8_lossy(bytes: Bytes) -> Self {
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => Str(bytes),
+            Err(_) => Str(Bytes::from(String::from_utf8_lossy(&bytes).into_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor either validates or documents the UTF-8 requirement.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// A sub-slice sharing the same buffer.
+    ///
+    /// # Safety
+    /// `range` must fall on char boundaries.
+    pub unsafe fn slice_unchecked(&self, range: std::ops::Range<usize>) -> Str {
+        debug_assert!(self.as_str().is_char_boundary(range.start));
+        debug_assert!(self.as_str().is_char_boundary(range.end));
+        Str(self.0.slice(range))
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str(Bytes::from(s))
+    }
+}
+
+impl From<&'static str> for Str {
+    fn from(s: &'static str) -> Self {
+        Str::from_static(s)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An OTLP `AnyValue`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Value {
+    #[default]
+    Empty,
+    Str(Str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Bytes),
+    Array(Vec<Value>),
+    Map(Vec<KeyValue>),
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&Str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One attribute. A `Vec` of these (not a map) keeps insertion order, costs one allocation per
+/// record and is faster to scan than a hash for the handful of attributes a log carries.
+pub type KeyValue = (Str, Value);
+
+/// Finds an attribute by key.
+pub fn get_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs
+        .iter()
+        .find(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v)
+}
+
+/// OTLP severity numbers: the first number of each range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum Severity {
+    #[default]
+    Unspecified = 0,
+    Trace = 1,
+    Debug = 5,
+    Info = 9,
+    Warn = 13,
+    Error = 17,
+    Fatal = 21,
+}
+
+impl Severity {
+    pub fn text(self) -> &'static str {
+        match self {
+            Severity::Unspecified => "",
+            Severity::Trace => "TRACE",
+            Severity::Debug => "DEBUG",
+            Severity::Info => "INFO",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+
+    /// Parses the level names used in configs and common log formats, ignoring case.
+    pub fn parse(name: &str) -> Option<Severity> {
+        const NAMES: [(&str, Severity); 9] = [
+            ("trace", Severity::Trace),
+            ("debug", Severity::Debug),
+            ("info", Severity::Info),
+            ("information", Severity::Info),
+            ("warn", Severity::Warn),
+            ("warning", Severity::Warn),
+            ("error", Severity::Error),
+            ("fatal", Severity::Fatal),
+            ("critical", Severity::Fatal),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, s)| *s)
+    }
+}
+
+/// The resource and instrumentation scope a group of records came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Origin {
+    pub resource: Vec<KeyValue>,
+    pub scope_name: Str,
+    pub scope_version: Str,
+}
+
+/// One log record, as in OTLP. Zero means "not set" for times and severity.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogRecord {
+    /// Index into [`LogBatch::origins`].
+    pub origin: u32,
+    pub time_unix_nano: u64,
+    pub observed_time_unix_nano: u64,
+    pub severity_number: u8,
+    pub severity_text: Str,
+    pub body: Value,
+    pub attributes: Vec<KeyValue>,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u32,
+}
+
+/// The unit that flows through a pipeline: processors mutate it in place, exporters encode it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogBatch {
+    pub origins: Vec<Origin>,
+    pub records: Vec<LogRecord>,
+}
+
+impl LogBatch {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lossy_decoding_copies_only_invalid_input() {
+        let valid = Bytes::from_static(b"plain");
+        let s = Str::from_utf8_lossy(valid.clone());
+        assert_eq!(s.as_bytes().as_ptr(), valid.as_ptr());
+        let s = Str::from_utf8_lossy(Bytes::from_static(b"bad \xff byte"));
+        assert_eq!(s.as_str(), "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn severity_names_parse_case_insensitively() {
+        assert_eq!(Severity::parse("WARNING"), Some(Severity::Warn));
+        assert_eq!(Severity::parse("Error"), Some(Severity::Error));
+        assert_eq!(Severity::parse("loud"), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! The runtime graph: receivers push batches into [`Consumer`]s, which run each pipeline's
+//! processors inline and fan the result out to exporter queues.
+//!
+//! Processors are synchronous and run in the receiver's own task, on a per-connection
+//! [`Worker`] that owns its processor instances (regex caches included), so no lock or cache is
+//! shared between threads and a refusal reaches the client in the same request. The exporter
+//! queue is the only asynchronous hand-off.
+
+pub mod ack;
+pub mod queue;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::model::LogBatch;
+use crate::shutdown::Shutdown;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A synchronous transformation of a batch, in place.
+pub trait Processor: Send + Sync {
+    fn process(&mut self, batch: &mut LogBatch);
+
+    /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
+    fn fork(&self) -> Box<dyn Processor>;
+}
+
+/// Delivers batches from its queue until the queue closes (every sender gone) and is drained.
+pub trait Exporter: Send {
+    /// How many log records may wait in this exporter's queue.
+    fn queue_capacity(&self) -> usize;
+
+    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()>;
+}
+
+/// Why a component could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct StartError {
+    pub component: String,
+    pub message: String,
+}
+
+/// A started server: the future ends after shutdown, once in-flight requests are answered.
+pub type Running = BoxFuture<()>;
+
+/// Listens for data and pushes it into a [`Consumer`].
+pub trait Receiver: Send {
+    /// Binds its sockets (failing start-up if it cannot) and returns the serving future.
+    fn start(
+        self: Box<Self>,
+        consumer: Consumer,
+        shutdown: Shutdown,
+    ) -> BoxFuture<Result<Running, StartError>>;
+}
+
+/// One pipeline as built from config: processor templates and the exporters it feeds.
+pub struct Pipeline {
+    pub id: String,
+    pub processors: Vec<Box<dyn Processor>>,
+    pub exporters: Vec<queue::Sender>,
+}
+
+/// Everything one receiver feeds: the pipelines that list it.
+#[derive(Clone)]
+pub struct Consumer {
+    pipelines: Arc<Vec<Arc<Pipeline>>>,
+}
+
+/// Why a batch was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumeError {
+    /// An exporter queue is full: retry later (HTTP 429, gRPC RESOURCE_EXHAUSTED).
+    #[error("the pipeline is full")]
+    Full,
+    /// The service is shutting down: retry elsewhere (HTTP 503, gRPC UNAVAILABLE).
+    #[error("the pipeline is shutting down")]
+    Closed,
+    /// Some exporter could not deliver the batch.
+    #[error("the batch was not delivered")]
+    NotDelivered,
+}
+
+struct WorkerPipeline {
+    processors: Vec<Box<dyn Processor>>,
+    exporters: Vec<queue::Sender>,
+}
+
+/// A receiver connection's private instance of its pipelines.
+pub struct Worker {
+    pipelines: Vec<WorkerPipeline>,
+    reservations: Vec<queue::Reservation>,
+}
+
+impl Consumer {
+    pub fn new(pipelines: Vec<Arc<Pipeline>>) -> Self {
+        Consumer {
+            pipelines: Arc::new(pipelines),
+        }
+    }
+
+    pub fn worker(&self) -> Worker {
+        Worker {
+            pipelines: self
+                .pipelines
+                .iter()
+                .map(|p| WorkerPipeline {
+                    processors: p.processors.iter().map(|proc| proc.fork()).collect(),
+                    exporters: p.exporters.clone(),
+                })
+                .collect(),
+            reservations: Vec::new(),
+        }
+    }
+}
+
+impl Worker {
+    /// Processes `batch` through every pipeline and waits until all exporters have delivered it.
+    /// Returns the number of records handed to exporters (after processors dropped some).
+    pub async fn consume(&mut self, batch: LogBatch) -> Result<usize, ConsumeError> {
+        let wait = self.dispatch(batch)?;
+        match wait {
+            None => Ok(0),
+            Some((wait, n)) => match wait.wait().await {
+                ack::Delivery::Delivered => Ok(n),
+                ack::Delivery::Failed => Err(ConsumeError::NotDelivered),
+            },
+        }
+    }
+
+    /// The synchronous half of [`Worker::consume`]: process, reserve room everywhere, enqueue.
+    fn dispatch(&mut self, batch: LogBatch) -> Result<Option<(ack::AckWait, usize)>, ConsumeError> {
+        let count = self.pipelines.len();
+        let mut outputs = Vec::with_capacity(count);
+        let mut source = Some(batch);
+        for (i, pipeline) in self.pipelines.iter_mut().enumerate() {
+            // The last pipeline takes the original: clone only for fan-out.
+            let mut b = if i + 1 == count {
+                source.take().unwrap_or_default()
+            } else {
+                source.as_ref().cloned().unwrap_or_default()
+            };
+            for p in &mut pipeline.processors {
+                if b.is_empty() {
+                    break;
+                }
+                p.process(&mut b);
+            }
+            outputs.push(b);
+        }
+
+        // Reserve in every queue first so that a full queue refuses the whole batch rather than
+        // delivering it to some exporters and not others.
+        self.reservations.clear();
+        for (pipeline, b) in self.pipelines.iter().zip(&outputs) {
+            if b.is_empty() {
+                continue;
+            }
+            for exporter in &pipeline.exporters {
+                match exporter.try_reserve(b.len()) {
+                    Ok(r) => self.reservations.push(r),
+                    Err(queue::Full) => {
+                        self.reservations.clear();
+                        return Err(ConsumeError::Full);
+                    }
+                }
+            }
+        }
+        if self.reservations.is_empty() {
+            return Ok(None);
+        }
+
+        let (ack, wait) = ack::new();
+        let mut reservations = self.reservations.drain(..);
+        let mut delivered_records = 0;
+        let mut closed = false;
+        for (pipeline, b) in self.pipelines.iter().zip(outputs) {
+            if b.is_empty() {
+                continue;
+            }
+            delivered_records += b.len();
+            let last = pipeline.exporters.len().saturating_sub(1);
+            let mut b = Some(b);
+            for (i, exporter) in pipeline.exporters.iter().enumerate() {
+                let copy = if i == last {
+                    b.take().unwrap_or_default()
+                } else {
+                    b.as_ref().cloned().unwrap_or_default()
+                };
+                let Some(r) = reservations.next() else { break };
+                if exporter.send(r, copy, ack.clone()).is_err() {
+                    closed = true;
+                }
+            }
+        }
+        drop(reservations);
+        if closed {
+            ack.fail();
+            return Err(ConsumeError::Closed);
+        }
+        Ok(Some((wait, delivered_records)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LogRecord, Value};
+    use crate::telemetry::Gauge;
+
+    struct DropOdd;
+    impl Processor for DropOdd {
+        fn process(&mut self, batch: &mut LogBatch) {
+            let mut i = 0;
+            batch.records.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+        }
+        fn fork(&self) -> Box<dyn Processor> {
+            Box::new(DropOdd)
+        }
+    }
+
+    fn batch(n: usize) -> LogBatch {
+        LogBatch {
+            origins: vec![Default::default()],
+            records: (0..n)
+                .map(|i| LogRecord {
+                    body: Value::Int(i as i64),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fans_out_to_every_pipeline_and_acks_after_all_deliver() {
+        let (tx_a, mut rx_a) = queue::bounded(100, Gauge::default());
+        let (tx_b, mut rx_b) = queue::bounded(100, Gauge::default());
+        let consumer = Consumer::new(vec![
+            Arc::new(Pipeline {
+                id: "logs/a".into(),
+                processors: vec![],
+                exporters: vec![tx_a],
+            }),
+            Arc::new(Pipeline {
+                id: "logs/b".into(),
+                processors: vec![Box::new(DropOdd)],
+                exporters: vec![tx_b],
+            }),
+        ]);
+        let mut worker = consumer.worker();
+        let handle = tokio::spawn(async move { worker.consume(batch(4)).await });
+        let a = rx_a.recv().await.unwrap();
+        let b = rx_b.recv().await.unwrap();
+        assert_eq!((a.batch.len(), b.batch.len()), (4, 2));
+        a.delivered();
+        assert!(!handle.is_finished());
+        b.delivered();
+        assert_eq!(handle.await.unwrap(), Ok(6));
+    }
+
+    #[tokio::test]
+    async fn a_full_exporter_refuses_the_whole_batch_everywhere() {
+        let (tx_a, mut rx_a) = queue::bounded(100, Gauge::default());
+        let (tx_b, _rx_b) = queue::bounded(2, Gauge::default());
+        let _held = tx_b.try_reserve(2).unwrap();
+        let consumer = Consumer::new(vec![Arc::new(Pipeline {
+            id: "logs".into(),
+            processors: vec![],
+            exporters: vec![tx_a, tx_b],
+        })]);
+        let mut worker = consumer.worker();
+        assert_eq!(worker.consume(batch(3)).await, Err(ConsumeError::Full));
+        assert!(
+            rx_a.try_recv().is_none(),
+            "nothing may reach the other exporter"
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_emptied_by_processors_is_accepted_without_export() {
+        let (tx, mut rx) = queue::bounded(10, Gauge::default());
+        struct DropAll;
+        impl Processor for DropAll {
+            fn process(&mut self, batch: &mut LogBatch) {
+                batch.records.clear();
+            }
+            fn fork(&self) -> Box<dyn Processor> {
+                Box::new(DropAll)
+            }
+        }
+        let consumer = Consumer::new(vec![Arc::new(Pipeline {
+            id: "logs".into(),
+            processors: vec![Box::new(DropAll)],
+            exporters: vec![tx],
+        })]);
+        assert_eq!(consumer.worker().consume(batch(3)).await, Ok(0));
+        assert!(rx.try_recv().is_none());
+    }
+}

@@ -1,0 +1,174 @@
+//! An exporter's bounded in-memory queue, sized in log records.
+//!
+//! Room is reserved before anything is sent (so fan-out to several exporters is all or nothing)
+//! and given back only when the exporter releases the [`Envelope`], that is after delivery. A full
+//! queue is how backpressure reaches receivers: they answer 429 / `RESOURCE_EXHAUSTED` instead of
+//! buffering without bound.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::ack::Ack;
+use crate::model::LogBatch;
+use crate::telemetry::Gauge;
+
+/// A batch in an exporter's queue, with its share of the acknowledgement and of the queue's room.
+pub struct Envelope {
+    pub batch: LogBatch,
+    ack: Option<Ack>,
+    records: usize,
+    queue_size: Gauge,
+    _room: OwnedSemaphorePermit,
+}
+
+impl Envelope {
+    /// Releases the batch as delivered. Dropping an envelope any other way counts as a failure,
+    /// so a batch lost to a bug or a shutdown deadline can never be acknowledged as a success.
+    pub fn delivered(mut self) {
+        self.ack = None;
+    }
+
+    pub fn records(&self) -> usize {
+        self.records
+    }
+}
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        if let Some(ack) = self.ack.take() {
+            ack.fail();
+        }
+        self.queue_size.add(-(self.records as i64));
+    }
+}
+
+/// The queue is full; the caller should ask its client to retry later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the exporter queue is full")]
+pub struct Full;
+
+/// The exporter has stopped taking batches (shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the exporter is shut down")]
+pub struct Closed;
+
+/// The sending side, cloned into every pipeline worker that feeds this exporter.
+#[derive(Clone)]
+pub struct Sender {
+    tx: mpsc::UnboundedSender<Envelope>,
+    room: Arc<Semaphore>,
+    capacity: usize,
+    queue_size: Gauge,
+}
+
+/// The exporter's side.
+pub struct Receiver {
+    rx: mpsc::UnboundedReceiver<Envelope>,
+}
+
+/// Room for one batch, reserved but not yet used.
+pub struct Reservation {
+    permit: OwnedSemaphorePermit,
+    records: usize,
+}
+
+pub fn bounded(capacity: usize, queue_size: Gauge) -> (Sender, Receiver) {
+    let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Sender {
+            tx,
+            room: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            queue_size,
+        },
+        Receiver { rx },
+    )
+}
+
+impl Sender {
+    /// Reserves room for `records`. A batch larger than the whole queue needs the queue empty.
+    pub fn try_reserve(&self, records: usize) -> Result<Reservation, Full> {
+        let want = records.clamp(1, self.capacity);
+        let permits = u32::try_from(want).unwrap_or(u32::MAX);
+        match Arc::clone(&self.room).try_acquire_many_owned(permits) {
+            Ok(permit) => Ok(Reservation { permit, records }),
+            Err(_) => Err(Full),
+        }
+    }
+
+    pub fn send(&self, reservation: Reservation, batch: LogBatch, ack: Ack) -> Result<(), Closed> {
+        self.queue_size.add(reservation.records as i64);
+        let envelope = Envelope {
+            batch,
+            ack: Some(ack),
+            records: reservation.records,
+            queue_size: self.queue_size.clone(),
+            _room: reservation.permit,
+        };
+        // On a closed channel the envelope comes back and its drop fails the ack.
+        self.tx.send(envelope).map_err(|_| Closed)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl Receiver {
+    /// The next batch; `None` once every sender is gone and the queue is drained.
+    pub async fn recv(&mut self) -> Option<Envelope> {
+        self.rx.recv().await
+    }
+
+    /// A batch that is already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Envelope> {
+        self.rx.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::ack::{self, Delivery};
+
+    fn batch(n: usize) -> LogBatch {
+        LogBatch {
+            origins: vec![Default::default()],
+            records: vec![Default::default(); n],
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_reservation_over_capacity_until_room_is_released() {
+        let (tx, mut rx) = bounded(10, Gauge::default());
+        let r = tx.try_reserve(8).unwrap();
+        assert_eq!(tx.try_reserve(3).err(), Some(Full));
+        let (a, _wait) = ack::new();
+        tx.send(r, batch(8), a).unwrap();
+        assert_eq!(tx.try_reserve(3).err(), Some(Full));
+        rx.recv().await.unwrap().delivered();
+        assert!(tx.try_reserve(10).is_ok());
+    }
+
+    #[tokio::test]
+    async fn dropping_an_undelivered_envelope_fails_its_ack() {
+        let (tx, mut rx) = bounded(10, Gauge::default());
+        let (a, wait) = ack::new();
+        tx.send(tx.try_reserve(1).unwrap(), batch(1), a).unwrap();
+        drop(rx.recv().await.unwrap());
+        assert_eq!(wait.wait().await, Delivery::Failed);
+    }
+
+    #[tokio::test]
+    async fn queue_size_gauge_tracks_records_until_release() {
+        let gauge = Gauge::default();
+        let (tx, mut rx) = bounded(100, gauge.clone());
+        let (a, _w) = ack::new();
+        tx.send(tx.try_reserve(7).unwrap(), batch(7), a).unwrap();
+        assert_eq!(gauge.get(), 7);
+        rx.recv().await.unwrap().delivered();
+        assert_eq!(gauge.get(), 0);
+    }
+}

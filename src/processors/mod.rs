@@ -1,0 +1,2 @@
+//! Processors: one file per transformation. See `registry` for the list.
+pub mod regex_parser;

@@ -1,0 +1,611 @@
+//! `regex_parser`: parses a field with a regex of named captures, like Vector's
+//! `parse_regex!` and the OTel Collector's stanza `regex_parser`.
+//!
+//! ```yaml
+//! processors:
+//!   regex_parser/apache:
+//!     preset: apache_common          # or regex: '^(?P<host>\S+) ...'
+//!     parse_from: body               # or attributes.NAME
+//!     target: attributes             # or body (the body becomes a map of the captures)
+//!     timestamp: { parse_from: timestamp, layout: "%d/%b/%Y:%H:%M:%S %z" }
+//!     severity:  { parse_from: status, mapping: { error: 5xx, warn: 4xx, info: [2xx, 3xx] } }
+//!     on_error: keep                 # or drop; counted either way
+//! ```
+//!
+//! Captures are slices of the parsed text (no copies). Each worker owns its regex cache and
+//! capture slots, reused for every record: the compiled regex is shared read-only, the mutable
+//! search state never is.
+
+use std::sync::Arc;
+
+use regex_automata::meta::{Cache, Regex};
+use regex_automata::util::captures::Captures;
+use regex_automata::{Input, PatternID};
+use serde::Deserialize;
+
+use crate::config::{ConfigError, decode};
+use crate::model::{KeyValue, LogBatch, LogRecord, Severity, Str, Value, get_attr};
+use crate::pipeline::Processor;
+use crate::registry::Context;
+use crate::telemetry::ProcessorMetrics;
+
+/// Apache common log format: `host ident user [time] "method path protocol" status bytes`.
+/// Written so that each field ends at a byte its pattern cannot match, which keeps the regex
+/// one-pass and therefore on the fastest capture engine.
+pub const APACHE_COMMON: &str = r#"^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<timestamp>[^\]]*)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<bytes_out>\d+|-)$"#;
+
+/// Apache combined log format: common plus referer and user agent.
+pub const APACHE_COMBINED: &str = r#"^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<timestamp>[^\]]*)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<bytes_out>\d+|-) "(?P<referer>[^"]*)" "(?P<user_agent>[^"]*)"$"#;
+
+/// The timestamp layout both Apache presets use, e.g. `05/Feb/2023:09:39:56 +0000`.
+pub const APACHE_TIME_LAYOUT: &str = "%d/%b/%Y:%H:%M:%S %z";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// A regex with named capture groups, `(?P<name>...)`. Exactly one of `regex` and `preset`.
+    pub regex: Option<String>,
+    /// A built-in regex: `apache_common` or `apache_combined`.
+    pub preset: Option<Preset>,
+    /// What to parse: `body` (default) or `attributes.NAME`.
+    #[serde(default = "default_parse_from")]
+    pub parse_from: String,
+    /// Where captures go: `attributes` (default) or `body`.
+    #[serde(default)]
+    pub target: Target,
+    /// Sets the record's timestamp from a capture.
+    pub timestamp: Option<TimestampConfig>,
+    /// Sets the record's severity from a capture.
+    pub severity: Option<SeverityConfig>,
+    /// A record that does not match (or whose timestamp does not parse): `keep` it unchanged
+    /// (default) or `drop` it. Both are counted in `sluice_processor_failed_log_records_total`.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn default_parse_from() -> String {
+    "body".to_string()
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    ApacheCommon,
+    ApacheCombined,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    #[default]
+    Attributes,
+    Body,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    #[default]
+    Keep,
+    Drop,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampConfig {
+    /// The capture to read: `NAME`, `attributes.NAME` or `body.NAME`.
+    pub parse_from: String,
+    /// A strftime layout (`%d/%b/%Y:%H:%M:%S %z`), or `rfc3339`. Without an offset (`%z`) the
+    /// time is taken as UTC. Default: the Apache layout.
+    #[serde(default = "default_layout")]
+    pub layout: String,
+}
+
+fn default_layout() -> String {
+    APACHE_TIME_LAYOUT.to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityConfig {
+    /// The capture to read: `NAME`, `attributes.NAME` or `body.NAME`.
+    pub parse_from: String,
+    /// Severity name (`trace`, `debug`, `info`, `warn`, `error`, `fatal`) to the values that
+    /// mean it: exact strings, compared ignoring ASCII case, or HTTP status classes like `5xx`.
+    /// Without a mapping the value itself must be a level name (`WARN`, `error`, ...).
+    #[serde(default)]
+    pub mapping: std::collections::BTreeMap<String, OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+enum Source {
+    Body,
+    Attribute(String),
+}
+
+enum Layout {
+    Rfc3339,
+    Strftime { layout: String, has_offset: bool },
+}
+
+enum Matcher {
+    Exact(Vec<u8>),
+    StatusClass(u8),
+}
+
+struct Compiled {
+    regex: Regex,
+    /// Capture names by group index; `None` for unnamed groups (and group 0).
+    names: Vec<Option<Str>>,
+    source: Source,
+    target: Target,
+    timestamp: Option<(usize, Layout)>,
+    severity: Option<(usize, Vec<(Matcher, Severity)>)>,
+    on_error: OnError,
+}
+
+pub struct RegexParser {
+    compiled: Arc<Compiled>,
+    cache: Cache,
+    caps: Captures,
+    metrics: ProcessorMetrics,
+}
+
+pub fn build(
+    ctx: &Context,
+    raw: serde_yaml_ng::Value,
+) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+    let compiled = compile(ctx.path, &cfg)?;
+    let metrics = ProcessorMetrics::new(ctx.telemetry, &ctx.id.to_string(), ctx.pipeline);
+    Ok(Box::new(RegexParser::new(Arc::new(compiled), metrics)))
+}
+
+fn compile(path: &str, cfg: &Config) -> Result<Compiled, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let pattern = match (&cfg.regex, cfg.preset) {
+        (Some(r), None) => r.as_str(),
+        (None, Some(Preset::ApacheCommon)) => APACHE_COMMON,
+        (None, Some(Preset::ApacheCombined)) => APACHE_COMBINED,
+        _ => {
+            return Err(vec![ConfigError::new(
+                path,
+                "exactly one of `regex` and `preset` must be set",
+            )]);
+        }
+    };
+    let regex = Regex::new(pattern).map_err(|e| {
+        vec![ConfigError::new(
+            format!("{path}.regex"),
+            format!("invalid regex: {e}"),
+        )]
+    })?;
+    // Capture names are few and live as long as the process; leaking them makes every
+    // attribute key a static `Str`, which clones without touching a reference count.
+    let names: Vec<Option<Str>> = regex
+        .group_info()
+        .pattern_names(PatternID::ZERO)
+        .map(|n| n.map(|s| Str::from_static(Box::leak(s.to_string().into_boxed_str()))))
+        .collect();
+    if names.iter().all(Option::is_none) {
+        errors.push(ConfigError::new(
+            format!("{path}.regex"),
+            "the regex has no named capture groups",
+        ));
+    }
+    let group = |field: &str, reference: &str| -> Result<usize, ConfigError> {
+        let name = reference
+            .strip_prefix("attributes.")
+            .or_else(|| reference.strip_prefix("body."))
+            .unwrap_or(reference);
+        names
+            .iter()
+            .position(|n| n.as_deref() == Some(name))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    format!("{path}.{field}"),
+                    format!("{reference:?} is not a named capture group of the regex"),
+                )
+            })
+    };
+
+    let source = if cfg.parse_from == "body" {
+        Source::Body
+    } else if let Some(attr) = cfg
+        .parse_from
+        .strip_prefix("attributes.")
+        .filter(|a| !a.is_empty())
+    {
+        Source::Attribute(attr.to_string())
+    } else {
+        errors.push(ConfigError::new(
+            format!("{path}.parse_from"),
+            format!(
+                "expected `body` or `attributes.NAME`, got {:?}",
+                cfg.parse_from
+            ),
+        ));
+        Source::Body
+    };
+
+    let timestamp = cfg.timestamp.as_ref().and_then(|t| {
+        let g = group("timestamp.parse_from", &t.parse_from)
+            .map_err(|e| errors.push(e))
+            .ok()?;
+        let layout = if t.layout.eq_ignore_ascii_case("rfc3339") {
+            Layout::Rfc3339
+        } else {
+            use chrono::format::{Item, StrftimeItems};
+            if StrftimeItems::new(&t.layout).any(|i| matches!(i, Item::Error)) {
+                errors.push(ConfigError::new(
+                    format!("{path}.timestamp.layout"),
+                    format!("invalid strftime layout {:?}", t.layout),
+                ));
+                return None;
+            }
+            let has_offset =
+                t.layout.contains("%z") || t.layout.contains("%:z") || t.layout.contains("%#z");
+            Layout::Strftime {
+                layout: t.layout.clone(),
+                has_offset,
+            }
+        };
+        Some((g, layout))
+    });
+
+    let severity = cfg.severity.as_ref().and_then(|s| {
+        let g = group("severity.parse_from", &s.parse_from)
+            .map_err(|e| errors.push(e))
+            .ok()?;
+        let mut matchers = Vec::new();
+        for (name, values) in &s.mapping {
+            let Some(sev) = Severity::parse(name) else {
+                errors.push(ConfigError::new(
+                    format!("{path}.severity.mapping.{name}"),
+                    "unknown severity: expected trace, debug, info, warn, error or fatal",
+                ));
+                continue;
+            };
+            let values = match values {
+                OneOrMany::One(v) => std::slice::from_ref(v),
+                OneOrMany::Many(v) => v.as_slice(),
+            };
+            for v in values {
+                let b = v.as_bytes();
+                let m = if b.len() == 3
+                    && b[0].is_ascii_digit()
+                    && b[1..].eq_ignore_ascii_case(b"xx")
+                {
+                    Matcher::StatusClass(b[0])
+                } else {
+                    Matcher::Exact(b.to_vec())
+                };
+                matchers.push((m, sev));
+            }
+        }
+        Some((g, matchers))
+    });
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Compiled {
+        regex,
+        names,
+        source,
+        target: cfg.target,
+        timestamp,
+        severity,
+        on_error: cfg.on_error,
+    })
+}
+
+impl RegexParser {
+    fn new(compiled: Arc<Compiled>, metrics: ProcessorMetrics) -> Self {
+        RegexParser {
+            cache: compiled.regex.create_cache(),
+            caps: compiled.regex.create_captures(),
+            compiled,
+            metrics,
+        }
+    }
+
+    /// Parses one record in place; `false` if it did not match or its timestamp did not parse.
+    fn parse(&mut self, rec: &mut LogRecord) -> bool {
+        let c = &*self.compiled;
+        let hay = match &c.source {
+            Source::Body => rec.body.as_str(),
+            Source::Attribute(key) => get_attr(&rec.attributes, key).and_then(Value::as_str),
+        };
+        let Some(hay) = hay.cloned() else {
+            return false;
+        };
+        c.regex.search_captures_with(
+            &mut self.cache,
+            &Input::new(hay.as_bytes().as_ref()),
+            &mut self.caps,
+        );
+        if !self.caps.is_match() {
+            return false;
+        }
+        let caps = &self.caps;
+        // SAFETY: the haystack is valid UTF-8 and the regex is in UTF-8 mode, so every group
+        // span falls on char boundaries.
+        let capture = |g: usize| {
+            caps.get_group(g)
+                .map(|span| unsafe { hay.slice_unchecked(span.range()) })
+        };
+
+        let mut ok = true;
+        if let Some((g, layout)) = &c.timestamp {
+            match capture(*g).and_then(|t| parse_time(&t, layout)) {
+                Some(nanos) => rec.time_unix_nano = nanos,
+                None => ok = false,
+            }
+        }
+        if let Some((g, matchers)) = &c.severity {
+            if let Some(sev) = capture(*g).and_then(|v| map_severity(v.as_bytes(), matchers)) {
+                rec.severity_number = sev as u8;
+                rec.severity_text = Str::from_static(sev.text());
+            }
+        }
+
+        let captured = c
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| Some((name.as_ref()?.clone(), Value::Str(capture(i)?))));
+        match c.target {
+            Target::Attributes if rec.attributes.is_empty() => {
+                rec.attributes.reserve_exact(c.names.len());
+                rec.attributes.extend(captured);
+            }
+            Target::Attributes => {
+                for (k, v) in captured {
+                    upsert(&mut rec.attributes, k, v);
+                }
+            }
+            Target::Body => {
+                let mut map = Vec::with_capacity(c.names.len());
+                map.extend(captured);
+                rec.body = Value::Map(map);
+            }
+        }
+        ok
+    }
+}
+
+fn upsert(attrs: &mut Vec<KeyValue>, key: Str, value: Value) {
+    match attrs.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => attrs.push((key, value)),
+    }
+}
+
+fn map_severity(v: &[u8], matchers: &[(Matcher, Severity)]) -> Option<Severity> {
+    if matchers.is_empty() {
+        return Severity::parse(std::str::from_utf8(v).ok()?);
+    }
+    matchers.iter().find_map(|(m, sev)| {
+        let hit = match m {
+            Matcher::Exact(e) => e.eq_ignore_ascii_case(v),
+            Matcher::StatusClass(c) => {
+                v.len() == 3 && v[0] == *c && v[1..].iter().all(u8::is_ascii_digit)
+            }
+        };
+        hit.then_some(*sev)
+    })
+}
+
+fn parse_time(text: &str, layout: &Layout) -> Option<u64> {
+    let dt = match layout {
+        Layout::Rfc3339 => chrono::DateTime::parse_from_rfc3339(text).ok()?.to_utc(),
+        Layout::Strftime {
+            layout,
+            has_offset: true,
+        } => chrono::DateTime::parse_from_str(text, layout)
+            .ok()?
+            .to_utc(),
+        Layout::Strftime {
+            layout,
+            has_offset: false,
+        } => chrono::NaiveDateTime::parse_from_str(text, layout)
+            .ok()?
+            .and_utc(),
+    };
+    u64::try_from(dt.timestamp_nanos_opt()?).ok()
+}
+
+impl Processor for RegexParser {
+    fn process(&mut self, batch: &mut LogBatch) {
+        let mut failed = 0u64;
+        let drop_failed = self.compiled.on_error == OnError::Drop;
+        batch.records.retain_mut(|rec| {
+            let ok = self.parse(rec);
+            failed += u64::from(!ok);
+            ok || !drop_failed
+        });
+        if drop_failed {
+            self.metrics.dropped.add(failed);
+        }
+        self.metrics.errors.add(failed);
+    }
+
+    fn fork(&self) -> Box<dyn Processor> {
+        Box::new(RegexParser::new(
+            Arc::clone(&self.compiled),
+            self.metrics.clone(),
+        ))
+    }
+}
+
+/// Builds a parser outside a pipeline, for benches and tests.
+pub fn standalone(cfg: &Config) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+    let compiled = compile("processors.regex_parser", cfg)?;
+    let registry = crate::telemetry::Registry::default();
+    Ok(Box::new(RegexParser::new(
+        Arc::new(compiled),
+        ProcessorMetrics::new(&registry, "regex_parser", "logs"),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const GUIDE: &str = r#"^(?P<host>[\w\.]+) - (?P<user>[\w\-]+) \[(?P<timestamp>[^\]]*)\] "(?P<method>[\w]+) (?P<path>[^"]*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$"#;
+    const LINE: &str =
+        r#"175.148.109.34 - lavon [05/Feb/2023:09:39:56 +0000] "GET /fortunate HTTP/1.0" 404 4410"#;
+
+    fn batch(lines: &[&str]) -> LogBatch {
+        LogBatch {
+            origins: vec![Default::default()],
+            records: lines
+                .iter()
+                .map(|l| LogRecord {
+                    body: Value::Str(Str::from_utf8(Bytes::copy_from_slice(l.as_bytes())).unwrap()),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn cfg(yaml: &str) -> Config {
+        decode("p", serde_yaml_ng::from_str(yaml).unwrap()).unwrap()
+    }
+
+    fn attr<'a>(r: &'a LogRecord, k: &str) -> &'a str {
+        get_attr(&r.attributes, k)
+            .and_then(Value::as_str)
+            .map(|s| s.as_str())
+            .unwrap_or("<missing>")
+    }
+
+    #[test]
+    fn guide_regex_captures_the_seven_fields_as_attributes() {
+        let mut p = standalone(&Config {
+            regex: Some(GUIDE.into()),
+            ..cfg("{}")
+        })
+        .unwrap();
+        let mut b = batch(&[LINE]);
+        p.process(&mut b);
+        let r = &b.records[0];
+        assert_eq!(r.attributes.len(), 7);
+        assert_eq!(attr(r, "host"), "175.148.109.34");
+        assert_eq!(attr(r, "user"), "lavon");
+        assert_eq!(attr(r, "timestamp"), "05/Feb/2023:09:39:56 +0000");
+        assert_eq!(attr(r, "method"), "GET");
+        assert_eq!(attr(r, "path"), "/fortunate HTTP/1.0");
+        assert_eq!(attr(r, "status"), "404");
+        assert_eq!(attr(r, "bytes_out"), "4410");
+        assert_eq!(r.body.as_str().unwrap().as_str(), LINE, "body is kept");
+    }
+
+    #[test]
+    fn captures_share_the_input_buffer() {
+        let mut p = standalone(&Config {
+            preset: Some(Preset::ApacheCommon),
+            ..cfg("{}")
+        })
+        .unwrap();
+        let mut b = batch(&[LINE]);
+        let base = b.records[0].body.as_str().unwrap().as_bytes().as_ptr() as usize;
+        p.process(&mut b);
+        let host = get_attr(&b.records[0].attributes, "host")
+            .and_then(Value::as_str)
+            .unwrap();
+        assert_eq!(host.as_bytes().as_ptr() as usize, base);
+    }
+
+    #[test]
+    fn target_body_replaces_body_with_capture_map() {
+        let mut p = standalone(&cfg("{preset: apache_common, target: body}")).unwrap();
+        let mut b = batch(&[LINE]);
+        p.process(&mut b);
+        let Value::Map(m) = &b.records[0].body else {
+            panic!("body is not a map")
+        };
+        assert_eq!(m.len(), 9);
+        assert_eq!(m[5].0.as_str(), "path");
+        assert_eq!(m[6].1.as_str().unwrap().as_str(), "HTTP/1.0");
+        assert!(b.records[0].attributes.is_empty());
+    }
+
+    #[test]
+    fn non_matching_lines_are_kept_or_dropped_and_counted() {
+        let lines = [LINE, "garbage", LINE];
+        let mut keep = standalone(&cfg("{preset: apache_common}")).unwrap();
+        let mut b = batch(&lines);
+        keep.process(&mut b);
+        assert_eq!(b.len(), 3);
+        assert!(b.records[1].attributes.is_empty());
+
+        let mut drop = standalone(&cfg("{preset: apache_common, on_error: drop}")).unwrap();
+        let mut b = batch(&lines);
+        drop.process(&mut b);
+        assert_eq!(b.len(), 2);
+        assert!(b.records.iter().all(|r| r.attributes.len() == 9));
+    }
+
+    #[test]
+    fn timestamp_and_severity_are_derived_from_captures() {
+        let mut p = standalone(&cfg(
+            "{preset: apache_common, timestamp: {parse_from: attributes.timestamp}, severity: {parse_from: status, mapping: {error: 5xx, warn: [4xx], info: [2xx, 3xx]}}}",
+        ))
+        .unwrap();
+        let mut b = batch(&[LINE]);
+        p.process(&mut b);
+        let r = &b.records[0];
+        assert_eq!(r.time_unix_nano, 1_675_589_996_000_000_000);
+        assert_eq!(r.severity_number, Severity::Warn as u8);
+        assert_eq!(r.severity_text.as_str(), "WARN");
+    }
+
+    #[test]
+    fn parses_from_an_attribute_and_overwrites_existing_keys() {
+        let mut p = standalone(&cfg(
+            r#"{regex: '^(?P<k>\w+)=(?P<v>\w+)$', parse_from: attributes.raw}"#,
+        ))
+        .unwrap();
+        let mut b = batch(&["body"]);
+        b.records[0].attributes = vec![
+            ("raw".into(), Value::Str("a=b".into())),
+            ("k".into(), Value::Int(1)),
+        ];
+        p.process(&mut b);
+        assert_eq!(attr(&b.records[0], "k"), "a");
+        assert_eq!(attr(&b.records[0], "v"), "b");
+        assert_eq!(b.records[0].attributes.len(), 3);
+    }
+
+    #[test]
+    fn bad_configs_name_the_failing_key() {
+        let err =
+            |y: &str| compile("processors.regex_parser", &cfg(y)).err().unwrap()[0].to_string();
+        assert!(
+            err("{regex: '(unclosed'}").starts_with("processors.regex_parser.regex: invalid regex")
+        );
+        assert!(err("{regex: '\\d+'}").contains("no named capture groups"));
+        assert!(err("{}").contains("exactly one of `regex` and `preset`"));
+        assert!(
+            err("{preset: apache_common, timestamp: {parse_from: when}}")
+                .starts_with("processors.regex_parser.timestamp.parse_from")
+        );
+        assert!(
+            err("{preset: apache_common, parse_from: attrs.x}")
+                .starts_with("processors.regex_parser.parse_from")
+        );
+        assert!(
+            err("{preset: apache_common, severity: {parse_from: status, mapping: {loud: 5xx}}}")
+                .contains("severity.mapping.loud")
+        );
+    }
+}

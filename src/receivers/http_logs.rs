@@ -1,0 +1,439 @@
+//! `http_logs`: newline-delimited log lines POSTed over HTTP, like Vector's `http_server` source.
+//!
+//! ```yaml
+//! receivers:
+//!   http_logs:
+//!     endpoint: 127.0.0.1:9000        # default localhost:9000
+//!     framing: newline_delimited      # or bytes: the whole body is one record
+//!     max_request_body_size: 10MiB    # compressed and decompressed; 413 beyond it
+//!     max_connection_age: 5m          # close connections after this (default: never)
+//! ```
+//!
+//! Each line becomes one record whose body is a slice of the request buffer. The answer is 200
+//! only after every exporter has delivered the records; 429 with `Retry-After` when an exporter
+//! queue is full; 503 while shutting down. `Content-Encoding: gzip`, `deflate` and `zstd` are
+//! decoded with a bound on the output, so a decompression bomb gets 413, not an OOM.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request};
+use serde::Deserialize;
+
+use crate::config::{ConfigError, byte_size, check_endpoint, decode};
+use crate::model::{LogBatch, LogRecord, Origin, Str, Value};
+use crate::pipeline::{BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, Worker};
+use crate::registry::Context;
+use crate::server::{self, HttpResponse};
+use crate::shutdown::Shutdown;
+use crate::telemetry::ReceiverMetrics;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `host:port` to listen on. Default `localhost:9000`.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// `newline_delimited` (default): one record per non-empty line, `\r\n` accepted.
+    /// `bytes`: the whole body is one record.
+    #[serde(default)]
+    pub framing: Framing,
+    /// Largest accepted body, before and after decompression. Default `10MiB`.
+    #[serde(default = "default_max_body", deserialize_with = "byte_size")]
+    pub max_request_body_size: usize,
+    /// Close each connection once it is this old (after its current request). Default: never.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub max_connection_age: Option<Duration>,
+    /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
+    #[serde(
+        default = "default_retry_after",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub retry_after: Duration,
+}
+
+fn default_endpoint() -> String {
+    "localhost:9000".to_string()
+}
+
+fn default_max_body() -> usize {
+    10 << 20
+}
+
+fn default_retry_after() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    crate::config::duration(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    #[default]
+    NewlineDelimited,
+    Bytes,
+}
+
+pub struct HttpLogs {
+    id: String,
+    cfg: Config,
+    metrics: ReceiverMetrics,
+}
+
+pub fn build(
+    ctx: &Context,
+    raw: serde_yaml_ng::Value,
+) -> Result<Box<dyn Receiver>, Vec<ConfigError>> {
+    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    if let Err(e) = check_endpoint(&cfg.endpoint) {
+        errors.push(ConfigError::new(format!("{}.endpoint", ctx.path), e));
+    }
+    if cfg.max_request_body_size == 0 {
+        errors.push(ConfigError::new(
+            format!("{}.max_request_body_size", ctx.path),
+            "must be greater than zero",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let id = ctx.id.to_string();
+    Ok(Box::new(HttpLogs {
+        metrics: ReceiverMetrics::new(ctx.telemetry, &id, "http"),
+        id,
+        cfg,
+    }))
+}
+
+struct Shared {
+    cfg: Config,
+    metrics: ReceiverMetrics,
+    retry_after: HeaderValue,
+}
+
+impl Receiver for HttpLogs {
+    fn start(
+        self: Box<Self>,
+        consumer: Consumer,
+        shutdown: Shutdown,
+    ) -> BoxFuture<Result<Running, StartError>> {
+        Box::pin(async move {
+            let listener = server::bind(&self.cfg.endpoint)
+                .await
+                .map_err(|e| StartError {
+                    component: format!("receivers.{}", self.id),
+                    message: format!("cannot listen on {}: {e}", self.cfg.endpoint),
+                })?;
+            tracing::info!(receiver = %self.id, endpoint = %self.cfg.endpoint, "http_logs receiver listening");
+            let opts = server::Options {
+                max_connection_age: self.cfg.max_connection_age,
+            };
+            let retry_after = HeaderValue::from(self.cfg.retry_after.as_secs().max(1));
+            let shared = Arc::new(Shared {
+                cfg: self.cfg,
+                metrics: self.metrics,
+                retry_after,
+            });
+            let running: Running = Box::pin(server::serve(listener, shutdown, opts, move || {
+                // One worker per connection: HTTP/1.1 serves its requests one at a time, so the
+                // mutex is never contended; it only satisfies the `Fn` handler signature.
+                let worker = Arc::new(Mutex::new(Some(consumer.worker())));
+                let shared = Arc::clone(&shared);
+                let consumer = consumer.clone();
+                move |req| {
+                    handle(
+                        req,
+                        Arc::clone(&shared),
+                        Arc::clone(&worker),
+                        consumer.clone(),
+                    )
+                }
+            }));
+            Ok(running)
+        })
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    slot: Arc<Mutex<Option<Worker>>>,
+    consumer: Consumer,
+) -> HttpResponse {
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        let mut resp = server::text(405, "only POST and PUT are accepted\n");
+        resp.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("POST, PUT"));
+        return resp;
+    }
+    let limit = shared.cfg.max_request_body_size;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return server::text(413, "request body is larger than max_request_body_size\n");
+    }
+    let encoding = match Encoding::from_header(req.headers().get(CONTENT_ENCODING)) {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
+    let raw = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return server::text(413, "request body is larger than max_request_body_size\n");
+        }
+        Err(_) => return server::text(400, "could not read the request body\n"),
+    };
+    let wire_bytes = raw.len() as u64;
+    let body = match encoding.decode(raw, limit) {
+        Ok(b) => b,
+        Err(DecodeError::TooLarge) => {
+            return server::text(
+                413,
+                "decompressed body is larger than max_request_body_size\n",
+            );
+        }
+        Err(DecodeError::Corrupt) => {
+            return server::text(400, "the body does not match its Content-Encoding\n");
+        }
+    };
+
+    let batch = frame(body, shared.cfg.framing, now_unix_nano());
+    let records = batch.len() as u64;
+    if records == 0 {
+        shared.metrics.accepted_bytes.add(wire_bytes);
+        return server::text(200, "");
+    }
+    let mut worker = slot
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .unwrap_or_else(|| consumer.worker());
+    let result = worker.consume(batch).await;
+    if let Ok(mut g) = slot.lock() {
+        *g = Some(worker);
+    }
+    match result {
+        Ok(_) => {
+            shared.metrics.accepted.add(records);
+            shared.metrics.accepted_bytes.add(wire_bytes);
+            server::text(200, "")
+        }
+        Err(e) => {
+            shared.metrics.refused.add(records);
+            let (status, msg) = match e {
+                ConsumeError::Full => (429, "the pipeline is full; retry later\n"),
+                ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),
+                ConsumeError::NotDelivered => (503, "the records could not be delivered; retry\n"),
+            };
+            let mut resp = server::text(status, msg);
+            resp.headers_mut()
+                .insert(RETRY_AFTER, shared.retry_after.clone());
+            resp
+        }
+    }
+}
+
+fn now_unix_nano() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    Zstd,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    TooLarge,
+    Corrupt,
+}
+
+impl Encoding {
+    fn from_header(v: Option<&HeaderValue>) -> Result<Encoding, HttpResponse> {
+        let Some(v) = v else {
+            return Ok(Encoding::Identity);
+        };
+        let v = v.to_str().unwrap_or("").trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("identity") {
+            Ok(Encoding::Identity)
+        } else if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") {
+            Ok(Encoding::Gzip)
+        } else if v.eq_ignore_ascii_case("deflate") {
+            Ok(Encoding::Deflate)
+        } else if v.eq_ignore_ascii_case("zstd") {
+            Ok(Encoding::Zstd)
+        } else {
+            Err(server::text(
+                415,
+                "unsupported Content-Encoding: use gzip, deflate, zstd or none\n",
+            ))
+        }
+    }
+
+    fn decode(self, raw: Bytes, limit: usize) -> Result<Bytes, DecodeError> {
+        match self {
+            Encoding::Identity => Ok(raw),
+            Encoding::Gzip => bounded_read(
+                flate2::read::MultiGzDecoder::new(&raw[..]),
+                raw.len(),
+                limit,
+            ),
+            Encoding::Deflate => {
+                bounded_read(flate2::read::ZlibDecoder::new(&raw[..]), raw.len(), limit)
+            }
+            Encoding::Zstd => {
+                let dec =
+                    zstd::stream::read::Decoder::new(&raw[..]).map_err(|_| DecodeError::Corrupt)?;
+                bounded_read(dec, raw.len(), limit)
+            }
+        }
+    }
+}
+
+/// Decompresses at most `limit` bytes; one byte more means the body is over the limit.
+pub fn bounded_read(
+    reader: impl Read,
+    compressed_len: usize,
+    limit: usize,
+) -> Result<Bytes, DecodeError> {
+    let mut out = Vec::with_capacity(compressed_len.saturating_mul(4).min(limit));
+    match reader.take(limit as u64 + 1).read_to_end(&mut out) {
+        Ok(_) if out.len() > limit => Err(DecodeError::TooLarge),
+        Ok(_) => Ok(Bytes::from(out)),
+        Err(_) => Err(DecodeError::Corrupt),
+    }
+}
+
+/// Splits a body into records. Lines share `body`'s buffer; UTF-8 is checked once for the whole
+/// body, and only a body with invalid bytes is checked (and repaired) line by line.
+pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> LogBatch {
+    let mut batch = LogBatch {
+        origins: vec![Origin::default()],
+        records: Vec::new(),
+    };
+    let record = |line: Str| LogRecord {
+        observed_time_unix_nano,
+        body: Value::Str(line),
+        ..Default::default()
+    };
+    if body.is_empty() {
+        return batch;
+    }
+    let all_valid = std::str::from_utf8(&body).is_ok();
+    let to_str = |b: Bytes| {
+        if all_valid {
+            // SAFETY: the whole body is valid UTF-8 and we cut only at '\n' (or '\r' before
+            // it), which are single-byte characters, so every piece is valid too.
+            unsafe { Str::from_utf8_unchecked(b) }
+        } else {
+            Str::from_utf8_lossy(b)
+        }
+    };
+    match framing {
+        Framing::Bytes => batch.records.push(record(to_str(body))),
+        Framing::NewlineDelimited => {
+            batch.records.reserve(body.len() / 96 + 1);
+            let mut start = 0;
+            let mut push = |start: usize, mut end: usize| {
+                if end > start && body[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                if end > start {
+                    batch.records.push(record(to_str(body.slice(start..end))));
+                }
+            };
+            for nl in memchr::memchr_iter(b'\n', &body) {
+                push(start, nl);
+                start = nl + 1;
+            }
+            push(start, body.len());
+        }
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn bodies(b: &LogBatch) -> Vec<String> {
+        b.records
+            .iter()
+            .map(|r| r.body.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn splits_lines_skipping_empty_ones_and_crlf() {
+        let b = frame(
+            Bytes::from_static(b"a\r\n\nb\nc"),
+            Framing::NewlineDelimited,
+            7,
+        );
+        assert_eq!(bodies(&b), ["a", "b", "c"]);
+        assert!(b.records.iter().all(|r| r.observed_time_unix_nano == 7));
+    }
+
+    #[test]
+    fn empty_body_has_no_records() {
+        assert!(frame(Bytes::new(), Framing::NewlineDelimited, 0).is_empty());
+        assert!(frame(Bytes::from_static(b"\n\n"), Framing::NewlineDelimited, 0).is_empty());
+    }
+
+    #[test]
+    fn bytes_framing_keeps_the_body_whole() {
+        let b = frame(Bytes::from_static(b"a\nb\n"), Framing::Bytes, 0);
+        assert_eq!(bodies(&b), ["a\nb\n"]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_only_in_its_own_line() {
+        let b = frame(
+            Bytes::from_static(b"ok\nbad\xffline\n"),
+            Framing::NewlineDelimited,
+            0,
+        );
+        assert_eq!(bodies(&b), ["ok", "bad\u{fffd}line"]);
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused_at_the_limit() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b'a'; 5 << 20]).unwrap();
+        let gz = Bytes::from(enc.finish().unwrap());
+        assert!(gz.len() < 64 << 10);
+        assert_eq!(
+            Encoding::Gzip.decode(gz.clone(), 1 << 20),
+            Err(DecodeError::TooLarge)
+        );
+        assert_eq!(Encoding::Gzip.decode(gz, 5 << 20).unwrap().len(), 5 << 20);
+    }
+
+    #[test]
+    fn corrupt_compressed_body_is_an_error() {
+        let junk = Bytes::from_static(b"definitely not zstd");
+        assert_eq!(
+            Encoding::Zstd.decode(junk.clone(), 1024),
+            Err(DecodeError::Corrupt)
+        );
+        assert_eq!(Encoding::Gzip.decode(junk, 1024), Err(DecodeError::Corrupt));
+    }
+}

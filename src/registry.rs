@@ -1,0 +1,129 @@
+//! The one list of component types. Adding a component is one file plus one line here.
+
+use serde_yaml_ng::Value as Yaml;
+
+use crate::config::{ComponentId, ConfigError};
+use crate::extensions::{self, Extension};
+use crate::pipeline::{Exporter, Processor, Receiver};
+use crate::telemetry::Registry;
+use crate::{exporters, processors, receivers};
+
+/// What a component's `build` gets besides its own config.
+pub struct Context<'a> {
+    pub id: &'a ComponentId,
+    /// The YAML path of the component's section, e.g. `exporters.tcp`, for error messages.
+    pub path: &'a str,
+    pub telemetry: &'a Registry,
+    /// The pipeline a processor instance is built for; empty for shared components.
+    pub pipeline: &'a str,
+}
+
+/// Decodes and validates a component's config and constructs it. No sockets, no tasks: that
+/// happens when it starts, so `sluice validate` can build everything safely.
+pub type Build<T> = fn(&Context, Yaml) -> Result<T, Vec<ConfigError>>;
+
+pub const RECEIVERS: &[(&str, Build<Box<dyn Receiver>>)] =
+    &[("http_logs", receivers::http_logs::build)];
+
+pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] =
+    &[("regex_parser", processors::regex_parser::build)];
+
+pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
+    ("tcp", exporters::tcp::build),
+    ("debug", exporters::debug::build),
+];
+
+pub const EXTENSIONS: &[(&str, Build<Box<dyn Extension>>)] =
+    &[("health_check", extensions::health_check::build)];
+
+pub fn find<T>(table: &[(&'static str, Build<T>)], kind: &str) -> Option<Build<T>> {
+    table.iter().find(|(k, _)| *k == kind).map(|(_, b)| *b)
+}
+
+pub fn kinds<T>(table: &[(&'static str, Build<T>)]) -> String {
+    table.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ComponentId;
+
+    fn ctx<'a>(id: &'a ComponentId, reg: &'a Registry) -> Context<'a> {
+        Context {
+            id,
+            path: "x",
+            telemetry: reg,
+            pipeline: "logs",
+        }
+    }
+
+    /// Every component must build from its documented defaults (plus the one required field
+    /// some have), so the defaults in the docs are real.
+    #[test]
+    fn every_component_builds_from_its_defaults() {
+        let reg = Registry::default();
+        let required = |kind: &str| -> Yaml {
+            match kind {
+                "tcp" => serde_yaml_ng::from_str("{endpoint: 'localhost:9001'}").unwrap(),
+                "regex_parser" => serde_yaml_ng::from_str("{preset: apache_common}").unwrap(),
+                _ => Yaml::Null,
+            }
+        };
+        for (kind, b) in RECEIVERS {
+            let id = ComponentId::parse(kind).unwrap();
+            assert!(
+                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                "receiver {kind}"
+            );
+        }
+        for (kind, b) in PROCESSORS {
+            let id = ComponentId::parse(kind).unwrap();
+            assert!(
+                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                "processor {kind}"
+            );
+        }
+        for (kind, b) in EXPORTERS {
+            let id = ComponentId::parse(kind).unwrap();
+            assert!(
+                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                "exporter {kind}"
+            );
+        }
+        for (kind, b) in EXTENSIONS {
+            let id = ComponentId::parse(kind).unwrap();
+            assert!(
+                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                "extension {kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_every_component() {
+        let reg = Registry::default();
+        let extra: Yaml = serde_yaml_ng::from_str("{no_such_key: 1}").unwrap();
+        let id = ComponentId::parse("c").unwrap();
+        let c = ctx(&id, &reg);
+        let check = |res: Result<(), Vec<ConfigError>>, kind: &str| {
+            let errs = res.expect_err(kind);
+            assert!(
+                errs.iter().any(|e| e.message.contains("no_such_key")),
+                "{kind}: {errs:?}"
+            );
+        };
+        for (kind, b) in RECEIVERS {
+            check(b(&c, extra.clone()).map(|_| ()), kind);
+        }
+        for (kind, b) in PROCESSORS {
+            check(b(&c, extra.clone()).map(|_| ()), kind);
+        }
+        for (kind, b) in EXPORTERS {
+            check(b(&c, extra.clone()).map(|_| ()), kind);
+        }
+        for (kind, b) in EXTENSIONS {
+            check(b(&c, extra.clone()).map(|_| ()), kind);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP/1.1 server loop shared by the `http_logs` receiver, `/metrics` and `health_check`:
+//! keep-alive, an optional maximum connection age, and graceful shutdown that lets in-flight
+//! requests finish (so a request accepted before SIGTERM still gets its answer).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::shutdown::Shutdown;
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Connection settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Close a connection (after its current request) once it is this old, so that clients behind
+    /// an L4 balancer reconnect and spread over new replicas.
+    pub max_connection_age: Option<Duration>,
+}
+
+/// Binds `endpoint` (`host:port`, resolved now).
+pub async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(endpoint).await
+}
+
+/// A plain-text response.
+pub fn text(status: u16, body: &'static str) -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Serves connections from `listener` until `shutdown` fires, then waits for open connections to
+/// finish their in-flight request. `make_handler` is called once per connection, so each
+/// connection can own state (such as its pipeline worker) without sharing it.
+pub async fn serve<M, H, Fut>(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    opts: Options,
+    make_handler: M,
+) where
+    M: Fn() -> H,
+    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    let mut conns = JoinSet::new();
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = stop.wait() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let handler = make_handler();
+                    let conn_shutdown = shutdown.clone();
+                    conns.spawn(serve_connection(stream, handler, conn_shutdown, opts));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve_connection<H, Fut>(
+    stream: tokio::net::TcpStream,
+    handler: H,
+    mut shutdown: Shutdown,
+    opts: Options,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let fut = handler(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let age = async {
+        match opts.max_connection_age {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shutdown.wait() => {}
+        _ = age => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}

@@ -1,0 +1,490 @@
+//! Builds the component graph from a config and runs it: start-up order, readiness, and the
+//! SIGTERM drain.
+//!
+//! Shutdown order: health goes 503; receivers stop accepting and finish in-flight requests
+//! (which wait for their acks); once the last receiver connection is gone the exporter queues
+//! close and exporters drain them; `/metrics` and extensions stop last. All of it is bounded by
+//! `service.shutdown_timeout`, after which undelivered batches fail their acks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::config::{
+    self, ComponentId, ConfigError, ConfigErrors, LogsTelemetry, RawConfig, check_endpoint,
+};
+use crate::extensions::{Extension, Health, State};
+use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, queue};
+use crate::registry::{self, Context};
+use crate::shutdown;
+use crate::telemetry::{ExporterMetrics, Registry};
+
+/// The config the binary runs when given none.
+pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+
+/// A validated, constructed service, ready to run.
+pub struct Service {
+    pub telemetry: Arc<Registry>,
+    pub logs: LogsTelemetry,
+    metrics_address: String,
+    shutdown_timeout: Duration,
+    receivers: Vec<(String, Box<dyn Receiver>, Consumer)>,
+    exporters: Vec<(String, Box<dyn Exporter>, queue::Receiver)>,
+    extensions: Vec<(String, Box<dyn Extension>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Parses and builds `text`; every problem is reported, each with its YAML path.
+pub fn load(text: &str) -> Result<Service, ConfigErrors> {
+    build(config::parse(text)?)
+}
+
+struct Section<'a, T: 'static> {
+    name: &'static str,
+    singular: &'static str,
+    declared: &'a BTreeMap<String, serde_yaml_ng::Value>,
+    table: &'static [(&'static str, registry::Build<T>)],
+}
+
+impl<T: 'static> Section<'_, T> {
+    /// Builds one instance of `key` (already checked to be declared and of a known type).
+    fn build_one(
+        &self,
+        key: &str,
+        telemetry: &Registry,
+        pipeline: &str,
+    ) -> Result<T, Vec<ConfigError>> {
+        let path = format!("{}.{key}", self.name);
+        let id = ComponentId::parse(key).map_err(|m| vec![ConfigError::new(path.clone(), m)])?;
+        let build = registry::find(self.table, &id.kind).ok_or_else(|| {
+            vec![ConfigError::new(
+                path.clone(),
+                format!(
+                    "unknown {} type {:?} (known: {})",
+                    self.singular,
+                    id.kind,
+                    registry::kinds(self.table)
+                ),
+            )]
+        })?;
+        let ctx = Context {
+            id: &id,
+            path: &path,
+            telemetry,
+            pipeline,
+        };
+        build(&ctx, self.declared[key].clone())
+    }
+
+    /// Validates every declared component, used or not, as the OTel Collector does; returns
+    /// the keys that are sound.
+    fn check_all(&self, errors: &mut Vec<ConfigError>) -> BTreeSet<String> {
+        let scratch = Registry::default();
+        let mut ok = BTreeSet::new();
+        for key in self.declared.keys() {
+            match self.build_one(key, &scratch, "") {
+                Ok(_) => {
+                    ok.insert(key.clone());
+                }
+                Err(es) => errors.extend(es),
+            }
+        }
+        ok
+    }
+}
+
+pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
+    let mut errors = Vec::new();
+    let telemetry = Registry::new();
+    let receivers = Section {
+        name: "receivers",
+        singular: "receiver",
+        declared: &raw.receivers,
+        table: registry::RECEIVERS,
+    };
+    let processors = Section {
+        name: "processors",
+        singular: "processor",
+        declared: &raw.processors,
+        table: registry::PROCESSORS,
+    };
+    let exporters = Section {
+        name: "exporters",
+        singular: "exporter",
+        declared: &raw.exporters,
+        table: registry::EXPORTERS,
+    };
+    let extensions = Section {
+        name: "extensions",
+        singular: "extension",
+        declared: &raw.extensions,
+        table: registry::EXTENSIONS,
+    };
+    let good_receivers = receivers.check_all(&mut errors);
+    let good_processors = processors.check_all(&mut errors);
+    let good_exporters = exporters.check_all(&mut errors);
+    let good_extensions = extensions.check_all(&mut errors);
+
+    let svc = &raw.service;
+    if let Err(e) = check_endpoint(&svc.telemetry.metrics.address) {
+        errors.push(ConfigError::new("service.telemetry.metrics.address", e));
+    }
+    if tracing_subscriber::EnvFilter::try_new(&svc.telemetry.logs.level).is_err() {
+        errors.push(ConfigError::new(
+            "service.telemetry.logs.level",
+            format!("invalid level {:?}", svc.telemetry.logs.level),
+        ));
+    }
+    for (i, ext) in svc.extensions.iter().enumerate() {
+        if !raw.extensions.contains_key(ext) {
+            errors.push(ConfigError::new(
+                format!("service.extensions[{i}]"),
+                format!("extension {ext:?} is not declared under extensions"),
+            ));
+        }
+    }
+    if svc.pipelines.is_empty() {
+        errors.push(ConfigError::new(
+            "service.pipelines",
+            "at least one pipeline is required",
+        ));
+    }
+
+    // Check pipeline references before constructing anything that runs.
+    let mut wiring: Vec<(&String, &config::PipelineConfig)> = Vec::new();
+    for (pid, p) in &svc.pipelines {
+        let path = format!("service.pipelines.{pid}");
+        let before = errors.len();
+        match ComponentId::parse(pid) {
+            Ok(id) if id.kind == "logs" => {}
+            Ok(id) if id.kind == "traces" || id.kind == "metrics" => errors.push(ConfigError::new(
+                path.clone(),
+                format!(
+                    "{} pipelines are not supported yet; only logs pipelines are",
+                    id.kind
+                ),
+            )),
+            Ok(id) => errors.push(ConfigError::new(
+                path.clone(),
+                format!("unknown signal {:?}: expected logs", id.kind),
+            )),
+            Err(m) => errors.push(ConfigError::new(path.clone(), m)),
+        }
+        let mut refs = |field: &str,
+                        list: &[String],
+                        declared: &BTreeMap<String, serde_yaml_ng::Value>,
+                        singular: &str,
+                        required: bool| {
+            if required && list.is_empty() {
+                errors.push(ConfigError::new(
+                    format!("{path}.{field}"),
+                    format!("a pipeline needs at least one {singular}"),
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, r) in list.iter().enumerate() {
+                if !declared.contains_key(r) {
+                    errors.push(ConfigError::new(
+                        format!("{path}.{field}[{i}]"),
+                        format!("{singular} {r:?} is not declared under {field}"),
+                    ));
+                } else if !seen.insert(r) {
+                    errors.push(ConfigError::new(
+                        format!("{path}.{field}[{i}]"),
+                        format!("{singular} {r:?} is listed twice"),
+                    ));
+                }
+            }
+        };
+        refs("receivers", &p.receivers, &raw.receivers, "receiver", true);
+        refs(
+            "processors",
+            &p.processors,
+            &raw.processors,
+            "processor",
+            false,
+        );
+        refs("exporters", &p.exporters, &raw.exporters, "exporter", true);
+        if errors.len() == before {
+            wiring.push((pid, p));
+        }
+    }
+    let all_good = |list: &[String], good: &BTreeSet<String>| list.iter().all(|k| good.contains(k));
+    if !errors.is_empty()
+        || !wiring.iter().all(|(_, p)| {
+            all_good(&p.receivers, &good_receivers)
+                && all_good(&p.processors, &good_processors)
+                && all_good(&p.exporters, &good_exporters)
+        })
+        || !all_good(&svc.extensions, &good_extensions)
+    {
+        return Err(ConfigErrors(errors));
+    }
+
+    // Construct: exporters once (shared by pipelines), processors per pipeline, receivers once.
+    let build_err = |es: Vec<ConfigError>| ConfigErrors(es);
+    let mut exporter_senders: BTreeMap<&str, queue::Sender> = BTreeMap::new();
+    let mut built_exporters = Vec::new();
+    for key in wiring
+        .iter()
+        .flat_map(|(_, p)| p.exporters.iter())
+        .collect::<BTreeSet<_>>()
+    {
+        let exporter = exporters
+            .build_one(key, &telemetry, "")
+            .map_err(build_err)?;
+        let gauge = ExporterMetrics::queue_gauges(&telemetry, key, exporter.queue_capacity());
+        let (tx, rx) = queue::bounded(exporter.queue_capacity(), gauge);
+        exporter_senders.insert(key, tx);
+        built_exporters.push((key.clone(), exporter, rx));
+    }
+    let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
+    for (pid, p) in &wiring {
+        let procs = p
+            .processors
+            .iter()
+            .map(|k| processors.build_one(k, &telemetry, pid))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(build_err)?;
+        let pipeline = Arc::new(Pipeline {
+            id: pid.to_string(),
+            processors: procs,
+            exporters: p
+                .exporters
+                .iter()
+                .map(|k| exporter_senders[k.as_str()].clone())
+                .collect(),
+        });
+        for r in &p.receivers {
+            feeds.entry(r).or_default().push(Arc::clone(&pipeline));
+        }
+    }
+    drop(exporter_senders);
+    let mut built_receivers = Vec::new();
+    for (key, pipelines) in feeds {
+        let receiver = receivers
+            .build_one(key, &telemetry, "")
+            .map_err(build_err)?;
+        built_receivers.push((key.to_string(), receiver, Consumer::new(pipelines)));
+    }
+    let mut built_extensions = Vec::new();
+    for key in &svc.extensions {
+        built_extensions.push((
+            key.clone(),
+            extensions
+                .build_one(key, &telemetry, "")
+                .map_err(build_err)?,
+        ));
+    }
+
+    Ok(Service {
+        telemetry,
+        logs: LogsTelemetry {
+            level: svc.telemetry.logs.level.clone(),
+            encoding: svc.telemetry.logs.encoding,
+        },
+        metrics_address: svc.telemetry.metrics.address.clone(),
+        shutdown_timeout: svc.shutdown_timeout,
+        receivers: built_receivers,
+        exporters: built_exporters,
+        extensions: built_extensions,
+    })
+}
+
+impl Service {
+    /// Runs until `stop` completes (SIGTERM in the binary), then drains. Fails only if a
+    /// component cannot start.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(), ServiceError> {
+        let health = Health::default();
+        let (stop_receivers, receivers_shutdown) = shutdown::channel();
+        let (stop_telemetry, telemetry_shutdown) = shutdown::channel();
+        let mut telemetry_tasks = JoinSet::new();
+
+        let metrics_listener = crate::server::bind(&self.metrics_address)
+            .await
+            .map_err(|e| StartError {
+                component: "service.telemetry.metrics".into(),
+                message: format!("cannot listen on {}: {e}", self.metrics_address),
+            })?;
+        let registry = Arc::clone(&self.telemetry);
+        telemetry_tasks.spawn(crate::server::serve(
+            metrics_listener,
+            telemetry_shutdown.clone(),
+            crate::server::Options::default(),
+            move || {
+                let registry = Arc::clone(&registry);
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let resp = if req.uri().path() == "/metrics" {
+                        let mut r = hyper::Response::new(registry.render().into());
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        r
+                    } else {
+                        crate::server::text(404, "not found; metrics are at /metrics\n")
+                    };
+                    async move { resp }
+                }
+            },
+        ));
+        for (id, ext) in self.extensions {
+            match ext.start(health.clone(), telemetry_shutdown.clone()).await {
+                Ok(running) => {
+                    telemetry_tasks.spawn(running);
+                }
+                Err(e) => {
+                    stop_telemetry.fire();
+                    return Err(e.into());
+                }
+            }
+            tracing::info!(extension = %id, "extension started");
+        }
+
+        let mut exporter_tasks = JoinSet::new();
+        for (id, exporter, rx) in self.exporters {
+            tracing::info!(exporter = %id, "exporter started");
+            exporter_tasks.spawn(exporter.run(rx));
+        }
+        let mut receiver_tasks = JoinSet::new();
+        let mut start_error = None;
+        for (id, receiver, consumer) in self.receivers {
+            match receiver.start(consumer, receivers_shutdown.clone()).await {
+                Ok(running) => {
+                    receiver_tasks.spawn(running);
+                }
+                Err(e) => {
+                    start_error = Some(e);
+                    break;
+                }
+            }
+            tracing::info!(receiver = %id, "receiver started");
+        }
+
+        if start_error.is_none() {
+            health.set(State::Ready);
+            tracing::info!("Everything is ready. Begin running and processing data.");
+            stop.await;
+            tracing::info!("shutting down: draining in-flight data");
+        }
+        health.set(State::Draining);
+        stop_receivers.fire();
+        let drain = async {
+            while receiver_tasks.join_next().await.is_some() {}
+            while exporter_tasks.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(self.shutdown_timeout, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?self.shutdown_timeout,
+                "shutdown timeout reached; undelivered batches were answered with errors"
+            );
+        }
+        // Aborting drops any envelopes still held, which fails their acks, so a client still
+        // waiting is told its data was not delivered.
+        receiver_tasks.abort_all();
+        exporter_tasks.abort_all();
+        while receiver_tasks.join_next().await.is_some() {}
+        while exporter_tasks.join_next().await.is_some() {}
+        stop_telemetry.fire();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while telemetry_tasks.join_next().await.is_some() {}
+        })
+        .await;
+        match start_error {
+            Some(e) => Err(e.into()),
+            None => {
+                tracing::info!("shutdown complete");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        match load(yaml) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        assert!(
+            errors(DEFAULT_CONFIG).is_empty(),
+            "{:?}",
+            errors(DEFAULT_CONFIG)
+        );
+    }
+
+    #[test]
+    fn reports_every_error_with_its_path() {
+        let errs = errors(
+            r#"
+receivers:
+  http_logs: { endpoint: "x:y", bogus: 1 }
+  nope: {}
+processors:
+  regex_parser: { regex: '(?P<a' }
+exporters:
+  tcp: { endpoint: "x:y" }
+service:
+  pipelines:
+    logs:
+      receivers: [http_logs, missing]
+      processors: [regex_parser]
+      exporters: [tcp, debug]
+"#,
+        );
+        let expect = [
+            "receivers.http_logs.bogus: unknown field `bogus`",
+            "receivers.nope: unknown receiver type \"nope\"",
+            "processors.regex_parser.regex: invalid regex",
+            "exporters.tcp.endpoint: invalid socket address \"x:y\"",
+            "service.pipelines.logs.receivers[1]: receiver \"missing\" is not declared under receivers",
+            "service.pipelines.logs.exporters[1]: exporter \"debug\" is not declared under exporters",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_receiver_feeds_several_pipelines_and_exporters_are_shared() {
+        let svc = load(
+            r#"
+receivers: { http_logs: {} }
+processors: { regex_parser/a: { preset: apache_common } }
+exporters: { debug: {}, tcp: { endpoint: "localhost:1" } }
+service:
+  pipelines:
+    logs/raw: { receivers: [http_logs], exporters: [debug, tcp] }
+    logs/parsed: { receivers: [http_logs], processors: [regex_parser/a], exporters: [tcp] }
+"#,
+        )
+        .unwrap();
+        assert_eq!(svc.receivers.len(), 1);
+        assert_eq!(
+            svc.exporters.len(),
+            2,
+            "tcp is built once though two pipelines use it"
+        );
+    }
+}

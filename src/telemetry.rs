@@ -1,0 +1,270 @@
+//! sluice's own metrics, rendered in the Prometheus text format under the OTel Collector's metric
+//! names (`otelcol_receiver_accepted_log_records_total{receiver="http_logs"}` and so on), so the
+//! Collector's dashboards and alerts work unchanged.
+//!
+//! ```yaml
+//! service:
+//!   telemetry:
+//!     metrics: { address: "127.0.0.1:8888" }   # GET /metrics
+//! ```
+//!
+//! Counters are registered once at build time and handed to components as `Arc<AtomicU64>`
+//! handles; the data path adds to them once per batch, never per record, and never takes a lock.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A monotonically increasing count.
+#[derive(Clone, Debug, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Clone, Debug, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    pub fn add(&self, v: i64) {
+        self.0.fetch_add(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+enum Reading {
+    Counter(Counter),
+    Gauge(Gauge),
+}
+
+struct Series {
+    name: &'static str,
+    help: &'static str,
+    labels: String,
+    reading: Reading,
+}
+
+/// All registered series. The lock is taken at registration and scrape time only.
+#[derive(Default)]
+pub struct Registry {
+    series: Mutex<Vec<Series>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Registry> {
+        Arc::new(Registry::default())
+    }
+
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Counter {
+        let c = Counter::default();
+        self.push(name, help, labels, Reading::Counter(c.clone()));
+        c
+    }
+
+    pub fn gauge(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
+        let g = Gauge::default();
+        self.push(name, help, labels, Reading::Gauge(g.clone()));
+        g
+    }
+
+    fn push(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        reading: Reading,
+    ) {
+        let mut rendered = String::new();
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                rendered.push(',');
+            }
+            let escaped = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = write!(rendered, "{k}=\"{escaped}\"");
+        }
+        let mut series = self.series.lock().expect("metrics registry lock poisoned");
+        series.push(Series {
+            name,
+            help,
+            labels: rendered,
+            reading,
+        });
+    }
+
+    /// The Prometheus text exposition of every series, grouped by metric name.
+    pub fn render(&self) -> String {
+        let series = self.series.lock().expect("metrics registry lock poisoned");
+        let mut names: Vec<&'static str> = series.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut out = String::new();
+        for name in names {
+            let mut first = true;
+            for s in series.iter().filter(|s| s.name == name) {
+                if first {
+                    let kind = match s.reading {
+                        Reading::Counter(_) => "counter",
+                        Reading::Gauge(_) => "gauge",
+                    };
+                    let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", s.help);
+                    first = false;
+                }
+                let value = match &s.reading {
+                    Reading::Counter(c) => c.get() as i64,
+                    Reading::Gauge(g) => g.get(),
+                };
+                if s.labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{}}} {value}", s.labels);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Per-receiver counters, named as the OTel Collector's receiver helper names them.
+#[derive(Clone)]
+pub struct ReceiverMetrics {
+    pub accepted: Counter,
+    pub refused: Counter,
+    pub accepted_bytes: Counter,
+}
+
+impl ReceiverMetrics {
+    pub fn new(registry: &Registry, id: &str, transport: &str) -> Self {
+        let labels = [("receiver", id), ("transport", transport)];
+        ReceiverMetrics {
+            accepted: registry.counter(
+                "otelcol_receiver_accepted_log_records_total",
+                "Log records successfully pushed into the pipeline.",
+                &labels,
+            ),
+            refused: registry.counter(
+                "otelcol_receiver_refused_log_records_total",
+                "Log records that could not be pushed into the pipeline.",
+                &labels,
+            ),
+            accepted_bytes: registry.counter(
+                "sluice_receiver_accepted_bytes_total",
+                "Request body bytes (as received on the wire) of accepted requests.",
+                &labels,
+            ),
+        }
+    }
+}
+
+/// Per-exporter counters and queue gauges.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    pub sent: Counter,
+    pub send_failed: Counter,
+}
+
+impl ExporterMetrics {
+    pub fn new(registry: &Registry, id: &str) -> Self {
+        let labels = [("exporter", id)];
+        ExporterMetrics {
+            sent: registry.counter(
+                "otelcol_exporter_sent_log_records_total",
+                "Log records successfully delivered to the destination.",
+                &labels,
+            ),
+            send_failed: registry.counter(
+                "otelcol_exporter_send_failed_log_records_total",
+                "Log records in failed send attempts (each attempt counts; records are retried).",
+                &labels,
+            ),
+        }
+    }
+
+    /// The queue gauges. The queue belongs to the pipeline, not the exporter, so the service
+    /// registers these when it creates the queue.
+    pub fn queue_gauges(registry: &Registry, id: &str, capacity: usize) -> Gauge {
+        let labels = [("exporter", id)];
+        registry
+            .gauge(
+                "otelcol_exporter_queue_capacity",
+                "Capacity of the exporter's queue, in log records.",
+                &labels,
+            )
+            .set(capacity as i64);
+        registry.gauge(
+            "otelcol_exporter_queue_size",
+            "Log records waiting in or being sent from the exporter's queue.",
+            &labels,
+        )
+    }
+}
+
+/// Per-processor counters.
+#[derive(Clone)]
+pub struct ProcessorMetrics {
+    pub dropped: Counter,
+    pub errors: Counter,
+}
+
+impl ProcessorMetrics {
+    pub fn new(registry: &Registry, id: &str, pipeline: &str) -> Self {
+        let labels = [("processor", id), ("pipeline", pipeline)];
+        ProcessorMetrics {
+            dropped: registry.counter(
+                "otelcol_processor_dropped_log_records_total",
+                "Log records the processor dropped on purpose.",
+                &labels,
+            ),
+            errors: registry.counter(
+                "sluice_processor_failed_log_records_total",
+                "Log records the processor could not process (kept or dropped per on_error).",
+                &labels,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_one_header_per_metric_and_escaped_labels() {
+        let r = Registry::default();
+        let a = r.counter("x_total", "Things.", &[("receiver", "a\"b")]);
+        let b = r.counter("x_total", "Things.", &[("receiver", "c")]);
+        let g = r.gauge("y", "Level.", &[]);
+        a.add(2);
+        b.add(3);
+        g.set(-1);
+        let text = r.render();
+        assert_eq!(text.matches("# TYPE x_total counter").count(), 1);
+        assert!(text.contains("x_total{receiver=\"a\\\"b\"} 2\n"));
+        assert!(text.contains("x_total{receiver=\"c\"} 3\n"));
+        assert!(text.contains("y -1\n"));
+    }
+}
