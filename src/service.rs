@@ -390,12 +390,18 @@ impl Service {
                 "shutdown timeout reached; undelivered batches were answered with errors"
             );
         }
-        // Aborting drops any envelopes still held, which fails their acks, so a client still
-        // waiting is told its data was not delivered.
-        receiver_tasks.abort_all();
+        // Aborting the exporters drops the envelopes they hold, which fails their acks; the
+        // receivers then get a moment to tell waiting clients (503) before they go too.
         exporter_tasks.abort_all();
-        while receiver_tasks.join_next().await.is_some() {}
         while exporter_tasks.join_next().await.is_some() {}
+        let answered = async { while receiver_tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(2), answered)
+            .await
+            .is_err()
+        {
+            receiver_tasks.abort_all();
+            while receiver_tasks.join_next().await.is_some() {}
+        }
         stop_telemetry.fire();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while telemetry_tasks.join_next().await.is_some() {}

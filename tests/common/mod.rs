@@ -1,0 +1,284 @@
+//! Helpers for black-box tests: run the real `sluice` binary, talk to it over real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn write_config(yaml: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "sluice-test-{}-{}.yaml",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+pub struct Sluice {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Sluice {
+    /// Starts sluice and waits until `ready_port` accepts connections.
+    pub fn start(yaml: &str, ready_port: u16) -> Sluice {
+        let config = write_config(yaml);
+        let log = config.with_extension("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let s = Sluice { child, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", ready_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not start:\n{}",
+                s.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not exit in {limit:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 client over one keep-alive connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    port: u16,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Client {
+            reader: BufReader::new(stream),
+            port,
+        })
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let stream = self.reader.get_mut();
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body)?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    pub fn post(&mut self, body: &[u8]) -> std::io::Result<Response> {
+        self.request("POST", "/", &[], body)
+    }
+}
+
+/// One-shot request on a fresh connection.
+pub fn post(port: u16, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    Client::connect(port)
+        .unwrap()
+        .request("POST", "/", headers, body)
+        .unwrap()
+}
+
+pub fn get(port: u16, path: &str) -> std::io::Result<Response> {
+    Client::connect(port)?.request("GET", path, &[], b"")
+}
+
+/// Reads `name{labels} value` from a `/metrics` page.
+pub fn metric(port: u16, series: &str) -> u64 {
+    let page = String::from_utf8(get(port, "/metrics").unwrap().body).unwrap();
+    page.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in\n{page}"))
+        .parse()
+        .unwrap()
+}
+
+/// A TCP consumer that keeps every line it receives, across reconnections.
+pub struct Collector {
+    pub addr: SocketAddr,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    _accept: JoinHandle<()>,
+}
+
+impl Collector {
+    pub fn start() -> Collector {
+        Self::on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    pub fn on_port(port: u16) -> Collector {
+        Self::on(TcpListener::bind(("127.0.0.1", port)).unwrap())
+    }
+
+    fn on(listener: TcpListener) -> Collector {
+        let addr = listener.local_addr().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let sink = Arc::clone(&sink);
+                std::thread::spawn(move || {
+                    for line in BufReader::new(conn).lines() {
+                        match line {
+                            Ok(l) => sink.lock().unwrap().push(l),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            }
+        });
+        Collector {
+            addr,
+            lines,
+            _accept: accept,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` lines arrived.
+    pub fn wait_for(&self, n: usize, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        while self.count() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// An Apache common log line, unique per `i`.
+pub fn apache_line(i: usize) -> String {
+    format!(
+        "10.0.{}.{} - user{} [05/Feb/2023:09:{:02}:{:02} +0000] \"GET /item/{i} HTTP/1.1\" {} {}",
+        (i / 256) % 256,
+        i % 256,
+        i % 97,
+        (i / 60) % 60,
+        i % 60,
+        [200, 404, 500, 302][i % 4],
+        1000 + i
+    )
+}

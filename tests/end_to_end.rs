@@ -1,0 +1,521 @@
+//! Black-box tests: the real binary, real sockets, a real TCP consumer.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const GUIDE_RE: &str = r#"^(?P<host>[\w\.]+) - (?P<user>[\w\-]+) \[(?P<timestamp>[^\]]*)\] "(?P<method>[\w]+) (?P<path>[^"]*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$"#;
+
+/// A config with the guide's pipeline on free ports, plus `extra` YAML for the tcp exporter.
+fn guide_config(
+    http: u16,
+    tcp: u16,
+    metrics: u16,
+    exporter_extra: &str,
+    service_extra: &str,
+) -> String {
+    format!(
+        r#"
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{http}
+processors:
+  regex_parser/apache:
+    regex: '{GUIDE_RE}'
+exporters:
+  tcp:
+    endpoint: 127.0.0.1:{tcp}
+    encoding: json
+    {exporter_extra}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+service:
+  extensions: [health_check]
+  {service_extra}
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [http_logs]
+      processors: [regex_parser/apache]
+      exporters: [tcp]
+"#,
+        health = free_port()
+    )
+}
+
+fn body_of(lines: &[String]) -> Vec<u8> {
+    let mut b = lines.join("\n").into_bytes();
+    b.push(b'\n');
+    b
+}
+
+#[test]
+fn guide_config_verbatim_delivers_every_line_once_with_fields_and_metrics_agree() {
+    let collector = Collector::on_port(9001);
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/guide.yaml"
+    ))
+    .unwrap();
+    let _sluice = Sluice::start(&config, 9000);
+
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| {
+            if i % 10 == 7 {
+                format!("not an access log line {i}")
+            } else {
+                apache_line(i)
+            }
+        })
+        .collect();
+    let mut client = Client::connect(9000).unwrap();
+    let mut bytes = 0;
+    for chunk in lines.chunks(1000) {
+        let body = body_of(chunk);
+        bytes += body.len();
+        assert_eq!(client.post(&body).unwrap().status, 200);
+    }
+    // Every 200 came after delivery, so the lines are already at the consumer.
+    let got = collector.wait_for(10_000, Duration::from_secs(5));
+    assert_eq!(got.len(), 10_000);
+
+    let mut seen = HashMap::new();
+    for line in &got {
+        let v: Value = serde_json::from_str(line).unwrap();
+        *seen
+            .entry(v["body"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+        let attrs = v["attributes"].as_object().unwrap();
+        let body = v["body"].as_str().unwrap();
+        if body.starts_with("not an access log line") {
+            assert!(
+                attrs.is_empty(),
+                "non-matching lines are kept unparsed: {line}"
+            );
+            continue;
+        }
+        let i: usize = body
+            .split("/item/")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(attrs.len(), 7, "{line}");
+        assert_eq!(
+            attrs["host"],
+            format!("10.0.{}.{}", (i / 256) % 256, i % 256)
+        );
+        assert_eq!(attrs["user"], format!("user{}", i % 97));
+        assert_eq!(
+            attrs["timestamp"],
+            format!("05/Feb/2023:09:{:02}:{:02} +0000", (i / 60) % 60, i % 60)
+        );
+        assert_eq!(attrs["method"], "GET");
+        assert_eq!(attrs["path"], format!("/item/{i} HTTP/1.1"));
+        assert_eq!(attrs["status"], [200, 404, 500, 302][i % 4].to_string());
+        assert_eq!(attrs["bytes_out"], (1000 + i).to_string());
+    }
+    assert_eq!(seen.len(), 10_000, "every line exactly once");
+    assert!(seen.values().all(|&n| n == 1));
+
+    assert_eq!(
+        metric(
+            8888,
+            r#"otelcol_receiver_accepted_log_records_total{receiver="http_logs",transport="http"}"#
+        ),
+        10_000
+    );
+    assert_eq!(
+        metric(
+            8888,
+            r#"otelcol_receiver_refused_log_records_total{receiver="http_logs",transport="http"}"#
+        ),
+        0
+    );
+    assert_eq!(
+        metric(
+            8888,
+            r#"sluice_receiver_accepted_bytes_total{receiver="http_logs",transport="http"}"#
+        ),
+        bytes as u64
+    );
+    assert_eq!(
+        metric(
+            8888,
+            r#"otelcol_exporter_sent_log_records_total{exporter="tcp"}"#
+        ),
+        10_000
+    );
+    assert_eq!(
+        metric(
+            8888,
+            r#"otelcol_exporter_send_failed_log_records_total{exporter="tcp"}"#
+        ),
+        0
+    );
+    assert_eq!(
+        metric(8888, r#"otelcol_exporter_queue_size{exporter="tcp"}"#),
+        0
+    );
+    assert_eq!(
+        metric(
+            8888,
+            r#"sluice_processor_failed_log_records_total{processor="regex_parser/apache",pipeline="logs"}"#
+        ),
+        1000
+    );
+    assert_eq!(
+        metric(
+            8888,
+            r#"otelcol_processor_dropped_log_records_total{processor="regex_parser/apache",pipeline="logs"}"#
+        ),
+        0
+    );
+}
+
+#[test]
+fn tcp_peer_down_then_up_loses_and_duplicates_nothing() {
+    let (http, tcp, metrics) = (free_port(), free_port(), free_port());
+    let config = guide_config(
+        http,
+        tcp,
+        metrics,
+        "reconnect: { initial_interval: 50ms, max_interval: 300ms }",
+        "",
+    );
+    let sluice = Sluice::start(&config, http);
+
+    let total = 20 * 250;
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(http).unwrap();
+                for req in 0..5 {
+                    let start = (t * 5 + req) * 250;
+                    let lines: Vec<String> = (start..start + 250).map(apache_line).collect();
+                    let resp = client.post(&body_of(&lines)).unwrap();
+                    assert_eq!(resp.status, 200);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        metric(
+            metrics,
+            r#"otelcol_exporter_send_failed_log_records_total{exporter="tcp"}"#
+        ) > 0,
+        "the exporter tried while the peer was down"
+    );
+    let collector = Collector::on_port(tcp);
+    for s in senders {
+        s.join().unwrap();
+    }
+    let got = collector.wait_for(total, Duration::from_secs(10));
+    let bodies: Vec<String> = got
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let unique: HashSet<&String> = bodies.iter().collect();
+    assert_eq!(bodies.len(), total, "no duplicates:\n{}", sluice.logs());
+    assert_eq!(unique.len(), total, "no losses");
+}
+
+#[test]
+fn sigterm_under_load_delivers_every_acknowledged_record() {
+    let (http, metrics) = (free_port(), free_port());
+    let collector = Collector::start();
+    let config = guide_config(http, collector.addr.port(), metrics, "", "");
+    let mut sluice = Sluice::start(&config, http);
+
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..8)
+        .map(|t| {
+            let acked = Arc::clone(&acked);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let Ok(mut client) = Client::connect(http) else {
+                    return;
+                };
+                for req in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let start = (t * 100_000) + req * 200;
+                    let lines: Vec<String> = (start..start + 200).map(apache_line).collect();
+                    match client.post(&body_of(&lines)) {
+                        Ok(r) if r.status == 200 => acked.lock().unwrap().extend(lines),
+                        Ok(r) => assert!(
+                            r.status == 503 || r.status == 429,
+                            "unexpected {}",
+                            r.status
+                        ),
+                        // The connection closed during shutdown: nothing was acknowledged.
+                        Err(_) => match Client::connect(http) {
+                            Ok(c) => client = c,
+                            Err(_) => return,
+                        },
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    sluice.sigterm();
+    let status = sluice.wait_exit(Duration::from_secs(30));
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        sluice.logs()
+    );
+
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 1000,
+        "the load ran ({} acknowledged)",
+        acked.len()
+    );
+    let got: HashSet<String> = collector
+        .wait_for(acked.len(), Duration::from_secs(5))
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let missing = acked.iter().filter(|l| !got.contains(*l)).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged records never reached the consumer",
+        acked.len()
+    );
+}
+
+/// Starts the guide pipeline with a collector and returns both plus the HTTP port.
+fn started(exporter_extra: &str, receiver_extra: &str) -> (Sluice, Collector, u16, u16) {
+    let (http, metrics) = (free_port(), free_port());
+    let collector = Collector::start();
+    let mut config = guide_config(http, collector.addr.port(), metrics, exporter_extra, "");
+    if !receiver_extra.is_empty() {
+        config = config.replace(
+            &format!("endpoint: 127.0.0.1:{http}\n"),
+            &format!("endpoint: 127.0.0.1:{http}\n    {receiver_extra}\n"),
+        );
+    }
+    let sluice = Sluice::start(&config, http);
+    (sluice, collector, http, metrics)
+}
+
+fn bodies(collector: &Collector, n: usize) -> Vec<String> {
+    collector
+        .wait_for(n, Duration::from_secs(5))
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn gzip_and_zstd_bodies_are_decoded() {
+    let (_s, collector, http, _) = started("", "");
+    let plain = body_of(&[apache_line(1), apache_line(2)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(post(http, &[("Content-Encoding", "gzip")], &gz).status, 200);
+    let zst = zstd::encode_all(&plain[..], 3).unwrap();
+    assert_eq!(
+        post(http, &[("Content-Encoding", "zstd")], &zst).status,
+        200
+    );
+    assert_eq!(
+        bodies(&collector, 4),
+        [
+            apache_line(1),
+            apache_line(2),
+            apache_line(1),
+            apache_line(2)
+        ]
+    );
+    let resp = post(http, &[("Content-Encoding", "br")], b"xx");
+    assert_eq!(resp.status, 415);
+    let resp = post(http, &[("Content-Encoding", "gzip")], b"not gzip at all");
+    assert_eq!(resp.status, 400);
+}
+
+#[test]
+fn oversized_bodies_and_decompression_bombs_get_413() {
+    let (_s, collector, http, metrics) = started("", "max_request_body_size: 64KiB");
+    let big = vec![b'a'; 65 * 1024];
+    assert_eq!(post(http, &[], &big).status, 413);
+    // A chunked body has no Content-Length to check up front; the streaming limit catches it.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    let mut req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..70 {
+        req.extend_from_slice(b"400\r\n");
+        req.extend_from_slice(&[b'b'; 1024]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let _ = stream.write_all(&req);
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut stream, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    // 10 MiB of zeros compresses to about 10 KiB: small on the wire, a bomb when inflated.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 10 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 64 * 1024);
+    assert_eq!(
+        post(http, &[("Content-Encoding", "gzip")], &bomb).status,
+        413
+    );
+    let zbomb = zstd::encode_all(&vec![0u8; 10 << 20][..], 19).unwrap();
+    assert_eq!(
+        post(http, &[("Content-Encoding", "zstd")], &zbomb).status,
+        413
+    );
+    // Nothing from the refused requests went anywhere, and the server still works.
+    assert_eq!(post(http, &[], b"after\n").status, 200);
+    assert_eq!(bodies(&collector, 1), ["after"]);
+    assert_eq!(
+        metric(
+            metrics,
+            r#"otelcol_receiver_accepted_log_records_total{receiver="http_logs",transport="http"}"#
+        ),
+        1
+    );
+}
+
+#[test]
+fn invalid_utf8_empty_body_and_missing_final_newline_are_handled() {
+    let (_s, collector, http, _) = started("", "");
+    assert_eq!(post(http, &[], b"").status, 200);
+    assert_eq!(
+        post(http, &[], b"first\nbad \xff\xfe bytes\r\nno final newline").status,
+        200
+    );
+    assert_eq!(
+        bodies(&collector, 3),
+        ["first", "bad \u{fffd}\u{fffd} bytes", "no final newline"]
+    );
+    let mut c = Client::connect(http).unwrap();
+    assert_eq!(c.request("GET", "/", &[], b"").unwrap().status, 405);
+}
+
+#[test]
+fn full_queue_answers_429_with_retry_after_and_counts_refusals() {
+    // The consumer's port has no listener, so nothing leaves the queue.
+    let (http, metrics) = (free_port(), free_port());
+    let config = guide_config(
+        http,
+        free_port(),
+        metrics,
+        "sending_queue: { queue_size: 10 }",
+        "shutdown_timeout: 1s",
+    );
+    let mut sluice = Sluice::start(&config, http);
+    let held = std::thread::spawn(move || {
+        post(
+            http,
+            &[],
+            &body_of(&(0..6).map(apache_line).collect::<Vec<_>>()),
+        )
+        .status
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(metrics, r#"otelcol_exporter_queue_size{exporter="tcp"}"#) != 6 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let resp = post(
+        http,
+        &[],
+        &body_of(&(0..5).map(apache_line).collect::<Vec<_>>()),
+    );
+    assert_eq!(resp.status, 429);
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(
+        metric(
+            metrics,
+            r#"otelcol_receiver_refused_log_records_total{receiver="http_logs",transport="http"}"#
+        ),
+        5
+    );
+    // On SIGTERM the held request cannot be delivered within the timeout: it is told so.
+    sluice.sigterm();
+    assert_eq!(held.join().unwrap(), 503);
+    assert!(sluice.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn health_check_is_503_while_draining() {
+    let (http, metrics, health) = (free_port(), free_port(), free_port());
+    let config = format!(
+        r#"
+receivers: {{ http_logs: {{ endpoint: "127.0.0.1:{http}" }} }}
+exporters: {{ tcp: {{ endpoint: "127.0.0.1:{dead}" }} }}
+extensions: {{ health_check: {{ endpoint: "127.0.0.1:{health}" }} }}
+service:
+  extensions: [health_check]
+  shutdown_timeout: 3s
+  telemetry: {{ metrics: {{ address: "127.0.0.1:{metrics}" }} }}
+  pipelines: {{ logs: {{ receivers: [http_logs], exporters: [tcp] }} }}
+"#,
+        dead = free_port()
+    );
+    let mut sluice = Sluice::start(&config, http);
+    assert_eq!(get(health, "/").unwrap().status, 200);
+    let held = std::thread::spawn(move || post(http, &[], b"stuck\n").status);
+    std::thread::sleep(Duration::from_millis(300));
+    sluice.sigterm();
+    std::thread::sleep(Duration::from_millis(500));
+    let resp = get(health, "/").unwrap();
+    assert_eq!(resp.status, 503);
+    assert!(String::from_utf8_lossy(&resp.body).contains("Server not available"));
+    assert_eq!(held.join().unwrap(), 503);
+    assert!(sluice.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn connections_are_closed_after_max_connection_age() {
+    let (_s, _collector, http, _) = started("", "max_connection_age: 300ms");
+    let mut c = Client::connect(http).unwrap();
+    assert_eq!(c.post(b"one\n").unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        c.post(b"two\n").is_err(),
+        "the aged connection was closed by the server"
+    );
+    assert_eq!(post(http, &[], b"three\n").status, 200);
+}
