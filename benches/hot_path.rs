@@ -1,1 +1,114 @@
-fn main() {}
+//! The hot path stage by stage, on 256 KiB bodies of varied Apache common log lines (the shape
+//! lading sends in the Vector guide): framing, regex parsing, JSON and text encoding, and all of
+//! them together. `cargo bench --bench hot_path`; Throughput is in input bytes.
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sluice::codec::{JsonEncoder, encode_text_batch};
+use sluice::processors::regex_parser::{self, Config};
+use sluice::receivers::http_logs::{Framing, frame};
+
+/// The binary's allocator, so the figures match what `sluice` runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const GUIDE_RE: &str = r#"^(?P<host>[\w\.]+) - (?P<user>[\w\-]+) \[(?P<timestamp>[^\]]*)\] "(?P<method>[\w]+) (?P<path>[^"]*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$"#;
+
+/// A deterministic body of about `size` bytes of varied Apache common log lines.
+fn apache_body(size: usize) -> Bytes {
+    const USERS: [&str; 6] = ["frank", "lavon", "kaia-m", "ops", "j.doe", "r2d2"];
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "HEAD"];
+    const PATHS: [&str; 6] = ["/", "/index.html", "/api/v1/orders", "/static/app.js", "/fortunate", "/a/b/c?d=e"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut out = String::with_capacity(size + 256);
+    while out.len() < size {
+        let r = next();
+        out.push_str(&format!(
+            "{}.{}.{}.{} - {} [{:02}/Feb/2023:{:02}:{:02}:{:02} +0000] \"{} {}{} HTTP/1.{}\" {} {}\n",
+            r % 256,
+            (r >> 8) % 256,
+            (r >> 16) % 256,
+            (r >> 24) % 256,
+            USERS[(r >> 32) as usize % USERS.len()],
+            1 + (r >> 3) % 28,
+            (r >> 5) % 24,
+            (r >> 7) % 60,
+            (r >> 9) % 60,
+            METHODS[(r >> 40) as usize % METHODS.len()],
+            PATHS[(r >> 44) as usize % PATHS.len()],
+            (r >> 48) % 1000,
+            (r >> 58) % 2,
+            [200, 201, 301, 404, 500][(r >> 50) as usize % 5],
+            (r >> 20) % 100_000,
+        ));
+    }
+    Bytes::from(out)
+}
+
+fn parser(regex: Option<&str>) -> Box<dyn sluice::pipeline::Processor> {
+    let cfg = Config {
+        regex: regex.map(str::to_string),
+        preset: regex.is_none().then_some(regex_parser::Preset::ApacheCommon),
+        parse_from: "body".into(),
+        ..Default::default()
+    };
+    regex_parser::standalone(&cfg).expect("valid parser config")
+}
+
+fn stages(c: &mut Criterion) {
+    let body = apache_body(256 << 10);
+    let lines = frame(body.clone(), Framing::NewlineDelimited, 1).len();
+    let mut g = c.benchmark_group("apache_256KiB");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    eprintln!("{} lines per 256 KiB body ({} bytes/line)", lines, body.len() / lines);
+
+    g.bench_function("frame", |b| b.iter(|| frame(body.clone(), Framing::NewlineDelimited, 1)));
+
+    for (name, re) in [("parse_guide_regex", Some(GUIDE_RE)), ("parse_preset_apache_common", None)] {
+        let mut p = parser(re);
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || frame(body.clone(), Framing::NewlineDelimited, 1),
+                |batch| p.process(batch),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+
+    let mut parsed = frame(body.clone(), Framing::NewlineDelimited, 1);
+    parser(Some(GUIDE_RE)).process(&mut parsed);
+    let mut out = Vec::with_capacity(4 << 20);
+    let mut json = JsonEncoder::default();
+    g.bench_function("encode_json", |b| {
+        b.iter(|| {
+            out.clear();
+            json.encode_batch(&parsed, &mut out);
+        })
+    });
+    g.bench_function("encode_text", |b| {
+        b.iter(|| {
+            out.clear();
+            encode_text_batch(&parsed, &mut out);
+        })
+    });
+
+    let mut p = parser(Some(GUIDE_RE));
+    g.bench_function("frame_parse_encode_json", |b| {
+        b.iter(|| {
+            let mut batch = frame(body.clone(), Framing::NewlineDelimited, 1);
+            p.process(&mut batch);
+            out.clear();
+            json.encode_batch(&batch, &mut out);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

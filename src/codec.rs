@@ -23,10 +23,33 @@ static ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether any byte of `s` needs escaping, eight bytes at a time (SWAR): most log text needs
+/// none, and then the string is copied in one go.
+#[inline]
+fn needs_escape(s: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let control = v.wrapping_sub(LO * 0x20) & !v & HI;
+        if control | has_zero(v ^ (LO * b'"' as u64)) | has_zero(v ^ (LO * b'\\' as u64)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| ESCAPE[b as usize])
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    if !needs_escape(s) {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in s.iter().enumerate() {
         if !ESCAPE[b as usize] {
@@ -253,6 +276,19 @@ mod tests {
         let mut out = Vec::new();
         write_json_str(&mut out, b"a\"b\\c\nd\x01");
         assert_eq!(out, br#""a\"b\\c\nd\u0001""#);
+    }
+
+    #[test]
+    fn swar_escape_check_agrees_with_the_table() {
+        for len in 0..24 {
+            for pos in 0..len {
+                for b in 0u8..=255 {
+                    let mut s = vec![b'a'; len];
+                    s[pos] = b;
+                    assert_eq!(needs_escape(&s), ESCAPE[b as usize], "byte {b:#x} at {pos} of {len}");
+                }
+            }
+        }
     }
 
     #[test]

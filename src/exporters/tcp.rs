@@ -241,10 +241,8 @@ impl Sender {
     }
 
     async fn write_once(&mut self) -> std::io::Result<()> {
-        if let Some(conn) = &self.conn {
-            if peer_has_closed(conn) {
-                self.conn = None;
-            }
+        if self.conn.as_ref().is_some_and(peer_has_closed) {
+            self.conn = None;
         }
         if self.conn.is_none() {
             let connect = TcpStream::connect(&self.cfg.endpoint);

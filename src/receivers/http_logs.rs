@@ -185,7 +185,7 @@ async fn handle(
     }
     let encoding = match Encoding::from_header(req.headers().get(CONTENT_ENCODING)) {
         Ok(e) => e,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let raw = match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -266,7 +266,7 @@ pub enum DecodeError {
 }
 
 impl Encoding {
-    fn from_header(v: Option<&HeaderValue>) -> Result<Encoding, HttpResponse> {
+    fn from_header(v: Option<&HeaderValue>) -> Result<Encoding, Box<HttpResponse>> {
         let Some(v) = v else {
             return Ok(Encoding::Identity);
         };
@@ -280,10 +280,10 @@ impl Encoding {
         } else if v.eq_ignore_ascii_case("zstd") {
             Ok(Encoding::Zstd)
         } else {
-            Err(server::text(
+            Err(Box::new(server::text(
                 415,
                 "unsupported Content-Encoding: use gzip, deflate, zstd or none\n",
-            ))
+            )))
         }
     }
 
