@@ -18,7 +18,14 @@ const GUIDE_RE: &str = r#"^(?P<host>[\w\.]+) - (?P<user>[\w\-]+) \[(?P<timestamp
 fn apache_body(size: usize) -> Bytes {
     const USERS: [&str; 6] = ["frank", "lavon", "kaia-m", "ops", "j.doe", "r2d2"];
     const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "HEAD"];
-    const PATHS: [&str; 6] = ["/", "/index.html", "/api/v1/orders", "/static/app.js", "/fortunate", "/a/b/c?d=e"];
+    const PATHS: [&str; 6] = [
+        "/",
+        "/index.html",
+        "/api/v1/orders",
+        "/static/app.js",
+        "/fortunate",
+        "/a/b/c?d=e",
+    ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -54,7 +61,9 @@ fn apache_body(size: usize) -> Bytes {
 fn parser(regex: Option<&str>) -> Box<dyn sluice::pipeline::Processor> {
     let cfg = Config {
         regex: regex.map(str::to_string),
-        preset: regex.is_none().then_some(regex_parser::Preset::ApacheCommon),
+        preset: regex
+            .is_none()
+            .then_some(regex_parser::Preset::ApacheCommon),
         parse_from: "body".into(),
         ..Default::default()
     };
@@ -66,11 +75,20 @@ fn stages(c: &mut Criterion) {
     let lines = frame(body.clone(), Framing::NewlineDelimited, 1).len();
     let mut g = c.benchmark_group("apache_256KiB");
     g.throughput(Throughput::Bytes(body.len() as u64));
-    eprintln!("{} lines per 256 KiB body ({} bytes/line)", lines, body.len() / lines);
+    eprintln!(
+        "{} lines per 256 KiB body ({} bytes/line)",
+        lines,
+        body.len() / lines
+    );
 
-    g.bench_function("frame", |b| b.iter(|| frame(body.clone(), Framing::NewlineDelimited, 1)));
+    g.bench_function("frame", |b| {
+        b.iter(|| frame(body.clone(), Framing::NewlineDelimited, 1))
+    });
 
-    for (name, re) in [("parse_guide_regex", Some(GUIDE_RE)), ("parse_preset_apache_common", None)] {
+    for (name, re) in [
+        ("parse_guide_regex", Some(GUIDE_RE)),
+        ("parse_preset_apache_common", None),
+    ] {
         let mut p = parser(re);
         g.bench_function(name, |b| {
             b.iter_batched_ref(

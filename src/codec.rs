@@ -23,53 +23,80 @@ static ESCAPE: [bool; 256] = {
     t
 };
 
-/// Whether any byte of `s` needs escaping, eight bytes at a time (SWAR): most log text needs
-/// none, and then the string is copied in one go.
-#[inline]
-fn needs_escape(s: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
-        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let control = v.wrapping_sub(LO * 0x20) & !v & HI;
-        if control | has_zero(v ^ (LO * b'"' as u64)) | has_zero(v ^ (LO * b'\\' as u64)) != 0 {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| ESCAPE[b as usize])
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Marks (0x80 in a byte's slot) the bytes of `v` that need escaping. Borrows can flag bytes
+/// *after* a real hit, never before it, so the lowest mark is always exact.
+#[inline(always)]
+fn escape_marks(v: u64) -> u64 {
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let control = v.wrapping_sub(LO * 0x20) & !v & HI;
+    control | has_zero(v ^ (LO * b'"' as u64)) | has_zero(v ^ (LO * b'\\' as u64))
 }
 
-/// Appends `s` as a JSON string literal.
+#[inline(always)]
+fn load(s: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Whether any byte of `s` needs escaping, eight bytes at a time (SWAR).
+#[cfg(test)]
+fn needs_escape(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        if escape_marks(load(s, i)) != 0 {
+            return true;
+        }
+        i += 8;
+    }
+    s[i..].iter().any(|&b| ESCAPE[b as usize])
+}
+
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        }
+    }
+}
+
+/// Appends `s` as a JSON string literal. Runs without escapes are found eight bytes at a time
+/// and copied whole: log lines carry quotes, so the escaping path is the common one.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    if !needs_escape(s) {
-        out.extend_from_slice(s);
-        out.push(b'"');
-        return;
-    }
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        if !ESCAPE[b as usize] {
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let marks = escape_marks(load(s, i));
+        if marks == 0 {
+            i += 8;
             continue;
         }
-        out.extend_from_slice(&s[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-            }
+        let at = i + (marks.trailing_zeros() / 8) as usize;
+        out.extend_from_slice(&s[start..at]);
+        write_escape(out, s[at]);
+        start = at + 1;
+        i = at + 1;
+    }
+    for (k, &b) in s[i..].iter().enumerate() {
+        if ESCAPE[b as usize] {
+            let at = i + k;
+            out.extend_from_slice(&s[start..at]);
+            write_escape(out, b);
+            start = at + 1;
         }
-        start = i + 1;
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
@@ -285,7 +312,28 @@ mod tests {
                 for b in 0u8..=255 {
                     let mut s = vec![b'a'; len];
                     s[pos] = b;
-                    assert_eq!(needs_escape(&s), ESCAPE[b as usize], "byte {b:#x} at {pos} of {len}");
+                    assert_eq!(
+                        needs_escape(&s),
+                        ESCAPE[b as usize],
+                        "byte {b:#x} at {pos} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_byte_at_every_offset() {
+        for len in 1..20 {
+            for pos in 0..len {
+                for b in 0u8..=127 {
+                    let mut s = vec![b'a'; len];
+                    s[pos] = b;
+                    s[len - 1 - pos] = b'"';
+                    let mut out = Vec::new();
+                    write_json_str(&mut out, &s);
+                    let back: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(back.as_bytes(), &s[..]);
                 }
             }
         }

@@ -21,13 +21,21 @@ pub struct Str(Repr);
 
 #[derive(Clone)]
 enum Repr {
+    /// Compile-time and config text (attribute keys): cloned by copying a pointer.
+    Static(&'static str),
     Shared(Bytes),
-    Inline { len: u8, buf: [u8; Str::INLINE] },
+    Inline {
+        len: u8,
+        buf: [u8; Str::INLINE],
+    },
 }
 
 impl Default for Str {
     fn default() -> Self {
-        Str(Repr::Inline { len: 0, buf: [0; Str::INLINE] })
+        Str(Repr::Inline {
+            len: 0,
+            buf: [0; Str::INLINE],
+        })
     }
 }
 
@@ -37,7 +45,7 @@ impl Str {
 
     /// Text known at compile time; cloning it touches no reference count.
     pub const fn from_static(s: &'static str) -> Self {
-        Str(Repr::Shared(Bytes::from_static(s.as_bytes())))
+        Str(Repr::Static(s))
     }
 
     /// Checks `bytes` once; slices taken at char boundaries later need no further check.
@@ -60,7 +68,9 @@ impl Str {
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
         match std::str::from_utf8(&bytes) {
             Ok(_) => Str(Repr::Shared(bytes)),
-            Err(_) => Str(Repr::Shared(Bytes::from(String::from_utf8_lossy(&bytes).into_owned()))),
+            Err(_) => Str(Repr::Shared(Bytes::from(
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))),
         }
     }
 
@@ -72,6 +82,7 @@ impl Str {
 
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
+            Repr::Static(s) => s.as_bytes(),
             Repr::Shared(b) => b,
             Repr::Inline { len, buf } => &buf[..*len as usize],
         }
@@ -79,7 +90,7 @@ impl Str {
 
     /// Whether this text is a view into a shared buffer (as opposed to held inline).
     pub fn is_shared(&self) -> bool {
-        matches!(self.0, Repr::Shared(_))
+        matches!(self.0, Repr::Shared(_) | Repr::Static(_))
     }
 
     /// A sub-slice: short ones are copied inline, longer ones share the same buffer.
@@ -93,11 +104,20 @@ impl Str {
         let part = &bytes[range.clone()];
         if part.len() <= Str::INLINE {
             let mut buf = [0; Str::INLINE];
-            buf[..part.len()].copy_from_slice(part);
-            return Str(Repr::Inline { len: part.len() as u8, buf });
+            // A fixed-size copy (a few vector moves) beats a variable-length memcpy call; the
+            // bytes past `len` are never read.
+            match bytes.get(range.start..range.start + Str::INLINE) {
+                Some(window) => buf.copy_from_slice(window),
+                None => buf[..part.len()].copy_from_slice(part),
+            }
+            return Str(Repr::Inline {
+                len: part.len() as u8,
+                buf,
+            });
         }
         match &self.0 {
             Repr::Shared(b) => Str(Repr::Shared(b.slice(range))),
+            Repr::Static(s) => Str(Repr::Static(&s[range])),
             // Unreachable: inline text is never longer than INLINE.
             Repr::Inline { .. } => Str(Repr::Shared(Bytes::copy_from_slice(part))),
         }

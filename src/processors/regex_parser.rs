@@ -324,7 +324,13 @@ impl RegexParser {
 
     /// Parses one record in place; `false` if it did not match or its timestamp did not parse.
     fn parse(&mut self, rec: &mut LogRecord) -> bool {
-        let RegexParser { compiled, cache, caps, spans, .. } = self;
+        let RegexParser {
+            compiled,
+            cache,
+            caps,
+            spans,
+            ..
+        } = self;
         let c = &**compiled;
         // The body is moved out and back rather than cloned: cloning shared bytes costs an
         // atomic increment and decrement per record, measurable at this rate.
@@ -333,7 +339,9 @@ impl RegexParser {
         let hay = match (&c.source, &body) {
             (Source::Body, Value::Str(s)) => Some(s),
             (Source::Attribute(key), _) => {
-                from_attr = get_attr(&rec.attributes, key).and_then(Value::as_str).cloned();
+                from_attr = get_attr(&rec.attributes, key)
+                    .and_then(Value::as_str)
+                    .cloned();
                 from_attr.as_ref()
             }
             _ => None,
@@ -343,9 +351,12 @@ impl RegexParser {
             match &c.fast {
                 Some(fast) if bytes.is_ascii() => fast.captures(bytes, spans),
                 _ => {
-                    c.regex.search_captures_with(cache, &Input::new(bytes), caps);
+                    c.regex
+                        .search_captures_with(cache, &Input::new(bytes), caps);
                     spans.clear();
-                    spans.extend((0..caps.group_len()).map(|g| caps.get_group(g).map(|s| (s.start, s.end))));
+                    spans.extend(
+                        (0..caps.group_len()).map(|g| caps.get_group(g).map(|s| (s.start, s.end))),
+                    );
                     caps.is_match()
                 }
             }
@@ -356,8 +367,13 @@ impl RegexParser {
         };
         // SAFETY: the haystack is valid UTF-8, and spans fall on char boundaries: the regex runs
         // in UTF-8 mode, and the fast matcher only sees ASCII.
-        let capture =
-            |g: usize| spans.get(g).copied().flatten().map(|(s, e)| unsafe { hay.slice_unchecked(s..e) });
+        let capture = |g: usize| {
+            spans
+                .get(g)
+                .copied()
+                .flatten()
+                .map(|(s, e)| unsafe { hay.slice_unchecked(s..e) })
+        };
 
         let mut ok = true;
         if let Some((g, layout)) = &c.timestamp {
@@ -531,14 +547,26 @@ mod tests {
 
     #[test]
     fn long_captures_share_the_input_buffer() {
-        let mut p = standalone(&Config { preset: Some(Preset::ApacheCommon), ..cfg("{}") }).unwrap();
-        let line = LINE.replace("/fortunate", "/a/rather/long/path/that/is/shared/not/copied");
+        let mut p = standalone(&Config {
+            preset: Some(Preset::ApacheCommon),
+            ..cfg("{}")
+        })
+        .unwrap();
+        let line = LINE.replace(
+            "/fortunate",
+            "/a/rather/long/path/that/is/shared/not/copied",
+        );
         let mut b = batch(&[&line]);
         let base = b.records[0].body.as_str().unwrap().as_bytes().as_ptr() as usize;
         p.process(&mut b);
-        let path = get_attr(&b.records[0].attributes, "path").and_then(Value::as_str).unwrap();
+        let path = get_attr(&b.records[0].attributes, "path")
+            .and_then(Value::as_str)
+            .unwrap();
         assert!(path.is_shared());
-        assert_eq!(path.as_bytes().as_ptr() as usize, base + line.find("/a/rather").unwrap());
+        assert_eq!(
+            path.as_bytes().as_ptr() as usize,
+            base + line.find("/a/rather").unwrap()
+        );
     }
 
     #[test]

@@ -13,9 +13,19 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
+/// `group` on a literal or run is a capture around exactly that item (the common case), which
+/// saves dispatching separate open and close markers.
 enum Item {
-    Lit(Box<[u8]>),
-    Run { set: Box<[bool; 256]>, min: u32, max: u32 },
+    Lit {
+        bytes: Box<[u8]>,
+        group: Option<usize>,
+    },
+    Run {
+        set: Box<[bool; 256]>,
+        min: u32,
+        max: u32,
+        group: Option<usize>,
+    },
     Open(usize),
     Close(usize),
     End,
@@ -34,7 +44,10 @@ impl Segments {
     /// Compiles `pattern` (parsed with the same defaults as `regex_automata::meta::Regex`), or
     /// returns `None` when its shape is not one this matcher handles exactly.
     pub fn compile(pattern: &str) -> Option<Segments> {
-        let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(pattern)
+            .ok()?;
         let mut items = Vec::new();
         let subs: &[Hir] = match hir.kind() {
             HirKind::Concat(subs) => subs,
@@ -53,6 +66,7 @@ impl Segments {
             .iter()
             .filter_map(|i| match i {
                 Item::Open(g) => Some(*g + 1),
+                Item::Lit { group, .. } | Item::Run { group, .. } => group.map(|g| g + 1),
                 _ => None,
             })
             .max()
@@ -73,18 +87,36 @@ impl Segments {
         let mut pos = 0usize;
         for item in &self.items {
             match item {
-                Item::Lit(lit) => {
-                    if !hay[pos..].starts_with(lit) {
+                Item::Lit { bytes, group } => {
+                    let end = pos + bytes.len();
+                    // Literals between fields are a few bytes: compare inline, no memcmp call.
+                    if end > hay.len()
+                        || !hay[pos..end].iter().zip(bytes.iter()).all(|(a, b)| a == b)
+                    {
                         return false;
                     }
-                    pos += lit.len();
+                    if let Some(g) = group {
+                        spans[*g] = Some((pos, end));
+                    }
+                    pos = end;
                 }
-                Item::Run { set, min, max } => {
+                Item::Run {
+                    set,
+                    min,
+                    max,
+                    group,
+                } => {
                     let limit = hay.len().min(pos.saturating_add(*max as usize));
                     let window = &hay[pos..limit];
-                    let taken = window.iter().position(|&b| !set[b as usize]).unwrap_or(window.len());
+                    let taken = window
+                        .iter()
+                        .position(|&b| !set[b as usize])
+                        .unwrap_or(window.len());
                     if taken < *min as usize {
                         return false;
+                    }
+                    if let Some(g) = group {
+                        spans[*g] = Some((pos, pos + taken));
                     }
                     pos += taken;
                 }
@@ -114,8 +146,12 @@ fn ascii_set(class: &Class) -> Box<[bool; 256]> {
         }
     };
     match class {
-        Class::Unicode(c) => c.iter().for_each(|r| mark(r.start() as u32, r.end() as u32)),
-        Class::Bytes(c) => c.iter().for_each(|r| mark(r.start() as u32, r.end() as u32)),
+        Class::Unicode(c) => c
+            .iter()
+            .for_each(|r| mark(r.start() as u32, r.end() as u32)),
+        Class::Bytes(c) => c
+            .iter()
+            .for_each(|r| mark(r.start() as u32, r.end() as u32)),
     }
     set
 }
@@ -127,8 +163,22 @@ fn flatten(h: &Hir, items: &mut Vec<Item>, lazy: &mut Vec<bool>) -> Option<()> {
     };
     match h.kind() {
         HirKind::Empty => {}
-        HirKind::Literal(l) if l.0.is_ascii() => push(Item::Lit(l.0.clone()), false),
-        HirKind::Class(c) => push(Item::Run { set: ascii_set(c), min: 1, max: 1 }, false),
+        HirKind::Literal(l) if l.0.is_ascii() => push(
+            Item::Lit {
+                bytes: l.0.clone(),
+                group: None,
+            },
+            false,
+        ),
+        HirKind::Class(c) => push(
+            Item::Run {
+                set: ascii_set(c),
+                min: 1,
+                max: 1,
+                group: None,
+            },
+            false,
+        ),
         HirKind::Repetition(r) => {
             let set = match r.sub.kind() {
                 HirKind::Class(c) => ascii_set(c),
@@ -139,15 +189,31 @@ fn flatten(h: &Hir, items: &mut Vec<Item>, lazy: &mut Vec<bool>) -> Option<()> {
                 }
                 _ => return None,
             };
-            push(Item::Run { set, min: r.min, max: r.max.unwrap_or(u32::MAX) }, !r.greedy);
+            push(
+                Item::Run {
+                    set,
+                    min: r.min,
+                    max: r.max.unwrap_or(u32::MAX),
+                    group: None,
+                },
+                !r.greedy,
+            );
         }
         HirKind::Capture(c) => {
             let g = c.index as usize;
-            items.push(Item::Open(g));
-            lazy.push(false);
+            let before = items.len();
             flatten(&c.sub, items, lazy)?;
-            items.push(Item::Close(g));
-            lazy.push(false);
+            match &mut items[before..] {
+                [Item::Lit { group, .. }] | [Item::Run { group, .. }] if group.is_none() => {
+                    *group = Some(g)
+                }
+                _ => {
+                    items.insert(before, Item::Open(g));
+                    lazy.insert(before, false);
+                    items.push(Item::Close(g));
+                    lazy.push(false);
+                }
+            }
         }
         HirKind::Look(Look::End) => push(Item::End, false),
         _ => return None,
@@ -162,7 +228,9 @@ fn check(items: &[Item], lazy: &[bool]) -> Option<()> {
         if matches!(item, Item::End) && items[i + 1..].iter().any(consuming) {
             return None;
         }
-        let Item::Run { set, min, max } = item else { continue };
+        let Item::Run { set, min, max, .. } = item else {
+            continue;
+        };
         if min == max {
             continue; // a fixed count stops where it must, whatever follows
         }
@@ -171,8 +239,9 @@ fn check(items: &[Item], lazy: &[bool]) -> Option<()> {
             // would stop early, which this matcher does not model.
             None if lazy[i] => return None,
             None | Some(Item::End) => {}
-            Some(Item::Lit(l)) if !set[l[0] as usize] => {}
-            Some(Item::Run { set: next, min, .. }) if *min >= 1 && (0..128).all(|b| !(set[b] && next[b])) => {}
+            Some(Item::Lit { bytes, .. }) if !set[bytes[0] as usize] => {}
+            Some(Item::Run { set: next, min, .. })
+                if *min >= 1 && (0..128).all(|b| !(set[b] && next[b])) => {}
             Some(_) => return None,
         }
     }
@@ -190,8 +259,11 @@ mod tests {
     fn reference(re: &Regex, hay: &[u8]) -> Option<Spans> {
         let mut caps = re.create_captures();
         re.captures(Input::new(hay), &mut caps);
-        caps.is_match()
-            .then(|| (0..caps.group_len()).map(|g| caps.get_group(g).map(|s| (s.start, s.end))).collect())
+        caps.is_match().then(|| {
+            (0..caps.group_len())
+                .map(|g| caps.get_group(g).map(|s| (s.start, s.end)))
+                .collect()
+        })
     }
 
     #[test]
@@ -212,7 +284,10 @@ mod tests {
             r"^(?P<a>\d+)\s*\d",      // possibly-empty run after a run
             r"^(?P<a>x)$y",           // text after the end anchor
         ] {
-            assert!(Segments::compile(p).is_none(), "{p} should fall back to the regex engine");
+            assert!(
+                Segments::compile(p).is_none(),
+                "{p} should fall back to the regex engine"
+            );
         }
     }
 
@@ -264,7 +339,12 @@ mod tests {
                     }
                     let want = reference(&re, &line);
                     let got = fast.captures(&line, &mut spans).then(|| spans.clone());
-                    assert_eq!(got, want, "pattern {p}\nline {:?}", String::from_utf8_lossy(&line));
+                    assert_eq!(
+                        got,
+                        want,
+                        "pattern {p}\nline {:?}",
+                        String::from_utf8_lossy(&line)
+                    );
                 }
             }
         }
