@@ -90,7 +90,17 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
         start = at + 1;
         i = at + 1;
     }
-    for (k, &b) in s[i..].iter().enumerate() {
+    let tail = &s[i..];
+    // The last few bytes (most attribute values are shorter than a word) are padded with a
+    // harmless byte and checked as one word; only a tail that needs escaping is walked.
+    let mut word = [b'a'; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    if escape_marks(u64::from_le_bytes(word)) == 0 {
+        out.extend_from_slice(&s[start..]);
+        out.push(b'"');
+        return;
+    }
+    for (k, &b) in tail.iter().enumerate() {
         if ESCAPE[b as usize] {
             let at = i + k;
             out.extend_from_slice(&s[start..at]);
@@ -139,8 +149,17 @@ pub fn write_json_map(out: &mut Vec<u8>, kvs: &[KeyValue]) {
         if i > 0 {
             out.push(b',');
         }
-        write_json_str(out, k.as_bytes());
-        out.push(b':');
+        match k.static_json_safe() {
+            Some(key) => {
+                out.push(b'"');
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"\":");
+            }
+            None => {
+                write_json_str(out, k.as_bytes());
+                out.push(b':');
+            }
+        }
         write_json_value(out, v);
     }
     out.push(b'}');

@@ -21,8 +21,9 @@ pub struct Str(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// Compile-time and config text (attribute keys): cloned by copying a pointer.
-    Static(&'static str),
+    /// Compile-time and config text (attribute keys): cloned by copying a pointer. The flag
+    /// records, once, whether it can be written into JSON without escaping.
+    Static(&'static str, bool),
     Shared(Bytes),
     Inline {
         len: u8,
@@ -45,7 +46,25 @@ impl Str {
 
     /// Text known at compile time; cloning it touches no reference count.
     pub const fn from_static(s: &'static str) -> Self {
-        Str(Repr::Static(s))
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut json_safe = true;
+        while i < b.len() {
+            if b[i] < 0x20 || b[i] == b'"' || b[i] == b'\\' {
+                json_safe = false;
+            }
+            i += 1;
+        }
+        Str(Repr::Static(s, json_safe))
+    }
+
+    /// Static text that needs no JSON escaping (attribute keys, mostly), so encoders can skip
+    /// scanning it for every record.
+    pub fn static_json_safe(&self) -> Option<&'static str> {
+        match self.0 {
+            Repr::Static(s, true) => Some(s),
+            _ => None,
+        }
     }
 
     /// Checks `bytes` once; slices taken at char boundaries later need no further check.
@@ -82,7 +101,7 @@ impl Str {
 
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Static(s) => s.as_bytes(),
+            Repr::Static(s, _) => s.as_bytes(),
             Repr::Shared(b) => b,
             Repr::Inline { len, buf } => &buf[..*len as usize],
         }
@@ -90,7 +109,7 @@ impl Str {
 
     /// Whether this text is a view into a shared buffer (as opposed to held inline).
     pub fn is_shared(&self) -> bool {
-        matches!(self.0, Repr::Shared(_) | Repr::Static(_))
+        matches!(self.0, Repr::Shared(_) | Repr::Static(..))
     }
 
     /// A sub-slice: short ones are copied inline, longer ones share the same buffer.
@@ -117,7 +136,7 @@ impl Str {
         }
         match &self.0 {
             Repr::Shared(b) => Str(Repr::Shared(b.slice(range))),
-            Repr::Static(s) => Str(Repr::Static(&s[range])),
+            Repr::Static(s, _) => Str::from_static(&s[range]),
             // Unreachable: inline text is never longer than INLINE.
             Repr::Inline { .. } => Str(Repr::Shared(Bytes::copy_from_slice(part))),
         }
@@ -328,6 +347,13 @@ mod tests {
         assert!(long.is_shared());
         assert_eq!(long.as_bytes().as_ptr(), text.as_bytes()[10..].as_ptr());
         assert_eq!(short, Str::from("x".repeat(Str::INLINE)));
+    }
+
+    #[test]
+    fn static_text_knows_whether_json_needs_escaping() {
+        assert_eq!(Str::from_static("host").static_json_safe(), Some("host"));
+        assert_eq!(Str::from_static("a\"b").static_json_safe(), None);
+        assert_eq!(Str::from("host".to_string()).static_json_safe(), None);
     }
 
     #[test]
