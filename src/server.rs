@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::pipeline::StartError;
 use crate::shutdown::Shutdown;
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -27,9 +28,13 @@ pub struct Options {
     pub max_connection_age: Option<Duration>,
 }
 
-/// Binds `endpoint` (`host:port`, resolved now).
-pub async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
-    TcpListener::bind(endpoint).await
+/// Binds `endpoint` (`host:port`, resolved now) for `component` (its YAML path), so a port in
+/// use fails start-up with a message that says which component wanted it.
+pub async fn bind(component: String, endpoint: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(endpoint).await.map_err(|e| StartError {
+        component,
+        message: format!("cannot listen on {endpoint}: {e}"),
+    })
 }
 
 /// A plain-text response.

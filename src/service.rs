@@ -308,12 +308,8 @@ impl Service {
         let (stop_telemetry, telemetry_shutdown) = shutdown::channel();
         let mut telemetry_tasks = JoinSet::new();
 
-        let metrics_listener = crate::server::bind(&self.metrics_address)
-            .await
-            .map_err(|e| StartError {
-                component: "service.telemetry.metrics".into(),
-                message: format!("cannot listen on {}: {e}", self.metrics_address),
-            })?;
+        let metrics_listener =
+            crate::server::bind("service.telemetry.metrics".into(), &self.metrics_address).await?;
         let registry = Arc::clone(&self.telemetry);
         telemetry_tasks.spawn(crate::server::serve(
             metrics_listener,

@@ -75,12 +75,8 @@ impl Extension for HealthCheck {
         shutdown: Shutdown,
     ) -> BoxFuture<Result<Running, StartError>> {
         Box::pin(async move {
-            let listener = server::bind(&self.cfg.endpoint)
-                .await
-                .map_err(|e| StartError {
-                    component: format!("extensions.{}", self.id),
-                    message: format!("cannot listen on {}: {e}", self.cfg.endpoint),
-                })?;
+            let listener =
+                server::bind(format!("extensions.{}", self.id), &self.cfg.endpoint).await?;
             let path = self.cfg.path;
             let running: Running = Box::pin(server::serve(
                 listener,

@@ -126,12 +126,8 @@ impl Receiver for HttpLogs {
         shutdown: Shutdown,
     ) -> BoxFuture<Result<Running, StartError>> {
         Box::pin(async move {
-            let listener = server::bind(&self.cfg.endpoint)
-                .await
-                .map_err(|e| StartError {
-                    component: format!("receivers.{}", self.id),
-                    message: format!("cannot listen on {}: {e}", self.cfg.endpoint),
-                })?;
+            let listener =
+                server::bind(format!("receivers.{}", self.id), &self.cfg.endpoint).await?;
             tracing::info!(receiver = %self.id, endpoint = %self.cfg.endpoint, "http_logs receiver listening");
             let opts = server::Options {
                 max_connection_age: self.cfg.max_connection_age,
