@@ -144,8 +144,9 @@ struct Compiled {
     regex: Regex,
     /// The same pattern as a single-pass matcher, when its shape allows (see `segments`).
     fast: Option<Segments>,
-    /// Capture names by group index; `None` for unnamed groups (and group 0).
-    names: Vec<Option<Str>>,
+    /// Named groups only, as (group index, name): the per-record loop skips unnamed ones
+    /// without looking at them.
+    fields: Vec<(usize, Str)>,
     source: Source,
     target: Target,
     timestamp: Option<(usize, Layout)>,
@@ -302,7 +303,11 @@ fn compile(path: &str, cfg: &Config) -> Result<Compiled, Vec<ConfigError>> {
     Ok(Compiled {
         fast: Segments::compile(pattern),
         regex,
-        names,
+        fields: names
+            .iter()
+            .enumerate()
+            .filter_map(|(g, n)| Some((g, n.clone()?)))
+            .collect(),
         source,
         target: cfg.target,
         timestamp,
@@ -390,13 +395,12 @@ impl RegexParser {
         }
 
         let captured = c
-            .names
+            .fields
             .iter()
-            .enumerate()
-            .filter_map(|(i, name)| Some((name.as_ref()?.clone(), Value::Str(capture(i)?))));
+            .filter_map(|(g, name)| Some((name.clone(), Value::Str(capture(*g)?))));
         match c.target {
             Target::Attributes if rec.attributes.is_empty() => {
-                rec.attributes.reserve_exact(c.names.len());
+                rec.attributes.reserve_exact(c.fields.len());
                 rec.attributes.extend(captured);
             }
             Target::Attributes => {
@@ -406,7 +410,7 @@ impl RegexParser {
                 }
             }
             Target::Body => {
-                let mut map = Vec::with_capacity(c.names.len());
+                let mut map = Vec::with_capacity(c.fields.len());
                 map.extend(captured);
                 rec.body = Value::Map(map);
                 return ok;
