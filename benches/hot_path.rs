@@ -117,6 +117,17 @@ fn stages(c: &mut Criterion) {
     });
 
     let mut p = parser(Some(GUIDE_RE));
+    g.bench_function("drop_parsed", |b| {
+        b.iter_batched(
+            || {
+                let mut batch = frame(body.clone(), Framing::NewlineDelimited, 1);
+                p.process(&mut batch);
+                batch
+            },
+            drop,
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("frame_parse_encode_json", |b| {
         b.iter(|| {
             let mut batch = frame(body.clone(), Framing::NewlineDelimited, 1);
