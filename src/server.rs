@@ -21,11 +21,23 @@ use crate::shutdown::Shutdown;
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// Connection settings.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// Close a connection (after its current request) once it is this old, so that clients behind
     /// an L4 balancer reconnect and spread over new replicas.
     pub max_connection_age: Option<Duration>,
+    /// Close a connection whose request headers take longer than this to arrive, so idle or
+    /// trickling clients cannot hold connections open forever.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_connection_age: None,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Binds `endpoint` (`host:port`, resolved now) for `component` (its YAML path), so a port in
@@ -100,6 +112,8 @@ async fn serve_connection<H, Fut>(
         async move { Ok::<_, Infallible>(fut.await) }
     });
     let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

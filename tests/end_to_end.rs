@@ -508,6 +508,24 @@ service:
 }
 
 #[test]
+fn a_client_that_never_sends_headers_is_disconnected() {
+    let (_s, _collector, http, _) = started("", "read_header_timeout: 300ms");
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut idle, &mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the server closed the trickling connection ({waited:?})"
+    );
+    assert_eq!(post(http, &[], b"still serving\n").status, 200);
+}
+
+#[test]
 fn connections_are_closed_after_max_connection_age() {
     let (_s, _collector, http, _) = started("", "max_connection_age: 300ms");
     let mut c = Client::connect(http).unwrap();

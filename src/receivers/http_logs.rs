@@ -7,6 +7,7 @@
 //!     framing: newline_delimited      # or bytes: the whole body is one record
 //!     max_request_body_size: 10MiB    # compressed and decompressed; 413 beyond it
 //!     max_connection_age: 5m          # close connections after this (default: never)
+//!     read_header_timeout: 30s        # drop clients that do not send headers in time
 //! ```
 //!
 //! Each line becomes one record whose body is a slice of the request buffer. The answer is 200
@@ -49,6 +50,13 @@ pub struct Config {
     /// Close each connection once it is this old (after its current request). Default: never.
     #[serde(default, deserialize_with = "optional_duration")]
     pub max_connection_age: Option<Duration>,
+    /// Close a connection whose request headers take longer than this to arrive (idle
+    /// keep-alive connections included). Default `30s`.
+    #[serde(
+        default = "default_header_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub read_header_timeout: Duration,
     /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
     #[serde(
         default = "default_retry_after",
@@ -63,6 +71,10 @@ fn default_endpoint() -> String {
 
 fn default_max_body() -> usize {
     10 << 20
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_retry_after() -> Duration {
@@ -95,6 +107,12 @@ pub fn build(
     let mut errors = Vec::new();
     if let Err(e) = check_endpoint(&cfg.endpoint) {
         errors.push(ConfigError::new(format!("{}.endpoint", ctx.path), e));
+    }
+    if cfg.read_header_timeout.is_zero() {
+        errors.push(ConfigError::new(
+            format!("{}.read_header_timeout", ctx.path),
+            "must be greater than zero",
+        ));
     }
     if cfg.max_request_body_size == 0 {
         errors.push(ConfigError::new(
@@ -131,6 +149,7 @@ impl Receiver for HttpLogs {
             tracing::info!(receiver = %self.id, endpoint = %self.cfg.endpoint, "http_logs receiver listening");
             let opts = server::Options {
                 max_connection_age: self.cfg.max_connection_age,
+                header_read_timeout: self.cfg.read_header_timeout,
             };
             let retry_after = HeaderValue::from(self.cfg.retry_after.as_secs().max(1));
             let shared = Arc::new(Shared {
