@@ -224,18 +224,9 @@ fn tcp_peer_down_then_up_loses_and_duplicates_nothing() {
     for s in senders {
         s.join().unwrap();
     }
-    let got = collector.wait_for(total, Duration::from_secs(10));
-    let bodies: Vec<String> = got
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["body"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let unique: HashSet<&String> = bodies.iter().collect();
-    assert_eq!(bodies.len(), total, "no duplicates:\n{}", sluice.logs());
+    let got = bodies(&collector, total, Duration::from_secs(10));
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(got.len(), total, "no duplicates:\n{}", sluice.logs());
     assert_eq!(unique.len(), total, "no losses");
 }
 
@@ -298,15 +289,8 @@ fn sigterm_under_load_delivers_every_acknowledged_record() {
         "the load ran ({} acknowledged)",
         acked.len()
     );
-    let got: HashSet<String> = collector
-        .wait_for(acked.len(), Duration::from_secs(5))
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["body"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+    let got: HashSet<String> = bodies(&collector, acked.len(), Duration::from_secs(5))
+        .into_iter()
         .collect();
     let missing = acked.iter().filter(|l| !got.contains(*l)).count();
     assert_eq!(
@@ -332,9 +316,10 @@ fn started(exporter_extra: &str, receiver_extra: &str) -> (Sluice, Collector, u1
     (sluice, collector, http, metrics)
 }
 
-fn bodies(collector: &Collector, n: usize) -> Vec<String> {
+/// The `body` of every JSON line the collector got, once at least `n` arrived or `limit` passed.
+fn bodies(collector: &Collector, n: usize, limit: Duration) -> Vec<String> {
     collector
-        .wait_for(n, Duration::from_secs(5))
+        .wait_for(n, limit)
         .iter()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["body"]
@@ -359,7 +344,7 @@ fn gzip_and_zstd_bodies_are_decoded() {
         200
     );
     assert_eq!(
-        bodies(&collector, 4),
+        bodies(&collector, 4, Duration::from_secs(5)),
         [
             apache_line(1),
             apache_line(2),
@@ -407,7 +392,7 @@ fn oversized_bodies_and_decompression_bombs_get_413() {
     );
     // Nothing from the refused requests went anywhere, and the server still works.
     assert_eq!(post(http, &[], b"after\n").status, 200);
-    assert_eq!(bodies(&collector, 1), ["after"]);
+    assert_eq!(bodies(&collector, 1, Duration::from_secs(5)), ["after"]);
     assert_eq!(
         metric(
             metrics,
@@ -426,7 +411,7 @@ fn invalid_utf8_empty_body_and_missing_final_newline_are_handled() {
         200
     );
     assert_eq!(
-        bodies(&collector, 3),
+        bodies(&collector, 3, Duration::from_secs(5)),
         ["first", "bad \u{fffd}\u{fffd} bytes", "no final newline"]
     );
     let mut c = Client::connect(http).unwrap();
