@@ -22,6 +22,9 @@ enum Item {
     },
     Run {
         set: Box<[bool; 256]>,
+        /// Set when the class excludes at most three ASCII bytes (`[^\]]*`, `[^"]*`, `.*`):
+        /// the run is then a search for those bytes, done eight at a time.
+        stops: Option<Stops>,
         min: u32,
         max: u32,
         group: Option<usize>,
@@ -29,6 +32,70 @@ enum Item {
     Open(usize),
     Close(usize),
     End,
+}
+
+/// Up to three stop bytes, each broadcast to a word (a missing one repeats the first).
+#[derive(Clone, Copy)]
+struct Stops([u64; 3]);
+
+impl Stops {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+
+    fn of(set: &[bool; 256]) -> Option<Stops> {
+        let out: Vec<u8> = (0u8..128).filter(|&b| !set[b as usize]).collect();
+        if out.is_empty() || out.len() > 3 {
+            return None;
+        }
+        let word = |b: u8| Stops::LO * b as u64;
+        Some(Stops([
+            word(out[0]),
+            word(*out.get(1).unwrap_or(&out[0])),
+            word(*out.get(2).unwrap_or(&out[0])),
+        ]))
+    }
+
+    /// Marks the stop bytes of `w`; the lowest mark is exact (borrows only flag bytes above a
+    /// real hit).
+    #[inline(always)]
+    fn marks(&self, w: u64) -> u64 {
+        let zero = |x: u64| x.wrapping_sub(Stops::LO) & !x & Stops::HI;
+        zero(w ^ self.0[0]) | zero(w ^ self.0[1]) | zero(w ^ self.0[2])
+    }
+
+    /// How many leading bytes of `window` are not stops, checked a word at a time; the last
+    /// few bytes go through `set`.
+    #[inline(always)]
+    fn run_len(&self, window: &[u8], set: &[bool; 256]) -> usize {
+        let mut i = 0;
+        while i + 8 <= window.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&window[i..i + 8]);
+            let m = self.marks(u64::from_le_bytes(w));
+            if m != 0 {
+                return i + (m.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        i + table_run_len(&window[i..], set)
+    }
+}
+
+/// How many leading bytes of `window` are in `set`, four table lookups per branch.
+#[inline(always)]
+fn table_run_len(window: &[u8], set: &[bool; 256]) -> usize {
+    let mut i = 0;
+    while i + 4 <= window.len() {
+        let w = &window[i..i + 4];
+        if !(set[w[0] as usize] & set[w[1] as usize] & set[w[2] as usize] & set[w[3] as usize]) {
+            break;
+        }
+        i += 4;
+    }
+    i + window[i..]
+        .iter()
+        .position(|&b| !set[b as usize])
+        .unwrap_or(window.len() - i)
 }
 
 /// A compiled deterministic pattern.
@@ -102,16 +169,17 @@ impl Segments {
                 }
                 Item::Run {
                     set,
+                    stops,
                     min,
                     max,
                     group,
                 } => {
                     let limit = hay.len().min(pos.saturating_add(*max as usize));
                     let window = &hay[pos..limit];
-                    let taken = window
-                        .iter()
-                        .position(|&b| !set[b as usize])
-                        .unwrap_or(window.len());
+                    let taken = match stops {
+                        Some(stops) => stops.run_len(window, set),
+                        None => table_run_len(window, set),
+                    };
                     if taken < *min as usize {
                         return false;
                     }
@@ -173,6 +241,7 @@ fn flatten(h: &Hir, items: &mut Vec<Item>, lazy: &mut Vec<bool>) -> Option<()> {
         HirKind::Class(c) => push(
             Item::Run {
                 set: ascii_set(c),
+                stops: None,
                 min: 1,
                 max: 1,
                 group: None,
@@ -191,6 +260,7 @@ fn flatten(h: &Hir, items: &mut Vec<Item>, lazy: &mut Vec<bool>) -> Option<()> {
             };
             push(
                 Item::Run {
+                    stops: Stops::of(&set),
                     set,
                     min: r.min,
                     max: r.max.unwrap_or(u32::MAX),
