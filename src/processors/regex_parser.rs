@@ -397,11 +397,19 @@ impl RegexParser {
             Target::Attributes if rec.attributes.is_empty() => {
                 let attrs = &mut rec.attributes;
                 attrs.reserve_exact(c.fields.len());
+                // Written straight into the reserved slots: `push` keeps each pair in a stack
+                // temporary for its grow path, and copying it on stalls on store forwarding.
+                let slots = &mut attrs.spare_capacity_mut()[..c.fields.len()];
+                let mut n = 0;
                 for (g, name) in &c.fields {
+                    // An optional group that did not take part leaves no attribute.
                     if let Some(v) = capture(*g) {
-                        attrs.push((name.clone(), Value::Str(v)));
+                        slots[n].write((name.clone(), Value::Str(v)));
+                        n += 1;
                     }
                 }
+                // SAFETY: the first `n` spare slots were initialised just above.
+                unsafe { attrs.set_len(n) };
             }
             Target::Attributes => {
                 for (g, name) in &c.fields {
@@ -529,6 +537,24 @@ mod tests {
             .and_then(Value::as_str)
             .map(|s| s.as_str())
             .unwrap_or("<missing>")
+    }
+
+    #[test]
+    fn optional_groups_that_did_not_match_leave_no_attribute() {
+        let mut p = standalone(&Config {
+            regex: Some(r"^(?P<a>\w+)(?: (?P<b>\d+))?(?: (?P<c>[a-z]+))?$".into()),
+            ..cfg("{}")
+        })
+        .unwrap();
+        let mut b = batch(&["x y", "x 1", "x"]);
+        p.process(&mut b);
+        let keys = |r: &LogRecord| -> Vec<String> {
+            r.attributes.iter().map(|(k, _)| k.to_string()).collect()
+        };
+        assert_eq!(keys(&b.records[0]), ["a", "c"]);
+        assert_eq!(attr(&b.records[0], "c"), "y");
+        assert_eq!(keys(&b.records[1]), ["a", "b"]);
+        assert_eq!(keys(&b.records[2]), ["a"]);
     }
 
     #[test]
