@@ -156,11 +156,21 @@ unsafe fn write_with(out: &mut Vec<u8>, bound: usize, write: impl FnOnce(&mut Cu
     }
 }
 
+#[inline(always)]
 fn str_bound(s: &[u8]) -> usize {
     6 * s.len() + 2
 }
 
+#[inline(always)]
 fn value_bound(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => str_bound(s.as_bytes()),
+        other => other_bound(other),
+    }
+}
+
+#[inline(never)]
+fn other_bound(v: &Value) -> usize {
     match v {
         Value::Str(s) => str_bound(s.as_bytes()),
         Value::Empty | Value::Bool(_) => 5,
@@ -173,6 +183,7 @@ fn value_bound(v: &Value) -> usize {
     }
 }
 
+#[inline(always)]
 fn map_bound(kvs: &[KeyValue]) -> usize {
     2 + kvs
         .iter()
@@ -181,13 +192,15 @@ fn map_bound(kvs: &[KeyValue]) -> usize {
 }
 
 #[cold]
-unsafe fn escape_control(c: &mut Cursor, b: u8) {
+unsafe fn escape_control(at: *mut u8, b: u8) -> *mut u8 {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let c = &mut Cursor(at);
     unsafe {
         c.lit(b"\\u00");
         c.byte(HEX[(b >> 4) as usize]);
         c.byte(HEX[(b & 0xf) as usize]);
     }
+    c.0
 }
 
 #[inline(always)]
@@ -199,7 +212,7 @@ unsafe fn escape(c: &mut Cursor, b: u8) {
             b'\n' => c.lit(b"\\n"),
             b'\r' => c.lit(b"\\r"),
             b'\t' => c.lit(b"\\t"),
-            _ => escape_control(c, b),
+            _ => c.0 = escape_control(c.0, b),
         }
     }
 }
@@ -258,13 +271,16 @@ unsafe fn value(c: &mut Cursor, v: &Value) {
     unsafe {
         match v {
             Value::Str(s) => str(c, s.as_bytes()),
-            other => value_other(c, other),
+            // The position goes out and back by value: lending `&mut Cursor` to a call that
+            // is not inlined would pin the cursor in memory for the whole record.
+            other => c.0 = value_other(c.0, other),
         }
     }
 }
 
 #[inline(never)]
-unsafe fn value_other(c: &mut Cursor, v: &Value) {
+unsafe fn value_other(at: *mut u8, v: &Value) -> *mut u8 {
+    let c = &mut Cursor(at);
     unsafe {
         match v {
             Value::Str(s) => str(c, s.as_bytes()),
@@ -295,6 +311,7 @@ unsafe fn value_other(c: &mut Cursor, v: &Value) {
             Value::Map(kvs) => map(c, kvs),
         }
     }
+    c.0
 }
 
 #[inline(always)]
@@ -322,6 +339,7 @@ unsafe fn map(c: &mut Cursor, kvs: &[KeyValue]) {
     }
 }
 
+#[inline(always)]
 unsafe fn hex(c: &mut Cursor, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
