@@ -6,6 +6,7 @@ pub mod config;
 pub mod exporters;
 pub mod extensions;
 pub mod model;
+pub mod otlp;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

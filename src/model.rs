@@ -86,6 +86,22 @@ impl Str {
         Str(Repr::Shared(bytes))
     }
 
+    /// `bytes[range]` after checking it is UTF-8: copied inline when short, else shared.
+    pub fn from_utf8_slice(
+        bytes: &Bytes,
+        range: std::ops::Range<usize>,
+    ) -> Result<Self, std::str::Utf8Error> {
+        let part = &bytes[range.clone()];
+        std::str::from_utf8(part)?;
+        if part.len() <= Str::INLINE {
+            return Ok(Str(Repr::Inline {
+                len: part.len() as u8,
+                words: inline_words(bytes, range.start, part.len()),
+            }));
+        }
+        Ok(Str(Repr::Shared(bytes.slice(range))))
+    }
+
     /// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD. Copies only when the
     /// input is invalid, which keeps the common case zero-copy.
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
@@ -318,8 +334,13 @@ impl Severity {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Origin {
     pub resource: Vec<KeyValue>,
+    pub resource_schema_url: Str,
+    pub resource_dropped_attributes_count: u32,
     pub scope_name: Str,
     pub scope_version: Str,
+    pub scope_attributes: Vec<KeyValue>,
+    pub scope_dropped_attributes_count: u32,
+    pub scope_schema_url: Str,
 }
 
 /// One log record, as in OTLP. Zero means "not set" for times and severity.
@@ -336,6 +357,9 @@ pub struct LogRecord {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub flags: u32,
+    pub dropped_attributes_count: u32,
+    /// OTLP's `event_name`, for records that are events.
+    pub event_name: Str,
 }
 
 /// The unit that flows through a pipeline: processors mutate it in place, exporters encode it.

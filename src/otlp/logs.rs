@@ -1,0 +1,737 @@
+//! `ExportLogsServiceRequest` protobuf to and from [`LogBatch`].
+//!
+//! Decoding reads the request buffer in place: short strings are copied inline, longer ones and
+//! byte values are slices of the buffer, so a request costs no allocation per attribute. Each
+//! (resource, scope) pair becomes one [`Origin`]; encoding groups records by origin again.
+
+use bytes::Bytes;
+
+use super::wire::{
+    DecodeError, Fields, Wire, len_field_size, put_bytes_field, put_key, put_len, put_varint,
+    varint_len, wrong,
+};
+use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Str, Value};
+
+/// Deeper `AnyValue` nesting is refused rather than recursed into (a stack-overflow guard).
+pub const MAX_DEPTH: usize = 32;
+
+/// Decodes a request. Unknown fields are skipped, as protobuf requires.
+pub fn decode(buf: &Bytes) -> Result<LogBatch, DecodeError> {
+    let d = Decoder { buf };
+    let mut batch = LogBatch::default();
+    let mut f = Fields::new(buf, 0, buf.len());
+    while let Some((field, wire)) = f.next_field()? {
+        match (field, wire) {
+            (1, Wire::Len(s, e)) => d.resource_logs(s, e, &mut batch)?,
+            (1, w) => return Err(wrong(field, w, 0)),
+            _ => {}
+        }
+    }
+    Ok(batch)
+}
+
+struct Decoder<'a> {
+    buf: &'a Bytes,
+}
+
+impl Decoder<'_> {
+    fn fields(&self, s: usize, e: usize) -> Fields<'_> {
+        Fields::new(self.buf, s, e)
+    }
+
+    fn str(&self, what: &'static str, s: usize, e: usize) -> Result<Str, DecodeError> {
+        Str::from_utf8_slice(self.buf, s..e).map_err(|err| DecodeError::Utf8 {
+            what,
+            at: s + err.valid_up_to(),
+        })
+    }
+
+    fn resource_logs(&self, s: usize, e: usize, batch: &mut LogBatch) -> Result<(), DecodeError> {
+        // Fields may come in any order: take the resource first, then the scopes under it.
+        let mut origin = Origin::default();
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Len(s, e)) => {
+                    let mut r = self.fields(s, e);
+                    while let Some((field, wire)) = r.next_field()? {
+                        match (field, wire) {
+                            (1, Wire::Len(s, e)) => origin.resource.push(self.key_value(s, e, 0)?),
+                            (2, Wire::Varint(n)) => {
+                                origin.resource_dropped_attributes_count = n as u32
+                            }
+                            (1 | 2, w) => return Err(wrong(field, w, s)),
+                            _ => {}
+                        }
+                    }
+                }
+                (3, Wire::Len(s, e)) => {
+                    origin.resource_schema_url = self.str("schema_url", s, e)?
+                }
+                (2, Wire::Len(..)) => {}
+                (1..=3, w) => return Err(wrong(field, w, s)),
+                _ => {}
+            }
+        }
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            if let (2, Wire::Len(s, e)) = (field, wire) {
+                self.scope_logs(s, e, &origin, batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn scope_logs(
+        &self,
+        s: usize,
+        e: usize,
+        resource: &Origin,
+        batch: &mut LogBatch,
+    ) -> Result<(), DecodeError> {
+        let mut origin = Origin {
+            resource: resource.resource.clone(),
+            resource_schema_url: resource.resource_schema_url.clone(),
+            resource_dropped_attributes_count: resource.resource_dropped_attributes_count,
+            ..Default::default()
+        };
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Len(s, e)) => {
+                    let mut sc = self.fields(s, e);
+                    while let Some((field, wire)) = sc.next_field()? {
+                        match (field, wire) {
+                            (1, Wire::Len(s, e)) => {
+                                origin.scope_name = self.str("scope.name", s, e)?
+                            }
+                            (2, Wire::Len(s, e)) => {
+                                origin.scope_version = self.str("scope.version", s, e)?
+                            }
+                            (3, Wire::Len(s, e)) => {
+                                origin.scope_attributes.push(self.key_value(s, e, 0)?)
+                            }
+                            (4, Wire::Varint(n)) => {
+                                origin.scope_dropped_attributes_count = n as u32
+                            }
+                            (1..=4, w) => return Err(wrong(field, w, s)),
+                            _ => {}
+                        }
+                    }
+                }
+                (3, Wire::Len(s, e)) => origin.scope_schema_url = self.str("schema_url", s, e)?,
+                (2, Wire::Len(..)) => {}
+                (1..=3, w) => return Err(wrong(field, w, s)),
+                _ => {}
+            }
+        }
+        let index = batch.origins.len() as u32;
+        let mut any = false;
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            if let (2, Wire::Len(s, e)) = (field, wire) {
+                batch.records.push(self.record(s, e, index)?);
+                any = true;
+            }
+        }
+        if any {
+            batch.origins.push(origin);
+        }
+        Ok(())
+    }
+
+    fn record(&self, s: usize, e: usize, origin: u32) -> Result<LogRecord, DecodeError> {
+        let mut r = LogRecord {
+            origin,
+            ..Default::default()
+        };
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Fixed64(t)) => r.time_unix_nano = t,
+                (11, Wire::Fixed64(t)) => r.observed_time_unix_nano = t,
+                (2, Wire::Varint(n)) => r.severity_number = u8::try_from(n).unwrap_or(0),
+                (3, Wire::Len(s, e)) => r.severity_text = self.str("severity_text", s, e)?,
+                (5, Wire::Len(s, e)) => r.body = self.any_value(s, e, 0)?,
+                (6, Wire::Len(s, e)) => r.attributes.push(self.key_value(s, e, 0)?),
+                (7, Wire::Varint(n)) => r.dropped_attributes_count = n as u32,
+                (8, Wire::Fixed32(n)) => r.flags = n,
+                (9, Wire::Len(s, e)) => r.trace_id = self.id("trace_id", s, e)?,
+                (10, Wire::Len(s, e)) => r.span_id = self.id("span_id", s, e)?,
+                (12, Wire::Len(s, e)) => r.event_name = self.str("event_name", s, e)?,
+                (1..=3 | 5..=12, w) => return Err(wrong(field, w, s)),
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+
+    /// A trace or span id: exactly N bytes, or empty for "not set".
+    fn id<const N: usize>(
+        &self,
+        what: &'static str,
+        s: usize,
+        e: usize,
+    ) -> Result<[u8; N], DecodeError> {
+        match e - s {
+            0 => Ok([0; N]),
+            n if n == N => Ok(self.buf[s..e].try_into().unwrap_or([0; N])),
+            got => Err(DecodeError::Length { what, want: N, got }),
+        }
+    }
+
+    fn key_value(&self, s: usize, e: usize, depth: usize) -> Result<KeyValue, DecodeError> {
+        let mut key = Str::default();
+        let mut value = Value::Empty;
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Len(s, e)) => key = self.str("attribute key", s, e)?,
+                (2, Wire::Len(s, e)) => value = self.any_value(s, e, depth + 1)?,
+                (1 | 2, w) => return Err(wrong(field, w, s)),
+                _ => {}
+            }
+        }
+        Ok((key, value))
+    }
+
+    fn any_value(&self, s: usize, e: usize, depth: usize) -> Result<Value, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(DecodeError::TooDeep(MAX_DEPTH));
+        }
+        // A oneof: the last member on the wire wins.
+        let mut v = Value::Empty;
+        let mut f = self.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            v = match (field, wire) {
+                (1, Wire::Len(s, e)) => Value::Str(self.str("string value", s, e)?),
+                (2, Wire::Varint(n)) => Value::Bool(n != 0),
+                (3, Wire::Varint(n)) => Value::Int(n as i64),
+                (4, Wire::Fixed64(bits)) => Value::Double(f64::from_bits(bits)),
+                (5, Wire::Len(s, e)) => {
+                    let mut items = Vec::new();
+                    let mut a = self.fields(s, e);
+                    while let Some((field, wire)) = a.next_field()? {
+                        match (field, wire) {
+                            (1, Wire::Len(s, e)) => items.push(self.any_value(s, e, depth + 1)?),
+                            (1, w) => return Err(wrong(field, w, s)),
+                            _ => {}
+                        }
+                    }
+                    Value::Array(items)
+                }
+                (6, Wire::Len(s, e)) => {
+                    let mut kvs = Vec::new();
+                    let mut m = self.fields(s, e);
+                    while let Some((field, wire)) = m.next_field()? {
+                        match (field, wire) {
+                            (1, Wire::Len(s, e)) => kvs.push(self.key_value(s, e, depth + 1)?),
+                            (1, w) => return Err(wrong(field, w, s)),
+                            _ => {}
+                        }
+                    }
+                    Value::Map(kvs)
+                }
+                (7, Wire::Len(s, e)) => Value::Bytes(self.buf.slice(s..e)),
+                (1..=7, w) => return Err(wrong(field, w, s)),
+                _ => continue,
+            };
+        }
+        Ok(v)
+    }
+}
+
+/// Encodes `batch` as an `ExportLogsServiceRequest`, appending to `out`: one `ScopeLogs` per
+/// origin, under one `ResourceLogs` per run of origins with the same resource. Default values
+/// are left out, as proto3 does.
+pub fn encode(batch: &LogBatch, out: &mut Vec<u8>) {
+    // Records of one origin need not be adjacent (a batch can merge requests): group them.
+    let mut order: Vec<u32> = (0..batch.records.len() as u32).collect();
+    order.sort_by_key(|&i| batch.records[i as usize].origin);
+    let default = Origin::default();
+    let origin_of = |i: u32| {
+        batch
+            .origins
+            .get(batch.records[i as usize].origin as usize)
+            .unwrap_or(&default)
+    };
+    let mut groups: Vec<&[u32]> = Vec::new();
+    let mut rest = &order[..];
+    while let Some(&first) = rest.first() {
+        let origin = batch.records[first as usize].origin;
+        let n = rest
+            .iter()
+            .position(|&i| batch.records[i as usize].origin != origin)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(n);
+        groups.push(group);
+        rest = tail;
+    }
+    let mut groups = &groups[..];
+    while let Some(first) = groups.first() {
+        let o = origin_of(first[0]);
+        let n = groups
+            .iter()
+            .position(|g| !same_resource(o, origin_of(g[0])))
+            .unwrap_or(groups.len());
+        let (run, tail) = groups.split_at(n);
+        groups = tail;
+        let scopes: Vec<(&Origin, &[u32], usize)> = run
+            .iter()
+            .map(|g| {
+                let origin = origin_of(g[0]);
+                (origin, *g, scope_logs_size(origin, g, batch))
+            })
+            .collect();
+        let resource = attrs_size(&o.resource) + uint_size(o.resource_dropped_attributes_count);
+        let resource_logs = opt_len_size(resource)
+            + scopes.iter().map(|s| len_field_size(s.2)).sum::<usize>()
+            + str_size(&o.resource_schema_url);
+        out.reserve(len_field_size(resource_logs));
+        put_len(out, 1, resource_logs);
+        if resource > 0 {
+            put_len(out, 1, resource);
+            put_attrs(out, 1, &o.resource);
+            put_uint(out, 2, o.resource_dropped_attributes_count);
+        }
+        for (origin, group, size) in scopes {
+            put_len(out, 2, size);
+            put_scope_logs(out, origin, group, batch);
+        }
+        put_str(out, 3, &o.resource_schema_url);
+    }
+}
+
+fn same_resource(a: &Origin, b: &Origin) -> bool {
+    std::ptr::eq(a, b)
+        || (a.resource == b.resource
+            && a.resource_schema_url == b.resource_schema_url
+            && a.resource_dropped_attributes_count == b.resource_dropped_attributes_count)
+}
+
+fn scope_size(o: &Origin) -> usize {
+    str_size(&o.scope_name)
+        + str_size(&o.scope_version)
+        + attrs_size(&o.scope_attributes)
+        + uint_size(o.scope_dropped_attributes_count)
+}
+
+fn scope_logs_size(o: &Origin, group: &[u32], batch: &LogBatch) -> usize {
+    let records: usize = group
+        .iter()
+        .map(|&i| len_field_size(record_size(&batch.records[i as usize])))
+        .sum();
+    opt_len_size(scope_size(o)) + records + str_size(&o.scope_schema_url)
+}
+
+fn put_scope_logs(out: &mut Vec<u8>, o: &Origin, group: &[u32], batch: &LogBatch) {
+    let scope = scope_size(o);
+    if scope > 0 {
+        put_len(out, 1, scope);
+        put_str(out, 1, &o.scope_name);
+        put_str(out, 2, &o.scope_version);
+        put_attrs(out, 3, &o.scope_attributes);
+        put_uint(out, 4, o.scope_dropped_attributes_count);
+    }
+    for &i in group {
+        let r = &batch.records[i as usize];
+        put_len(out, 2, record_size(r));
+        put_record(out, r);
+    }
+    put_str(out, 3, &o.scope_schema_url);
+}
+
+fn opt_len_size(n: usize) -> usize {
+    if n > 0 { len_field_size(n) } else { 0 }
+}
+
+fn str_size(s: &Str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        len_field_size(s.len())
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, field: u32, s: &Str) {
+    if !s.is_empty() {
+        put_bytes_field(out, field, s.as_bytes());
+    }
+}
+
+fn uint_size(n: u32) -> usize {
+    if n == 0 {
+        0
+    } else {
+        1 + varint_len(u64::from(n))
+    }
+}
+
+fn put_uint(out: &mut Vec<u8>, field: u32, n: u32) {
+    if n != 0 {
+        put_key(out, field, 0);
+        put_varint(out, u64::from(n));
+    }
+}
+
+fn attrs_size(kvs: &[KeyValue]) -> usize {
+    kvs.iter().map(|kv| len_field_size(kv_size(kv))).sum()
+}
+
+fn put_attrs(out: &mut Vec<u8>, field: u32, kvs: &[KeyValue]) {
+    for kv in kvs {
+        put_len(out, field, kv_size(kv));
+        put_kv(out, kv);
+    }
+}
+
+fn kv_size((k, v): &KeyValue) -> usize {
+    str_size(k) + len_field_size(value_size(v))
+}
+
+fn put_kv(out: &mut Vec<u8>, (k, v): &KeyValue) {
+    put_str(out, 1, k);
+    put_len(out, 2, value_size(v));
+    put_value(out, v);
+}
+
+/// The size of an `AnyValue` message holding `v` (a oneof member is written even when it is
+/// the default, so `""`, `0` and `false` survive).
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::Empty => 0,
+        Value::Str(s) => len_field_size(s.len()),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(*i as u64),
+        Value::Double(_) => 9,
+        Value::Bytes(b) => len_field_size(b.len()),
+        Value::Array(items) => {
+            len_field_size(items.iter().map(|i| len_field_size(value_size(i))).sum())
+        }
+        Value::Map(kvs) => len_field_size(attrs_size(kvs)),
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Empty => {}
+        Value::Str(s) => put_bytes_field(out, 1, s.as_bytes()),
+        Value::Bool(b) => {
+            put_key(out, 2, 0);
+            out.push(u8::from(*b));
+        }
+        Value::Int(i) => {
+            put_key(out, 3, 0);
+            put_varint(out, *i as u64);
+        }
+        Value::Double(d) => {
+            put_key(out, 4, 1);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        Value::Bytes(b) => put_bytes_field(out, 7, b),
+        Value::Array(items) => {
+            put_len(
+                out,
+                5,
+                items.iter().map(|i| len_field_size(value_size(i))).sum(),
+            );
+            for item in items {
+                put_len(out, 1, value_size(item));
+                put_value(out, item);
+            }
+        }
+        Value::Map(kvs) => {
+            put_len(out, 6, attrs_size(kvs));
+            put_attrs(out, 1, kvs);
+        }
+    }
+}
+
+fn record_size(r: &LogRecord) -> usize {
+    let fixed64 = |t: u64| if t != 0 { 9 } else { 0 };
+    fixed64(r.time_unix_nano)
+        + uint_size(u32::from(r.severity_number))
+        + str_size(&r.severity_text)
+        + match r.body {
+            Value::Empty => 0,
+            ref b => len_field_size(value_size(b)),
+        }
+        + attrs_size(&r.attributes)
+        + uint_size(r.dropped_attributes_count)
+        + if r.flags != 0 { 5 } else { 0 }
+        + if r.trace_id != [0; 16] { 18 } else { 0 }
+        + if r.span_id != [0; 8] { 10 } else { 0 }
+        + fixed64(r.observed_time_unix_nano)
+        + str_size(&r.event_name)
+}
+
+fn put_record(out: &mut Vec<u8>, r: &LogRecord) {
+    if r.time_unix_nano != 0 {
+        put_key(out, 1, 1);
+        out.extend_from_slice(&r.time_unix_nano.to_le_bytes());
+    }
+    put_uint(out, 2, u32::from(r.severity_number));
+    put_str(out, 3, &r.severity_text);
+    if !matches!(r.body, Value::Empty) {
+        put_len(out, 5, value_size(&r.body));
+        put_value(out, &r.body);
+    }
+    put_attrs(out, 6, &r.attributes);
+    put_uint(out, 7, r.dropped_attributes_count);
+    if r.flags != 0 {
+        put_key(out, 8, 5);
+        out.extend_from_slice(&r.flags.to_le_bytes());
+    }
+    if r.trace_id != [0; 16] {
+        put_bytes_field(out, 9, &r.trace_id);
+    }
+    if r.span_id != [0; 8] {
+        put_bytes_field(out, 10, &r.span_id);
+    }
+    if r.observed_time_unix_nano != 0 {
+        put_key(out, 11, 1);
+        out.extend_from_slice(&r.observed_time_unix_nano.to_le_bytes());
+    }
+    put_str(out, 12, &r.event_name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, InstrumentationScope, KeyValue as PKeyValue, KeyValueList,
+        any_value::Value as PValue,
+    };
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as PLogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    fn any(v: PValue) -> Option<AnyValue> {
+        Some(AnyValue { value: Some(v) })
+    }
+
+    fn kv(k: &str, v: PValue) -> PKeyValue {
+        PKeyValue {
+            key: k.into(),
+            value: any(v),
+            ..Default::default()
+        }
+    }
+
+    fn s(v: &str) -> PValue {
+        PValue::StringValue(v.into())
+    }
+
+    fn sample() -> ExportLogsServiceRequest {
+        let long = "a long string value that will not fit inline, so it is shared".to_string();
+        let nested = PValue::KvlistValue(KeyValueList {
+            values: vec![
+                kv(
+                    "inner",
+                    PValue::ArrayValue(ArrayValue {
+                        values: vec![
+                            AnyValue {
+                                value: Some(PValue::IntValue(-7)),
+                            },
+                            AnyValue {
+                                value: Some(PValue::DoubleValue(0.5)),
+                            },
+                            AnyValue {
+                                value: Some(PValue::BoolValue(false)),
+                            },
+                            AnyValue {
+                                value: Some(PValue::BytesValue(vec![0, 1, 2])),
+                            },
+                            AnyValue { value: Some(s("")) },
+                            AnyValue { value: None },
+                        ],
+                    }),
+                ),
+                kv("long", s(&long)),
+            ],
+        });
+        let record = |i: u64| PLogRecord {
+            time_unix_nano: 1_700_000_000_000_000_000 + i,
+            observed_time_unix_nano: 1_700_000_000_000_000_500 + i,
+            severity_number: 17,
+            severity_text: "ERROR".into(),
+            body: any(s(&format!("record {i} says \"hi\" ünïcödé"))),
+            attributes: vec![
+                kv("http.status", PValue::IntValue(500)),
+                kv("nested", nested.clone()),
+            ],
+            dropped_attributes_count: 3,
+            flags: 1,
+            trace_id: (0..16).collect(),
+            span_id: (20..28).collect(),
+            event_name: if i == 0 {
+                "app.start".into()
+            } else {
+                String::new()
+            },
+        };
+        ExportLogsServiceRequest {
+            resource_logs: vec![
+                ResourceLogs {
+                    resource: Some(Resource {
+                        attributes: vec![kv("service.name", s("checkout")), kv("long", s(&long))],
+                        dropped_attributes_count: 1,
+                        ..Default::default()
+                    }),
+                    scope_logs: vec![
+                        ScopeLogs {
+                            scope: Some(InstrumentationScope {
+                                name: "io.opentelemetry.app".into(),
+                                version: "1.2.3".into(),
+                                attributes: vec![kv("scope.attr", PValue::BoolValue(true))],
+                                dropped_attributes_count: 2,
+                            }),
+                            log_records: vec![record(0), record(1)],
+                            schema_url: "https://opentelemetry.io/schemas/1.30.0".into(),
+                        },
+                        ScopeLogs {
+                            scope: Some(InstrumentationScope {
+                                name: "other".into(),
+                                ..Default::default()
+                            }),
+                            log_records: vec![PLogRecord {
+                                body: any(s("minimal")),
+                                ..Default::default()
+                            }],
+                            schema_url: String::new(),
+                        },
+                    ],
+                    schema_url: "https://opentelemetry.io/schemas/1.29.0".into(),
+                },
+                ResourceLogs {
+                    resource: Some(Resource {
+                        attributes: vec![kv("service.name", s("cart"))],
+                        ..Default::default()
+                    }),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Some(InstrumentationScope {
+                            name: "cart".into(),
+                            ..Default::default()
+                        }),
+                        log_records: vec![record(2)],
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_every_field_through_the_prost_types() {
+        let original = sample();
+        let wire = Bytes::from(original.encode_to_vec());
+        let batch = decode(&wire).unwrap();
+        assert_eq!(batch.records.len(), 4);
+        assert_eq!(batch.origins.len(), 3);
+        assert_eq!(batch.records[0].severity_text.as_str(), "ERROR");
+        assert_eq!(
+            batch.records[0].trace_id,
+            *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+        );
+        let mut out = Vec::new();
+        encode(&batch, &mut out);
+        let back = ExportLogsServiceRequest::decode(&out[..]).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn long_strings_share_the_request_buffer() {
+        let wire = Bytes::from(sample().encode_to_vec());
+        let batch = decode(&wire).unwrap();
+        let long = crate::model::get_attr(&batch.origins[0].resource, "long")
+            .and_then(Value::as_str)
+            .unwrap();
+        assert!(long.is_shared());
+        let range = wire.as_ptr_range();
+        assert!(range.contains(&long.as_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn records_of_one_origin_are_regrouped_when_interleaved() {
+        let wire = Bytes::from(sample().encode_to_vec());
+        let mut batch = decode(&wire).unwrap();
+        batch.records.swap(0, 3); // origin 2 first, origin 0 last
+        let mut out = Vec::new();
+        encode(&batch, &mut out);
+        let back = ExportLogsServiceRequest::decode(&out[..]).unwrap();
+        let per_scope: Vec<Vec<usize>> = back
+            .resource_logs
+            .iter()
+            .map(|r| r.scope_logs.iter().map(|s| s.log_records.len()).collect())
+            .collect();
+        assert_eq!(per_scope, [vec![2, 1], vec![1]]);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_never_a_panic() {
+        let wire = sample().encode_to_vec();
+        for n in 0..wire.len() {
+            let _ = decode(&Bytes::copy_from_slice(&wire[..n]));
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let mut junk = wire.clone();
+            for _ in 0..4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed % junk.len() as u64) as usize;
+                junk[at] = (seed >> 32) as u8;
+            }
+            let _ = decode(&Bytes::from(junk));
+        }
+        assert!(decode(&Bytes::from_static(b"\x0a\x05ab")).is_err());
+        assert!(
+            decode(&Bytes::from_static(b"\x0b")).is_err(),
+            "group wire type"
+        );
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused() {
+        let mut v = AnyValue {
+            value: Some(PValue::IntValue(1)),
+        };
+        for _ in 0..(MAX_DEPTH + 2) {
+            v = AnyValue {
+                value: Some(PValue::ArrayValue(ArrayValue { values: vec![v] })),
+            };
+        }
+        let mut req = sample();
+        req.resource_logs[0].scope_logs[0].log_records[0].body = Some(v);
+        let err = decode(&Bytes::from(req.encode_to_vec())).unwrap_err();
+        assert_eq!(err, DecodeError::TooDeep(MAX_DEPTH));
+    }
+
+    #[test]
+    fn invalid_utf8_and_bad_id_lengths_say_what_was_wrong() {
+        let mut req = sample();
+        req.resource_logs[0].scope_logs[0].log_records[0].trace_id = vec![1, 2, 3];
+        let err = decode(&Bytes::from(req.encode_to_vec())).unwrap_err();
+        assert_eq!(err.to_string(), "trace_id must be 16 bytes, not 3");
+
+        let mut req = sample();
+        req.resource_logs[0].scope_logs[0].log_records[0].severity_text = "XXXX".into();
+        let mut wire = req.encode_to_vec();
+        let at = wire.windows(4).position(|w| w == b"XXXX").unwrap();
+        wire[at + 1] = 0xff;
+        let err = decode(&Bytes::from(wire)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::Utf8 {
+                    what: "severity_text",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! OTLP: the protobuf wire format and the mapping of its log messages to the data model.
+
+pub mod logs;
+pub mod wire;

@@ -1,0 +1,205 @@
+//! The protobuf wire format, just what OTLP needs: a field reader over a received buffer that
+//! hands out ranges (so strings and bytes can share that buffer), and varint / length writers.
+//!
+//! Hand-written rather than prost-generated because prost decodes every string into an owned
+//! `String`, one allocation and copy per attribute, which is the cost this gateway is built to
+//! avoid. Tests check it against the prost types of `opentelemetry-proto`.
+
+/// Why a message could not be decoded. Every variant says where, for a 400 that helps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message truncated at byte {0}")]
+    Truncated(usize),
+    #[error("malformed varint at byte {0}")]
+    Varint(usize),
+    #[error("field {field} has wire type {wire}, which OTLP does not use there (byte {at})")]
+    WireType { field: u32, wire: u8, at: usize },
+    #[error("field number 0 at byte {0}")]
+    FieldZero(usize),
+    #[error("{what} is not valid UTF-8 (byte {at})")]
+    Utf8 { what: &'static str, at: usize },
+    #[error("{what} must be {want} bytes, not {got}")]
+    Length {
+        what: &'static str,
+        want: usize,
+        got: usize,
+    },
+    #[error("values nested deeper than {0} levels")]
+    TooDeep(usize),
+}
+
+/// One field's payload. `Len` is a range of the buffer being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Varint(u64),
+    Fixed64(u64),
+    Len(usize, usize),
+    Fixed32(u32),
+}
+
+/// Iterates the fields of the message in `buf[start..end]`.
+pub struct Fields<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(buf: &'a [u8], start: usize, end: usize) -> Self {
+        Fields {
+            buf,
+            pos: start,
+            end,
+        }
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let at = self.pos;
+        let mut v = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf[..self.end].get(self.pos) else {
+                return Err(DecodeError::Truncated(self.pos));
+            };
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Varint(at))
+    }
+
+    fn take(&mut self, n: usize) -> Result<usize, DecodeError> {
+        let start = self.pos;
+        match start.checked_add(n) {
+            Some(end) if end <= self.end => {
+                self.pos = end;
+                Ok(start)
+            }
+            _ => Err(DecodeError::Truncated(self.end)),
+        }
+    }
+
+    /// The next field as (number, payload), or `None` at the end of the message.
+    pub fn next_field(&mut self) -> Result<Option<(u32, Wire)>, DecodeError> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let at = self.pos;
+        let key = self.varint()?;
+        let field = u32::try_from(key >> 3).map_err(|_| DecodeError::Varint(at))?;
+        if field == 0 {
+            return Err(DecodeError::FieldZero(at));
+        }
+        let wire = match key & 7 {
+            0 => Wire::Varint(self.varint()?),
+            1 => {
+                let s = self.take(8)?;
+                Wire::Fixed64(u64::from_le_bytes(
+                    self.buf[s..s + 8].try_into().unwrap_or_default(),
+                ))
+            }
+            2 => {
+                let n = self.varint()?;
+                let n = usize::try_from(n).map_err(|_| DecodeError::Truncated(self.end))?;
+                let s = self.take(n)?;
+                Wire::Len(s, s + n)
+            }
+            5 => {
+                let s = self.take(4)?;
+                Wire::Fixed32(u32::from_le_bytes(
+                    self.buf[s..s + 4].try_into().unwrap_or_default(),
+                ))
+            }
+            w => {
+                return Err(DecodeError::WireType {
+                    field,
+                    wire: w as u8,
+                    at,
+                });
+            }
+        };
+        Ok(Some((field, wire)))
+    }
+}
+
+/// A field of the wrong wire type for its number.
+pub fn wrong(field: u32, wire: Wire, at: usize) -> DecodeError {
+    let wire = match wire {
+        Wire::Varint(_) => 0,
+        Wire::Fixed64(_) => 1,
+        Wire::Len(..) => 2,
+        Wire::Fixed32(_) => 5,
+    };
+    DecodeError::WireType { field, wire, at }
+}
+
+pub fn varint_len(v: u64) -> usize {
+    // 1 byte per 7 bits, at least one.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub fn put_key(out: &mut Vec<u8>, field: u32, wire: u8) {
+    put_varint(out, u64::from(field) << 3 | u64::from(wire));
+}
+
+/// The size of a length-delimited field with a payload of `len` bytes (field numbers < 16).
+pub fn len_field_size(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+pub fn put_len(out: &mut Vec<u8>, field: u32, len: usize) {
+    put_key(out, field, 2);
+    put_varint(out, len as u64);
+}
+
+pub fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_len(out, field, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_match_what_is_written() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+            let mut f = Fields::new(&out, 0, out.len());
+            assert_eq!(f.varint(), Ok(v));
+        }
+    }
+
+    #[test]
+    fn overlong_and_truncated_varints_are_errors() {
+        let eleven = [0xffu8; 11];
+        assert_eq!(
+            Fields::new(&eleven, 0, 11).next_field(),
+            Err(DecodeError::Varint(0))
+        );
+        let cut = [0x0a, 0x05, b'a'];
+        assert!(matches!(
+            Fields::new(&cut, 0, 3).next_field(),
+            Err(DecodeError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn a_length_cannot_reach_past_its_enclosing_message() {
+        // An inner field claiming 3 bytes inside a 2-byte window of a longer buffer.
+        let buf = [0x0a, 0x03, b'a', b'b', b'c'];
+        assert!(Fields::new(&buf, 0, 4).next_field().is_err());
+        assert!(Fields::new(&buf, 0, 5).next_field().is_ok());
+    }
+}
