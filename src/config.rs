@@ -406,6 +406,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Serde adapter for duration strings, for `deserialize_with`.
+/// An optional duration: absent (via `#[serde(default)]`) means `None`.
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)

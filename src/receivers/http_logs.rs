@@ -15,20 +15,19 @@
 //! queue is full; 503 while shutting down. `Content-Encoding: gzip`, `deflate` and `zstd` are
 //! decoded with a bound on the output, so a decompression bomb gets 413, not an OOM.
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue, RETRY_AFTER};
+use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
 use crate::model::{LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::{BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, Worker};
+use crate::receivers::body;
 use crate::registry::Context;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
@@ -48,7 +47,7 @@ pub struct Config {
     #[serde(default = "default_max_body", deserialize_with = "byte_size")]
     pub max_request_body_size: usize,
     /// Close each connection once it is this old (after its current request). Default: never.
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(default, deserialize_with = "crate::config::optional_duration")]
     pub max_connection_age: Option<Duration>,
     /// Close a connection whose request headers take longer than this to arrive (idle
     /// keep-alive connections included). Default `30s`.
@@ -79,10 +78,6 @@ fn default_header_timeout() -> Duration {
 
 fn default_retry_after() -> Duration {
     Duration::from_secs(1)
-}
-
-fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    crate::config::duration(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -189,38 +184,9 @@ async fn handle(
             .insert(hyper::header::ALLOW, HeaderValue::from_static("POST, PUT"));
         return resp;
     }
-    let limit = shared.cfg.max_request_body_size;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return server::text(413, "request body is larger than max_request_body_size\n");
-    }
-    let encoding = match Encoding::from_header(req.headers().get(CONTENT_ENCODING)) {
-        Ok(e) => e,
-        Err(resp) => return *resp,
-    };
-    let raw = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return server::text(413, "request body is larger than max_request_body_size\n");
-        }
-        Err(_) => return server::text(400, "could not read the request body\n"),
-    };
-    let wire_bytes = raw.len() as u64;
-    let body = match encoding.decode(raw, limit) {
-        Ok(b) => b,
-        Err(DecodeError::TooLarge) => {
-            return server::text(
-                413,
-                "decompressed body is larger than max_request_body_size\n",
-            );
-        }
-        Err(DecodeError::Corrupt) => {
-            return server::text(400, "the body does not match its Content-Encoding\n");
-        }
+    let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
+        Ok(read) => read,
+        Err(refusal) => return server::text(refusal.status(), refusal.message()),
     };
 
     let batch = frame(body, shared.cfg.framing, now_unix_nano());
@@ -264,76 +230,6 @@ fn now_unix_nano() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Identity,
-    Gzip,
-    Deflate,
-    Zstd,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    TooLarge,
-    Corrupt,
-}
-
-impl Encoding {
-    fn from_header(v: Option<&HeaderValue>) -> Result<Encoding, Box<HttpResponse>> {
-        let Some(v) = v else {
-            return Ok(Encoding::Identity);
-        };
-        let v = v.to_str().unwrap_or("").trim();
-        if v.is_empty() || v.eq_ignore_ascii_case("identity") {
-            Ok(Encoding::Identity)
-        } else if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") {
-            Ok(Encoding::Gzip)
-        } else if v.eq_ignore_ascii_case("deflate") {
-            Ok(Encoding::Deflate)
-        } else if v.eq_ignore_ascii_case("zstd") {
-            Ok(Encoding::Zstd)
-        } else {
-            Err(Box::new(server::text(
-                415,
-                "unsupported Content-Encoding: use gzip, deflate, zstd or none\n",
-            )))
-        }
-    }
-
-    fn decode(self, raw: Bytes, limit: usize) -> Result<Bytes, DecodeError> {
-        match self {
-            Encoding::Identity => Ok(raw),
-            Encoding::Gzip => bounded_read(
-                flate2::read::MultiGzDecoder::new(&raw[..]),
-                raw.len(),
-                limit,
-            ),
-            Encoding::Deflate => {
-                bounded_read(flate2::read::ZlibDecoder::new(&raw[..]), raw.len(), limit)
-            }
-            Encoding::Zstd => {
-                let dec =
-                    zstd::stream::read::Decoder::new(&raw[..]).map_err(|_| DecodeError::Corrupt)?;
-                bounded_read(dec, raw.len(), limit)
-            }
-        }
-    }
-}
-
-/// Decompresses at most `limit` bytes; one byte more means the body is over the limit.
-pub fn bounded_read(
-    reader: impl Read,
-    compressed_len: usize,
-    limit: usize,
-) -> Result<Bytes, DecodeError> {
-    let mut out = Vec::with_capacity(compressed_len.saturating_mul(4).min(limit));
-    match reader.take(limit as u64 + 1).read_to_end(&mut out) {
-        Ok(_) if out.len() > limit => Err(DecodeError::TooLarge),
-        Ok(_) => Ok(Bytes::from(out)),
-        Err(_) => Err(DecodeError::Corrupt),
-    }
 }
 
 /// Splits a body into records. Lines share `body`'s buffer; UTF-8 is checked once for the whole
@@ -387,7 +283,6 @@ pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> Log
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn bodies(b: &LogBatch) -> Vec<String> {
         b.records
@@ -427,28 +322,5 @@ mod tests {
             0,
         );
         assert_eq!(bodies(&b), ["ok", "bad\u{fffd}line"]);
-    }
-
-    #[test]
-    fn gzip_bomb_is_refused_at_the_limit() {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&vec![b'a'; 5 << 20]).unwrap();
-        let gz = Bytes::from(enc.finish().unwrap());
-        assert!(gz.len() < 64 << 10);
-        assert_eq!(
-            Encoding::Gzip.decode(gz.clone(), 1 << 20),
-            Err(DecodeError::TooLarge)
-        );
-        assert_eq!(Encoding::Gzip.decode(gz, 5 << 20).unwrap().len(), 5 << 20);
-    }
-
-    #[test]
-    fn corrupt_compressed_body_is_an_error() {
-        let junk = Bytes::from_static(b"definitely not zstd");
-        assert_eq!(
-            Encoding::Zstd.decode(junk.clone(), 1024),
-            Err(DecodeError::Corrupt)
-        );
-        assert_eq!(Encoding::Gzip.decode(junk, 1024), Err(DecodeError::Corrupt));
     }
 }

@@ -1,2 +1,3 @@
 //! Receivers: one file per protocol. See `registry` for the list.
+pub mod body;
 pub mod http_logs;

@@ -1,0 +1,152 @@
+//! Reading a request body the way every HTTP receiver must: a size limit checked against
+//! `Content-Length` first, then while reading, and again while decompressing, so neither a
+//! large upload nor a decompression bomb can exhaust memory.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
+
+/// Why a body was not read; each maps to a 4xx answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooLarge,
+    DecompressedTooLarge,
+    Corrupt,
+    UnknownEncoding,
+    Unreadable,
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::TooLarge | Refusal::DecompressedTooLarge => 413,
+            Refusal::Corrupt | Refusal::Unreadable => 400,
+            Refusal::UnknownEncoding => 415,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::TooLarge => "request body is larger than max_request_body_size\n",
+            Refusal::DecompressedTooLarge => {
+                "decompressed body is larger than max_request_body_size\n"
+            }
+            Refusal::Corrupt => "the body does not match its Content-Encoding\n",
+            Refusal::UnknownEncoding => {
+                "unsupported Content-Encoding: use gzip, deflate, zstd or none\n"
+            }
+            Refusal::Unreadable => "could not read the request body\n",
+        }
+    }
+}
+
+/// Reads and decompresses the body of `req`, at most `limit` bytes either way. Returns the
+/// decoded body and the number of bytes received on the wire.
+pub async fn read(req: Request<Incoming>, limit: usize) -> Result<(Bytes, u64), Refusal> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Refusal::TooLarge);
+    }
+    let encoding = Encoding::from_header(req.headers().get(CONTENT_ENCODING))?;
+    let raw = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Refusal::TooLarge),
+        Err(_) => return Err(Refusal::Unreadable),
+    };
+    let wire = raw.len() as u64;
+    Ok((encoding.decode(raw, limit)?, wire))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    Zstd,
+}
+
+impl Encoding {
+    fn from_header(v: Option<&HeaderValue>) -> Result<Encoding, Refusal> {
+        let Some(v) = v else {
+            return Ok(Encoding::Identity);
+        };
+        let v = v.to_str().unwrap_or("").trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("identity") {
+            Ok(Encoding::Identity)
+        } else if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") {
+            Ok(Encoding::Gzip)
+        } else if v.eq_ignore_ascii_case("deflate") {
+            Ok(Encoding::Deflate)
+        } else if v.eq_ignore_ascii_case("zstd") {
+            Ok(Encoding::Zstd)
+        } else {
+            Err(Refusal::UnknownEncoding)
+        }
+    }
+
+    fn decode(self, raw: Bytes, limit: usize) -> Result<Bytes, Refusal> {
+        match self {
+            Encoding::Identity => Ok(raw),
+            Encoding::Gzip => bounded_read(
+                flate2::read::MultiGzDecoder::new(&raw[..]),
+                raw.len(),
+                limit,
+            ),
+            Encoding::Deflate => {
+                bounded_read(flate2::read::ZlibDecoder::new(&raw[..]), raw.len(), limit)
+            }
+            Encoding::Zstd => {
+                let dec =
+                    zstd::stream::read::Decoder::new(&raw[..]).map_err(|_| Refusal::Corrupt)?;
+                bounded_read(dec, raw.len(), limit)
+            }
+        }
+    }
+}
+
+/// Decompresses at most `limit` bytes; one byte more means the body is over the limit.
+fn bounded_read(reader: impl Read, compressed_len: usize, limit: usize) -> Result<Bytes, Refusal> {
+    let mut out = Vec::with_capacity(compressed_len.saturating_mul(4).min(limit));
+    match reader.take(limit as u64 + 1).read_to_end(&mut out) {
+        Ok(_) if out.len() > limit => Err(Refusal::DecompressedTooLarge),
+        Ok(_) => Ok(Bytes::from(out)),
+        Err(_) => Err(Refusal::Corrupt),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_bomb_is_refused_at_the_limit() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b'a'; 5 << 20]).unwrap();
+        let gz = Bytes::from(enc.finish().unwrap());
+        assert!(gz.len() < 64 << 10);
+        assert_eq!(
+            Encoding::Gzip.decode(gz.clone(), 1 << 20),
+            Err(Refusal::DecompressedTooLarge)
+        );
+        assert_eq!(Encoding::Gzip.decode(gz, 5 << 20).unwrap().len(), 5 << 20);
+    }
+
+    #[test]
+    fn corrupt_compressed_body_is_an_error() {
+        let junk = Bytes::from_static(b"definitely not zstd");
+        assert_eq!(
+            Encoding::Zstd.decode(junk.clone(), 1024),
+            Err(Refusal::Corrupt)
+        );
+        assert_eq!(Encoding::Gzip.decode(junk, 1024), Err(Refusal::Corrupt));
+    }
+}
