@@ -22,8 +22,10 @@ pub struct Context<'a> {
 /// happens when it starts, so `sluice validate` can build everything safely.
 pub type Build<T> = fn(&Context, Yaml) -> Result<T, Vec<ConfigError>>;
 
-pub const RECEIVERS: &[(&str, Build<Box<dyn Receiver>>)] =
-    &[("http_logs", receivers::http_logs::build)];
+pub const RECEIVERS: &[(&str, Build<Box<dyn Receiver>>)] = &[
+    ("http_logs", receivers::http_logs::build),
+    ("otlp", receivers::otlp::build),
+];
 
 pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] =
     &[("regex_parser", processors::regex_parser::build)];
@@ -67,6 +69,7 @@ mod tests {
             match kind {
                 "tcp" => serde_yaml_ng::from_str("{endpoint: 'localhost:9001'}").unwrap(),
                 "regex_parser" => serde_yaml_ng::from_str("{preset: apache_common}").unwrap(),
+                "otlp" => serde_yaml_ng::from_str("{protocols: {http: }}").unwrap(),
                 _ => Yaml::Null,
             }
         };

@@ -1,3 +1,4 @@
 //! Receivers: one file per protocol. See `registry` for the list.
 pub mod body;
 pub mod http_logs;
+pub mod otlp;

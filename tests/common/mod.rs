@@ -282,3 +282,41 @@ pub fn apache_line(i: usize) -> String {
         1000 + i
     )
 }
+
+/// A Python with the real OTLP client packages of `tests/python/requirements.txt`, in a venv
+/// under `target/pyenv` made on first use (needs `python3` and access to PyPI).
+#[allow(dead_code)]
+pub fn python() -> PathBuf {
+    static READY: Mutex<bool> = Mutex::new(false);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/pyenv");
+    let bin = venv.join("bin/python");
+    let reqs = root.join("tests/python/requirements.txt");
+    let stamp = venv.join("requirements.txt");
+    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = std::fs::read(&reqs).unwrap();
+    if !*ready && std::fs::read(&stamp).ok().as_ref() != Some(&wanted) {
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("python3 must be installed");
+            assert!(
+                out.status.success(),
+                "{cmd:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+        run(Command::new(&bin)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&reqs));
+        std::fs::write(&stamp, wanted).unwrap();
+    }
+    *ready = true;
+    bin
+}

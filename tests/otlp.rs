@@ -1,0 +1,337 @@
+//! Black-box tests of the `otlp` receiver over real sockets: real OTLP clients (the
+//! OpenTelemetry Python SDK, and prost-encoded requests), records compared field by field as
+//! the `tcp` exporter writes them.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Client, Collector, Response, Sluice, free_port, metric, python};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use serde_json::Value as Json;
+
+fn start(exporter_extra: &str) -> (Sluice, Collector, u16, u16) {
+    let collector = Collector::start();
+    let (http, metrics) = (free_port(), free_port());
+    let config = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  tcp:
+    endpoint: {tcp}
+    encoding: json
+    {exporter_extra}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [tcp]
+"#,
+        tcp = collector.addr
+    );
+    (Sluice::start(&config, http), collector, http, metrics)
+}
+
+fn send(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    Client::connect(port)
+        .unwrap()
+        .request("POST", path, headers, body)
+        .unwrap()
+}
+
+fn lines(collector: &Collector, n: usize) -> Vec<Json> {
+    let got = collector.wait_for(n, Duration::from_secs(30));
+    assert_eq!(got.len(), n, "records delivered");
+    got.iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn kv(k: &str, v: PValue) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn request() -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", PValue::StringValue("cart".into()))],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: 1_700_000_000_123_456_789,
+                    severity_number: 17,
+                    severity_text: "ERROR".into(),
+                    body: Some(AnyValue {
+                        value: Some(PValue::StringValue("payment \"declined\"".into())),
+                    }),
+                    attributes: vec![
+                        kv("http.status_code", PValue::IntValue(502)),
+                        kv("retry", PValue::BoolValue(true)),
+                    ],
+                    trace_id: vec![0xab; 16],
+                    span_id: vec![0xcd; 8],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[test]
+fn protobuf_and_json_logs_arrive_with_every_field() {
+    let (_sluice, collector, port, metrics) = start("");
+    let proto = request().encode_to_vec();
+    let resp = send(
+        port,
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        &proto,
+    );
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.header("content-type"), Some("application/x-protobuf"));
+    assert!(resp.body.is_empty(), "an empty ExportLogsServiceResponse");
+
+    let spec = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/otlp/logs.json"
+    ))
+    .unwrap();
+    let resp = send(
+        port,
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        &spec,
+    );
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.body, b"{}");
+
+    let got = lines(&collector, 2);
+    let p = &got[0];
+    assert_eq!(p["body"], "payment \"declined\"");
+    assert_eq!(p["timestamp"], "2023-11-14T22:13:20.123456789Z");
+    assert_eq!(p["severity_text"], "ERROR");
+    assert_eq!(p["severity_number"], 17);
+    assert_eq!(p["attributes"]["http.status_code"], 502);
+    assert_eq!(p["attributes"]["retry"], true);
+    assert_eq!(p["resource"]["service.name"], "cart");
+    assert_eq!(p["trace_id"], "ab".repeat(16));
+    assert_eq!(p["span_id"], "cd".repeat(8));
+
+    let j = &got[1];
+    assert_eq!(j["body"], "Example log record");
+    assert_eq!(j["severity_number"], 10);
+    assert_eq!(j["trace_id"], "5b8efff798038103d269b633813fc60c");
+    assert_eq!(
+        j["attributes"]["array.attribute"],
+        serde_json::json!(["many", "values"])
+    );
+    assert_eq!(
+        j["attributes"]["map.attribute"]["some.map.key"],
+        "some value"
+    );
+    assert_eq!(j["resource"]["service.name"], "my.service");
+
+    let series =
+        "otelcol_receiver_accepted_log_records_total{receiver=\"otlp\",transport=\"http\"}";
+    assert_eq!(metric(metrics, series), 2);
+}
+
+#[test]
+fn gzip_and_zstd_requests_are_decoded() {
+    let (_sluice, collector, port, _) = start("");
+    let proto = request().encode_to_vec();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&proto).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::encode_all(&proto[..], 3).unwrap();
+    for (encoding, body) in [("gzip", gz), ("zstd", zst)] {
+        let resp = send(
+            port,
+            "/v1/logs",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", encoding),
+            ],
+            &body,
+        );
+        assert_eq!(resp.status, 200, "{encoding}");
+    }
+    assert_eq!(lines(&collector, 2).len(), 2);
+}
+
+/// Decodes a `google.rpc.Status` body: (code, message).
+fn status_of(resp: &Response) -> (i32, String) {
+    if resp.header("content-type") == Some("application/json") {
+        let v: Json = serde_json::from_slice(&resp.body).unwrap();
+        return (
+            v["code"].as_i64().unwrap() as i32,
+            v["message"].as_str().unwrap().to_string(),
+        );
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Status {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+    }
+    let s = Status::decode(&resp.body[..]).unwrap();
+    (s.code, s.message)
+}
+
+#[test]
+fn malformed_requests_get_a_clear_4xx_with_a_status_body() {
+    let (_sluice, collector, port, _) = start("");
+    let pb = [("Content-Type", "application/x-protobuf")];
+
+    let resp = send(port, "/v1/logs", &pb, b"\x0a\x05ab");
+    assert_eq!(resp.status, 400);
+    let (code, message) = status_of(&resp);
+    assert_eq!(code, 3, "INVALID_ARGUMENT");
+    assert!(message.contains("truncated"), "{message}");
+
+    let resp = send(
+        port,
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"spanId":"zz"}]}]}]}"#,
+    );
+    assert_eq!(resp.status, 400);
+    let (_, message) = status_of(&resp);
+    assert!(message.contains("logRecords[0].spanId"), "{message}");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&request().encode_to_vec()).unwrap();
+    let gz = gz.finish().unwrap();
+    let resp = send(
+        port,
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gz[..gz.len() / 2],
+    );
+    assert_eq!(resp.status, 400, "truncated gzip");
+
+    let resp = send(port, "/v1/logs", &[("Content-Type", "text/plain")], b"hi");
+    assert_eq!(resp.status, 415);
+    assert_eq!(send(port, "/v1/traces", &pb, b"").status, 404);
+    assert_eq!(send(port, "/elsewhere", &pb, b"").status, 404);
+    let resp = Client::connect(port)
+        .unwrap()
+        .request("GET", "/v1/logs", &pb, b"")
+        .unwrap();
+    assert_eq!(resp.status, 405);
+
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(collector.count(), 0, "nothing malformed is forwarded");
+}
+
+#[test]
+fn a_full_pipeline_answers_429_with_retry_after_and_a_status() {
+    // The exporter's port has no listener, so nothing leaves its one-record queue.
+    let (http, metrics) = (free_port(), free_port());
+    let config = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+        retry_after: 3s
+exporters:
+  tcp:
+    endpoint: 127.0.0.1:{dead}
+    sending_queue: {{ queue_size: 1 }}
+service:
+  shutdown_timeout: 1s
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [tcp]
+"#,
+        dead = free_port()
+    );
+    let mut sluice = Sluice::start(&config, http);
+    let pb = [("Content-Type", "application/x-protobuf")];
+    let held =
+        std::thread::spawn(move || send(http, "/v1/logs", &pb, &request().encode_to_vec()).status);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while metric(metrics, r#"otelcol_exporter_queue_size{exporter="tcp"}"#) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first request is queued"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused = send(http, "/v1/logs", &pb, &request().encode_to_vec());
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("3"));
+    assert_eq!(status_of(&refused).0, 8, "RESOURCE_EXHAUSTED");
+    let series = "otelcol_receiver_refused_log_records_total{receiver=\"otlp\",transport=\"http\"}";
+    assert_eq!(metric(metrics, series), 1);
+    // The held request cannot be delivered before the shutdown deadline: it is told to retry.
+    sluice.sigterm();
+    assert_eq!(held.join().unwrap(), 503);
+    assert!(sluice.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
+    let (_sluice, collector, port, _) = start("");
+    let n = 250;
+    let out = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/send_logs.py"
+        ))
+        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .arg(n.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got = lines(&collector, n);
+    got.sort_by_key(|r| r["attributes"]["order.id"].as_i64());
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r["body"], format!("order {i} failed"));
+        assert_eq!(r["severity_number"], 13, "WARN");
+        assert_eq!(r["severity_text"], "WARN");
+        assert_eq!(r["attributes"]["order.id"], i);
+        assert_eq!(r["attributes"]["user"], format!("u{i}"));
+        assert_eq!(r["resource"]["service.name"], "checkout");
+        assert_eq!(r["resource"]["service.version"], "1.4.2");
+        assert_eq!(r["trace_id"], ids["trace_id"]);
+        assert_eq!(r["span_id"], ids["span_id"]);
+        assert!(r["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+}
