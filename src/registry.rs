@@ -32,6 +32,7 @@ pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] =
 
 pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
     ("tcp", exporters::tcp::build),
+    ("otlphttp", exporters::otlphttp::build),
     ("debug", exporters::debug::build),
 ];
 
@@ -70,6 +71,9 @@ mod tests {
                 "tcp" => serde_yaml_ng::from_str("{endpoint: 'localhost:9001'}").unwrap(),
                 "regex_parser" => serde_yaml_ng::from_str("{preset: apache_common}").unwrap(),
                 "otlp" => serde_yaml_ng::from_str("{protocols: {http: }}").unwrap(),
+                "otlphttp" => {
+                    serde_yaml_ng::from_str("{endpoint: 'http://localhost:4318'}").unwrap()
+                }
                 _ => Yaml::Null,
             }
         };

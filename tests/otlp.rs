@@ -301,10 +301,8 @@ service:
     assert!(sluice.wait_exit(Duration::from_secs(10)).success());
 }
 
-#[test]
-fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
-    let (_sluice, collector, port, _) = start("");
-    let n = 250;
+/// Runs `tests/python/send_logs.py` against `port`; returns the ids it logged under.
+fn python_sdk_sends(port: u16, n: usize) -> Json {
     let out = Command::new(python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -319,8 +317,81 @@ fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ids: Json = serde_json::from_slice(&out.stdout).unwrap();
-    let mut got = lines(&collector, n);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
+    let (_sluice, collector, port, _) = start("");
+    let n = 250;
+    let ids = python_sdk_sends(port, n);
+    check_python_records(&collector, n, &ids);
+}
+
+/// The agent-to-gateway path of the EDOT guide, over OTLP/HTTP: SDK -> sluice agent ->
+/// `otlphttp` -> sluice gateway -> tcp. The gateway starts after the SDK has begun sending, so
+/// the agent must hold its clients and retry; every record still arrives once, unchanged.
+#[test]
+fn agent_forwards_sdk_logs_to_a_gateway_that_comes_up_late() {
+    let collector = Collector::start();
+    let (agent_port, gateway_port) = (free_port(), free_port());
+    let agent = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{agent_port}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{gateway_port}
+    compression: zstd
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms }}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{m}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"#,
+        m = free_port()
+    );
+    let gateway = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{gateway_port}
+exporters:
+  tcp:
+    endpoint: {tcp}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{m}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [tcp]
+"#,
+        tcp = collector.addr,
+        m = free_port()
+    );
+    let _agent = Sluice::start(&agent, agent_port);
+    let n = 300;
+    let sender = std::thread::spawn(move || python_sdk_sends(agent_port, n));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(collector.count(), 0);
+    let _gateway = Sluice::start(&gateway, gateway_port);
+    let ids = sender.join().unwrap();
+    check_python_records(&collector, n, &ids);
+}
+
+fn check_python_records(collector: &Collector, n: usize, ids: &Json) {
+    let mut got = lines(collector, n);
     got.sort_by_key(|r| r["attributes"]["order.id"].as_i64());
     for (i, r) in got.iter().enumerate() {
         assert_eq!(r["body"], format!("order {i} failed"));
@@ -334,4 +405,8 @@ fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
         assert_eq!(r["span_id"], ids["span_id"]);
         assert!(r["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
     }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collector.count(), n, "no duplicates");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collector.count(), n, "no duplicates");
 }

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::codec::{JsonEncoder, encode_text_batch};
 use crate::config::{ConfigError, check_endpoint, decode, duration};
+use crate::exporters::QueueConfig;
 use crate::pipeline::queue::{self, Envelope};
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::registry::Context;
@@ -56,27 +57,6 @@ pub enum Encoding {
     #[default]
     Json,
     Text,
-}
-
-/// The exporter's queue, as the OTel Collector's `sending_queue`, sized in log records.
-#[derive(Debug, Deserialize, Clone, Copy)]
-#[serde(deny_unknown_fields)]
-pub struct QueueConfig {
-    /// Log records that may wait for delivery before receivers are refused. Default 100000.
-    #[serde(default = "default_queue_size")]
-    pub queue_size: usize,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            queue_size: default_queue_size(),
-        }
-    }
-}
-
-fn default_queue_size() -> usize {
-    100_000
 }
 
 /// Capped exponential backoff between connection attempts.
