@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Body;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -29,6 +30,11 @@ pub struct Options {
     /// Close a connection whose request headers take longer than this to arrive, so idle or
     /// trickling clients cannot hold connections open forever.
     pub header_read_timeout: Duration,
+    /// After `max_connection_age`, how long in-flight requests get before the connection is
+    /// closed anyway (gRPC's `max_connection_age_grace`). Default: as long as they need.
+    pub max_connection_age_grace: Option<Duration>,
+    /// Serve HTTP/2 with prior knowledge (gRPC) instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 impl Default for Options {
@@ -36,6 +42,8 @@ impl Default for Options {
         Options {
             max_connection_age: None,
             header_read_timeout: Duration::from_secs(30),
+            max_connection_age_grace: None,
+            http2: false,
         }
     }
 }
@@ -63,7 +71,7 @@ pub fn text(status: u16, body: &'static str) -> HttpResponse {
 /// Serves connections from `listener` until `shutdown` fires, then waits for open connections to
 /// finish their in-flight request. `make_handler` is called once per connection, so each
 /// connection can own state (such as its pipeline worker) without sharing it.
-pub async fn serve<M, H, Fut>(
+pub async fn serve<M, H, Fut, B>(
     listener: TcpListener,
     shutdown: Shutdown,
     opts: Options,
@@ -71,7 +79,9 @@ pub async fn serve<M, H, Fut>(
 ) where
     M: Fn() -> H,
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = HttpResponse> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut conns = JoinSet::new();
     let mut stop = shutdown.clone();
@@ -98,36 +108,66 @@ pub async fn serve<M, H, Fut>(
     while conns.join_next().await.is_some() {}
 }
 
-async fn serve_connection<H, Fut>(
+/// Runs one connection until it ends, or until shutdown or its maximum age, when it is closed
+/// gracefully (HTTP/1.1: after the current request; HTTP/2: GOAWAY, then in-flight streams
+/// finish, within `max_connection_age_grace` if set).
+async fn serve_connection<H, Fut, B>(
     stream: tokio::net::TcpStream,
     handler: H,
     mut shutdown: Shutdown,
     opts: Options,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = HttpResponse> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let service = hyper::service::service_fn(move |req| {
         let fut = handler(req);
         async move { Ok::<_, Infallible>(fut.await) }
     });
-    let conn = http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
+    let io = TokioIo::new(stream);
     let age = async {
         match opts.max_connection_age {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = shutdown.wait() => {}
-        _ = age => {}
+    let grace = async {
+        match opts.max_connection_age_grace {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let conn = $conn;
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = shutdown.wait() => {}
+                _ = age => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn => {}
+                _ = grace => {}
+            }
+        }};
     }
-    conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    if opts.http2 {
+        drive!(
+            http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(io, service)
+        );
+    } else {
+        drive!(
+            http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(opts.header_read_timeout)
+                .keep_alive(true)
+                .serve_connection(io, service)
+        );
+    }
 }

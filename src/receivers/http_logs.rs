@@ -145,6 +145,7 @@ impl Receiver for HttpLogs {
             let opts = server::Options {
                 max_connection_age: self.cfg.max_connection_age,
                 header_read_timeout: self.cfg.read_header_timeout,
+                ..Default::default()
             };
             let retry_after = HeaderValue::from(self.cfg.retry_after.as_secs().max(1));
             let shared = Arc::new(Shared {

@@ -233,6 +233,7 @@ impl Receiver for Otlp {
             let opts = server::Options {
                 max_connection_age: self.http.max_connection_age,
                 header_read_timeout: self.http.read_header_timeout,
+                ..Default::default()
             };
             let shared = Arc::new(Shared {
                 retry_after: HeaderValue::from(self.http.retry_after.as_secs().max(1)),
