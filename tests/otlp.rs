@@ -303,13 +303,18 @@ service:
 
 /// Runs `tests/python/send_logs.py` against `port`; returns the ids it logged under.
 fn python_sdk_sends(port: u16, n: usize) -> Json {
+    python_sdk_sends_with(&format!("http://127.0.0.1:{port}/v1/logs"), n, "http")
+}
+
+fn python_sdk_sends_with(endpoint: &str, n: usize, protocol: &str) -> Json {
     let out = Command::new(python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/python/send_logs.py"
         ))
-        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .arg(endpoint)
         .arg(n.to_string())
+        .arg(protocol)
         .output()
         .unwrap();
     assert!(
@@ -409,4 +414,134 @@ fn check_python_records(collector: &Collector, n: usize, ids: &Json) {
     assert_eq!(collector.count(), n, "no duplicates");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(collector.count(), n, "no duplicates");
+}
+
+/// sluice with gRPC and HTTP enabled, feeding a TCP collector; returns (sluice, collector,
+/// grpc port, metrics port).
+fn start_grpc(extra: &str, exporter: &str) -> (Sluice, Collector, u16, u16) {
+    let collector = Collector::start();
+    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+    let config = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+        {extra}
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  tcp:
+    endpoint: {exporter}
+    {queue}
+service:
+  shutdown_timeout: 1s
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [tcp]
+"#,
+        exporter = if exporter.is_empty() {
+            collector.addr.to_string()
+        } else {
+            exporter.to_string()
+        },
+        queue = if exporter.is_empty() {
+            ""
+        } else {
+            "sending_queue: { queue_size: 1 }"
+        },
+    );
+    (Sluice::start(&config, grpc), collector, grpc, metrics)
+}
+
+#[test]
+fn python_sdk_logs_arrive_over_otlp_grpc_field_by_field() {
+    let (_sluice, collector, port, metrics) = start_grpc("", "");
+    let n = 250;
+    let ids = python_sdk_sends_with(&format!("127.0.0.1:{port}"), n, "grpc");
+    check_python_records(&collector, n, &ids);
+    let series =
+        "otelcol_receiver_accepted_log_records_total{receiver=\"otlp\",transport=\"grpc\"}";
+    assert_eq!(metric(metrics, series), n as u64);
+}
+
+/// One raw unary call through grpcio; the status it saw, decoded with Google's own types.
+fn grpc_call(port: u16, method: &str, body: &[u8], compression: &str) -> Json {
+    let file = common::write_config("");
+    std::fs::write(&file, body).unwrap();
+    let out = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/grpc_call.py"
+        ))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(method)
+        .arg(&file)
+        .arg(compression)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const LOGS: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+#[test]
+fn grpc_answers_say_what_was_wrong() {
+    let (_sluice, collector, port, _) = start_grpc("max_recv_msg_size_mib: 1", "");
+    let ok = grpc_call(port, LOGS, &request().encode_to_vec(), "gzip");
+    assert_eq!(ok["code"], "OK", "{ok}");
+    let bad = grpc_call(port, LOGS, b"\x0a\x05ab", "");
+    assert_eq!(bad["code"], "INVALID_ARGUMENT");
+    assert!(
+        bad["message"].as_str().unwrap().contains("truncated"),
+        "{bad}"
+    );
+    let big = grpc_call(port, LOGS, &vec![0u8; 2 << 20], "");
+    assert_eq!(big["code"], "RESOURCE_EXHAUSTED");
+    assert!(
+        big["retry_delay_s"].is_null(),
+        "too large is not worth retrying"
+    );
+    let traces = grpc_call(
+        port,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        b"",
+        "",
+    );
+    assert_eq!(traces["code"], "UNIMPLEMENTED");
+    assert_eq!(lines(&collector, 1).len(), 1);
+}
+
+#[test]
+fn full_pipeline_is_resource_exhausted_with_retry_info() {
+    // The exporter's port has no listener: its one-record queue stays full.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (mut sluice, _collector, port, metrics) = start_grpc("retry_after: 2500ms", &dead);
+    let held = std::thread::spawn(move || grpc_call(port, LOGS, &request().encode_to_vec(), ""));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(metrics, r#"otelcol_exporter_queue_size{exporter="tcp"}"#) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first call is queued"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused = grpc_call(port, LOGS, &request().encode_to_vec(), "");
+    assert_eq!(refused["code"], "RESOURCE_EXHAUSTED", "{refused}");
+    assert_eq!(refused["retry_delay_s"], 2.5);
+    sluice.sigterm();
+    let held = held.join().unwrap();
+    assert_eq!(held["code"], "UNAVAILABLE", "{held}");
+    assert!(held["retry_delay_s"].is_number());
+    assert!(sluice.wait_exit(Duration::from_secs(10)).success());
 }

@@ -65,6 +65,13 @@ pub async fn read(req: Request<Incoming>, limit: usize) -> Result<(Bytes, u64), 
     Ok((encoding.decode(raw, limit)?, wire))
 }
 
+/// Decompresses `raw` by its encoding name (`gzip`, `deflate`, `zstd`, `identity`) with the same
+/// bound, for protocols that name the encoding elsewhere (gRPC's `grpc-encoding`).
+pub fn decompress(encoding: &str, raw: Bytes, limit: usize) -> Result<Bytes, Refusal> {
+    let value = HeaderValue::from_str(encoding).map_err(|_| Refusal::UnknownEncoding)?;
+    Encoding::from_header(Some(&value))?.decode(raw, limit)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Identity,

@@ -1,23 +1,31 @@
-"""Sends N log records through the OpenTelemetry Python SDK's OTLP/HTTP exporter.
+"""Sends N log records through the OpenTelemetry Python SDK's OTLP/HTTP or OTLP/gRPC exporter.
 
-Usage: send_logs.py ENDPOINT N. Prints {"trace_id": ..., "span_id": ...} of the span the records
+Usage: send_logs.py ENDPOINT N [http|grpc]. Prints {"trace_id": ..., "span_id": ...} of the span the records
 were logged under, so the test can compare ids field by field.
 """
 import json
 import logging
 import sys
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 endpoint, n = sys.argv[1], int(sys.argv[2])
+protocol = sys.argv[3] if len(sys.argv) > 3 else "http"
+if protocol == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    exporter = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=30)
+else:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    exporter = OTLPLogExporter(endpoint=endpoint, timeout=30)
 resource = Resource.create({"service.name": "checkout", "service.version": "1.4.2"})
 provider = LoggerProvider(resource=resource)
 provider.add_log_record_processor(
-    BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, timeout=30), max_export_batch_size=100)
+    BatchLogRecordProcessor(exporter, max_export_batch_size=100)
 )
 log = logging.getLogger("shop")
 log.setLevel(logging.DEBUG)

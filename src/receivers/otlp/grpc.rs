@@ -1,0 +1,242 @@
+//! OTLP/gRPC: the logs service's unary `Export` over HTTP/2 with prior knowledge.
+//!
+//! The request body (one length-prefixed message, gzip or zstd when `grpc-encoding` says so)
+//! goes straight to the zero-copy protobuf decoder. Errors are "Trailers-Only" answers whose
+//! `grpc-status-details-bin` holds a `google.rpc.Status`, with `RetryInfo` when the client
+//! should come back later.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response};
+use tokio::net::TcpListener;
+
+use super::GrpcConfig;
+use crate::otlp::grpc::{self as wire, UnaryBody, code};
+use crate::pipeline::{ConsumeError, Consumer, Running, Worker};
+use crate::receivers::body::{self, Refusal};
+use crate::server;
+use crate::shutdown::Shutdown;
+use crate::telemetry::ReceiverMetrics;
+
+struct Shared {
+    /// Largest message, compressed or not.
+    limit: usize,
+    retry_after: Duration,
+    metrics: ReceiverMetrics,
+}
+
+/// Serves OTLP/gRPC on `listener` until shutdown.
+pub(super) fn serve(
+    listener: TcpListener,
+    cfg: GrpcConfig,
+    metrics: ReceiverMetrics,
+    consumer: Consumer,
+    shutdown: Shutdown,
+) -> Running {
+    let params = &cfg.keepalive.server_parameters;
+    let opts = server::Options {
+        max_connection_age: params.max_connection_age,
+        max_connection_age_grace: params.max_connection_age_grace,
+        http2: true,
+        ..Default::default()
+    };
+    let shared = Arc::new(Shared {
+        limit: cfg.max_recv_msg_size_mib.saturating_mul(1 << 20),
+        retry_after: cfg.retry_after,
+        metrics,
+    });
+    Box::pin(server::serve(listener, shutdown, opts, move || {
+        // One worker per connection; concurrent streams on it borrow extra workers.
+        let worker = Arc::new(Mutex::new(Some(consumer.worker())));
+        let shared = Arc::clone(&shared);
+        let consumer = consumer.clone();
+        move |req| {
+            handle(
+                req,
+                Arc::clone(&shared),
+                Arc::clone(&worker),
+                consumer.clone(),
+            )
+        }
+    }))
+}
+
+type GrpcResponse = Response<UnaryBody>;
+
+/// A "Trailers-Only" answer: the status in the headers, no body.
+fn status(code: u32, message: &str, retry: Option<Duration>) -> GrpcResponse {
+    let mut resp = Response::new(UnaryBody::new(None, None));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    resp.headers_mut()
+        .extend(wire::status_headers(code, message, retry));
+    resp
+}
+
+/// Success: an empty `ExportLogsServiceResponse`, then `grpc-status: 0`.
+fn ok() -> GrpcResponse {
+    let mut resp = Response::new(UnaryBody::new(
+        Some(wire::frame(&[], false)),
+        Some(wire::status_headers(code::OK, "", None)),
+    ));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    resp
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    slot: Arc<Mutex<Option<Worker>>>,
+    consumer: Consumer,
+) -> GrpcResponse {
+    let is_grpc = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if !is_grpc {
+        let mut resp = status(
+            code::INVALID_ARGUMENT,
+            "content-type must be application/grpc",
+            None,
+        );
+        *resp.status_mut() = hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return resp;
+    }
+    match req.uri().path() {
+        wire::LOGS_EXPORT => {}
+        wire::TRACES_EXPORT | wire::METRICS_EXPORT => {
+            return status(code::UNIMPLEMENTED, "only logs are received so far", None);
+        }
+        other => {
+            return status(
+                code::UNIMPLEMENTED,
+                &format!("unknown method {other}"),
+                None,
+            );
+        }
+    }
+    let encoding = req
+        .headers()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
+    if !matches!(encoding.as_str(), "identity" | "gzip" | "zstd") {
+        let mut resp = status(
+            code::UNIMPLEMENTED,
+            &format!("grpc-encoding {encoding:?} is not supported"),
+            None,
+        );
+        resp.headers_mut().insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static("identity,gzip,zstd"),
+        );
+        return resp;
+    }
+
+    // One message plus its 5-byte header, at most.
+    let raw = match Limited::new(req.into_body(), shared.limit + 5)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return too_large(shared.limit);
+        }
+        Err(_) => return status(code::CANCELLED, "could not read the request", None),
+    };
+    let wire_bytes = raw.len() as u64;
+    let message = match wire::unframe(&raw, shared.limit) {
+        Ok((false, m)) => m,
+        Ok((true, m)) if encoding != "identity" => {
+            match body::decompress(&encoding, m, shared.limit) {
+                Ok(m) => m,
+                Err(Refusal::DecompressedTooLarge) => return too_large(shared.limit),
+                Err(_) => {
+                    return status(
+                        code::INVALID_ARGUMENT,
+                        &format!("the message is not valid {encoding}"),
+                        None,
+                    );
+                }
+            }
+        }
+        Ok((true, _)) => {
+            return status(
+                code::INTERNAL,
+                "compressed flag set without a grpc-encoding",
+                None,
+            );
+        }
+        Err(wire::FrameError::TooLarge(_)) => return too_large(shared.limit),
+        Err(wire::FrameError::Malformed(why)) => {
+            return status(code::INVALID_ARGUMENT, why, None);
+        }
+    };
+    let batch = match crate::otlp::logs::decode(&message) {
+        Ok(b) => b,
+        Err(e) => {
+            return status(
+                code::INVALID_ARGUMENT,
+                &format!("invalid ExportLogsServiceRequest: {e}"),
+                None,
+            );
+        }
+    };
+    let records = batch.len() as u64;
+    if records == 0 {
+        shared.metrics.accepted_bytes.add(wire_bytes);
+        return ok();
+    }
+    let mut worker = slot
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .unwrap_or_else(|| consumer.worker());
+    let result = worker.consume(batch).await;
+    if let Ok(mut g) = slot.lock() {
+        *g = Some(worker);
+    }
+    match result {
+        Ok(_) => {
+            shared.metrics.accepted.add(records);
+            shared.metrics.accepted_bytes.add(wire_bytes);
+            ok()
+        }
+        Err(e) => {
+            shared.metrics.refused.add(records);
+            let retry = Some(shared.retry_after);
+            match e {
+                ConsumeError::Full => status(
+                    code::RESOURCE_EXHAUSTED,
+                    "the pipeline is full; retry later",
+                    retry,
+                ),
+                ConsumeError::Closed => {
+                    status(code::UNAVAILABLE, "sluice is shutting down; retry", retry)
+                }
+                ConsumeError::NotDelivered => status(
+                    code::UNAVAILABLE,
+                    "the records could not be delivered; retry",
+                    retry,
+                ),
+            }
+        }
+    }
+}
+
+/// Over `max_recv_msg_size_mib`: RESOURCE_EXHAUSTED without a retry hint, as gRPC servers
+/// answer, since the same message would be refused again.
+fn too_large(limit: usize) -> GrpcResponse {
+    status(
+        code::RESOURCE_EXHAUSTED,
+        &format!("message larger than max_recv_msg_size_mib ({limit} bytes)"),
+        None,
+    )
+}

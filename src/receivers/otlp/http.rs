@@ -1,0 +1,216 @@
+//! OTLP/HTTP: `POST /v1/logs` with `application/x-protobuf` or `application/json`.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request, Response};
+use tokio::net::TcpListener;
+
+use super::HttpConfig;
+use crate::model::LogBatch;
+use crate::otlp;
+use crate::pipeline::{ConsumeError, Consumer, Running, Worker};
+use crate::receivers::body;
+use crate::server::{self, HttpResponse};
+use crate::shutdown::Shutdown;
+use crate::telemetry::ReceiverMetrics;
+
+struct Shared {
+    cfg: HttpConfig,
+    metrics: ReceiverMetrics,
+    retry_after: HeaderValue,
+}
+
+/// Serves OTLP/HTTP on `listener` until shutdown.
+pub(super) fn serve(
+    listener: TcpListener,
+    cfg: HttpConfig,
+    metrics: ReceiverMetrics,
+    consumer: Consumer,
+    shutdown: Shutdown,
+) -> Running {
+    let opts = server::Options {
+        max_connection_age: cfg.max_connection_age,
+        header_read_timeout: cfg.read_header_timeout,
+        ..Default::default()
+    };
+    let shared = Arc::new(Shared {
+        retry_after: HeaderValue::from(cfg.retry_after.as_secs().max(1)),
+        cfg,
+        metrics,
+    });
+    Box::pin(server::serve(listener, shutdown, opts, move || {
+        // One worker per connection; HTTP/1.1 serves one request at a time on it.
+        let worker = Arc::new(Mutex::new(Some(consumer.worker())));
+        let shared = Arc::clone(&shared);
+        let consumer = consumer.clone();
+        move |req| {
+            handle(
+                req,
+                Arc::clone(&shared),
+                Arc::clone(&worker),
+                consumer.clone(),
+            )
+        }
+    }))
+}
+
+/// The request's body encoding, which the answer uses too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+impl Format {
+    fn of(req: &Request<Incoming>) -> Option<Format> {
+        let ct = req.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if mime.eq_ignore_ascii_case(PROTOBUF) {
+            Some(Format::Protobuf)
+        } else if mime.eq_ignore_ascii_case(JSON) {
+            Some(Format::Json)
+        } else {
+            None
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Protobuf => PROTOBUF,
+            Format::Json => JSON,
+        }
+    }
+
+    fn respond(self, status: u16, body: Vec<u8>) -> HttpResponse {
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        resp
+    }
+
+    /// A `google.rpc.Status` with a gRPC code, as OTLP/HTTP asks of every error answer.
+    fn status(self, http: u16, code: i32, message: &str) -> HttpResponse {
+        let message = message.trim_end();
+        let body = match self {
+            Format::Json => serde_json::json!({ "code": code, "message": message })
+                .to_string()
+                .into_bytes(),
+            Format::Protobuf => {
+                let mut out = Vec::new();
+                otlp::wire::put_key(&mut out, 1, 0);
+                otlp::wire::put_varint(&mut out, code as u64);
+                otlp::wire::put_bytes_field(&mut out, 2, message.as_bytes());
+                out
+            }
+        };
+        self.respond(http, body)
+    }
+}
+
+/// gRPC status codes used in `Status` bodies.
+const INVALID_ARGUMENT: i32 = 3;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const UNIMPLEMENTED: i32 = 12;
+const UNAVAILABLE: i32 = 14;
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    slot: Arc<Mutex<Option<Worker>>>,
+    consumer: Consumer,
+) -> HttpResponse {
+    let format = Format::of(&req);
+    let reply = format.unwrap_or(Format::Json);
+    match req.uri().path() {
+        "/v1/logs" => {}
+        "/v1/traces" | "/v1/metrics" => {
+            return reply.status(404, UNIMPLEMENTED, "only logs are received so far");
+        }
+        _ => return reply.status(404, UNIMPLEMENTED, "unknown path; OTLP/HTTP uses /v1/logs"),
+    }
+    if req.method() != Method::POST {
+        let mut resp = reply.status(405, UNIMPLEMENTED, "only POST is accepted");
+        resp.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let Some(format) = format else {
+        return reply.status(
+            415,
+            INVALID_ARGUMENT,
+            "Content-Type must be application/x-protobuf or application/json",
+        );
+    };
+    let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
+        Ok(read) => read,
+        Err(refusal) => {
+            return format.status(refusal.status(), INVALID_ARGUMENT, refusal.message());
+        }
+    };
+    let decoded: Result<LogBatch, String> = match format {
+        Format::Protobuf => otlp::logs::decode(&body).map_err(|e| e.to_string()),
+        Format::Json => otlp::json::decode_logs(&body).map_err(|e| e.to_string()),
+    };
+    let batch = match decoded {
+        Ok(b) => b,
+        Err(e) => {
+            return format.status(
+                400,
+                INVALID_ARGUMENT,
+                &format!("invalid ExportLogsServiceRequest: {e}"),
+            );
+        }
+    };
+    let records = batch.len() as u64;
+    let success = || match format {
+        Format::Protobuf => format.respond(200, Vec::new()),
+        Format::Json => format.respond(200, b"{}".to_vec()),
+    };
+    if records == 0 {
+        shared.metrics.accepted_bytes.add(wire_bytes);
+        return success();
+    }
+    let mut worker = slot
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .unwrap_or_else(|| consumer.worker());
+    let result = worker.consume(batch).await;
+    if let Ok(mut g) = slot.lock() {
+        *g = Some(worker);
+    }
+    match result {
+        Ok(_) => {
+            shared.metrics.accepted.add(records);
+            shared.metrics.accepted_bytes.add(wire_bytes);
+            success()
+        }
+        Err(e) => {
+            shared.metrics.refused.add(records);
+            let mut resp = match e {
+                ConsumeError::Full => {
+                    format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")
+                }
+                ConsumeError::Closed => {
+                    format.status(503, UNAVAILABLE, "sluice is shutting down; retry")
+                }
+                ConsumeError::NotDelivered => format.status(
+                    503,
+                    UNAVAILABLE,
+                    "the records could not be delivered; retry",
+                ),
+            };
+            resp.headers_mut()
+                .insert(RETRY_AFTER, shared.retry_after.clone());
+            resp
+        }
+    }
+}
