@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 pub mod debug;
 pub mod otlphttp;
+pub mod sender;
 pub mod tcp;
 
 /// The exporter's queue, as the OTel Collector's `sending_queue`, sized in log records.

@@ -21,7 +21,7 @@
 //! and the original senders are told to retry. Plain `http://` only for now: no TLS yet.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -34,8 +34,8 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
-use crate::otlp;
-use crate::pipeline::queue::{self, Envelope};
+use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
@@ -73,60 +73,6 @@ fn default_timeout() -> Duration {
 
 fn default_max_batch() -> usize {
     8192
-}
-
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    Gzip,
-    Zstd,
-    None,
-}
-
-/// The Collector's `retry_on_failure`.
-#[derive(Debug, Deserialize, Clone, Copy)]
-#[serde(deny_unknown_fields)]
-pub struct Retry {
-    /// `false` fails a batch on its first failed attempt. Default `true`.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// First wait. Default `5s`.
-    #[serde(default = "default_initial", deserialize_with = "duration")]
-    pub initial_interval: Duration,
-    /// Longest wait between attempts. Default `30s`.
-    #[serde(default = "default_max_interval", deserialize_with = "duration")]
-    pub max_interval: Duration,
-    /// Give a batch up after retrying this long; `0s` retries forever. Default `300s`.
-    #[serde(default = "default_max_elapsed", deserialize_with = "duration")]
-    pub max_elapsed_time: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            enabled: true,
-            initial_interval: default_initial(),
-            max_interval: default_max_interval(),
-            max_elapsed_time: default_max_elapsed(),
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_initial() -> Duration {
-    Duration::from_secs(5)
-}
-
-fn default_max_interval() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_max_elapsed() -> Duration {
-    Duration::from_secs(300)
 }
 
 pub struct OtlpHttp {
@@ -230,115 +176,55 @@ impl Exporter for OtlpHttp {
     }
 }
 
-/// How one attempt ended.
-enum Outcome {
-    Delivered,
-    /// Worth retrying, after at least the peer's `Retry-After` if it sent one.
-    Retry(String, Option<Duration>),
-    /// The peer will never take this request.
-    Permanent(String),
+impl OtlpHttp {
+    async fn serve(self: Box<Self>, queue: queue::Receiver) {
+        let OtlpHttp {
+            id,
+            cfg,
+            uri,
+            headers,
+            metrics,
+        } = *self;
+        let transport = HttpTransport {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            uri,
+            headers,
+            encoding: cfg.compression.name(),
+            timeout: cfg.timeout,
+        };
+        let settings = Settings {
+            id,
+            compression: cfg.compression,
+            retry: cfg.retry_on_failure,
+            max_batch_records: cfg.max_batch_records,
+            metrics,
+        };
+        sender::run(settings, transport, queue).await;
+    }
 }
 
-impl OtlpHttp {
-    async fn serve(self: Box<Self>, mut queue: queue::Receiver) {
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let mut pending: Vec<Envelope> = Vec::new();
-        let mut body = Vec::new();
-        while let Some(first) = queue.recv().await {
-            let mut records = first.records();
-            pending.push(first);
-            while records < self.cfg.max_batch_records {
-                match queue.try_recv() {
-                    Some(next) => {
-                        records += next.records();
-                        pending.push(next);
-                    }
-                    None => break,
-                }
-            }
-            body.clear();
-            for envelope in &pending {
-                otlp::logs::encode(&envelope.batch, &mut body);
-            }
-            let payload = self.compress(&body);
-            if self.deliver(&client, payload, records as u64).await {
-                self.metrics.sent.add(records as u64);
-                pending.drain(..).for_each(Envelope::delivered);
-            } else {
-                // Dropping undelivered envelopes fails their acks: the senders are told to retry.
-                pending.clear();
-            }
-        }
-        tracing::debug!(exporter = %self.id, "otlphttp exporter drained");
-    }
+struct HttpTransport {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    encoding: Option<&'static str>,
+    timeout: Duration,
+}
 
-    fn compress(&self, body: &[u8]) -> Bytes {
-        match self.cfg.compression {
-            Compression::None => Bytes::copy_from_slice(body),
-            Compression::Gzip => {
-                use std::io::Write;
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                // Writing to a Vec cannot fail.
-                let _ = enc.write_all(body);
-                Bytes::from(enc.finish().unwrap_or_default())
-            }
-            Compression::Zstd => Bytes::from(zstd::encode_all(body, 1).unwrap_or_default()),
-        }
-    }
-
-    /// Sends until delivered, the peer refuses for good, or retrying runs out of time.
-    async fn deliver(
-        &self,
-        client: &Client<HttpConnector, Full<Bytes>>,
-        body: Bytes,
-        records: u64,
-    ) -> bool {
-        let retry = self.cfg.retry_on_failure;
-        let started = Instant::now();
-        let mut backoff = retry.initial_interval;
-        loop {
-            let (why, hint) = match self.attempt(client, body.clone()).await {
-                Outcome::Delivered => return true,
-                Outcome::Permanent(why) => {
-                    tracing::warn!(exporter = %self.id, error = %why, "otlphttp: the peer refused the batch; failing it");
-                    return false;
-                }
-                Outcome::Retry(why, hint) => (why, hint),
-            };
-            let wait = hint.unwrap_or(backoff).min(retry.max_interval.max(backoff));
-            let out_of_time = !retry.max_elapsed_time.is_zero()
-                && started.elapsed() + wait > retry.max_elapsed_time;
-            self.metrics.send_failed.add(records);
-            if !retry.enabled || out_of_time {
-                tracing::warn!(exporter = %self.id, error = %why, "otlphttp: giving up on the batch");
-                return false;
-            }
-            tracing::warn!(exporter = %self.id, error = %why, retry_in = ?wait, "otlphttp send failed");
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(retry.max_interval);
-        }
-    }
-
-    async fn attempt(&self, client: &Client<HttpConnector, Full<Bytes>>, body: Bytes) -> Outcome {
+impl Transport for HttpTransport {
+    async fn attempt(&self, body: Bytes) -> Outcome {
         let mut req = hyper::Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "application/x-protobuf")
             .body(Full::new(body))
             .expect("a request from a validated URI");
-        let encoding = match self.cfg.compression {
-            Compression::Gzip => Some("gzip"),
-            Compression::Zstd => Some("zstd"),
-            Compression::None => None,
-        };
-        if let Some(e) = encoding {
+        if let Some(e) = self.encoding {
             req.headers_mut()
                 .insert(CONTENT_ENCODING, HeaderValue::from_static(e));
         }
         for (k, v) in &self.headers {
             req.headers_mut().insert(k.clone(), v.clone());
         }
-        let resp = match tokio::time::timeout(self.cfg.timeout, client.request(req)).await {
+        let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => return Outcome::Retry("timed out".into(), None),
             Ok(Err(e)) => return Outcome::Retry(format!("{e}"), None),
             Ok(Ok(resp)) => resp,

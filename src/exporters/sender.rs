@@ -1,0 +1,189 @@
+//! The sending half shared by the OTLP exporters (`otlp` over gRPC, `otlphttp`): merge queued
+//! batches into one request, compress it, and send it through a [`Transport`] until delivered,
+//! retrying with capped exponential backoff and the peer's own hints.
+//!
+//! A batch is released as delivered only when the peer said so, so the receiver that took it
+//! answers its client only then. A permanent refusal, or retrying past `max_elapsed_time`,
+//! fails the batch's acknowledgement and the original senders are told to retry.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::config::duration;
+use crate::otlp;
+use crate::pipeline::queue::{self, Envelope};
+use crate::telemetry::ExporterMetrics;
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// The Collector's `retry_on_failure`.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// `false` fails a batch on its first failed attempt. Default `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// First wait. Default `5s`.
+    #[serde(default = "default_initial", deserialize_with = "duration")]
+    pub initial_interval: Duration,
+    /// Longest wait between attempts. Default `30s`.
+    #[serde(default = "default_max_interval", deserialize_with = "duration")]
+    pub max_interval: Duration,
+    /// Give a batch up after retrying this long; `0s` retries forever. Default `300s`.
+    #[serde(default = "default_max_elapsed", deserialize_with = "duration")]
+    pub max_elapsed_time: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            enabled: true,
+            initial_interval: default_initial(),
+            max_interval: default_max_interval(),
+            max_elapsed_time: default_max_elapsed(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_initial() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_max_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_elapsed() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Compression {
+    /// The name used in `Content-Encoding` / `grpc-encoding`, if any.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+            Compression::None => None,
+        }
+    }
+
+    pub fn compress(self, body: &[u8]) -> Bytes {
+        match self {
+            Compression::None => Bytes::copy_from_slice(body),
+            Compression::Gzip => {
+                use std::io::Write;
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                // Writing to a Vec cannot fail.
+                let _ = enc.write_all(body);
+                Bytes::from(enc.finish().unwrap_or_default())
+            }
+            Compression::Zstd => Bytes::from(zstd::encode_all(body, 1).unwrap_or_default()),
+        }
+    }
+}
+
+/// How one attempt ended.
+pub enum Outcome {
+    Delivered,
+    /// Worth retrying, after at least the peer's hint (`Retry-After`, `RetryInfo`) if it sent one.
+    Retry(String, Option<Duration>),
+    /// The peer will never take this request.
+    Permanent(String),
+}
+
+/// One way of putting a request on the wire.
+pub trait Transport: Send + Sync {
+    /// Wraps the compressed request once, before its first attempt (gRPC adds its framing).
+    fn prepare(&self, payload: Bytes) -> Bytes {
+        payload
+    }
+
+    fn attempt(&self, body: Bytes) -> impl Future<Output = Outcome> + Send;
+}
+
+/// What the loop needs besides its transport.
+pub struct Settings {
+    pub id: String,
+    pub compression: Compression,
+    pub retry: Retry,
+    /// Queued records merged into one request, at most.
+    pub max_batch_records: usize,
+    pub metrics: ExporterMetrics,
+}
+
+/// Delivers batches from `queue` until it closes and is drained.
+pub async fn run<T: Transport>(s: Settings, transport: T, mut queue: queue::Receiver) {
+    let mut pending: Vec<Envelope> = Vec::new();
+    let mut body = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut records = first.records();
+        pending.push(first);
+        while records < s.max_batch_records {
+            match queue.try_recv() {
+                Some(next) => {
+                    records += next.records();
+                    pending.push(next);
+                }
+                None => break,
+            }
+        }
+        // Concatenated ExportLogsServiceRequest messages are one valid request.
+        body.clear();
+        for envelope in &pending {
+            otlp::logs::encode(&envelope.batch, &mut body);
+        }
+        let payload = transport.prepare(s.compression.compress(&body));
+        if deliver(&s, &transport, payload, records as u64).await {
+            s.metrics.sent.add(records as u64);
+            pending.drain(..).for_each(Envelope::delivered);
+        } else {
+            // Dropping undelivered envelopes fails their acks: the senders are told to retry.
+            pending.clear();
+        }
+    }
+    tracing::debug!(exporter = %s.id, "exporter drained");
+}
+
+/// Sends until delivered, the peer refuses for good, or retrying runs out of time.
+async fn deliver<T: Transport>(s: &Settings, transport: &T, body: Bytes, records: u64) -> bool {
+    let retry = s.retry;
+    let started = Instant::now();
+    let mut backoff = retry.initial_interval;
+    loop {
+        let (why, hint) = match transport.attempt(body.clone()).await {
+            Outcome::Delivered => return true,
+            Outcome::Permanent(why) => {
+                s.metrics.send_failed.add(records);
+                tracing::warn!(exporter = %s.id, error = %why, "the peer refused the batch; failing it");
+                return false;
+            }
+            Outcome::Retry(why, hint) => (why, hint),
+        };
+        let wait = hint.unwrap_or(backoff).min(retry.max_interval.max(backoff));
+        let out_of_time =
+            !retry.max_elapsed_time.is_zero() && started.elapsed() + wait > retry.max_elapsed_time;
+        s.metrics.send_failed.add(records);
+        if !retry.enabled || out_of_time {
+            tracing::warn!(exporter = %s.id, error = %why, "giving up on the batch");
+            return false;
+        }
+        tracing::warn!(exporter = %s.id, error = %why, retry_in = ?wait, "send failed");
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(retry.max_interval);
+    }
+}
