@@ -32,6 +32,7 @@ pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] =
 
 pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
     ("tcp", exporters::tcp::build),
+    ("otlp", exporters::otlp::build),
     ("otlphttp", exporters::otlphttp::build),
     ("debug", exporters::debug::build),
 ];
@@ -66,42 +67,43 @@ mod tests {
     #[test]
     fn every_component_builds_from_its_defaults() {
         let reg = Registry::default();
-        let required = |kind: &str| -> Yaml {
-            match kind {
-                "tcp" => serde_yaml_ng::from_str("{endpoint: 'localhost:9001'}").unwrap(),
-                "regex_parser" => serde_yaml_ng::from_str("{preset: apache_common}").unwrap(),
-                "otlp" => serde_yaml_ng::from_str("{protocols: {http: }}").unwrap(),
-                "otlphttp" => {
-                    serde_yaml_ng::from_str("{endpoint: 'http://localhost:4318'}").unwrap()
-                }
-                _ => Yaml::Null,
-            }
+        // (section, kind) -> the fields a kind requires; the rest stays at its defaults.
+        let required = |section: &str, kind: &str| -> Yaml {
+            let yaml = match (section, kind) {
+                ("exporters", "tcp") => "{endpoint: 'localhost:9001'}",
+                ("processors", "regex_parser") => "{preset: apache_common}",
+                ("receivers", "otlp") => "{protocols: {http: }}",
+                ("exporters", "otlp") => "{endpoint: 'gw:4317', tls: {insecure: true}}",
+                ("exporters", "otlphttp") => "{endpoint: 'http://localhost:4318'}",
+                _ => "~",
+            };
+            serde_yaml_ng::from_str(yaml).unwrap()
         };
         for (kind, b) in RECEIVERS {
             let id = ComponentId::parse(kind).unwrap();
             assert!(
-                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                b(&ctx(&id, &reg), required("receivers", kind)).is_ok(),
                 "receiver {kind}"
             );
         }
         for (kind, b) in PROCESSORS {
             let id = ComponentId::parse(kind).unwrap();
             assert!(
-                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                b(&ctx(&id, &reg), required("processors", kind)).is_ok(),
                 "processor {kind}"
             );
         }
         for (kind, b) in EXPORTERS {
             let id = ComponentId::parse(kind).unwrap();
             assert!(
-                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                b(&ctx(&id, &reg), required("exporters", kind)).is_ok(),
                 "exporter {kind}"
             );
         }
         for (kind, b) in EXTENSIONS {
             let id = ComponentId::parse(kind).unwrap();
             assert!(
-                b(&ctx(&id, &reg), required(kind)).is_ok(),
+                b(&ctx(&id, &reg), required("extensions", kind)).is_ok(),
                 "extension {kind}"
             );
         }

@@ -545,3 +545,67 @@ fn full_pipeline_is_resource_exhausted_with_retry_info() {
     assert!(held["retry_delay_s"].is_number());
     assert!(sluice.wait_exit(Duration::from_secs(10)).success());
 }
+
+/// The EDOT guide's path over gRPC: SDK -> agent (`otlp` receiver) -> `otlp` exporter with DNS
+/// balancing -> gateway -> tcp. The gateway comes up after the SDK has started sending; the
+/// agent holds its clients and retries, and every record arrives once, unchanged.
+#[test]
+fn agent_forwards_sdk_logs_over_grpc_to_a_gateway_that_comes_up_late() {
+    let collector = Collector::start();
+    let (agent_port, gateway_port) = (free_port(), free_port());
+    let agent = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{agent_port}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{gateway_port}
+    tls: {{ insecure: true }}
+    balancing: dns
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms }}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{m}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlp]
+"#,
+        m = free_port()
+    );
+    let gateway = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gateway_port}
+exporters:
+  tcp:
+    endpoint: {tcp}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{m}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [tcp]
+"#,
+        tcp = collector.addr,
+        m = free_port()
+    );
+    let _agent = Sluice::start(&agent, agent_port);
+    let n = 300;
+    let endpoint = format!("127.0.0.1:{agent_port}");
+    let sender = std::thread::spawn(move || python_sdk_sends_with(&endpoint, n, "grpc"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(collector.count(), 0);
+    let _gateway = Sluice::start(&gateway, gateway_port);
+    let ids = sender.join().unwrap();
+    check_python_records(&collector, n, &ids);
+}

@@ -1,0 +1,471 @@
+//! `otlp`: OTLP/gRPC logs to another collector (agent to gateway), configured like the OTel
+//! Collector's exporter.
+//!
+//! ```yaml
+//! exporters:
+//!   otlp:
+//!     endpoint: gateway-headless.observability:4317
+//!     tls: { insecure: true }             # required for now: no TLS yet
+//!     balancing: dns                      # or none (one pooled connection per address)
+//!     dns_refresh_interval: 30s
+//!     headers: { x-tenant: a }            # gRPC metadata
+//!     compression: gzip                   # default; or zstd, none
+//!     timeout: 30s
+//!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
+//!     sending_queue: { queue_size: 100000 }   # log records
+//! ```
+//!
+//! `balancing: dns` resolves the endpoint's host (a Kubernetes headless Service name gives one
+//! address per gateway pod), sends requests round-robin over every address, and resolves again
+//! every `dns_refresh_interval`, so pods the HPA adds start getting traffic. Without it, gRPC's
+//! one long-lived connection pins an agent to one gateway.
+//!
+//! Retried: UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, DATA_LOSS, and
+//! RESOURCE_EXHAUSTED when the server sent `RetryInfo` (whose delay is honoured), as the OTel
+//! Collector does; other codes fail the batch.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+use crate::config::{ConfigError, decode, duration};
+use crate::exporters::QueueConfig;
+use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::otlp::grpc::{self as wire, code};
+use crate::pipeline::{BoxFuture, Exporter, queue};
+use crate::registry::Context;
+use crate::telemetry::ExporterMetrics;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `host:port` (or `http://host:port`) of the receiving collector. Required.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub tls: Tls,
+    /// `none` (default) or `dns`: spread requests over every address the host resolves to.
+    #[serde(default)]
+    pub balancing: Balancing,
+    /// How often `balancing: dns` resolves the host again. Default `30s`.
+    #[serde(default = "default_refresh", deserialize_with = "duration")]
+    pub dns_refresh_interval: Duration,
+    /// gRPC metadata sent with every call.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip` (default, as in the Collector), `zstd` or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Give up on one call after this long (it is then retried). Default `30s`.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub retry_on_failure: Retry,
+    #[serde(default)]
+    pub sending_queue: QueueConfig,
+    /// Queued records merged into one call, at most. Default 8192.
+    #[serde(default = "default_max_batch")]
+    pub max_batch_records: usize,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Plaintext HTTP/2. Must be `true` for now (TLS is not implemented yet).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancing {
+    #[default]
+    None,
+    Dns,
+}
+
+fn default_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_batch() -> usize {
+    8192
+}
+
+pub struct Otlp {
+    id: String,
+    cfg: Config,
+    host: String,
+    port: u16,
+    metadata: HeaderMap,
+    metrics: ExporterMetrics,
+}
+
+pub fn build(
+    ctx: &Context,
+    raw: serde_yaml_ng::Value,
+) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
+    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+    let at = |field: &str| format!("{}.{field}", ctx.path);
+    let mut errors = Vec::new();
+    let target = cfg
+        .endpoint
+        .strip_prefix("http://")
+        .unwrap_or(&cfg.endpoint)
+        .trim_end_matches('/');
+    let host_port = target.rsplit_once(':').and_then(|(h, p)| {
+        let h = h.trim_start_matches('[').trim_end_matches(']');
+        Some((h.to_string(), p.parse::<u16>().ok()?)).filter(|(h, _)| !h.is_empty())
+    });
+    if cfg.endpoint.is_empty() {
+        errors.push(ConfigError::new(at("endpoint"), "required"));
+    } else if cfg.endpoint.starts_with("https://") {
+        errors.push(ConfigError::new(
+            at("endpoint"),
+            "TLS is not supported yet; use host:port with tls.insecure: true",
+        ));
+    } else if host_port.is_none() {
+        errors.push(ConfigError::new(
+            at("endpoint"),
+            format!("{:?} is not host:port", cfg.endpoint),
+        ));
+    }
+    if !cfg.tls.insecure {
+        errors.push(ConfigError::new(
+            at("tls.insecure"),
+            "TLS is not supported yet: set tls.insecure: true for plaintext gRPC",
+        ));
+    }
+    let mut metadata = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        match (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            (Ok(k), Ok(v)) => {
+                metadata.insert(k, v);
+            }
+            _ => errors.push(ConfigError::new(
+                at(&format!("headers.{k}")),
+                "not valid gRPC metadata",
+            )),
+        }
+    }
+    if cfg.sending_queue.queue_size == 0 {
+        errors.push(ConfigError::new(
+            at("sending_queue.queue_size"),
+            "must be greater than zero",
+        ));
+    }
+    let r = cfg.retry_on_failure;
+    if r.initial_interval.is_zero() || r.max_interval < r.initial_interval {
+        errors.push(ConfigError::new(
+            at("retry_on_failure"),
+            "need 0 < initial_interval <= max_interval",
+        ));
+    }
+    if cfg.timeout.is_zero() || cfg.max_batch_records == 0 || cfg.dns_refresh_interval.is_zero() {
+        errors.push(ConfigError::new(
+            at("timeout"),
+            "timeout, max_batch_records and dns_refresh_interval must be greater than zero",
+        ));
+    }
+    let Some((host, port)) = host_port.filter(|_| errors.is_empty()) else {
+        return Err(errors);
+    };
+    let id = ctx.id.to_string();
+    Ok(Box::new(Otlp {
+        metrics: ExporterMetrics::new(ctx.telemetry, &id),
+        id,
+        cfg,
+        host,
+        port,
+        metadata,
+    }))
+}
+
+impl Exporter for Otlp {
+    fn queue_capacity(&self) -> usize {
+        self.cfg.sending_queue.queue_size
+    }
+
+    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
+        Box::pin(async move {
+            let Otlp {
+                id,
+                cfg,
+                host,
+                port,
+                metadata,
+                metrics,
+            } = *self;
+            let mut client = Client::builder(TokioExecutor::new());
+            client.http2_only(true);
+            let transport = GrpcTransport {
+                client: client.build_http(),
+                targets: Targets::new(host, port, cfg.balancing, cfg.dns_refresh_interval),
+                metadata,
+                encoding: cfg.compression.name(),
+                timeout: cfg.timeout,
+            };
+            let settings = Settings {
+                id,
+                compression: cfg.compression,
+                retry: cfg.retry_on_failure,
+                max_batch_records: cfg.max_batch_records,
+                metrics,
+            };
+            sender::run(settings, transport, queue).await;
+        })
+    }
+}
+
+/// Where calls go: the endpoint as written, or (DNS balancing) each address it resolves to in
+/// turn, resolved again when the list is older than the refresh interval.
+struct Targets {
+    host: String,
+    port: u16,
+    balancing: Balancing,
+    refresh: Duration,
+    resolved: Mutex<(Vec<SocketAddr>, Option<Instant>)>,
+    next: AtomicUsize,
+}
+
+impl Targets {
+    fn new(host: String, port: u16, balancing: Balancing, refresh: Duration) -> Self {
+        Targets {
+            host,
+            port,
+            balancing,
+            refresh,
+            resolved: Mutex::new((Vec::new(), None)),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The authority (`host:port`) for the next call.
+    async fn next(&self) -> String {
+        if self.balancing == Balancing::None {
+            return authority(&self.host, self.port);
+        }
+        let stale = self
+            .resolved
+            .lock()
+            .map(|r| r.1.is_none_or(|at| at.elapsed() >= self.refresh))
+            .unwrap_or(true);
+        if stale {
+            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+                Ok(addrs) => {
+                    let mut addrs: Vec<SocketAddr> = addrs.collect();
+                    addrs.sort();
+                    addrs.dedup();
+                    if let Ok(mut r) = self.resolved.lock() {
+                        if !addrs.is_empty() && addrs != r.0 {
+                            tracing::info!(host = %self.host, addresses = ?addrs, "otlp exporter resolved");
+                        }
+                        // An empty answer keeps the last good list rather than stalling.
+                        if !addrs.is_empty() {
+                            r.0 = addrs;
+                        }
+                        r.1 = Some(Instant::now());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(host = %self.host, error = %e, "otlp exporter: DNS lookup failed");
+                }
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.resolved.lock() {
+            Ok(r) if !r.0.is_empty() => r.0[i % r.0.len()].to_string(),
+            _ => authority(&self.host, self.port),
+        }
+    }
+}
+
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+struct GrpcTransport {
+    client: Client<HttpConnector, Full<Bytes>>,
+    targets: Targets,
+    metadata: HeaderMap,
+    encoding: Option<&'static str>,
+    timeout: Duration,
+}
+
+impl Transport for GrpcTransport {
+    fn prepare(&self, payload: Bytes) -> Bytes {
+        wire::frame(&payload, self.encoding.is_some())
+    }
+
+    async fn attempt(&self, body: Bytes) -> Outcome {
+        let target = self.targets.next().await;
+        let uri: Uri = match format!("http://{target}{}", wire::LOGS_EXPORT).parse() {
+            Ok(u) => u,
+            Err(e) => return Outcome::Permanent(format!("bad target {target}: {e}")),
+        };
+        let mut req = hyper::Request::post(uri)
+            .header(CONTENT_TYPE, "application/grpc")
+            .header("te", "trailers")
+            .header(
+                "grpc-timeout",
+                format!("{}m", self.timeout.as_millis().min(99_999_999)),
+            )
+            .body(Full::new(body))
+            .expect("a request from a parsed URI");
+        if let Some(e) = self.encoding {
+            req.headers_mut()
+                .insert("grpc-encoding", HeaderValue::from_static(e));
+        }
+        for (k, v) in &self.metadata {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        let call = async {
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let (parts, body) = resp.into_parts();
+            let collected = body.collect().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((parts, collected.trailers().cloned()))
+        };
+        let (parts, trailers) = match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => return Outcome::Retry(format!("{target}: timed out"), None),
+            Ok(Err(e)) => return Outcome::Retry(format!("{target}: {e}"), None),
+            Ok(Ok(r)) => r,
+        };
+        if parts.status != hyper::StatusCode::OK {
+            let why = format!("{target}: HTTP {}", parts.status);
+            return match parts.status.as_u16() {
+                429 | 502 | 503 | 504 => Outcome::Retry(why, None),
+                _ => Outcome::Permanent(why),
+            };
+        }
+        // The status is in the trailers, or in the headers of a Trailers-Only answer.
+        let status = trailers.as_ref().unwrap_or(&parts.headers);
+        let code = status
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok());
+        let message = status
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .map(wire::percent_decode)
+            .unwrap_or_default();
+        let retry_info = status
+            .get("grpc-status-details-bin")
+            .and_then(|v| {
+                let v = v.as_bytes();
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(v.strip_suffix(b"==").or(v.strip_suffix(b"=")).unwrap_or(v))
+                    .ok()
+            })
+            .and_then(|d| wire::retry_delay(&d));
+        let why = || format!("{target}: gRPC status {}: {message}", code.unwrap_or(999));
+        match code {
+            Some(code::OK) => Outcome::Delivered,
+            None => Outcome::Retry(format!("{target}: no grpc-status in the answer"), None),
+            Some(code::RESOURCE_EXHAUSTED) if retry_info.is_some() => {
+                Outcome::Retry(why(), retry_info)
+            }
+            Some(
+                code::UNAVAILABLE
+                | code::CANCELLED
+                | code::DEADLINE_EXCEEDED
+                | code::ABORTED
+                | code::OUT_OF_RANGE
+                | code::DATA_LOSS,
+            ) => Outcome::Retry(why(), retry_info),
+            Some(_) => Outcome::Permanent(why()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ComponentId;
+    use crate::telemetry::Registry;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let id = ComponentId::parse("otlp").unwrap();
+        let reg = Registry::default();
+        let ctx = Context {
+            id: &id,
+            path: "exporters.otlp",
+            telemetry: &reg,
+            pipeline: "",
+        };
+        build(&ctx, serde_yaml_ng::from_str(yaml).unwrap())
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn endpoints_are_host_port_with_insecure_tls() {
+        assert!(errors("{endpoint: 'gw:4317', tls: {insecure: true}}").is_empty());
+        assert!(
+            errors("{endpoint: 'http://gw:4317', tls: {insecure: true}, balancing: dns}")
+                .is_empty()
+        );
+        assert_eq!(
+            errors("{endpoint: 'gw:4317'}"),
+            [
+                "exporters.otlp.tls.insecure: TLS is not supported yet: set tls.insecure: true for plaintext gRPC"
+            ]
+        );
+        assert_eq!(
+            errors("{endpoint: 'gw', tls: {insecure: true}}"),
+            ["exporters.otlp.endpoint: \"gw\" is not host:port"]
+        );
+    }
+
+    #[tokio::test]
+    async fn dns_balancing_goes_round_robin_over_every_address() {
+        let t = Targets::new(
+            "localhost".into(),
+            4317,
+            Balancing::Dns,
+            Duration::from_secs(60),
+        );
+        let first = t.next().await;
+        let n = t.resolved.lock().unwrap().0.len();
+        assert!(n >= 1);
+        let mut seen = vec![first];
+        for _ in 1..(2 * n) {
+            seen.push(t.next().await);
+        }
+        // Every resolved address is used, in turn.
+        for (i, a) in seen.iter().enumerate() {
+            assert_eq!(a, &seen[i % n]);
+        }
+        let mut distinct = seen.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), n);
+        let plain = Targets::new("gw".into(), 4317, Balancing::None, Duration::from_secs(60));
+        assert_eq!(plain.next().await, "gw:4317");
+    }
+}
