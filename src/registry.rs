@@ -48,6 +48,24 @@ pub fn kinds<T>(table: &[(&'static str, Build<T>)]) -> String {
     table.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
 
+/// The errors `build` reports for `yaml` as the config of `section.kind` (none if it builds).
+#[cfg(test)]
+pub fn build_errors<T>(build: Build<T>, section: &str, kind: &str, yaml: &str) -> Vec<String> {
+    let id = ComponentId::parse(kind).expect("a valid component id");
+    let reg = Registry::default();
+    let path = format!("{section}.{kind}");
+    let ctx = Context {
+        id: &id,
+        path: &path,
+        telemetry: &reg,
+        pipeline: "",
+    };
+    match build(&ctx, serde_yaml_ng::from_str(yaml).expect("valid YAML")) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -333,68 +333,6 @@ fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
     check_python_records(&collector, n, &ids);
 }
 
-/// The agent-to-gateway path of the EDOT guide, over OTLP/HTTP: SDK -> sluice agent ->
-/// `otlphttp` -> sluice gateway -> tcp. The gateway starts after the SDK has begun sending, so
-/// the agent must hold its clients and retry; every record still arrives once, unchanged.
-#[test]
-fn agent_forwards_sdk_logs_to_a_gateway_that_comes_up_late() {
-    let collector = Collector::start();
-    let (agent_port, gateway_port) = (free_port(), free_port());
-    let agent = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{agent_port}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{gateway_port}
-    compression: zstd
-    retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms }}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{m}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [otlphttp]
-"#,
-        m = free_port()
-    );
-    let gateway = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{gateway_port}
-exporters:
-  tcp:
-    endpoint: {tcp}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{m}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [tcp]
-"#,
-        tcp = collector.addr,
-        m = free_port()
-    );
-    let _agent = Sluice::start(&agent, agent_port);
-    let n = 300;
-    let sender = std::thread::spawn(move || python_sdk_sends(agent_port, n));
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(collector.count(), 0);
-    let _gateway = Sluice::start(&gateway, gateway_port);
-    let ids = sender.join().unwrap();
-    check_python_records(&collector, n, &ids);
-}
-
 fn check_python_records(collector: &Collector, n: usize, ids: &Json) {
     let mut got = lines(collector, n);
     got.sort_by_key(|r| r["attributes"]["order.id"].as_i64());
@@ -546,25 +484,31 @@ fn full_pipeline_is_resource_exhausted_with_retry_info() {
     assert!(sluice.wait_exit(Duration::from_secs(10)).success());
 }
 
-/// The EDOT guide's path over gRPC: SDK -> agent (`otlp` receiver) -> `otlp` exporter with DNS
-/// balancing -> gateway -> tcp. The gateway comes up after the SDK has started sending; the
-/// agent holds its clients and retries, and every record arrives once, unchanged.
-#[test]
-fn agent_forwards_sdk_logs_over_grpc_to_a_gateway_that_comes_up_late() {
+/// The EDOT guide's agent-to-gateway path: SDK -> sluice agent -> `otlp` (gRPC, DNS balancing)
+/// or `otlphttp` exporter -> sluice gateway -> tcp. The gateway starts after the SDK has begun
+/// sending, so the agent must hold its clients and retry; every record still arrives once,
+/// unchanged.
+fn agent_forwards_to_a_late_gateway(protocol: &str) {
     let collector = Collector::start();
     let (agent_port, gateway_port) = (free_port(), free_port());
+    let exporter = match protocol {
+        "grpc" => format!(
+            "otlp:\n    endpoint: 127.0.0.1:{gateway_port}\n    tls: {{ insecure: true }}\n    balancing: dns"
+        ),
+        _ => format!(
+            "otlphttp:\n    endpoint: http://127.0.0.1:{gateway_port}\n    compression: zstd"
+        ),
+    };
+    let exporter_id = exporter.split(':').next().unwrap_or_default().to_string();
     let agent = format!(
         r#"
 receivers:
   otlp:
     protocols:
-      grpc:
+      {protocol}:
         endpoint: 127.0.0.1:{agent_port}
 exporters:
-  otlp:
-    endpoint: 127.0.0.1:{gateway_port}
-    tls: {{ insecure: true }}
-    balancing: dns
+  {exporter}
     retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms }}
 service:
   telemetry:
@@ -573,7 +517,7 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
-      exporters: [otlp]
+      exporters: [{exporter_id}]
 "#,
         m = free_port()
     );
@@ -582,7 +526,7 @@ service:
 receivers:
   otlp:
     protocols:
-      grpc:
+      {protocol}:
         endpoint: 127.0.0.1:{gateway_port}
 exporters:
   tcp:
@@ -601,11 +545,25 @@ service:
     );
     let _agent = Sluice::start(&agent, agent_port);
     let n = 300;
-    let endpoint = format!("127.0.0.1:{agent_port}");
-    let sender = std::thread::spawn(move || python_sdk_sends_with(&endpoint, n, "grpc"));
+    let endpoint = match protocol {
+        "grpc" => format!("127.0.0.1:{agent_port}"),
+        _ => format!("http://127.0.0.1:{agent_port}/v1/logs"),
+    };
+    let protocol_name = protocol.to_string();
+    let sender = std::thread::spawn(move || python_sdk_sends_with(&endpoint, n, &protocol_name));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(collector.count(), 0);
     let _gateway = Sluice::start(&gateway, gateway_port);
     let ids = sender.join().unwrap();
     check_python_records(&collector, n, &ids);
+}
+
+#[test]
+fn agent_forwards_sdk_logs_over_http_to_a_gateway_that_comes_up_late() {
+    agent_forwards_to_a_late_gateway("http");
+}
+
+#[test]
+fn agent_forwards_sdk_logs_over_grpc_to_a_gateway_that_comes_up_late() {
+    agent_forwards_to_a_late_gateway("grpc");
 }

@@ -167,23 +167,18 @@ pub fn build(
             )),
         }
     }
-    if cfg.sending_queue.queue_size == 0 {
+    sender::check(
+        ctx.path,
+        &cfg.sending_queue,
+        &cfg.retry_on_failure,
+        cfg.timeout,
+        cfg.max_batch_records,
+        &mut errors,
+    );
+    if cfg.dns_refresh_interval.is_zero() {
         errors.push(ConfigError::new(
-            at("sending_queue.queue_size"),
+            at("dns_refresh_interval"),
             "must be greater than zero",
-        ));
-    }
-    let r = cfg.retry_on_failure;
-    if r.initial_interval.is_zero() || r.max_interval < r.initial_interval {
-        errors.push(ConfigError::new(
-            at("retry_on_failure"),
-            "need 0 < initial_interval <= max_interval",
-        ));
-    }
-    if cfg.timeout.is_zero() || cfg.max_batch_records == 0 || cfg.dns_refresh_interval.is_zero() {
-        errors.push(ConfigError::new(
-            at("timeout"),
-            "timeout, max_batch_records and dns_refresh_interval must be greater than zero",
         ));
     }
     let Some((host, port)) = host_port.filter(|_| errors.is_empty()) else {
@@ -403,24 +398,9 @@ impl Transport for GrpcTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ComponentId;
-    use crate::telemetry::Registry;
 
     fn errors(yaml: &str) -> Vec<String> {
-        let id = ComponentId::parse("otlp").unwrap();
-        let reg = Registry::default();
-        let ctx = Context {
-            id: &id,
-            path: "exporters.otlp",
-            telemetry: &reg,
-            pipeline: "",
-        };
-        build(&ctx, serde_yaml_ng::from_str(yaml).unwrap())
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
+        crate::registry::build_errors(build, "exporters", "otlp", yaml)
     }
 
     #[test]

@@ -134,25 +134,14 @@ pub fn build(
             )),
         }
     }
-    if cfg.sending_queue.queue_size == 0 {
-        errors.push(ConfigError::new(
-            at("sending_queue.queue_size"),
-            "must be greater than zero",
-        ));
-    }
-    let r = cfg.retry_on_failure;
-    if r.initial_interval.is_zero() || r.max_interval < r.initial_interval {
-        errors.push(ConfigError::new(
-            at("retry_on_failure"),
-            "need 0 < initial_interval <= max_interval",
-        ));
-    }
-    if cfg.timeout.is_zero() || cfg.max_batch_records == 0 {
-        errors.push(ConfigError::new(
-            at("timeout"),
-            "timeout and max_batch_records must be greater than zero",
-        ));
-    }
+    sender::check(
+        ctx.path,
+        &cfg.sending_queue,
+        &cfg.retry_on_failure,
+        cfg.timeout,
+        cfg.max_batch_records,
+        &mut errors,
+    );
     let Some(uri) = uri.filter(|_| errors.is_empty()) else {
         return Err(errors);
     };
@@ -256,24 +245,9 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ComponentId;
-    use crate::telemetry::Registry;
 
     fn errors(yaml: &str) -> Vec<String> {
-        let id = ComponentId::parse("otlphttp").unwrap();
-        let reg = Registry::default();
-        let ctx = Context {
-            id: &id,
-            path: "exporters.otlphttp",
-            telemetry: &reg,
-            pipeline: "",
-        };
-        build(&ctx, serde_yaml_ng::from_str(yaml).unwrap())
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
+        crate::registry::build_errors(build, "exporters", "otlphttp", yaml)
     }
 
     #[test]

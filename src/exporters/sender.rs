@@ -97,6 +97,42 @@ impl Compression {
     }
 }
 
+/// Checks the settings both OTLP exporters share, reporting under `path`.
+pub fn check(
+    path: &str,
+    queue: &crate::exporters::QueueConfig,
+    retry: &Retry,
+    timeout: Duration,
+    max_batch_records: usize,
+    errors: &mut Vec<crate::config::ConfigError>,
+) {
+    use crate::config::ConfigError;
+    if queue.queue_size == 0 {
+        errors.push(ConfigError::new(
+            format!("{path}.sending_queue.queue_size"),
+            "must be greater than zero",
+        ));
+    }
+    if retry.initial_interval.is_zero() || retry.max_interval < retry.initial_interval {
+        errors.push(ConfigError::new(
+            format!("{path}.retry_on_failure"),
+            "need 0 < initial_interval <= max_interval",
+        ));
+    }
+    if timeout.is_zero() {
+        errors.push(ConfigError::new(
+            format!("{path}.timeout"),
+            "must be greater than zero",
+        ));
+    }
+    if max_batch_records == 0 {
+        errors.push(ConfigError::new(
+            format!("{path}.max_batch_records"),
+            "must be greater than zero",
+        ));
+    }
+}
+
 /// How one attempt ended.
 pub enum Outcome {
     Delivered,

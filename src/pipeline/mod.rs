@@ -11,10 +11,11 @@ pub mod queue;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::model::LogBatch;
 use crate::shutdown::Shutdown;
+use crate::telemetry::ReceiverMetrics;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -111,6 +112,59 @@ impl Consumer {
                 })
                 .collect(),
             reservations: Vec::new(),
+        }
+    }
+}
+
+/// A connection's worker, lent to one request at a time. HTTP/1.1 serves a connection's
+/// requests in order, so the slot is nearly always full; concurrent HTTP/2 streams borrow a
+/// fresh worker rather than wait.
+pub struct WorkerSlot {
+    consumer: Consumer,
+    slot: Mutex<Option<Worker>>,
+}
+
+impl WorkerSlot {
+    pub fn new(consumer: Consumer) -> Arc<WorkerSlot> {
+        Arc::new(WorkerSlot {
+            slot: Mutex::new(Some(consumer.worker())),
+            consumer,
+        })
+    }
+
+    /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
+    /// had) or refused. An empty batch is accepted without touching the pipeline.
+    pub async fn consume(
+        &self,
+        batch: LogBatch,
+        metrics: &ReceiverMetrics,
+        wire_bytes: u64,
+    ) -> Result<(), ConsumeError> {
+        let records = batch.len() as u64;
+        if records == 0 {
+            metrics.accepted_bytes.add(wire_bytes);
+            return Ok(());
+        }
+        let mut worker = self
+            .slot
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or_else(|| self.consumer.worker());
+        let result = worker.consume(batch).await;
+        if let Ok(mut g) = self.slot.lock() {
+            *g = Some(worker);
+        }
+        match result {
+            Ok(_) => {
+                metrics.accepted.add(records);
+                metrics.accepted_bytes.add(wire_bytes);
+                Ok(())
+            }
+            Err(e) => {
+                metrics.refused.add(records);
+                Err(e)
+            }
         }
     }
 }

@@ -15,7 +15,7 @@
 //! queue is full; 503 while shutting down. `Content-Encoding: gzip`, `deflate` and `zstd` are
 //! decoded with a bound on the output, so a decompression bomb gets 413, not an OOM.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -26,7 +26,9 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
 use crate::model::{LogBatch, LogRecord, Origin, Str, Value};
-use crate::pipeline::{BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, Worker};
+use crate::pipeline::{
+    BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot,
+};
 use crate::receivers::body;
 use crate::registry::Context;
 use crate::server::{self, HttpResponse};
@@ -156,17 +158,9 @@ impl Receiver for HttpLogs {
             let running: Running = Box::pin(server::serve(listener, shutdown, opts, move || {
                 // One worker per connection: HTTP/1.1 serves its requests one at a time, so the
                 // mutex is never contended; it only satisfies the `Fn` handler signature.
-                let worker = Arc::new(Mutex::new(Some(consumer.worker())));
+                let worker = WorkerSlot::new(consumer.clone());
                 let shared = Arc::clone(&shared);
-                let consumer = consumer.clone();
-                move |req| {
-                    handle(
-                        req,
-                        Arc::clone(&shared),
-                        Arc::clone(&worker),
-                        consumer.clone(),
-                    )
-                }
+                move |req| handle(req, Arc::clone(&shared), Arc::clone(&worker))
             }));
             Ok(running)
         })
@@ -176,8 +170,7 @@ impl Receiver for HttpLogs {
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-    slot: Arc<Mutex<Option<Worker>>>,
-    consumer: Consumer,
+    slot: Arc<WorkerSlot>,
 ) -> HttpResponse {
     if req.method() != Method::POST && req.method() != Method::PUT {
         let mut resp = server::text(405, "only POST and PUT are accepted\n");
@@ -191,28 +184,9 @@ async fn handle(
     };
 
     let batch = frame(body, shared.cfg.framing, now_unix_nano());
-    let records = batch.len() as u64;
-    if records == 0 {
-        shared.metrics.accepted_bytes.add(wire_bytes);
-        return server::text(200, "");
-    }
-    let mut worker = slot
-        .lock()
-        .ok()
-        .and_then(|mut g| g.take())
-        .unwrap_or_else(|| consumer.worker());
-    let result = worker.consume(batch).await;
-    if let Ok(mut g) = slot.lock() {
-        *g = Some(worker);
-    }
-    match result {
-        Ok(_) => {
-            shared.metrics.accepted.add(records);
-            shared.metrics.accepted_bytes.add(wire_bytes);
-            server::text(200, "")
-        }
+    match slot.consume(batch, &shared.metrics, wire_bytes).await {
+        Ok(()) => server::text(200, ""),
         Err(e) => {
-            shared.metrics.refused.add(records);
             let (status, msg) = match e {
                 ConsumeError::Full => (429, "the pipeline is full; retry later\n"),
                 ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),

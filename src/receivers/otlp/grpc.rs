@@ -5,7 +5,7 @@
 //! `grpc-status-details-bin` holds a `google.rpc.Status`, with `RetryInfo` when the client
 //! should come back later.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 use super::GrpcConfig;
 use crate::otlp::grpc::{self as wire, UnaryBody, code};
-use crate::pipeline::{ConsumeError, Consumer, Running, Worker};
+use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot};
 use crate::receivers::body::{self, Refusal};
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -51,17 +51,9 @@ pub(super) fn serve(
     });
     Box::pin(server::serve(listener, shutdown, opts, move || {
         // One worker per connection; concurrent streams on it borrow extra workers.
-        let worker = Arc::new(Mutex::new(Some(consumer.worker())));
+        let worker = WorkerSlot::new(consumer.clone());
         let shared = Arc::clone(&shared);
-        let consumer = consumer.clone();
-        move |req| {
-            handle(
-                req,
-                Arc::clone(&shared),
-                Arc::clone(&worker),
-                consumer.clone(),
-            )
-        }
+        move |req| handle(req, Arc::clone(&shared), Arc::clone(&worker))
     }))
 }
 
@@ -91,8 +83,7 @@ fn ok() -> GrpcResponse {
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-    slot: Arc<Mutex<Option<Worker>>>,
-    consumer: Consumer,
+    slot: Arc<WorkerSlot>,
 ) -> GrpcResponse {
     let is_grpc = req
         .headers()
@@ -189,28 +180,9 @@ async fn handle(
             );
         }
     };
-    let records = batch.len() as u64;
-    if records == 0 {
-        shared.metrics.accepted_bytes.add(wire_bytes);
-        return ok();
-    }
-    let mut worker = slot
-        .lock()
-        .ok()
-        .and_then(|mut g| g.take())
-        .unwrap_or_else(|| consumer.worker());
-    let result = worker.consume(batch).await;
-    if let Ok(mut g) = slot.lock() {
-        *g = Some(worker);
-    }
-    match result {
-        Ok(_) => {
-            shared.metrics.accepted.add(records);
-            shared.metrics.accepted_bytes.add(wire_bytes);
-            ok()
-        }
+    match slot.consume(batch, &shared.metrics, wire_bytes).await {
+        Ok(()) => ok(),
         Err(e) => {
-            shared.metrics.refused.add(records);
             let retry = Some(shared.retry_after);
             match e {
                 ConsumeError::Full => status(

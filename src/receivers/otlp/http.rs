@@ -1,6 +1,6 @@
 //! OTLP/HTTP: `POST /v1/logs` with `application/x-protobuf` or `application/json`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use super::HttpConfig;
 use crate::model::LogBatch;
 use crate::otlp;
-use crate::pipeline::{ConsumeError, Consumer, Running, Worker};
+use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot};
 use crate::receivers::body;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
@@ -44,17 +44,9 @@ pub(super) fn serve(
     });
     Box::pin(server::serve(listener, shutdown, opts, move || {
         // One worker per connection; HTTP/1.1 serves one request at a time on it.
-        let worker = Arc::new(Mutex::new(Some(consumer.worker())));
+        let worker = WorkerSlot::new(consumer.clone());
         let shared = Arc::clone(&shared);
-        let consumer = consumer.clone();
-        move |req| {
-            handle(
-                req,
-                Arc::clone(&shared),
-                Arc::clone(&worker),
-                consumer.clone(),
-            )
-        }
+        move |req| handle(req, Arc::clone(&shared), Arc::clone(&worker))
     }))
 }
 
@@ -124,8 +116,7 @@ const UNAVAILABLE: i32 = 14;
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-    slot: Arc<Mutex<Option<Worker>>>,
-    consumer: Consumer,
+    slot: Arc<WorkerSlot>,
 ) -> HttpResponse {
     let format = Format::of(&req);
     let reply = format.unwrap_or(Format::Json);
@@ -169,32 +160,13 @@ async fn handle(
             );
         }
     };
-    let records = batch.len() as u64;
     let success = || match format {
         Format::Protobuf => format.respond(200, Vec::new()),
         Format::Json => format.respond(200, b"{}".to_vec()),
     };
-    if records == 0 {
-        shared.metrics.accepted_bytes.add(wire_bytes);
-        return success();
-    }
-    let mut worker = slot
-        .lock()
-        .ok()
-        .and_then(|mut g| g.take())
-        .unwrap_or_else(|| consumer.worker());
-    let result = worker.consume(batch).await;
-    if let Ok(mut g) = slot.lock() {
-        *g = Some(worker);
-    }
-    match result {
-        Ok(_) => {
-            shared.metrics.accepted.add(records);
-            shared.metrics.accepted_bytes.add(wire_bytes);
-            success()
-        }
+    match slot.consume(batch, &shared.metrics, wire_bytes).await {
+        Ok(()) => success(),
         Err(e) => {
-            shared.metrics.refused.add(records);
             let mut resp = match e {
                 ConsumeError::Full => {
                     format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")

@@ -296,52 +296,33 @@ impl Receiver for Otlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ComponentId;
-    use crate::telemetry::Registry;
-
-    fn build_from(yaml: &str) -> Result<Box<dyn Receiver>, Vec<ConfigError>> {
-        let id = ComponentId::parse("otlp").unwrap();
-        let reg = Registry::default();
-        let ctx = Context {
-            id: &id,
-            path: "receivers.otlp",
-            telemetry: &reg,
-            pipeline: "",
-        };
-        build(&ctx, serde_yaml_ng::from_str(yaml).unwrap())
-    }
-
-    fn messages(r: Result<Box<dyn Receiver>, Vec<ConfigError>>) -> Vec<String> {
-        r.err()
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
+    fn errors(yaml: &str) -> Vec<String> {
+        crate::registry::build_errors(build, "receivers", "otlp", yaml)
     }
 
     #[test]
     fn an_empty_protocol_key_enables_it_with_defaults() {
-        assert!(build_from("{protocols: {http: }}").is_ok());
-        assert!(build_from("{protocols: {http: {endpoint: '0.0.0.0:4318'}}}").is_ok());
+        assert!(errors("{protocols: {http: }}").is_empty());
+        assert!(errors("{protocols: {http: {endpoint: '0.0.0.0:4318'}}}").is_empty());
     }
 
     #[test]
     fn bad_protocol_settings_are_reported_with_their_paths() {
         assert_eq!(
-            messages(build_from("{}")),
+            errors(("{}")),
             ["receivers.otlp.protocols: enable at least one protocol (grpc or http)"]
         );
-        assert!(build_from("{protocols: {grpc: , http: }}").is_ok());
+        assert!(errors("{protocols: {grpc: , http: }}").is_empty());
         assert_eq!(
-            messages(build_from(
-                "{protocols: {grpc: {keepalive: {server_parameters: {max_connection_age: 1m, x: 1}}}}}"
-            )),
+            errors(
+                ("{protocols: {grpc: {keepalive: {server_parameters: {max_connection_age: 1m, x: 1}}}}}")
+            ),
             [
                 "receivers.otlp.protocols.grpc.keepalive.server_parameters.x: unknown field `x`, expected `max_connection_age` or `max_connection_age_grace`"
             ]
         );
         assert_eq!(
-            messages(build_from("{protocols: {http: {endpoint: 'x:y'}}}")),
+            errors(("{protocols: {http: {endpoint: 'x:y'}}}")),
             [
                 "receivers.otlp.protocols.http.endpoint: invalid socket address \"x:y\": expected host:port"
             ]
