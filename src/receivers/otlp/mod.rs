@@ -309,20 +309,20 @@ mod tests {
     #[test]
     fn bad_protocol_settings_are_reported_with_their_paths() {
         assert_eq!(
-            errors(("{}")),
+            errors("{}"),
             ["receivers.otlp.protocols: enable at least one protocol (grpc or http)"]
         );
         assert!(errors("{protocols: {grpc: , http: }}").is_empty());
         assert_eq!(
             errors(
-                ("{protocols: {grpc: {keepalive: {server_parameters: {max_connection_age: 1m, x: 1}}}}}")
+                "{protocols: {grpc: {keepalive: {server_parameters: {max_connection_age: 1m, x: 1}}}}}"
             ),
             [
                 "receivers.otlp.protocols.grpc.keepalive.server_parameters.x: unknown field `x`, expected `max_connection_age` or `max_connection_age_grace`"
             ]
         );
         assert_eq!(
-            errors(("{protocols: {http: {endpoint: 'x:y'}}}")),
+            errors("{protocols: {http: {endpoint: 'x:y'}}}"),
             [
                 "receivers.otlp.protocols.http.endpoint: invalid socket address \"x:y\": expected host:port"
             ]
