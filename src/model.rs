@@ -310,18 +310,45 @@ impl Severity {
         }
     }
 
-    /// Parses the level names used in configs and common log formats, ignoring case.
+    /// The range an OTLP severity number falls in (`10`, INFO2, is Info).
+    pub fn of_number(n: u8) -> Option<Severity> {
+        Some(match n {
+            1..=4 => Severity::Trace,
+            5..=8 => Severity::Debug,
+            9..=12 => Severity::Info,
+            13..=16 => Severity::Warn,
+            17..=20 => Severity::Error,
+            21..=24 => Severity::Fatal,
+            _ => return None,
+        })
+    }
+
+    /// Parses the level names used in configs and common log formats (syslog's, Go's zap,
+    /// Java's), ignoring case.
     pub fn parse(name: &str) -> Option<Severity> {
-        const NAMES: [(&str, Severity); 9] = [
+        const NAMES: [(&str, Severity); 22] = [
             ("trace", Severity::Trace),
+            ("trc", Severity::Trace),
             ("debug", Severity::Debug),
+            ("dbg", Severity::Debug),
             ("info", Severity::Info),
             ("information", Severity::Info),
+            ("informational", Severity::Info),
+            ("notice", Severity::Info),
             ("warn", Severity::Warn),
             ("warning", Severity::Warn),
             ("error", Severity::Error),
+            ("err", Severity::Error),
+            ("eror", Severity::Error),
             ("fatal", Severity::Fatal),
             ("critical", Severity::Fatal),
+            ("crit", Severity::Fatal),
+            ("alert", Severity::Fatal),
+            ("emerg", Severity::Fatal),
+            ("emergency", Severity::Fatal),
+            ("panic", Severity::Fatal),
+            ("dpanic", Severity::Fatal),
+            ("severe", Severity::Error),
         ];
         NAMES
             .iter()

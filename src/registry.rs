@@ -27,8 +27,10 @@ pub const RECEIVERS: &[(&str, Build<Box<dyn Receiver>>)] = &[
     ("otlp", receivers::otlp::build),
 ];
 
-pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] =
-    &[("regex_parser", processors::regex_parser::build)];
+pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] = &[
+    ("regex_parser", processors::regex_parser::build),
+    ("log_transform", processors::log_transform::build),
+];
 
 pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
     ("tcp", exporters::tcp::build),

@@ -522,3 +522,76 @@ fn connections_are_closed_after_max_connection_age() {
     );
     assert_eq!(post(http, &[], b"three\n").status, 200);
 }
+
+/// The EDOT gateway's log transforms on ECS-style JSON lines such as the guide's apps write:
+/// severity, `log.level`, trace and span ids, and the service in the resource.
+#[test]
+fn log_transform_sets_severity_ids_and_resource_on_ecs_json_lines() {
+    let (http, metrics) = (free_port(), free_port());
+    let collector = Collector::start();
+    let config = format!(
+        r#"
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{http}
+processors:
+  log_transform:
+    parse_json_body: true
+exporters:
+  tcp:
+    endpoint: {tcp}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [http_logs]
+      processors: [log_transform]
+      exporters: [tcp]
+"#,
+        tcp = collector.addr
+    );
+    let _sluice = Sluice::start(&config, http);
+    let body = concat!(
+        r#"{"@timestamp":"2026-11-23T03:00:00Z","log":{"level":"ERROR"},"message":"redis timeout","trace.id":"0af7651916cd43dd8448eb211c80319c","span.id":"b7ad6b7169203331","service.name":"backend","service.version":"1.0.3","event.dataset":"backend.app"}"#,
+        "\n",
+        r#"{"message":"no level here","service.name":"frontend"}"#,
+        "\n",
+        "not json at all\n"
+    );
+    assert_eq!(post(http, &[], body.as_bytes()).status, 200);
+    let got: Vec<Value> = collector
+        .wait_for(3, Duration::from_secs(10))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3);
+    let e = &got[0];
+    assert_eq!(e["severity_number"], 17);
+    assert_eq!(e["severity_text"], "ERROR");
+    assert_eq!(e["attributes"]["log.level"], "error");
+    assert_eq!(e["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(e["span_id"], "b7ad6b7169203331");
+    assert_eq!(
+        e["attributes"]["trace.id"],
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(e["attributes"]["span.id"], "b7ad6b7169203331");
+    assert_eq!(e["attributes"]["event.dataset"], "backend.app");
+    assert_eq!(e["resource"]["service.name"], "backend");
+    assert_eq!(e["resource"]["service.version"], "1.0.3");
+    let n = &got[1];
+    assert!(n.get("severity_number").is_none() && n.get("severity_text").is_none());
+    assert!(n["attributes"].get("log.level").is_none());
+    assert_eq!(n["resource"]["service.name"], "frontend");
+    assert_eq!(got[2]["body"], "not json at all");
+    assert_eq!(
+        metric(
+            metrics,
+            r#"sluice_processor_failed_log_records_total{processor="log_transform",pipeline="logs"}"#
+        ),
+        0,
+        "a plain-text line is not meant to be JSON"
+    );
+}
