@@ -30,6 +30,7 @@ pub const RECEIVERS: &[(&str, Build<Box<dyn Receiver>>)] = &[
 pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] = &[
     ("regex_parser", processors::regex_parser::build),
     ("log_transform", processors::log_transform::build),
+    ("memory_limiter", processors::memory_limiter::build),
 ];
 
 pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
@@ -92,6 +93,7 @@ mod tests {
             let yaml = match (section, kind) {
                 ("exporters", "tcp") => "{endpoint: 'localhost:9001'}",
                 ("processors", "regex_parser") => "{preset: apache_common}",
+                ("processors", "memory_limiter") => "{limit_mib: 1024}",
                 ("receivers", "otlp") => "{protocols: {http: }}",
                 ("exporters", "otlp") => "{endpoint: 'gw:4317', tls: {insecure: true}}",
                 ("exporters", "otlphttp") => "{endpoint: 'http://localhost:4318'}",

@@ -595,3 +595,56 @@ service:
         "a plain-text line is not meant to be JSON"
     );
 }
+
+/// A memory limit below what the process already uses: every request is refused with a
+/// retry hint, nothing is forwarded, and the state shows in the metrics.
+#[test]
+fn memory_limiter_over_its_limit_refuses_with_retry_after() {
+    let (http, metrics) = (free_port(), free_port());
+    let collector = Collector::start();
+    let config = format!(
+        r#"
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{http}
+    retry_after: 2s
+processors:
+  memory_limiter:
+    check_interval: 10ms
+    limit_mib: 1
+exporters:
+  tcp:
+    endpoint: {tcp}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [http_logs]
+      processors: [memory_limiter]
+      exporters: [tcp]
+"#,
+        tcp = collector.addr
+    );
+    let _sluice = Sluice::start(&config, http);
+    let resp = post(http, &[], b"one\ntwo\n");
+    assert_eq!(resp.status, 429);
+    assert_eq!(resp.header("retry-after"), Some("2"));
+    assert!(String::from_utf8_lossy(&resp.body).contains("memory limit"));
+    let labels = r#"{processor="memory_limiter",pipeline="logs"}"#;
+    assert_eq!(
+        metric(metrics, &format!("sluice_memory_limiter_refusing{labels}")),
+        1
+    );
+    assert!(metric(metrics, &format!("sluice_memory_limiter_rss_bytes{labels}")) > 1 << 20);
+    assert_eq!(
+        metric(
+            metrics,
+            r#"otelcol_receiver_refused_log_records_total{receiver="http_logs",transport="http"}"#
+        ),
+        2
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(collector.count(), 0);
+}

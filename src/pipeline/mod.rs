@@ -23,6 +23,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Processor: Send + Sync {
     fn process(&mut self, batch: &mut LogBatch);
 
+    /// Whether new data may come in now. Asked before a batch is processed; a refusal is
+    /// answered to the client as retryable (the memory limiter's way of pushing back).
+    fn admit(&self) -> bool {
+        true
+    }
+
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
 }
@@ -81,6 +87,9 @@ pub enum ConsumeError {
     /// Some exporter could not deliver the batch.
     #[error("the batch was not delivered")]
     NotDelivered,
+    /// A processor (the memory limiter) refuses data for now: retry later, like `Full`.
+    #[error("sluice is over its memory limit")]
+    OverLimit,
 }
 
 struct WorkerPipeline {
@@ -185,6 +194,13 @@ impl Worker {
 
     /// The synchronous half of [`Worker::consume`]: process, reserve room everywhere, enqueue.
     fn dispatch(&mut self, batch: LogBatch) -> Result<Option<(ack::AckWait, usize)>, ConsumeError> {
+        if !self
+            .pipelines
+            .iter()
+            .all(|p| p.processors.iter().all(|proc| proc.admit()))
+        {
+            return Err(ConsumeError::OverLimit);
+        }
         let count = self.pipelines.len();
         let mut outputs = Vec::with_capacity(count);
         let mut source = Some(batch);

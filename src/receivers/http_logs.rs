@@ -189,6 +189,7 @@ async fn handle(
         Err(e) => {
             let (status, msg) = match e {
                 ConsumeError::Full => (429, "the pipeline is full; retry later\n"),
+                ConsumeError::OverLimit => (429, "sluice is over its memory limit; retry later\n"),
                 ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),
                 ConsumeError::NotDelivered => (503, "the records could not be delivered; retry\n"),
             };

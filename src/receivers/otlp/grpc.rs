@@ -190,6 +190,11 @@ async fn handle(
                     "the pipeline is full; retry later",
                     retry,
                 ),
+                ConsumeError::OverLimit => status(
+                    code::RESOURCE_EXHAUSTED,
+                    "sluice is over its memory limit; retry later",
+                    retry,
+                ),
                 ConsumeError::Closed => {
                     status(code::UNAVAILABLE, "sluice is shutting down; retry", retry)
                 }

@@ -171,6 +171,11 @@ async fn handle(
                 ConsumeError::Full => {
                     format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")
                 }
+                ConsumeError::OverLimit => format.status(
+                    429,
+                    RESOURCE_EXHAUSTED,
+                    "sluice is over its memory limit; retry later",
+                ),
                 ConsumeError::Closed => {
                     format.status(503, UNAVAILABLE, "sluice is shutting down; retry")
                 }

@@ -1,0 +1,336 @@
+//! `memory_limiter`: refuses new data while the process uses too much memory, like the OTel
+//! Collector's, so a gateway under a traffic spike pushes back (429 / RESOURCE_EXHAUSTED with
+//! a retry hint) instead of being OOM-killed with everything it held.
+//!
+//! ```yaml
+//! processors:
+//!   memory_limiter:
+//!     check_interval: 1s
+//!     limit_mib: 1500            # or limit_percentage: 80 (of the cgroup limit, else of RAM)
+//!     spike_limit_mib: 300       # or spike_limit_percentage: 20; default 20% of the limit
+//! ```
+//!
+//! Above the soft limit (`limit - spike_limit`) every receiver refuses new data; once back
+//! below, it takes data again. Memory is the process's resident set (RSS, from
+//! `/proc/self/statm`): it is what the kernel and the cgroup charge and what an OOM kill is
+//! decided on, and, unlike allocator statistics, it also sees memory the allocator keeps
+//! cached after a free. It is read on the request path at most once per `check_interval`, so
+//! an idle process reads nothing. The state is exported as `sluice_memory_limiter_refusing`,
+//! `sluice_memory_limiter_rss_bytes` and `sluice_memory_limiter_soft_limit_bytes`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, decode, duration};
+use crate::model::LogBatch;
+use crate::pipeline::Processor;
+use crate::registry::Context;
+use crate::telemetry::Gauge;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How often memory is measured. Default `1s`.
+    #[serde(default = "default_interval", deserialize_with = "duration")]
+    pub check_interval: Duration,
+    /// The hard limit in MiB. One of this and `limit_percentage` is required.
+    #[serde(default)]
+    pub limit_mib: Option<u64>,
+    /// Headroom below the limit in MiB: refusing starts at `limit - spike`. Default 20% of the
+    /// limit.
+    #[serde(default)]
+    pub spike_limit_mib: Option<u64>,
+    /// The limit as a percentage of the cgroup (v2 or v1) memory limit, or of total memory
+    /// when there is none.
+    #[serde(default)]
+    pub limit_percentage: Option<u64>,
+    /// The spike headroom as a percentage of the same total.
+    #[serde(default)]
+    pub spike_limit_percentage: Option<u64>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The soft limit in bytes, or why the settings do not give one.
+fn soft_limit(
+    cfg: &Config,
+    total: impl Fn() -> Option<u64>,
+) -> Result<u64, (&'static str, String)> {
+    let (limit, spike) = match (cfg.limit_mib, cfg.limit_percentage) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "limit_mib",
+                "set limit_mib or limit_percentage, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                "limit_mib",
+                "one of limit_mib and limit_percentage is required".into(),
+            ));
+        }
+        (Some(mib), None) => {
+            let limit = mib.saturating_mul(MIB);
+            (limit, cfg.spike_limit_mib.map(|s| s.saturating_mul(MIB)))
+        }
+        (None, Some(pct)) => {
+            if pct == 0 || pct > 100 {
+                return Err(("limit_percentage", "must be between 1 and 100".into()));
+            }
+            let total =
+                total().ok_or(("limit_percentage", "total memory is unknown".to_string()))?;
+            let spike = cfg.spike_limit_percentage.map(|p| total / 100 * p);
+            (total / 100 * pct, spike)
+        }
+    };
+    if limit == 0 {
+        return Err(("limit_mib", "must be greater than zero".into()));
+    }
+    let spike = spike.unwrap_or(limit / 5);
+    if spike >= limit {
+        return Err((
+            "spike_limit_mib",
+            format!("must be below the limit ({} MiB)", limit / MIB),
+        ));
+    }
+    Ok(limit - spike)
+}
+
+/// The memory this process may use: the cgroup v2 or v1 limit when one is set, else RAM.
+fn total_memory() -> Option<u64> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    if let Some(v) = read("/sys/fs/cgroup/memory.max").and_then(|s| parse_limit(&s)) {
+        return Some(v);
+    }
+    if let Some(v) =
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes").and_then(|s| parse_limit(&s))
+    {
+        return Some(v);
+    }
+    read("/proc/meminfo").and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    })
+}
+
+/// A cgroup limit file: a number of bytes, `max`, or (v1) a huge number meaning no limit.
+fn parse_limit(s: &str) -> Option<u64> {
+    let v = s.trim().parse::<u64>().ok()?;
+    (v < 1 << 60).then_some(v)
+}
+
+/// The resident set size, from `/proc/self/statm` (its second field, in pages).
+fn rss() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+/// The kernel's page size, from the auxiliary vector the kernel hands every process (no libc
+/// call needed); 4 KiB if it cannot be read.
+fn page_size() -> u64 {
+    const AT_PAGESZ: u64 = 6;
+    std::fs::read("/proc/self/auxv")
+        .ok()
+        .and_then(|auxv| {
+            auxv.chunks_exact(16).find_map(|pair| {
+                let key = u64::from_ne_bytes(pair[..8].try_into().ok()?);
+                let value = u64::from_ne_bytes(pair[8..].try_into().ok()?);
+                (key == AT_PAGESZ).then_some(value)
+            })
+        })
+        .unwrap_or(4096)
+}
+
+/// State shared by every worker's instance.
+struct Shared {
+    soft_limit: u64,
+    interval_ms: u64,
+    started: Instant,
+    last_check_ms: AtomicU64,
+    refusing: AtomicBool,
+    read: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+    refusing_gauge: Gauge,
+    rss_gauge: Gauge,
+}
+
+impl Shared {
+    /// Measures again if the last reading is older than the interval (one caller does it).
+    fn refresh(&self) {
+        let now = self.started.elapsed().as_millis() as u64 + self.interval_ms;
+        let last = self.last_check_ms.load(Ordering::Relaxed);
+        if now < last + self.interval_ms
+            || self
+                .last_check_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Some(used) = (self.read)() else { return };
+        let over = used > self.soft_limit;
+        let was = self.refusing.swap(over, Ordering::Relaxed);
+        if over != was {
+            if over {
+                tracing::warn!(
+                    rss_mib = used / MIB,
+                    soft_limit_mib = self.soft_limit / MIB,
+                    "memory limiter: over the soft limit; refusing data"
+                );
+            } else {
+                tracing::info!(
+                    rss_mib = used / MIB,
+                    "memory limiter: back below the soft limit; accepting data"
+                );
+            }
+        }
+        self.rss_gauge.set(used as i64);
+        self.refusing_gauge.set(i64::from(over));
+    }
+}
+
+pub struct MemoryLimiter(Arc<Shared>);
+
+pub fn build(
+    ctx: &Context,
+    raw: serde_yaml_ng::Value,
+) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+    if cfg.check_interval.is_zero() {
+        return Err(vec![ConfigError::new(
+            format!("{}.check_interval", ctx.path),
+            "must be greater than zero",
+        )]);
+    }
+    let soft = soft_limit(&cfg, total_memory)
+        .map_err(|(field, msg)| vec![ConfigError::new(format!("{}.{field}", ctx.path), msg)])?;
+    let id = ctx.id.to_string();
+    let labels = [("processor", id.as_str()), ("pipeline", ctx.pipeline)];
+    let t = ctx.telemetry;
+    t.gauge(
+        "sluice_memory_limiter_soft_limit_bytes",
+        "Resident memory above which new data is refused.",
+        &labels,
+    )
+    .set(soft as i64);
+    Ok(Box::new(MemoryLimiter::new(
+        soft,
+        cfg.check_interval,
+        Box::new(rss),
+        t.gauge(
+            "sluice_memory_limiter_refusing",
+            "1 while the memory limiter refuses new data.",
+            &labels,
+        ),
+        t.gauge(
+            "sluice_memory_limiter_rss_bytes",
+            "Resident memory at the last check.",
+            &labels,
+        ),
+    )))
+}
+
+impl MemoryLimiter {
+    fn new(
+        soft_limit: u64,
+        interval: Duration,
+        read: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+        refusing_gauge: Gauge,
+        rss_gauge: Gauge,
+    ) -> Self {
+        MemoryLimiter(Arc::new(Shared {
+            soft_limit,
+            interval_ms: (interval.as_millis() as u64).max(1),
+            started: Instant::now(),
+            last_check_ms: AtomicU64::new(0),
+            refusing: AtomicBool::new(false),
+            read,
+            refusing_gauge,
+            rss_gauge,
+        }))
+    }
+}
+
+impl Processor for MemoryLimiter {
+    fn process(&mut self, _batch: &mut LogBatch) {}
+
+    fn admit(&self) -> bool {
+        self.0.refresh();
+        !self.0.refusing.load(Ordering::Relaxed)
+    }
+
+    fn fork(&self) -> Box<dyn Processor> {
+        Box::new(MemoryLimiter(Arc::clone(&self.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    fn cfg(yaml: &str) -> Config {
+        decode("p", serde_yaml_ng::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn soft_limit_is_the_limit_less_the_spike() {
+        let none = || None;
+        assert_eq!(soft_limit(&cfg("{limit_mib: 100}"), none), Ok(80 * MIB));
+        assert_eq!(
+            soft_limit(&cfg("{limit_mib: 100, spike_limit_mib: 30}"), none),
+            Ok(70 * MIB)
+        );
+        let total = || Some(1000 * MIB);
+        assert_eq!(
+            soft_limit(
+                &cfg("{limit_percentage: 80, spike_limit_percentage: 20}"),
+                total
+            ),
+            Ok(600 * MIB)
+        );
+        assert!(soft_limit(&cfg("{limit_mib: 100, spike_limit_mib: 100}"), none).is_err());
+        assert!(soft_limit(&cfg("{}"), none).is_err());
+        assert!(soft_limit(&cfg("{limit_mib: 1, limit_percentage: 5}"), none).is_err());
+    }
+
+    #[test]
+    fn cgroup_limits_parse_and_max_means_none() {
+        assert_eq!(parse_limit("536870912\n"), Some(512 * MIB));
+        assert_eq!(parse_limit("max\n"), None);
+        assert_eq!(parse_limit("9223372036854771712"), None, "v1's 'unlimited'");
+        assert!(total_memory().is_some_and(|t| t > 0));
+        assert!(rss().is_some_and(|r| r > 0));
+    }
+
+    #[test]
+    fn refuses_above_the_soft_limit_and_accepts_again_below() {
+        let used = Arc::new(AtomicU64::new(10));
+        let reading = Arc::clone(&used);
+        let limiter = MemoryLimiter::new(
+            100,
+            Duration::from_millis(1),
+            Box::new(move || Some(reading.load(Ordering::Relaxed))),
+            Gauge::default(),
+            Gauge::default(),
+        );
+        let worker = limiter.fork();
+        assert!(worker.admit());
+        used.store(150, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!worker.admit(), "over the soft limit");
+        assert!(!limiter.admit(), "every worker sees it");
+        used.store(50, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(worker.admit(), "back below");
+    }
+}
