@@ -92,13 +92,19 @@ impl Str {
         range: std::ops::Range<usize>,
     ) -> Result<Self, std::str::Utf8Error> {
         let part = &bytes[range.clone()];
-        std::str::from_utf8(part)?;
         if part.len() <= Str::INLINE {
+            let words = inline_words(bytes, range.start, part.len());
+            // ASCII (most keys and values) is valid UTF-8: checked on the words already loaded,
+            // without a call.
+            if !ascii_prefix(&words, part.len()) {
+                std::str::from_utf8(part)?;
+            }
             return Ok(Str(Repr::Inline {
                 len: part.len() as u8,
-                words: inline_words(bytes, range.start, part.len()),
+                words,
             }));
         }
+        std::str::from_utf8(part)?;
         Ok(Str(Repr::Shared(bytes.slice(range))))
     }
 
@@ -158,6 +164,28 @@ impl Str {
             Repr::Inline { .. } => Str(Repr::Shared(Bytes::copy_from_slice(part))),
         }
     }
+}
+
+/// Whether the first `len` bytes held in `words` are all ASCII.
+#[inline(always)]
+fn ascii_prefix(words: &[u64; Str::INLINE / 8], len: usize) -> bool {
+    let mut high = 0u64;
+    for (i, w) in words.iter().enumerate() {
+        let bytes = len.saturating_sub(8 * i).min(8);
+        let mask = if bytes == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * bytes)) - 1
+        };
+        // Native order: on big-endian the first byte is the top one.
+        let mask = if cfg!(target_endian = "big") {
+            mask.swap_bytes()
+        } else {
+            mask
+        };
+        high |= w & mask;
+    }
+    high & 0x8080_8080_8080_8080 == 0
 }
 
 /// `len` (at most [`Str::INLINE`]) bytes of `bytes` from `start` as words, padded with zeros
@@ -449,6 +477,27 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn utf8_slices_are_checked_only_within_their_range() {
+        let bytes =
+            Bytes::from_static(b"ab\xff\xffcd\xc3\xa9xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        assert_eq!(Str::from_utf8_slice(&bytes, 0..2).unwrap().as_str(), "ab");
+        assert!(Str::from_utf8_slice(&bytes, 0..3).is_err());
+        assert_eq!(
+            Str::from_utf8_slice(&bytes, 4..8).unwrap().as_str(),
+            "cd\u{e9}"
+        );
+        assert!(
+            Str::from_utf8_slice(&bytes, 4..7).is_err(),
+            "a cut character"
+        );
+        assert_eq!(Str::from_utf8_slice(&bytes, 8..46).unwrap().len(), 38);
+        for end in 0..=bytes.len() {
+            let want = std::str::from_utf8(&bytes[8.min(end)..end]).is_ok();
+            assert_eq!(Str::from_utf8_slice(&bytes, 8.min(end)..end).is_ok(), want);
         }
     }
 

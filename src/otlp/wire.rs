@@ -39,25 +39,38 @@ pub enum Wire {
 
 /// Iterates the fields of the message in `buf[start..end]`.
 pub struct Fields<'a> {
-    buf: &'a [u8],
+    /// The buffer up to the end of this message: nothing past it can be read by mistake.
+    data: &'a [u8],
     pos: usize,
-    end: usize,
 }
 
 impl<'a> Fields<'a> {
     pub fn new(buf: &'a [u8], start: usize, end: usize) -> Self {
         Fields {
-            buf,
+            data: &buf[..end.min(buf.len())],
             pos: start,
-            end,
         }
     }
 
+    /// Keys, lengths and most small numbers are one byte: that case is inline.
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        match self.data.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            Some(_) => self.varint_slow(),
+            None => Err(DecodeError::Truncated(self.pos)),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let at = self.pos;
         let mut v = 0u64;
         for i in 0..10 {
-            let Some(&b) = self.buf[..self.end].get(self.pos) else {
+            let Some(&b) = self.data.get(self.pos) else {
                 return Err(DecodeError::Truncated(self.pos));
             };
             self.pos += 1;
@@ -69,20 +82,22 @@ impl<'a> Fields<'a> {
         Err(DecodeError::Varint(at))
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<usize, DecodeError> {
         let start = self.pos;
         match start.checked_add(n) {
-            Some(end) if end <= self.end => {
+            Some(end) if end <= self.data.len() => {
                 self.pos = end;
                 Ok(start)
             }
-            _ => Err(DecodeError::Truncated(self.end)),
+            _ => Err(DecodeError::Truncated(self.data.len())),
         }
     }
 
     /// The next field as (number, payload), or `None` at the end of the message.
+    #[inline]
     pub fn next_field(&mut self) -> Result<Option<(u32, Wire)>, DecodeError> {
-        if self.pos >= self.end {
+        if self.pos >= self.data.len() {
             return Ok(None);
         }
         let at = self.pos;
@@ -96,19 +111,19 @@ impl<'a> Fields<'a> {
             1 => {
                 let s = self.take(8)?;
                 Wire::Fixed64(u64::from_le_bytes(
-                    self.buf[s..s + 8].try_into().unwrap_or_default(),
+                    self.data[s..s + 8].try_into().unwrap_or_default(),
                 ))
             }
             2 => {
                 let n = self.varint()?;
-                let n = usize::try_from(n).map_err(|_| DecodeError::Truncated(self.end))?;
+                let n = usize::try_from(n).map_err(|_| DecodeError::Truncated(self.data.len()))?;
                 let s = self.take(n)?;
                 Wire::Len(s, s + n)
             }
             5 => {
                 let s = self.take(4)?;
                 Wire::Fixed32(u32::from_le_bytes(
-                    self.buf[s..s + 4].try_into().unwrap_or_default(),
+                    self.data[s..s + 4].try_into().unwrap_or_default(),
                 ))
             }
             w => {
