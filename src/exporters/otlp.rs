@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -152,21 +152,12 @@ pub fn build(
             "TLS is not supported yet: set tls.insecure: true for plaintext gRPC",
         ));
     }
-    let mut metadata = HeaderMap::new();
-    for (k, v) in &cfg.headers {
-        match (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
-            (Ok(k), Ok(v)) => {
-                metadata.insert(k, v);
-            }
-            _ => errors.push(ConfigError::new(
-                at(&format!("headers.{k}")),
-                "not valid gRPC metadata",
-            )),
-        }
-    }
+    let metadata = sender::headers(
+        ctx.path,
+        &cfg.headers,
+        "not valid gRPC metadata",
+        &mut errors,
+    );
     sender::check(
         ctx.path,
         &cfg.sending_queue,

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::Uri;
-use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{HeaderMap, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -79,7 +79,7 @@ pub struct OtlpHttp {
     id: String,
     cfg: Config,
     uri: Uri,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    headers: HeaderMap,
     metrics: ExporterMetrics,
 }
 
@@ -121,19 +121,12 @@ pub fn build(
             None
         }
     });
-    let mut headers = Vec::new();
-    for (k, v) in &cfg.headers {
-        match (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
-            (Ok(k), Ok(v)) => headers.push((k, v)),
-            _ => errors.push(ConfigError::new(
-                at(&format!("headers.{k}")),
-                "not a valid HTTP header",
-            )),
-        }
-    }
+    let headers = sender::headers(
+        ctx.path,
+        &cfg.headers,
+        "not a valid HTTP header",
+        &mut errors,
+    );
     sender::check(
         ctx.path,
         &cfg.sending_queue,
@@ -195,7 +188,7 @@ impl OtlpHttp {
 struct HttpTransport {
     client: Client<HttpConnector, Full<Bytes>>,
     uri: Uri,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    headers: HeaderMap,
     encoding: Option<&'static str>,
     timeout: Duration,
 }

@@ -133,6 +133,33 @@ pub fn check(
     }
 }
 
+/// The configured `headers` (HTTP headers or gRPC metadata), each checked; a bad one is
+/// reported as `<path>.headers.<name>: <problem>`.
+pub fn headers(
+    path: &str,
+    configured: &std::collections::BTreeMap<String, String>,
+    problem: &str,
+    errors: &mut Vec<crate::config::ConfigError>,
+) -> hyper::HeaderMap {
+    use hyper::header::{HeaderName, HeaderValue};
+    let mut out = hyper::HeaderMap::new();
+    for (k, v) in configured {
+        match (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            (Ok(k), Ok(v)) => {
+                out.insert(k, v);
+            }
+            _ => errors.push(crate::config::ConfigError::new(
+                format!("{path}.headers.{k}"),
+                problem,
+            )),
+        }
+    }
+    out
+}
+
 /// How one attempt ended.
 pub enum Outcome {
     Delivered,

@@ -201,47 +201,41 @@ impl LogTransform {
     }
 
     fn severity(&self, r: &mut LogRecord, json_level: Option<String>) {
-        let level: Option<(Option<Severity>, String)> =
-            match (r.severity_number, r.severity_text.is_empty()) {
-                (0, true) => self
-                    .cfg
-                    .severity_fields
-                    .iter()
-                    .find_map(|f| get_attr(&r.attributes, f).and_then(Value::as_str))
-                    .map(|s| s.to_string())
-                    .or(json_level)
-                    .map(|text| {
-                        let sev = Severity::parse(text.trim());
-                        r.severity_text = Str::from(text.clone());
-                        if let Some(sev) = sev {
-                            r.severity_number = sev as u8;
-                        }
-                        (sev, text)
-                    }),
-                (0, false) => {
-                    let sev = Severity::parse(r.severity_text.trim());
-                    if let Some(sev) = sev {
-                        r.severity_number = sev as u8;
-                    }
-                    Some((sev, r.severity_text.to_string()))
-                }
-                (n, empty) => {
-                    let sev = Severity::of_number(n);
-                    if empty && let Some(sev) = sev {
-                        r.severity_text = Str::from_static(sev.text());
-                    }
-                    Some((sev, r.severity_text.to_string()))
-                }
-            };
-        let (Some(key), Some((sev, text))) = (&self.log_level, level) else {
-            return;
+        if r.severity_number == 0 && r.severity_text.is_empty() {
+            let found = self
+                .cfg
+                .severity_fields
+                .iter()
+                .find_map(|f| get_attr(&r.attributes, f).and_then(Value::as_str).cloned())
+                .or_else(|| json_level.map(Str::from));
+            match found {
+                Some(text) => r.severity_text = text,
+                None => return,
+            }
+        }
+        let sev = if r.severity_number == 0 {
+            let sev = Severity::parse(r.severity_text.trim());
+            if let Some(s) = sev {
+                r.severity_number = s as u8;
+            }
+            sev
+        } else {
+            let sev = Severity::of_number(r.severity_number);
+            if r.severity_text.is_empty()
+                && let Some(s) = sev
+            {
+                r.severity_text = Str::from_static(s.text());
+            }
+            sev
         };
+        let Some(key) = &self.log_level else { return };
         if get_attr(&r.attributes, key).is_some() {
             return;
         }
+        // Known levels get a static name; only an unknown one is lower-cased into a new string.
         let name = match sev {
             Some(s) => Str::from_static(LEVEL_NAMES[s as usize / 4]),
-            None => Str::from(text.trim().to_lowercase()),
+            None => Str::from(r.severity_text.trim().to_lowercase()),
         };
         if !name.is_empty() {
             r.attributes.push((key.clone(), Value::Str(name)));
