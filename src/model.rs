@@ -432,6 +432,56 @@ impl LogBatch {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+
+    /// Moves every record of `other` to the end of this batch, with its origins.
+    pub fn append(&mut self, mut other: LogBatch) {
+        if self.records.is_empty() {
+            // Keeps the buffers of the first batch a batcher gets instead of copying into new.
+            *self = other;
+            return;
+        }
+        let offset = self.origins.len() as u32;
+        self.origins.append(&mut other.origins);
+        self.records.reserve(other.records.len());
+        for mut r in other.records {
+            r.origin += offset;
+            self.records.push(r);
+        }
+    }
+
+    /// Splits off and returns the first `n` records (all of them if there are fewer). Each part
+    /// keeps only the origins its records name, so a split never sends an empty resource.
+    pub fn split_to(&mut self, n: usize) -> LogBatch {
+        if n >= self.records.len() {
+            return std::mem::take(self);
+        }
+        let rest = self.records.split_off(n);
+        let front = std::mem::replace(&mut self.records, rest);
+        let mut head = LogBatch {
+            origins: Vec::new(),
+            records: front,
+        };
+        head.origins = keep_named_origins(&self.origins, &mut head.records);
+        self.origins = keep_named_origins(&self.origins, &mut self.records);
+        head
+    }
+}
+
+/// The origins `records` name, in first-use order, with the records' indices rewritten to match.
+fn keep_named_origins(origins: &[Origin], records: &mut [LogRecord]) -> Vec<Origin> {
+    let mut map = vec![u32::MAX; origins.len()];
+    let mut kept = Vec::new();
+    for r in records {
+        let Some(slot) = map.get_mut(r.origin as usize) else {
+            continue;
+        };
+        if *slot == u32::MAX {
+            *slot = kept.len() as u32;
+            kept.push(origins[r.origin as usize].clone());
+        }
+        r.origin = *slot;
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -506,6 +556,60 @@ mod tests {
         assert_eq!(Str::from_static("host").static_json_safe(), Some("host"));
         assert_eq!(Str::from_static("a\"b").static_json_safe(), None);
         assert_eq!(Str::from("host".to_string()).static_json_safe(), None);
+    }
+
+    fn tagged(origin: &'static str, bodies: &[i64]) -> LogBatch {
+        LogBatch {
+            origins: vec![Origin {
+                scope_name: Str::from_static(origin),
+                ..Default::default()
+            }],
+            records: bodies
+                .iter()
+                .map(|&b| LogRecord {
+                    body: Value::Int(b),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn flat(batch: &LogBatch) -> Vec<(String, i64)> {
+        batch
+            .records
+            .iter()
+            .map(|r| {
+                let Value::Int(b) = r.body else { panic!() };
+                (batch.origins[r.origin as usize].scope_name.to_string(), b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn appended_records_keep_their_own_origins() {
+        let mut a = tagged("a", &[1, 2]);
+        a.append(tagged("b", &[3]));
+        a.append(tagged("c", &[4, 5]));
+        let want: Vec<(String, i64)> = [("a", 1), ("a", 2), ("b", 3), ("c", 4), ("c", 5)]
+            .iter()
+            .map(|(o, b)| (o.to_string(), *b))
+            .collect();
+        assert_eq!(flat(&a), want);
+    }
+
+    #[test]
+    fn split_parts_keep_only_the_origins_they_name() {
+        let mut a = tagged("a", &[1, 2]);
+        a.append(tagged("b", &[3, 4]));
+        a.append(tagged("c", &[5]));
+        let head = a.split_to(3);
+        assert_eq!(head.origins.len(), 2);
+        assert_eq!(a.origins.len(), 2);
+        let names = |b: &LogBatch| flat(b).into_iter().map(|(o, _)| o).collect::<Vec<_>>();
+        assert_eq!(names(&head), ["a", "a", "b"]);
+        assert_eq!(names(&a), ["b", "c"]);
+        assert_eq!(a.split_to(10).len(), 2);
+        assert!(a.is_empty());
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] = &[
     ("regex_parser", processors::regex_parser::build),
     ("log_transform", processors::log_transform::build),
     ("memory_limiter", processors::memory_limiter::build),
+    ("batch", processors::batch::build),
 ];
 
 pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[

@@ -17,7 +17,7 @@ use crate::config::{
     self, ComponentId, ConfigError, ConfigErrors, LogsTelemetry, RawConfig, check_endpoint,
 };
 use crate::extensions::{Extension, Health, State};
-use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, queue};
+use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, batcher, queue};
 use crate::registry::{self, Context};
 use crate::shutdown;
 use crate::telemetry::{ExporterMetrics, Registry};
@@ -33,6 +33,8 @@ pub struct Service {
     shutdown_timeout: Duration,
     receivers: Vec<(String, Box<dyn Receiver>, Consumer)>,
     exporters: Vec<(String, Box<dyn Exporter>, queue::Receiver)>,
+    /// Pipelines' batchers; they hold exporter senders, so they drain before the exporters.
+    batchers: Vec<batcher::Batcher>,
     extensions: Vec<(String, Box<dyn Extension>)>,
 }
 
@@ -213,6 +215,15 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             false,
         );
         refs("exporters", &p.exporters, &raw.exporters, "exporter", true);
+        let last = p.processors.len().saturating_sub(1);
+        for (i, k) in p.processors.iter().enumerate() {
+            if i != last && ComponentId::parse(k).is_ok_and(|id| id.kind == "batch") {
+                errors.push(ConfigError::new(
+                    format!("{path}.processors[{i}]"),
+                    "batch must be the last processor: it hands its batches to the exporters",
+                ));
+            }
+        }
         if errors.len() == before {
             wiring.push((pid, p));
         }
@@ -247,21 +258,35 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         built_exporters.push((key.clone(), exporter, rx));
     }
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
+    let mut batchers = Vec::new();
     for (pid, p) in &wiring {
-        let procs = p
+        let mut procs = p
             .processors
             .iter()
             .map(|k| processors.build_one(k, &telemetry, pid))
             .collect::<Result<Vec<_>, _>>()
             .map_err(build_err)?;
+        let senders: Vec<queue::Sender> = p
+            .exporters
+            .iter()
+            .map(|k| exporter_senders[k.as_str()].clone())
+            .collect();
+        // Checked above to be last: the batcher replaces the processor at the pipeline's end.
+        let batching = procs.last().and_then(|b| b.batching());
+        let (exporters, batch) = match batching {
+            Some(settings) => {
+                procs.pop();
+                let (input, batcher) = batcher::stage(settings, senders.clone(), pid);
+                batchers.push(batcher);
+                (senders, Some(input))
+            }
+            None => (senders, None),
+        };
         let pipeline = Arc::new(Pipeline {
             id: pid.to_string(),
             processors: procs,
-            exporters: p
-                .exporters
-                .iter()
-                .map(|k| exporter_senders[k.as_str()].clone())
-                .collect(),
+            exporters,
+            batch,
         });
         for r in &p.receivers {
             feeds.entry(r).or_default().push(Arc::clone(&pipeline));
@@ -295,6 +320,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         shutdown_timeout: svc.shutdown_timeout,
         receivers: built_receivers,
         exporters: built_exporters,
+        batchers,
         extensions: built_extensions,
     })
 }
@@ -349,6 +375,9 @@ impl Service {
         for (id, exporter, rx) in self.exporters {
             tracing::info!(exporter = %id, "exporter started");
             exporter_tasks.spawn(exporter.run(rx));
+        }
+        for batcher in self.batchers {
+            exporter_tasks.spawn(batcher.run(receivers_shutdown.clone()));
         }
         let mut receiver_tasks = JoinSet::new();
         let mut start_error = None;

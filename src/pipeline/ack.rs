@@ -42,7 +42,11 @@ impl Drop for Inner {
 pub struct Ack(Arc<Inner>);
 
 /// Resolves when every [`Ack`] share is gone.
-pub struct AckWait(oneshot::Receiver<Delivery>);
+pub struct AckWait {
+    rx: oneshot::Receiver<Delivery>,
+    /// The outcome once [`AckWait::outcome`] has seen it (the channel yields it only once).
+    seen: Option<Delivery>,
+}
 
 pub fn new() -> (Ack, AckWait) {
     let (tx, rx) = oneshot::channel();
@@ -51,7 +55,7 @@ pub fn new() -> (Ack, AckWait) {
             failed: AtomicBool::new(false),
             tx: Some(tx),
         })),
-        AckWait(rx),
+        AckWait { rx, seen: None },
     )
 }
 
@@ -62,11 +66,63 @@ impl Ack {
     }
 }
 
+/// The acknowledgement shares one batch carries: one request's, or every request a batcher
+/// merged into it. Dropped without [`Acks::release`], it fails them all, so a batch lost to a
+/// bug or a shutdown deadline can never be acknowledged as a success.
+#[derive(Clone, Default)]
+pub struct Acks(Vec<Ack>);
+
+impl Acks {
+    pub fn one(ack: Ack) -> Acks {
+        Acks(vec![ack])
+    }
+
+    pub fn push(&mut self, ack: Ack) {
+        self.0.push(ack);
+    }
+
+    /// Lets every share go as delivered.
+    pub fn release(mut self) {
+        self.0.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Drop for Acks {
+    fn drop(&mut self) {
+        for ack in &self.0 {
+            ack.fail();
+        }
+    }
+}
+
 impl AckWait {
+    /// The outcome if it is known already, without waiting.
+    pub fn outcome(&mut self) -> Option<Delivery> {
+        if self.seen.is_none() {
+            self.seen = match self.rx.try_recv() {
+                Ok(d) => Some(d),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => Some(Delivery::Failed),
+            };
+        }
+        self.seen
+    }
+
     pub async fn wait(self) -> Delivery {
         // The sender lives in `Inner`, whose drop always sends; a closed channel cannot happen,
         // but if it did the only safe reading is "not delivered".
-        self.0.await.unwrap_or(Delivery::Failed)
+        match self.seen {
+            Some(d) => d,
+            None => self.rx.await.unwrap_or(Delivery::Failed),
+        }
     }
 }
 
@@ -91,5 +147,19 @@ mod tests {
         drop(other);
         drop(ack);
         assert_eq!(wait.wait().await, Delivery::Failed);
+    }
+
+    #[tokio::test]
+    async fn dropped_ack_sets_fail_and_released_ones_deliver() {
+        let (a, wait_a) = new();
+        let (b, wait_b) = new();
+        let mut set = Acks::one(a);
+        set.push(b);
+        drop(set);
+        assert_eq!(wait_a.wait().await, Delivery::Failed);
+        assert_eq!(wait_b.wait().await, Delivery::Failed);
+        let (c, wait_c) = new();
+        Acks::one(c).release();
+        assert_eq!(wait_c.wait().await, Delivery::Delivered);
     }
 }

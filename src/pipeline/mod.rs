@@ -7,11 +7,14 @@
 //! queue is the only asynchronous hand-off.
 
 pub mod ack;
+pub mod batcher;
 pub mod queue;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::model::LogBatch;
 use crate::shutdown::Shutdown;
@@ -31,6 +34,12 @@ pub trait Processor: Send + Sync {
 
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
+
+    /// `Some` for the `batch` processor: rather than run inline, it makes the pipeline end in
+    /// a [`batcher`] stage.
+    fn batching(&self) -> Option<batcher::Settings> {
+        None
+    }
 }
 
 /// Delivers batches from its queue until the queue closes (every sender gone) and is drained.
@@ -62,18 +71,26 @@ pub trait Receiver: Send {
     ) -> BoxFuture<Result<Running, StartError>>;
 }
 
-/// One pipeline as built from config: processor templates and the exporters it feeds.
+/// One pipeline as built from config: processor templates and the exporters it feeds, through
+/// its batcher when it has one.
 pub struct Pipeline {
     pub id: String,
     pub processors: Vec<Box<dyn Processor>>,
     pub exporters: Vec<queue::Sender>,
+    pub batch: Option<batcher::Input>,
 }
 
 /// Everything one receiver feeds: the pipelines that list it.
 #[derive(Clone)]
 pub struct Consumer {
     pipelines: Arc<Vec<Arc<Pipeline>>>,
+    /// Every header some pipeline batches by.
+    metadata_keys: Arc<[HeaderName]>,
 }
+
+/// The values of a request's headers (gRPC metadata) that some pipeline batches by.
+#[derive(Default)]
+pub struct Metadata(Vec<(HeaderName, HeaderValue)>);
 
 /// Why a batch was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +112,7 @@ pub enum ConsumeError {
 struct WorkerPipeline {
     processors: Vec<Box<dyn Processor>>,
     exporters: Vec<queue::Sender>,
+    batch: Option<batcher::Input>,
 }
 
 /// A receiver connection's private instance of its pipelines.
@@ -105,9 +123,31 @@ pub struct Worker {
 
 impl Consumer {
     pub fn new(pipelines: Vec<Arc<Pipeline>>) -> Self {
+        let mut keys: Vec<HeaderName> = Vec::new();
+        for k in pipelines
+            .iter()
+            .filter_map(|p| p.batch.as_ref())
+            .flat_map(|b| b.keys())
+        {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
         Consumer {
             pipelines: Arc::new(pipelines),
+            metadata_keys: keys.into(),
         }
+    }
+
+    /// What of `headers` some pipeline batches by; nothing (and no allocation) when none does.
+    pub fn metadata(&self, headers: &HeaderMap) -> Metadata {
+        let mut out = Vec::new();
+        for k in self.metadata_keys.iter() {
+            for v in headers.get_all(k) {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        Metadata(out)
     }
 
     pub fn worker(&self) -> Worker {
@@ -118,6 +158,7 @@ impl Consumer {
                 .map(|p| WorkerPipeline {
                     processors: p.processors.iter().map(|proc| proc.fork()).collect(),
                     exporters: p.exporters.clone(),
+                    batch: p.batch.clone(),
                 })
                 .collect(),
             reservations: Vec::new(),
@@ -141,11 +182,17 @@ impl WorkerSlot {
         })
     }
 
+    /// The part of a request's headers the pipelines batch by; take it before the body.
+    pub fn metadata(&self, headers: &HeaderMap) -> Metadata {
+        self.consumer.metadata(headers)
+    }
+
     /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
     /// had) or refused. An empty batch is accepted without touching the pipeline.
     pub async fn consume(
         &self,
         batch: LogBatch,
+        metadata: &Metadata,
         metrics: &ReceiverMetrics,
         wire_bytes: u64,
     ) -> Result<(), ConsumeError> {
@@ -160,7 +207,7 @@ impl WorkerSlot {
             .ok()
             .and_then(|mut g| g.take())
             .unwrap_or_else(|| self.consumer.worker());
-        let result = worker.consume(batch).await;
+        let result = worker.consume(batch, metadata).await;
         if let Ok(mut g) = self.slot.lock() {
             *g = Some(worker);
         }
@@ -181,8 +228,12 @@ impl WorkerSlot {
 impl Worker {
     /// Processes `batch` through every pipeline and waits until all exporters have delivered it.
     /// Returns the number of records handed to exporters (after processors dropped some).
-    pub async fn consume(&mut self, batch: LogBatch) -> Result<usize, ConsumeError> {
-        let wait = self.dispatch(batch)?;
+    pub async fn consume(
+        &mut self,
+        batch: LogBatch,
+        metadata: &Metadata,
+    ) -> Result<usize, ConsumeError> {
+        let wait = self.dispatch(batch, metadata)?;
         match wait {
             None => Ok(0),
             Some((wait, n)) => match wait.wait().await {
@@ -193,7 +244,11 @@ impl Worker {
     }
 
     /// The synchronous half of [`Worker::consume`]: process, reserve room everywhere, enqueue.
-    fn dispatch(&mut self, batch: LogBatch) -> Result<Option<(ack::AckWait, usize)>, ConsumeError> {
+    fn dispatch(
+        &mut self,
+        batch: LogBatch,
+        metadata: &Metadata,
+    ) -> Result<Option<(ack::AckWait, usize)>, ConsumeError> {
         if !self
             .pipelines
             .iter()
@@ -250,6 +305,17 @@ impl Worker {
                 continue;
             }
             delivered_records += b.len();
+            if let Some(input) = &pipeline.batch {
+                let rooms: Vec<_> = reservations
+                    .by_ref()
+                    .take(pipeline.exporters.len())
+                    .collect();
+                let key = batch_key(input.keys(), metadata);
+                if input.send(b, rooms, ack.clone(), key).is_err() {
+                    closed = true;
+                }
+                continue;
+            }
             let last = pipeline.exporters.len().saturating_sub(1);
             let mut b = Some(b);
             for (i, exporter) in pipeline.exporters.iter().enumerate() {
@@ -259,7 +325,7 @@ impl Worker {
                     b.as_ref().cloned().unwrap_or_default()
                 };
                 let Some(r) = reservations.next() else { break };
-                if exporter.send(r, copy, ack.clone()).is_err() {
+                if exporter.send(r, copy, ack::Acks::one(ack.clone())).is_err() {
                     closed = true;
                 }
             }
@@ -271,6 +337,19 @@ impl Worker {
         }
         Ok(Some((wait, delivered_records)))
     }
+}
+
+/// The batcher key of a request: the values it has for each of `keys`, in key order.
+fn batch_key(keys: &[HeaderName], metadata: &Metadata) -> batcher::Key {
+    let mut key = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        for (name, value) in &metadata.0 {
+            if name == k {
+                key.push((i as u8, value.clone()));
+            }
+        }
+    }
+    key
 }
 
 #[cfg(test)]
@@ -314,15 +393,18 @@ mod tests {
                 id: "logs/a".into(),
                 processors: vec![],
                 exporters: vec![tx_a],
+                batch: None,
             }),
             Arc::new(Pipeline {
                 id: "logs/b".into(),
                 processors: vec![Box::new(DropOdd)],
                 exporters: vec![tx_b],
+                batch: None,
             }),
         ]);
         let mut worker = consumer.worker();
-        let handle = tokio::spawn(async move { worker.consume(batch(4)).await });
+        let handle =
+            tokio::spawn(async move { worker.consume(batch(4), &Metadata::default()).await });
         let a = rx_a.recv().await.unwrap();
         let b = rx_b.recv().await.unwrap();
         assert_eq!((a.batch.len(), b.batch.len()), (4, 2));
@@ -341,9 +423,13 @@ mod tests {
             id: "logs".into(),
             processors: vec![],
             exporters: vec![tx_a, tx_b],
+            batch: None,
         })]);
         let mut worker = consumer.worker();
-        assert_eq!(worker.consume(batch(3)).await, Err(ConsumeError::Full));
+        assert_eq!(
+            worker.consume(batch(3), &Metadata::default()).await,
+            Err(ConsumeError::Full)
+        );
         assert!(
             rx_a.try_recv().is_none(),
             "nothing may reach the other exporter"
@@ -366,8 +452,15 @@ mod tests {
             id: "logs".into(),
             processors: vec![Box::new(DropAll)],
             exporters: vec![tx],
+            batch: None,
         })]);
-        assert_eq!(consumer.worker().consume(batch(3)).await, Ok(0));
+        assert_eq!(
+            consumer
+                .worker()
+                .consume(batch(3), &Metadata::default())
+                .await,
+            Ok(0)
+        );
         assert!(rx.try_recv().is_none());
     }
 }

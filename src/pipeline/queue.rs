@@ -9,24 +9,26 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::ack::Ack;
+use super::ack::Acks;
 use crate::model::LogBatch;
 use crate::telemetry::Gauge;
 
 /// A batch in an exporter's queue, with its share of the acknowledgement and of the queue's room.
 pub struct Envelope {
     pub batch: LogBatch,
-    ack: Option<Ack>,
+    acks: Acks,
     records: usize,
     queue_size: Gauge,
-    _room: OwnedSemaphorePermit,
+    _room: Option<OwnedSemaphorePermit>,
 }
 
 impl Envelope {
     /// Releases the batch as delivered. Dropping an envelope any other way counts as a failure,
     /// so a batch lost to a bug or a shutdown deadline can never be acknowledged as a success.
-    pub fn delivered(mut self) {
-        self.ack = None;
+    pub fn delivered(self) {
+        // `Envelope` has a `Drop`, so the shares are swapped out rather than moved.
+        let mut this = self;
+        std::mem::take(&mut this.acks).release();
     }
 
     pub fn records(&self) -> usize {
@@ -36,9 +38,6 @@ impl Envelope {
 
 impl Drop for Envelope {
     fn drop(&mut self) {
-        if let Some(ack) = self.ack.take() {
-            ack.fail();
-        }
         self.queue_size.add(-(self.records as i64));
     }
 }
@@ -67,10 +66,42 @@ pub struct Receiver {
     rx: mpsc::UnboundedReceiver<Envelope>,
 }
 
-/// Room for one batch, reserved but not yet used.
+/// Room for one batch, reserved but not yet used. `None` holds no permit: what is left of a
+/// reservation that was clamped to the queue's capacity and then split.
 pub struct Reservation {
-    permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     records: usize,
+}
+
+impl Reservation {
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Joins another reservation from the same queue (a batcher merging requests).
+    pub fn merge(&mut self, other: Reservation) {
+        self.records += other.records;
+        match (&mut self.permit, other.permit) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (_, None) => {}
+        }
+    }
+
+    /// Splits off the room for `records` of the records this one covers (a batcher cutting a
+    /// batch). A reservation clamped to the queue's capacity holds fewer permits than records;
+    /// the part split off then takes what there is and the rest keeps the remainder.
+    pub fn split(&mut self, records: usize) -> Reservation {
+        let records = records.min(self.records);
+        self.records -= records;
+        let held = self.permit.as_ref().map_or(0, |p| p.num_permits());
+        let permit = if records >= held || self.records == 0 {
+            self.permit.take()
+        } else {
+            self.permit.as_mut().and_then(|p| p.split(records))
+        };
+        Reservation { permit, records }
+    }
 }
 
 pub fn bounded(capacity: usize, queue_size: Gauge) -> (Sender, Receiver) {
@@ -93,16 +124,24 @@ impl Sender {
         let want = records.clamp(1, self.capacity);
         let permits = u32::try_from(want).unwrap_or(u32::MAX);
         match Arc::clone(&self.room).try_acquire_many_owned(permits) {
-            Ok(permit) => Ok(Reservation { permit, records }),
+            Ok(permit) => Ok(Reservation {
+                permit: Some(permit),
+                records,
+            }),
             Err(_) => Err(Full),
         }
     }
 
-    pub fn send(&self, reservation: Reservation, batch: LogBatch, ack: Ack) -> Result<(), Closed> {
+    pub fn send(
+        &self,
+        reservation: Reservation,
+        batch: LogBatch,
+        acks: Acks,
+    ) -> Result<(), Closed> {
         self.queue_size.add(reservation.records as i64);
         let envelope = Envelope {
             batch,
-            ack: Some(ack),
+            acks,
             records: reservation.records,
             queue_size: self.queue_size.clone(),
             _room: reservation.permit,
@@ -146,7 +185,7 @@ mod tests {
         let r = tx.try_reserve(8).unwrap();
         assert_eq!(tx.try_reserve(3).err(), Some(Full));
         let (a, _wait) = ack::new();
-        tx.send(r, batch(8), a).unwrap();
+        tx.send(r, batch(8), Acks::one(a)).unwrap();
         assert_eq!(tx.try_reserve(3).err(), Some(Full));
         rx.recv().await.unwrap().delivered();
         assert!(tx.try_reserve(10).is_ok());
@@ -156,7 +195,8 @@ mod tests {
     async fn dropping_an_undelivered_envelope_fails_its_ack() {
         let (tx, mut rx) = bounded(10, Gauge::default());
         let (a, wait) = ack::new();
-        tx.send(tx.try_reserve(1).unwrap(), batch(1), a).unwrap();
+        tx.send(tx.try_reserve(1).unwrap(), batch(1), Acks::one(a))
+            .unwrap();
         drop(rx.recv().await.unwrap());
         assert_eq!(wait.wait().await, Delivery::Failed);
     }
@@ -166,9 +206,36 @@ mod tests {
         let gauge = Gauge::default();
         let (tx, mut rx) = bounded(100, gauge.clone());
         let (a, _w) = ack::new();
-        tx.send(tx.try_reserve(7).unwrap(), batch(7), a).unwrap();
+        tx.send(tx.try_reserve(7).unwrap(), batch(7), Acks::one(a))
+            .unwrap();
         assert_eq!(gauge.get(), 7);
         rx.recv().await.unwrap().delivered();
         assert_eq!(gauge.get(), 0);
+    }
+
+    #[test]
+    fn merged_and_split_reservations_give_back_exactly_their_room() {
+        let (tx, _rx) = bounded(10, Gauge::default());
+        let mut r = tx.try_reserve(3).unwrap();
+        r.merge(tx.try_reserve(4).unwrap());
+        assert_eq!((r.records(), tx.room.available_permits()), (7, 3));
+        let part = r.split(5);
+        assert_eq!((part.records(), r.records()), (5, 2));
+        drop(part);
+        assert_eq!(tx.room.available_permits(), 8);
+        drop(r);
+        assert_eq!(tx.room.available_permits(), 10);
+    }
+
+    #[test]
+    fn a_clamped_reservation_splits_without_losing_room() {
+        let (tx, _rx) = bounded(4, Gauge::default());
+        let mut r = tx.try_reserve(9).unwrap();
+        let a = r.split(5);
+        let b = r.split(4);
+        assert_eq!((a.records(), b.records(), r.records()), (5, 4, 0));
+        drop(a);
+        assert_eq!(tx.room.available_permits(), 4);
+        drop(b);
     }
 }

@@ -178,13 +178,17 @@ async fn handle(
             .insert(hyper::header::ALLOW, HeaderValue::from_static("POST, PUT"));
         return resp;
     }
+    let metadata = slot.metadata(req.headers());
     let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
         Ok(read) => read,
         Err(refusal) => return server::text(refusal.status(), refusal.message()),
     };
 
     let batch = frame(body, shared.cfg.framing, now_unix_nano());
-    match slot.consume(batch, &shared.metrics, wire_bytes).await {
+    match slot
+        .consume(batch, &metadata, &shared.metrics, wire_bytes)
+        .await
+    {
         Ok(()) => server::text(200, ""),
         Err(e) => {
             let (status, msg) = match e {

@@ -320,3 +320,87 @@ pub fn python() -> PathBuf {
     *ready = true;
     bin
 }
+
+/// One request an [`OtlpSink`] received.
+pub struct Received {
+    pub path: String,
+    pub at: Instant,
+    pub body: Vec<u8>,
+}
+
+/// An OTLP/HTTP server that keeps every request body (uncompressed requests only) and answers
+/// 200 after `hold`, so tests can see exactly what an exporter sent and when.
+pub struct OtlpSink {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl OtlpSink {
+    pub fn start(hold: Duration) -> OtlpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let sink = Arc::clone(&sink);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let mut len = 0;
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        sink.lock().unwrap().push(Received {
+                            path,
+                            at: Instant::now(),
+                            body,
+                        });
+                        std::thread::sleep(hold);
+                        let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
+                                      Content-Length: 0\r\n\r\n";
+                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        OtlpSink { port, received }
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Waits until `n` requests arrived (or `limit` passed).
+    pub fn wait_for(&self, n: usize, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        while self.count() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.count()
+    }
+}

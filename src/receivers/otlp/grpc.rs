@@ -131,6 +131,7 @@ async fn handle(
         return resp;
     }
 
+    let metadata = slot.metadata(req.headers());
     // One message plus its 5-byte header, at most.
     let raw = match Limited::new(req.into_body(), shared.limit + 5)
         .collect()
@@ -180,7 +181,10 @@ async fn handle(
             );
         }
     };
-    match slot.consume(batch, &shared.metrics, wire_bytes).await {
+    match slot
+        .consume(batch, &metadata, &shared.metrics, wire_bytes)
+        .await
+    {
         Ok(()) => ok(),
         Err(e) => {
             let retry = Some(shared.retry_after);

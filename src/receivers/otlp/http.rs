@@ -140,6 +140,7 @@ async fn handle(
             "Content-Type must be application/x-protobuf or application/json",
         );
     };
+    let metadata = slot.metadata(req.headers());
     let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
         Ok(read) => read,
         Err(refusal) => {
@@ -164,7 +165,10 @@ async fn handle(
         Format::Protobuf => format.respond(200, Vec::new()),
         Format::Json => format.respond(200, b"{}".to_vec()),
     };
-    match slot.consume(batch, &shared.metrics, wire_bytes).await {
+    match slot
+        .consume(batch, &metadata, &shared.metrics, wire_bytes)
+        .await
+    {
         Ok(()) => success(),
         Err(e) => {
             let mut resp = match e {
