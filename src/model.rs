@@ -467,6 +467,98 @@ impl LogBatch {
     }
 }
 
+/// The three OTLP signals; a pipeline carries one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Logs,
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    /// What a batch's length counts: log records, spans, or metric data points (as the
+    /// Collector's batch processor counts them).
+    pub fn items(self) -> &'static str {
+        match self {
+            Signal::Logs => "log records",
+            Signal::Traces => "spans",
+            Signal::Metrics => "data points",
+        }
+    }
+}
+
+/// What flows through a pipeline: logs as the data model (processors work on them), traces
+/// and metrics as validated OTLP bytes (the gateway only forwards them).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Batch {
+    Logs(LogBatch),
+    Raw(crate::otlp::raw::RawBatch),
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch::Logs(LogBatch::default())
+    }
+}
+
+impl Batch {
+    /// An empty batch of `signal`.
+    pub fn empty(signal: Signal) -> Batch {
+        match signal {
+            Signal::Logs => Batch::Logs(LogBatch::default()),
+            s => Batch::Raw(crate::otlp::raw::RawBatch::new(s)),
+        }
+    }
+
+    pub fn signal(&self) -> Signal {
+        match self {
+            Batch::Logs(_) => Signal::Logs,
+            Batch::Raw(r) => r.signal,
+        }
+    }
+
+    /// Log records, spans or data points.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Logs(b) => b.len(),
+            Batch::Raw(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Batch::Logs(b) => b.is_empty(),
+            Batch::Raw(r) => r.is_empty(),
+        }
+    }
+
+    /// Appends `other`; a batch of another signal is handed back untouched.
+    pub fn append(&mut self, other: Batch) -> Result<(), Batch> {
+        match (self, other) {
+            (Batch::Logs(a), Batch::Logs(b)) => a.append(b),
+            (Batch::Raw(a), Batch::Raw(b)) if a.signal == b.signal => a.append(b),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// Splits off the first `n` items; traces and metrics are cut between resources only.
+    pub fn split_to(&mut self, n: usize) -> Batch {
+        match self {
+            Batch::Logs(b) => Batch::Logs(b.split_to(n)),
+            Batch::Raw(r) => Batch::Raw(r.split_to(n)),
+        }
+    }
+}
+
 /// The origins `records` name, in first-use order, with the records' indices rewritten to match.
 fn keep_named_origins(origins: &[Origin], records: &mut [LogRecord]) -> Vec<Origin> {
     let mut map = vec![u32::MAX; origins.len()];

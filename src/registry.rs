@@ -4,6 +4,7 @@ use serde_yaml_ng::Value as Yaml;
 
 use crate::config::{ComponentId, ConfigError};
 use crate::extensions::{self, Extension};
+use crate::model::Signal;
 use crate::pipeline::{Exporter, Processor, Receiver};
 use crate::telemetry::Registry;
 use crate::{exporters, processors, receivers};
@@ -43,6 +44,19 @@ pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
 
 pub const EXTENSIONS: &[(&str, Build<Box<dyn Extension>>)] =
     &[("health_check", extensions::health_check::build)];
+
+/// Component types that work on logs only; every other type takes all three signals.
+const LOGS_ONLY: &[(&str, &str)] = &[
+    ("receivers", "http_logs"),
+    ("processors", "regex_parser"),
+    ("processors", "log_transform"),
+    ("exporters", "tcp"),
+];
+
+/// Whether a component of `kind` in `section` can be part of a `signal` pipeline.
+pub fn supports(section: &str, kind: &str, signal: Signal) -> bool {
+    signal == Signal::Logs || !LOGS_ONLY.contains(&(section, kind))
+}
 
 pub fn find<T>(table: &[(&'static str, Build<T>)], kind: &str) -> Option<Build<T>> {
     table.iter().find(|(k, _)| *k == kind).map(|(_, b)| *b)

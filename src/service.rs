@@ -17,6 +17,7 @@ use crate::config::{
     self, ComponentId, ConfigError, ConfigErrors, LogsTelemetry, RawConfig, check_endpoint,
 };
 use crate::extensions::{Extension, Health, State};
+use crate::model::Signal;
 use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, batcher, queue};
 use crate::registry::{self, Context};
 use crate::shutdown;
@@ -103,6 +104,16 @@ impl<T: 'static> Section<'_, T> {
     }
 }
 
+/// The signal a pipeline id's type names.
+fn signal_of(kind: &str) -> Option<Signal> {
+    match kind {
+        "logs" => Some(Signal::Logs),
+        "traces" => Some(Signal::Traces),
+        "metrics" => Some(Signal::Metrics),
+        _ => None,
+    }
+}
+
 pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let mut errors = Vec::new();
     let telemetry = Registry::new();
@@ -161,25 +172,29 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     }
 
     // Check pipeline references before constructing anything that runs.
-    let mut wiring: Vec<(&String, &config::PipelineConfig)> = Vec::new();
+    let mut wiring: Vec<(&String, Signal, &config::PipelineConfig)> = Vec::new();
     for (pid, p) in &svc.pipelines {
         let path = format!("service.pipelines.{pid}");
         let before = errors.len();
-        match ComponentId::parse(pid) {
-            Ok(id) if id.kind == "logs" => {}
-            Ok(id) if id.kind == "traces" || id.kind == "metrics" => errors.push(ConfigError::new(
-                path.clone(),
-                format!(
-                    "{} pipelines are not supported yet; only logs pipelines are",
-                    id.kind
-                ),
-            )),
-            Ok(id) => errors.push(ConfigError::new(
-                path.clone(),
-                format!("unknown signal {:?}: expected logs", id.kind),
-            )),
-            Err(m) => errors.push(ConfigError::new(path.clone(), m)),
-        }
+        let signal = match ComponentId::parse(pid) {
+            Ok(id) => match signal_of(&id.kind) {
+                Some(s) => s,
+                None => {
+                    errors.push(ConfigError::new(
+                        path.clone(),
+                        format!(
+                            "unknown signal {:?}: expected logs, traces or metrics",
+                            id.kind
+                        ),
+                    ));
+                    Signal::Logs
+                }
+            },
+            Err(m) => {
+                errors.push(ConfigError::new(path.clone(), m));
+                Signal::Logs
+            }
+        };
         let mut refs = |field: &str,
                         list: &[String],
                         declared: &BTreeMap<String, serde_yaml_ng::Value>,
@@ -193,7 +208,16 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             }
             let mut seen = BTreeSet::new();
             for (i, r) in list.iter().enumerate() {
-                if !declared.contains_key(r) {
+                let kind = ComponentId::parse(r).map(|id| id.kind).unwrap_or_default();
+                if !registry::supports(field, &kind, signal) {
+                    errors.push(ConfigError::new(
+                        format!("{path}.{field}[{i}]"),
+                        format!(
+                            "{singular} {r:?} works on logs only, not in a {} pipeline",
+                            signal.name()
+                        ),
+                    ));
+                } else if !declared.contains_key(r) {
                     errors.push(ConfigError::new(
                         format!("{path}.{field}[{i}]"),
                         format!("{singular} {r:?} is not declared under {field}"),
@@ -225,12 +249,12 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             }
         }
         if errors.len() == before {
-            wiring.push((pid, p));
+            wiring.push((pid, signal, p));
         }
     }
     let all_good = |list: &[String], good: &BTreeSet<String>| list.iter().all(|k| good.contains(k));
     if !errors.is_empty()
-        || !wiring.iter().all(|(_, p)| {
+        || !wiring.iter().all(|(_, _, p)| {
             all_good(&p.receivers, &good_receivers)
                 && all_good(&p.processors, &good_processors)
                 && all_good(&p.exporters, &good_exporters)
@@ -246,7 +270,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let mut built_exporters = Vec::new();
     for key in wiring
         .iter()
-        .flat_map(|(_, p)| p.exporters.iter())
+        .flat_map(|(_, _, p)| p.exporters.iter())
         .collect::<BTreeSet<_>>()
     {
         let exporter = exporters
@@ -259,7 +283,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     }
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
     let mut batchers = Vec::new();
-    for (pid, p) in &wiring {
+    for (pid, signal, p) in &wiring {
         let mut procs = p
             .processors
             .iter()
@@ -284,6 +308,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         };
         let pipeline = Arc::new(Pipeline {
             id: pid.to_string(),
+            signal: *signal,
             processors: procs,
             exporters,
             batch,
@@ -495,6 +520,36 @@ service:
                 "missing {e:?} in {errs:#?}"
             );
         }
+    }
+
+    #[test]
+    fn logs_only_components_are_refused_in_traces_and_metrics_pipelines() {
+        let errs = errors(
+            r#"
+receivers: { otlp: { protocols: { grpc: } }, http_logs: {} }
+processors: { log_transform: {}, batch: {}, memory_limiter: { limit_mib: 100 } }
+exporters: { tcp: { endpoint: "localhost:1" }, otlp: { endpoint: "gw:4317", tls: { insecure: true } } }
+service:
+  pipelines:
+    traces: { receivers: [otlp, http_logs], processors: [memory_limiter, log_transform, batch], exporters: [otlp, tcp] }
+    metrics: { receivers: [otlp], processors: [batch, memory_limiter], exporters: [otlp] }
+    spans: { receivers: [otlp], exporters: [otlp] }
+"#,
+        );
+        let expect = [
+            "service.pipelines.traces.receivers[1]: receiver \"http_logs\" works on logs only, not in a traces pipeline",
+            "service.pipelines.traces.processors[1]: processor \"log_transform\" works on logs only",
+            "service.pipelines.traces.exporters[1]: exporter \"tcp\" works on logs only",
+            "service.pipelines.metrics.processors[0]: batch must be the last processor",
+            "service.pipelines.spans: unknown signal \"spans\": expected logs, traces or metrics",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
     }
 
     #[test]

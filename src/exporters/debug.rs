@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use crate::codec::{write_hex, write_json_map, write_json_value, write_rfc3339};
 use crate::config::{ConfigError, decode};
-use crate::model::{KeyValue, LogBatch};
+use crate::model::{Batch, KeyValue, LogBatch};
+use crate::otlp::raw::RawBatch;
 use crate::pipeline::{BoxFuture, Exporter, queue};
 use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
@@ -77,32 +78,75 @@ impl Exporter for Debug {
             let mut buf = Vec::new();
             while let Some(envelope) = queue.recv().await {
                 let n = envelope.records();
+                let logs = match &envelope.batch {
+                    Batch::Logs(logs) => logs,
+                    Batch::Raw(raw) => {
+                        let signal = raw.signal;
+                        tracing::info!(
+                            exporter = %self.id,
+                            signal = signal.name(),
+                            items = n,
+                            resources = raw.resources.len(),
+                            "{}",
+                            signal.items()
+                        );
+                        if self.cfg.verbosity != Verbosity::Basic {
+                            buf.clear();
+                            write_raw(raw, &mut buf);
+                        }
+                        self.write_out(&mut buf, n);
+                        self.metrics.sent.add(n as u64);
+                        envelope.delivered();
+                        continue;
+                    }
+                };
                 match self.cfg.verbosity {
                     Verbosity::Basic => {
                         tracing::info!(exporter = %self.id, log_records = n, "Logs");
                     }
                     Verbosity::Normal => {
                         buf.clear();
-                        write_normal(&envelope.batch, &mut buf);
+                        write_normal(logs, &mut buf);
                     }
                     Verbosity::Detailed => {
                         buf.clear();
-                        write_detailed(&envelope.batch, &mut buf);
+                        write_detailed(logs, &mut buf);
                     }
                 }
-                if !buf.is_empty() {
-                    // Standard output going away (a closed pipe) must not stall the pipeline;
-                    // the records are counted as failed instead.
-                    let mut out = std::io::stdout().lock();
-                    if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
-                        self.metrics.send_failed.add(n as u64);
-                    }
-                    buf.clear();
-                }
+                self.write_out(&mut buf, n);
                 self.metrics.sent.add(n as u64);
                 envelope.delivered();
             }
         })
+    }
+}
+
+impl Debug {
+    /// Writes `buf` to standard output. Standard output going away (a closed pipe) must not
+    /// stall the pipeline; the items are counted as failed instead.
+    fn write_out(&self, buf: &mut Vec<u8>, items: usize) {
+        if buf.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if out.write_all(buf).and_then(|_| out.flush()).is_err() {
+            self.metrics.send_failed.add(items as u64);
+        }
+        buf.clear();
+    }
+}
+
+/// Traces and metrics are forwarded as received, not decoded: one line per resource with
+/// what it holds.
+pub fn write_raw(batch: &RawBatch, out: &mut Vec<u8>) {
+    for (i, (bytes, items)) in batch.resources.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{} resource #{i}: {items} {}, {} bytes",
+            batch.signal.name(),
+            batch.signal.items(),
+            bytes.len()
+        );
     }
 }
 

@@ -1,4 +1,4 @@
-//! `otlp`: OTLP/gRPC logs to another collector (agent to gateway), configured like the OTel
+//! `otlp`: OTLP/gRPC logs, traces and metrics to another collector (agent to gateway), configured like the OTel
 //! Collector's exporter.
 //!
 //! ```yaml
@@ -12,7 +12,7 @@
 //!     compression: gzip                   # default; or zstd, none
 //!     timeout: 30s
 //!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
-//!     sending_queue: { queue_size: 100000 }   # log records
+//!     sending_queue: { queue_size: 100000 }   # log records, spans or data points
 //! ```
 //!
 //! `balancing: dns` resolves the endpoint's host (a Kubernetes headless Service name gives one
@@ -43,6 +43,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::model::Signal;
 use crate::otlp::grpc::{self as wire, code};
 use crate::pipeline::{BoxFuture, Exporter, queue};
 use crate::registry::Context;
@@ -306,9 +307,14 @@ impl Transport for GrpcTransport {
         wire::frame(&payload, self.encoding.is_some())
     }
 
-    async fn attempt(&self, body: Bytes) -> Outcome {
+    async fn attempt(&self, signal: Signal, body: Bytes) -> Outcome {
+        let method = match signal {
+            Signal::Logs => wire::LOGS_EXPORT,
+            Signal::Traces => wire::TRACES_EXPORT,
+            Signal::Metrics => wire::METRICS_EXPORT,
+        };
         let target = self.targets.next().await;
-        let uri: Uri = match format!("http://{target}{}", wire::LOGS_EXPORT).parse() {
+        let uri: Uri = match format!("http://{target}{method}").parse() {
             Ok(u) => u,
             Err(e) => return Outcome::Permanent(format!("bad target {target}: {e}")),
         };

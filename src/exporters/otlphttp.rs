@@ -1,16 +1,17 @@
-//! `otlphttp`: OTLP/HTTP logs to another collector (agent to gateway), configured like the OTel
-//! Collector's exporter.
+//! `otlphttp`: OTLP/HTTP logs, traces and metrics to another collector (agent to gateway),
+//! configured like the OTel Collector's exporter.
 //!
 //! ```yaml
 //! exporters:
 //!   otlphttp:
-//!     endpoint: http://gateway:4318     # logs go to <endpoint>/v1/logs
-//!     # logs_endpoint: http://gateway:4318/v1/logs   (overrides the above)
+//!     endpoint: http://gateway:4318     # to <endpoint>/v1/logs, /v1/traces, /v1/metrics
+//!     # logs_endpoint: http://gateway:4318/v1/logs   (overrides the above; also
+//!     # traces_endpoint, metrics_endpoint)
 //!     headers: { x-tenant: a }
 //!     compression: gzip                 # default; or zstd, none
 //!     timeout: 30s
 //!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
-//!     sending_queue: { queue_size: 100000 }   # log records
+//!     sending_queue: { queue_size: 100000 }   # log records, spans or data points
 //! ```
 //!
 //! Queued batches are merged into one protobuf request (concatenated `ExportLogsServiceRequest`
@@ -35,6 +36,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::model::Signal;
 use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::registry::Context;
@@ -43,12 +45,19 @@ use crate::telemetry::ExporterMetrics;
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Base URL of the receiving collector; logs are POSTed to `<endpoint>/v1/logs`.
+    /// Base URL of the receiving collector; logs are POSTed to `<endpoint>/v1/logs`, traces
+    /// to `/v1/traces`, metrics to `/v1/metrics`.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// The full URL for logs, overriding `endpoint`.
     #[serde(default)]
     pub logs_endpoint: Option<String>,
+    /// The full URL for traces, overriding `endpoint`.
+    #[serde(default)]
+    pub traces_endpoint: Option<String>,
+    /// The full URL for metrics, overriding `endpoint`.
+    #[serde(default)]
+    pub metrics_endpoint: Option<String>,
     /// Extra request headers (authentication, tenancy).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -78,7 +87,8 @@ fn default_max_batch() -> usize {
 pub struct OtlpHttp {
     id: String,
     cfg: Config,
-    uri: Uri,
+    /// Where logs, traces and metrics go, in that order; `None` where none is configured.
+    uris: [Option<Uri>; 3],
     headers: HeaderMap,
     metrics: ExporterMetrics,
 }
@@ -90,37 +100,43 @@ pub fn build(
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();
-    let url = match (&cfg.logs_endpoint, &cfg.endpoint) {
-        (Some(u), _) => Some(("logs_endpoint", u.clone())),
-        (None, Some(base)) => Some((
-            "endpoint",
-            format!("{}/v1/logs", base.trim_end_matches('/')),
-        )),
-        (None, None) => {
-            errors.push(ConfigError::new(
-                at("endpoint"),
-                "required (or logs_endpoint)",
-            ));
-            None
+    let mut uri = |field: &'static str, own: &Option<String>, path: &str| -> Option<Uri> {
+        let (field, url) = match (own, &cfg.endpoint) {
+            (Some(u), _) => (field, u.clone()),
+            (None, Some(base)) => ("endpoint", format!("{}/{path}", base.trim_end_matches('/'))),
+            (None, None) => return None,
+        };
+        match url.parse::<Uri>() {
+            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Some(u),
+            Ok(u) if u.scheme_str() == Some("https") => {
+                errors.push(ConfigError::new(
+                    at(field),
+                    "https is not supported yet; use http://",
+                ));
+                None
+            }
+            _ => {
+                errors.push(ConfigError::new(
+                    at(field),
+                    format!("{url:?} is not an http://host:port URL"),
+                ));
+                None
+            }
         }
     };
-    let uri = url.and_then(|(field, url)| match url.parse::<Uri>() {
-        Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Some(u),
-        Ok(u) if u.scheme_str() == Some("https") => {
-            errors.push(ConfigError::new(
-                at(field),
-                "https is not supported yet; use http://",
-            ));
-            None
-        }
-        _ => {
-            errors.push(ConfigError::new(
-                at(field),
-                format!("{url:?} is not an http://host:port URL"),
-            ));
-            None
-        }
-    });
+    let uris = [
+        uri("logs_endpoint", &cfg.logs_endpoint, "v1/logs"),
+        uri("traces_endpoint", &cfg.traces_endpoint, "v1/traces"),
+        uri("metrics_endpoint", &cfg.metrics_endpoint, "v1/metrics"),
+    ];
+    // Reported once even when endpoint itself was the bad one.
+    errors.dedup_by(|a, b| a.to_string() == b.to_string());
+    if uris.iter().all(Option::is_none) && errors.is_empty() {
+        errors.push(ConfigError::new(
+            at("endpoint"),
+            "required (or logs_endpoint, traces_endpoint, metrics_endpoint)",
+        ));
+    }
     let headers = sender::headers(
         ctx.path,
         &cfg.headers,
@@ -135,15 +151,15 @@ pub fn build(
         cfg.max_batch_records,
         &mut errors,
     );
-    let Some(uri) = uri.filter(|_| errors.is_empty()) else {
+    if !errors.is_empty() {
         return Err(errors);
-    };
+    }
     let id = ctx.id.to_string();
     Ok(Box::new(OtlpHttp {
         metrics: ExporterMetrics::new(ctx.telemetry, &id),
         id,
         cfg,
-        uri,
+        uris,
         headers,
     }))
 }
@@ -163,13 +179,13 @@ impl OtlpHttp {
         let OtlpHttp {
             id,
             cfg,
-            uri,
+            uris,
             headers,
             metrics,
         } = *self;
         let transport = HttpTransport {
             client: Client::builder(TokioExecutor::new()).build_http(),
-            uri,
+            uris,
             headers,
             encoding: cfg.compression.name(),
             timeout: cfg.timeout,
@@ -187,15 +203,27 @@ impl OtlpHttp {
 
 struct HttpTransport {
     client: Client<HttpConnector, Full<Bytes>>,
-    uri: Uri,
+    uris: [Option<Uri>; 3],
     headers: HeaderMap,
     encoding: Option<&'static str>,
     timeout: Duration,
 }
 
 impl Transport for HttpTransport {
-    async fn attempt(&self, body: Bytes) -> Outcome {
-        let mut req = hyper::Request::post(self.uri.clone())
+    async fn attempt(&self, signal: Signal, body: Bytes) -> Outcome {
+        let slot = match signal {
+            Signal::Logs => 0,
+            Signal::Traces => 1,
+            Signal::Metrics => 2,
+        };
+        let Some(uri) = self.uris[slot].clone() else {
+            return Outcome::Permanent(format!(
+                "no {}_endpoint is configured for {}",
+                signal.name(),
+                signal.name()
+            ));
+        };
+        let mut req = hyper::Request::post(uri)
             .header(CONTENT_TYPE, "application/x-protobuf")
             .body(Full::new(body))
             .expect("a request from a validated URI");
@@ -253,7 +281,9 @@ mod tests {
     fn bad_settings_are_reported_with_their_paths() {
         assert_eq!(
             errors("{}"),
-            ["exporters.otlphttp.endpoint: required (or logs_endpoint)"]
+            [
+                "exporters.otlphttp.endpoint: required (or logs_endpoint, traces_endpoint, metrics_endpoint)"
+            ]
         );
         assert_eq!(
             errors("{endpoint: 'https://gw:4318'}"),

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::config::duration;
+use crate::model::{Batch, Signal};
 use crate::otlp;
 use crate::pipeline::queue::{self, Envelope};
 use crate::telemetry::ExporterMetrics;
@@ -176,7 +177,8 @@ pub trait Transport: Send + Sync {
         payload
     }
 
-    fn attempt(&self, body: Bytes) -> impl Future<Output = Outcome> + Send;
+    /// Sends one request of `signal` (each has its own path or gRPC service).
+    fn attempt(&self, signal: Signal, body: Bytes) -> impl Future<Output = Outcome> + Send;
 }
 
 /// What the loop needs besides its transport.
@@ -189,29 +191,46 @@ pub struct Settings {
     pub metrics: ExporterMetrics,
 }
 
-/// Delivers batches from `queue` until it closes and is drained.
+/// Delivers batches from `queue` until it closes and is drained. Queued batches of one signal
+/// are merged into one request; a batch of another signal starts the next request.
 pub async fn run<T: Transport>(s: Settings, transport: T, mut queue: queue::Receiver) {
     let mut pending: Vec<Envelope> = Vec::new();
     let mut body = Vec::new();
-    while let Some(first) = queue.recv().await {
+    let mut next: Option<Envelope> = None;
+    loop {
+        let first = match next.take() {
+            Some(e) => e,
+            None => match queue.recv().await {
+                Some(e) => e,
+                None => break,
+            },
+        };
+        let signal = first.batch.signal();
         let mut records = first.records();
         pending.push(first);
         while records < s.max_batch_records {
             match queue.try_recv() {
-                Some(next) => {
-                    records += next.records();
-                    pending.push(next);
+                Some(e) if e.batch.signal() == signal => {
+                    records += e.records();
+                    pending.push(e);
+                }
+                Some(other) => {
+                    next = Some(other);
+                    break;
                 }
                 None => break,
             }
         }
-        // Concatenated ExportLogsServiceRequest messages are one valid request.
+        // Concatenated Export*ServiceRequest messages are one valid request.
         body.clear();
         for envelope in &pending {
-            otlp::logs::encode(&envelope.batch, &mut body);
+            match &envelope.batch {
+                Batch::Logs(logs) => otlp::logs::encode(logs, &mut body),
+                Batch::Raw(raw) => raw.encode(&mut body),
+            }
         }
         let payload = transport.prepare(s.compression.compress(&body));
-        if deliver(&s, &transport, payload, records as u64).await {
+        if deliver(&s, &transport, signal, payload, records as u64).await {
             s.metrics.sent.add(records as u64);
             pending.drain(..).for_each(Envelope::delivered);
         } else {
@@ -223,12 +242,18 @@ pub async fn run<T: Transport>(s: Settings, transport: T, mut queue: queue::Rece
 }
 
 /// Sends until delivered, the peer refuses for good, or retrying runs out of time.
-async fn deliver<T: Transport>(s: &Settings, transport: &T, body: Bytes, records: u64) -> bool {
+async fn deliver<T: Transport>(
+    s: &Settings,
+    transport: &T,
+    signal: Signal,
+    body: Bytes,
+    records: u64,
+) -> bool {
     let retry = s.retry;
     let started = Instant::now();
     let mut backoff = retry.initial_interval;
     loop {
-        let (why, hint) = match transport.attempt(body.clone()).await {
+        let (why, hint) = match transport.attempt(signal, body.clone()).await {
             Outcome::Delivered => return true,
             Outcome::Permanent(why) => {
                 s.metrics.send_failed.add(records);

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use crate::codec::{JsonEncoder, encode_text_batch};
 use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::QueueConfig;
+use crate::model::Batch;
 use crate::pipeline::queue::{self, Envelope};
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::registry::Context;
@@ -190,9 +191,14 @@ impl Sender {
     }
 
     fn encode(&mut self, envelope: Envelope) {
+        // Config validation keeps this exporter out of traces and metrics pipelines; anything
+        // else is refused (dropping the envelope fails its ack) rather than mis-encoded.
+        let Batch::Logs(logs) = &envelope.batch else {
+            return;
+        };
         match self.cfg.encoding {
-            Encoding::Json => self.json.encode_batch(&envelope.batch, &mut self.buf),
-            Encoding::Text => encode_text_batch(&envelope.batch, &mut self.buf),
+            Encoding::Json => self.json.encode_batch(logs, &mut self.buf),
+            Encoding::Text => encode_text_batch(logs, &mut self.buf),
         }
         self.pending.push(envelope);
     }

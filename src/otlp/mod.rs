@@ -1,6 +1,8 @@
-//! OTLP: the protobuf wire format and the mapping of its log messages to the data model.
+//! OTLP: the protobuf wire format, the mapping of its log messages to the data model, and
+//! traces and metrics kept as validated bytes.
 
 pub mod grpc;
 pub mod json;
 pub mod logs;
+pub mod raw;
 pub mod wire;

@@ -52,6 +52,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Where the next field starts.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
     /// Keys, lengths and most small numbers are one byte: that case is inline.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::ack::{Ack, Acks};
 use super::queue::{self, Reservation};
-use crate::model::LogBatch;
+use crate::model::Batch;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{Counter, Gauge, Registry};
 
@@ -69,8 +69,8 @@ impl Metrics {
                 &labels,
             ),
             records: registry.counter(
-                "sluice_processor_batch_sent_log_records_total",
-                "Log records sent on in batches.",
+                "sluice_processor_batch_sent_items_total",
+                "Items (log records, spans, data points) sent on in batches.",
                 &labels,
             ),
             cardinality: registry.gauge(
@@ -94,7 +94,7 @@ pub type Key = Vec<(u8, HeaderValue)>;
 /// One request's share of a pipeline, on its way to the batcher. Dropped anywhere but in the
 /// batcher's hands (the batcher is gone), it fails the request.
 pub struct Item {
-    batch: LogBatch,
+    batch: Batch,
     rooms: Vec<Reservation>,
     ack: Option<Ack>,
     key: Key,
@@ -130,7 +130,7 @@ impl Input {
     /// the pipeline's exporters) and its request's share of the acknowledgement.
     pub fn send(
         &self,
-        batch: LogBatch,
+        batch: Batch,
         rooms: Vec<Reservation>,
         ack: Ack,
         key: Key,
@@ -178,7 +178,7 @@ pub fn stage(
 /// Records waiting under one key, with the room and the acknowledgement shares that go with
 /// them. Each share is held with the number of its request's records still here.
 struct Group {
-    batch: LogBatch,
+    batch: Batch,
     rooms: Vec<Reservation>,
     acks: VecDeque<(Ack, usize)>,
     deadline: Instant,
@@ -202,7 +202,7 @@ enum Trigger {
 
 impl Group {
     /// Takes the first `n` records (or all) with their room and the shares of their requests.
-    fn take(&mut self, n: usize) -> (LogBatch, Vec<Reservation>, Acks) {
+    fn take(&mut self, n: usize) -> (Batch, Vec<Reservation>, Acks) {
         let batch = self.batch.split_to(n);
         let n = batch.len();
         let rooms = self.rooms.iter_mut().map(|r| r.split(n)).collect();
@@ -291,13 +291,18 @@ impl Batcher {
             return;
         }
         let timeout = s.timeout;
+        let signal = batch.signal();
         let group = groups.entry(key.clone()).or_insert_with(|| Group {
-            batch: LogBatch::default(),
+            batch: Batch::empty(signal),
             rooms: Vec::new(),
             acks: VecDeque::new(),
             deadline: Instant::now() + timeout,
         });
-        group.batch.append(batch);
+        if group.batch.append(batch).is_err() {
+            // Unreachable: a pipeline carries one signal. Refusing is the safe reading.
+            ack.fail();
+            return;
+        }
         if group.rooms.is_empty() {
             group.rooms = rooms;
         } else {
@@ -340,7 +345,7 @@ impl Batcher {
         }
     }
 
-    fn send(&self, (batch, rooms, acks): (LogBatch, Vec<Reservation>, Acks), trigger: Trigger) {
+    fn send(&self, (batch, rooms, acks): (Batch, Vec<Reservation>, Acks), trigger: Trigger) {
         let m = &self.settings.metrics;
         match trigger {
             Trigger::Size => m.size_trigger.add(1),
@@ -379,7 +384,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LogRecord, Value};
+    use crate::model::{LogBatch, LogRecord, Value};
     use crate::pipeline::ack::{self, AckWait, Delivery};
     use crate::shutdown;
 
@@ -394,8 +399,8 @@ mod tests {
         }
     }
 
-    fn records(from: i64, n: usize) -> LogBatch {
-        LogBatch {
+    fn records(from: i64, n: usize) -> Batch {
+        Batch::Logs(LogBatch {
             origins: vec![Default::default()],
             records: (0..n as i64)
                 .map(|i| LogRecord {
@@ -403,10 +408,11 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-        }
+        })
     }
 
-    fn bodies(b: &LogBatch) -> Vec<i64> {
+    fn bodies(b: &Batch) -> Vec<i64> {
+        let Batch::Logs(b) = b else { return vec![] };
         b.records
             .iter()
             .map(|r| match r.body {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::model::LogBatch;
+use crate::model::{Batch, LogBatch, Signal};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 
@@ -75,6 +75,7 @@ pub trait Receiver: Send {
 /// its batcher when it has one.
 pub struct Pipeline {
     pub id: String,
+    pub signal: Signal,
     pub processors: Vec<Box<dyn Processor>>,
     pub exporters: Vec<queue::Sender>,
     pub batch: Option<batcher::Input>,
@@ -110,6 +111,7 @@ pub enum ConsumeError {
 }
 
 struct WorkerPipeline {
+    signal: Signal,
     processors: Vec<Box<dyn Processor>>,
     exporters: Vec<queue::Sender>,
     batch: Option<batcher::Input>,
@@ -139,6 +141,12 @@ impl Consumer {
         }
     }
 
+    /// Whether some pipeline takes `signal` from this receiver (else the receiver answers as
+    /// if it had no such endpoint, like the Collector).
+    pub fn accepts(&self, signal: Signal) -> bool {
+        self.pipelines.iter().any(|p| p.signal == signal)
+    }
+
     /// What of `headers` some pipeline batches by; nothing (and no allocation) when none does.
     pub fn metadata(&self, headers: &HeaderMap) -> Metadata {
         let mut out = Vec::new();
@@ -156,6 +164,7 @@ impl Consumer {
                 .pipelines
                 .iter()
                 .map(|p| WorkerPipeline {
+                    signal: p.signal,
                     processors: p.processors.iter().map(|proc| proc.fork()).collect(),
                     exporters: p.exporters.clone(),
                     batch: p.batch.clone(),
@@ -187,11 +196,15 @@ impl WorkerSlot {
         self.consumer.metadata(headers)
     }
 
+    pub fn accepts(&self, signal: Signal) -> bool {
+        self.consumer.accepts(signal)
+    }
+
     /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
     /// had) or refused. An empty batch is accepted without touching the pipeline.
     pub async fn consume(
         &self,
-        batch: LogBatch,
+        batch: Batch,
         metadata: &Metadata,
         metrics: &ReceiverMetrics,
         wire_bytes: u64,
@@ -230,7 +243,7 @@ impl Worker {
     /// Returns the number of records handed to exporters (after processors dropped some).
     pub async fn consume(
         &mut self,
-        batch: LogBatch,
+        batch: Batch,
         metadata: &Metadata,
     ) -> Result<usize, ConsumeError> {
         let wait = self.dispatch(batch, metadata)?;
@@ -246,7 +259,7 @@ impl Worker {
     /// The synchronous half of [`Worker::consume`]: process, reserve room everywhere, enqueue.
     fn dispatch(
         &mut self,
-        batch: LogBatch,
+        batch: Batch,
         metadata: &Metadata,
     ) -> Result<Option<(ack::AckWait, usize)>, ConsumeError> {
         if !self
@@ -256,21 +269,30 @@ impl Worker {
         {
             return Err(ConsumeError::OverLimit);
         }
-        let count = self.pipelines.len();
-        let mut outputs = Vec::with_capacity(count);
+        let signal = batch.signal();
+        let count = self.pipelines.iter().filter(|p| p.signal == signal).count();
+        let mut outputs = Vec::with_capacity(self.pipelines.len());
         let mut source = Some(batch);
-        for (i, pipeline) in self.pipelines.iter_mut().enumerate() {
+        let mut seen = 0;
+        for pipeline in self.pipelines.iter_mut() {
+            if pipeline.signal != signal {
+                outputs.push(Batch::empty(signal));
+                continue;
+            }
+            seen += 1;
             // The last pipeline takes the original: clone only for fan-out.
-            let mut b = if i + 1 == count {
+            let mut b = if seen == count {
                 source.take().unwrap_or_default()
             } else {
                 source.as_ref().cloned().unwrap_or_default()
             };
-            for p in &mut pipeline.processors {
-                if b.is_empty() {
-                    break;
+            if let Batch::Logs(logs) = &mut b {
+                for p in &mut pipeline.processors {
+                    if logs.is_empty() {
+                        break;
+                    }
+                    p.process(logs);
                 }
-                p.process(&mut b);
             }
             outputs.push(b);
         }
@@ -372,8 +394,8 @@ mod tests {
         }
     }
 
-    fn batch(n: usize) -> LogBatch {
-        LogBatch {
+    fn batch(n: usize) -> Batch {
+        Batch::Logs(LogBatch {
             origins: vec![Default::default()],
             records: (0..n)
                 .map(|i| LogRecord {
@@ -381,7 +403,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-        }
+        })
     }
 
     #[tokio::test]
@@ -390,12 +412,14 @@ mod tests {
         let (tx_b, mut rx_b) = queue::bounded(100, Gauge::default());
         let consumer = Consumer::new(vec![
             Arc::new(Pipeline {
+                signal: Signal::Logs,
                 id: "logs/a".into(),
                 processors: vec![],
                 exporters: vec![tx_a],
                 batch: None,
             }),
             Arc::new(Pipeline {
+                signal: Signal::Logs,
                 id: "logs/b".into(),
                 processors: vec![Box::new(DropOdd)],
                 exporters: vec![tx_b],
@@ -407,7 +431,7 @@ mod tests {
             tokio::spawn(async move { worker.consume(batch(4), &Metadata::default()).await });
         let a = rx_a.recv().await.unwrap();
         let b = rx_b.recv().await.unwrap();
-        assert_eq!((a.batch.len(), b.batch.len()), (4, 2));
+        assert_eq!((a.records(), b.batch.len()), (4, 2));
         a.delivered();
         assert!(!handle.is_finished());
         b.delivered();
@@ -420,6 +444,7 @@ mod tests {
         let (tx_b, _rx_b) = queue::bounded(2, Gauge::default());
         let _held = tx_b.try_reserve(2).unwrap();
         let consumer = Consumer::new(vec![Arc::new(Pipeline {
+            signal: Signal::Logs,
             id: "logs".into(),
             processors: vec![],
             exporters: vec![tx_a, tx_b],
@@ -449,6 +474,7 @@ mod tests {
             }
         }
         let consumer = Consumer::new(vec![Arc::new(Pipeline {
+            signal: Signal::Logs,
             id: "logs".into(),
             processors: vec![Box::new(DropAll)],
             exporters: vec![tx],

@@ -1,4 +1,4 @@
-//! An exporter's bounded in-memory queue, sized in log records.
+//! An exporter's bounded in-memory queue, sized in items (log records, spans, data points).
 //!
 //! Room is reserved before anything is sent (so fan-out to several exporters is all or nothing)
 //! and given back only when the exporter releases the [`Envelope`], that is after delivery. A full
@@ -10,12 +10,12 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::ack::Acks;
-use crate::model::LogBatch;
+use crate::model::Batch;
 use crate::telemetry::Gauge;
 
 /// A batch in an exporter's queue, with its share of the acknowledgement and of the queue's room.
 pub struct Envelope {
-    pub batch: LogBatch,
+    pub batch: Batch,
     acks: Acks,
     records: usize,
     queue_size: Gauge,
@@ -132,12 +132,7 @@ impl Sender {
         }
     }
 
-    pub fn send(
-        &self,
-        reservation: Reservation,
-        batch: LogBatch,
-        acks: Acks,
-    ) -> Result<(), Closed> {
+    pub fn send(&self, reservation: Reservation, batch: Batch, acks: Acks) -> Result<(), Closed> {
         self.queue_size.add(reservation.records as i64);
         let envelope = Envelope {
             batch,
@@ -172,11 +167,11 @@ mod tests {
     use super::*;
     use crate::pipeline::ack::{self, Delivery};
 
-    fn batch(n: usize) -> LogBatch {
-        LogBatch {
+    fn batch(n: usize) -> Batch {
+        Batch::Logs(crate::model::LogBatch {
             origins: vec![Default::default()],
             records: vec![Default::default(); n],
-        }
+        })
     }
 
     #[tokio::test]

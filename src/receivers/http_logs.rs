@@ -25,7 +25,7 @@ use hyper::{Method, Request};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
-use crate::model::{LogBatch, LogRecord, Origin, Str, Value};
+use crate::model::{Batch, LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::{
     BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot,
 };
@@ -186,7 +186,7 @@ async fn handle(
 
     let batch = frame(body, shared.cfg.framing, now_unix_nano());
     match slot
-        .consume(batch, &metadata, &shared.metrics, wire_bytes)
+        .consume(Batch::Logs(batch), &metadata, &shared.metrics, wire_bytes)
         .await
     {
         Ok(()) => server::text(200, ""),

@@ -1,4 +1,5 @@
-//! OTLP/gRPC: the logs service's unary `Export` over HTTP/2 with prior knowledge.
+//! OTLP/gRPC: the logs, trace and metrics services' unary `Export` over HTTP/2 with prior
+//! knowledge.
 //!
 //! The request body (one length-prefixed message, gzip or zstd when `grpc-encoding` says so)
 //! goes straight to the zero-copy protobuf decoder. Errors are "Trailers-Only" answers whose
@@ -15,6 +16,7 @@ use hyper::{Request, Response};
 use tokio::net::TcpListener;
 
 use super::GrpcConfig;
+use crate::model::{Batch, Signal};
 use crate::otlp::grpc::{self as wire, UnaryBody, code};
 use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot};
 use crate::receivers::body::{self, Refusal};
@@ -99,11 +101,10 @@ async fn handle(
         *resp.status_mut() = hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE;
         return resp;
     }
-    match req.uri().path() {
-        wire::LOGS_EXPORT => {}
-        wire::TRACES_EXPORT | wire::METRICS_EXPORT => {
-            return status(code::UNIMPLEMENTED, "only logs are received so far", None);
-        }
+    let signal = match req.uri().path() {
+        wire::LOGS_EXPORT => Signal::Logs,
+        wire::TRACES_EXPORT => Signal::Traces,
+        wire::METRICS_EXPORT => Signal::Metrics,
         other => {
             return status(
                 code::UNIMPLEMENTED,
@@ -111,6 +112,16 @@ async fn handle(
                 None,
             );
         }
+    };
+    if !slot.accepts(signal) {
+        return status(
+            code::UNIMPLEMENTED,
+            &format!(
+                "no {} pipeline takes data from this receiver",
+                signal.name()
+            ),
+            None,
+        );
     }
     let encoding = req
         .headers()
@@ -171,12 +182,17 @@ async fn handle(
             return status(code::INVALID_ARGUMENT, why, None);
         }
     };
-    let batch = match crate::otlp::logs::decode(&message) {
+    let decoded = match signal {
+        Signal::Logs => crate::otlp::logs::decode(&message).map(Batch::Logs),
+        Signal::Traces => crate::otlp::raw::decode_traces(&message).map(Batch::Raw),
+        Signal::Metrics => crate::otlp::raw::decode_metrics(&message).map(Batch::Raw),
+    };
+    let batch = match decoded {
         Ok(b) => b,
         Err(e) => {
             return status(
                 code::INVALID_ARGUMENT,
-                &format!("invalid ExportLogsServiceRequest: {e}"),
+                &format!("invalid {}: {e}", super::http::request_name(signal)),
                 None,
             );
         }

@@ -1,4 +1,6 @@
-//! OTLP/HTTP: `POST /v1/logs` with `application/x-protobuf` or `application/json`.
+//! OTLP/HTTP: `POST /v1/logs`, `/v1/traces`, `/v1/metrics` with `application/x-protobuf`,
+//! or `application/json` for logs. A signal no pipeline takes from this receiver gets a 404,
+//! as from the Collector.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
 
 use super::HttpConfig;
-use crate::model::LogBatch;
+use crate::model::{Batch, Signal};
 use crate::otlp;
 use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot};
 use crate::receivers::body;
@@ -113,6 +115,15 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 const UNIMPLEMENTED: i32 = 12;
 const UNAVAILABLE: i32 = 14;
 
+/// The protobuf message a signal's requests carry, for error messages.
+pub(super) fn request_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Logs => "ExportLogsServiceRequest",
+        Signal::Traces => "ExportTraceServiceRequest",
+        Signal::Metrics => "ExportMetricsServiceRequest",
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
@@ -120,12 +131,27 @@ async fn handle(
 ) -> HttpResponse {
     let format = Format::of(&req);
     let reply = format.unwrap_or(Format::Json);
-    match req.uri().path() {
-        "/v1/logs" => {}
-        "/v1/traces" | "/v1/metrics" => {
-            return reply.status(404, UNIMPLEMENTED, "only logs are received so far");
+    let signal = match req.uri().path() {
+        "/v1/logs" => Signal::Logs,
+        "/v1/traces" => Signal::Traces,
+        "/v1/metrics" => Signal::Metrics,
+        _ => {
+            return reply.status(
+                404,
+                UNIMPLEMENTED,
+                "unknown path; OTLP/HTTP uses /v1/logs, /v1/traces and /v1/metrics",
+            );
         }
-        _ => return reply.status(404, UNIMPLEMENTED, "unknown path; OTLP/HTTP uses /v1/logs"),
+    };
+    if !slot.accepts(signal) {
+        return reply.status(
+            404,
+            UNIMPLEMENTED,
+            &format!(
+                "no {} pipeline takes data from this receiver",
+                signal.name()
+            ),
+        );
     }
     if req.method() != Method::POST {
         let mut resp = reply.status(405, UNIMPLEMENTED, "only POST is accepted");
@@ -147,9 +173,29 @@ async fn handle(
             return format.status(refusal.status(), INVALID_ARGUMENT, refusal.message());
         }
     };
-    let decoded: Result<LogBatch, String> = match format {
-        Format::Protobuf => otlp::logs::decode(&body).map_err(|e| e.to_string()),
-        Format::Json => otlp::json::decode_logs(&body).map_err(|e| e.to_string()),
+    let decoded: Result<Batch, String> = match (signal, format) {
+        (Signal::Logs, Format::Protobuf) => otlp::logs::decode(&body)
+            .map(Batch::Logs)
+            .map_err(|e| e.to_string()),
+        (Signal::Logs, Format::Json) => otlp::json::decode_logs(&body)
+            .map(Batch::Logs)
+            .map_err(|e| e.to_string()),
+        (Signal::Traces, Format::Protobuf) => otlp::raw::decode_traces(&body)
+            .map(Batch::Raw)
+            .map_err(|e| e.to_string()),
+        (Signal::Metrics, Format::Protobuf) => otlp::raw::decode_metrics(&body)
+            .map(Batch::Raw)
+            .map_err(|e| e.to_string()),
+        (_, Format::Json) => {
+            return format.status(
+                415,
+                INVALID_ARGUMENT,
+                &format!(
+                    "OTLP/JSON is taken for logs only so far; send {} as application/x-protobuf",
+                    signal.name()
+                ),
+            );
+        }
     };
     let batch = match decoded {
         Ok(b) => b,
@@ -157,7 +203,7 @@ async fn handle(
             return format.status(
                 400,
                 INVALID_ARGUMENT,
-                &format!("invalid ExportLogsServiceRequest: {e}"),
+                &format!("invalid {}: {e}", request_name(signal)),
             );
         }
     };

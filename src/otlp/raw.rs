@@ -1,0 +1,621 @@
+//! Traces and metrics as they were received: checked against the OTLP schema, counted, and cut
+//! into one slice per resource, but never decoded into a model.
+//!
+//! The gateway only forwards spans and metrics (memory limiter, batch, OTLP exporters), so it
+//! keeps their encoded bytes: a concatenation of encoded `ResourceSpans` fields is itself a
+//! valid `ExportTraceServiceRequest`, which makes batching a matter of appending slices.
+//! Validation is as strict as the Collector's (wire types, UTF-8 strings, id lengths, nesting)
+//! so a malformed request is refused with a 400 here, not by the next hop after it was acked.
+
+use bytes::Bytes;
+
+use super::wire::{DecodeError, Fields, Wire, wrong};
+pub use crate::model::Signal;
+
+/// What a field holds, as far as validation cares.
+#[derive(Clone, Copy)]
+enum Kind {
+    Message(&'static Schema),
+    Str(&'static str),
+    Bytes,
+    /// Trace or span id: empty or exactly this many bytes.
+    Id(&'static str, usize),
+    Varint,
+    I64,
+    I32,
+    /// A repeated scalar: packed (one length-delimited field) or one field per value.
+    PackedVarint,
+    PackedI64,
+}
+
+/// The known fields of one message type; others are skipped, as protobuf requires.
+struct Schema {
+    fields: &'static [(u32, Kind)],
+}
+
+impl Schema {
+    fn kind(&self, field: u32) -> Option<Kind> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == field)
+            .map(|(_, k)| *k)
+    }
+}
+
+use Kind::*;
+
+static ANY_VALUE: Schema = Schema {
+    fields: &[
+        (1, Str("a string value")),
+        (2, Varint),
+        (3, Varint),
+        (4, I64),
+        (5, Message(&ARRAY_VALUE)),
+        (6, Message(&KEY_VALUE_LIST)),
+        (7, Bytes),
+    ],
+};
+static ARRAY_VALUE: Schema = Schema {
+    fields: &[(1, Message(&ANY_VALUE))],
+};
+static KEY_VALUE_LIST: Schema = Schema {
+    fields: &[(1, Message(&KEY_VALUE))],
+};
+static KEY_VALUE: Schema = Schema {
+    fields: &[(1, Str("an attribute key")), (2, Message(&ANY_VALUE))],
+};
+static ENTITY_REF: Schema = Schema {
+    fields: &[
+        (1, Str("an entity schema_url")),
+        (2, Str("an entity type")),
+        (3, Str("an entity id key")),
+        (4, Str("an entity description key")),
+    ],
+};
+static RESOURCE: Schema = Schema {
+    fields: &[
+        (1, Message(&KEY_VALUE)),
+        (2, Varint),
+        (3, Message(&ENTITY_REF)),
+    ],
+};
+static SCOPE: Schema = Schema {
+    fields: &[
+        (1, Str("a scope name")),
+        (2, Str("a scope version")),
+        (3, Message(&KEY_VALUE)),
+        (4, Varint),
+    ],
+};
+
+static TRACES_REQUEST: Schema = Schema {
+    fields: &[(1, Message(&RESOURCE_SPANS))],
+};
+static RESOURCE_SPANS: Schema = Schema {
+    fields: &[
+        (1, Message(&RESOURCE)),
+        (2, Message(&SCOPE_SPANS)),
+        (3, Str("a schema_url")),
+    ],
+};
+static SCOPE_SPANS: Schema = Schema {
+    fields: &[
+        (1, Message(&SCOPE)),
+        (2, Message(&SPAN)),
+        (3, Str("a schema_url")),
+    ],
+};
+static SPAN: Schema = Schema {
+    fields: &[
+        (1, Id("trace_id", 16)),
+        (2, Id("span_id", 8)),
+        (3, Str("a trace_state")),
+        (4, Id("parent_span_id", 8)),
+        (16, I32),
+        (5, Str("a span name")),
+        (6, Varint),
+        (7, I64),
+        (8, I64),
+        (9, Message(&KEY_VALUE)),
+        (10, Varint),
+        (11, Message(&SPAN_EVENT)),
+        (12, Varint),
+        (13, Message(&SPAN_LINK)),
+        (14, Varint),
+        (15, Message(&SPAN_STATUS)),
+    ],
+};
+static SPAN_EVENT: Schema = Schema {
+    fields: &[
+        (1, I64),
+        (2, Str("an event name")),
+        (3, Message(&KEY_VALUE)),
+        (4, Varint),
+    ],
+};
+static SPAN_LINK: Schema = Schema {
+    fields: &[
+        (1, Id("link trace_id", 16)),
+        (2, Id("link span_id", 8)),
+        (3, Str("a link trace_state")),
+        (4, Message(&KEY_VALUE)),
+        (5, Varint),
+        (6, I32),
+    ],
+};
+static SPAN_STATUS: Schema = Schema {
+    fields: &[(2, Str("a status message")), (3, Varint)],
+};
+
+static METRICS_REQUEST: Schema = Schema {
+    fields: &[(1, Message(&RESOURCE_METRICS))],
+};
+static RESOURCE_METRICS: Schema = Schema {
+    fields: &[
+        (1, Message(&RESOURCE)),
+        (2, Message(&SCOPE_METRICS)),
+        (3, Str("a schema_url")),
+    ],
+};
+static SCOPE_METRICS: Schema = Schema {
+    fields: &[
+        (1, Message(&SCOPE)),
+        (2, Message(&METRIC)),
+        (3, Str("a schema_url")),
+    ],
+};
+static METRIC: Schema = Schema {
+    fields: &[
+        (1, Str("a metric name")),
+        (2, Str("a metric description")),
+        (3, Str("a metric unit")),
+        (5, Message(&GAUGE)),
+        (7, Message(&SUM)),
+        (9, Message(&HISTOGRAM)),
+        (10, Message(&EXP_HISTOGRAM)),
+        (11, Message(&SUMMARY)),
+        (12, Message(&KEY_VALUE)),
+    ],
+};
+static GAUGE: Schema = Schema {
+    fields: &[(1, Message(&NUMBER_POINT))],
+};
+static SUM: Schema = Schema {
+    fields: &[(1, Message(&NUMBER_POINT)), (2, Varint), (3, Varint)],
+};
+static HISTOGRAM: Schema = Schema {
+    fields: &[(1, Message(&HISTOGRAM_POINT)), (2, Varint)],
+};
+static EXP_HISTOGRAM: Schema = Schema {
+    fields: &[(1, Message(&EXP_HISTOGRAM_POINT)), (2, Varint)],
+};
+static SUMMARY: Schema = Schema {
+    fields: &[(1, Message(&SUMMARY_POINT))],
+};
+static NUMBER_POINT: Schema = Schema {
+    fields: &[
+        (7, Message(&KEY_VALUE)),
+        (2, I64),
+        (3, I64),
+        (4, I64),
+        (6, I64),
+        (5, Message(&EXEMPLAR)),
+        (8, Varint),
+    ],
+};
+static HISTOGRAM_POINT: Schema = Schema {
+    fields: &[
+        (9, Message(&KEY_VALUE)),
+        (2, I64),
+        (3, I64),
+        (4, I64),
+        (5, I64),
+        (6, PackedI64),
+        (7, PackedI64),
+        (8, Message(&EXEMPLAR)),
+        (10, Varint),
+        (11, I64),
+        (12, I64),
+    ],
+};
+static EXP_HISTOGRAM_POINT: Schema = Schema {
+    fields: &[
+        (1, Message(&KEY_VALUE)),
+        (2, I64),
+        (3, I64),
+        (4, I64),
+        (5, I64),
+        (6, Varint),
+        (7, I64),
+        (8, Message(&BUCKETS)),
+        (9, Message(&BUCKETS)),
+        (10, Varint),
+        (11, Message(&EXEMPLAR)),
+        (12, I64),
+        (13, I64),
+        (14, I64),
+    ],
+};
+static BUCKETS: Schema = Schema {
+    fields: &[(1, Varint), (2, PackedVarint)],
+};
+static SUMMARY_POINT: Schema = Schema {
+    fields: &[
+        (7, Message(&KEY_VALUE)),
+        (2, I64),
+        (3, I64),
+        (4, I64),
+        (5, I64),
+        (6, Message(&QUANTILE)),
+        (8, Varint),
+    ],
+};
+static QUANTILE: Schema = Schema {
+    fields: &[(1, I64), (2, I64)],
+};
+static EXEMPLAR: Schema = Schema {
+    fields: &[
+        (7, Message(&KEY_VALUE)),
+        (2, I64),
+        (3, I64),
+        (6, I64),
+        (4, Id("exemplar span_id", 8)),
+        (5, Id("exemplar trace_id", 16)),
+    ],
+};
+
+/// Validated traces or metrics: one encoded top-level field (`ResourceSpans` or
+/// `ResourceMetrics`, tag included) per entry, with the spans or data points it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawBatch {
+    pub signal: Signal,
+    pub resources: Vec<(Bytes, usize)>,
+}
+
+impl RawBatch {
+    pub fn new(signal: Signal) -> Self {
+        RawBatch {
+            signal,
+            resources: Vec::new(),
+        }
+    }
+
+    /// Spans or data points.
+    pub fn len(&self) -> usize {
+        self.resources.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.iter().all(|(_, n)| *n == 0)
+    }
+
+    pub fn append(&mut self, mut other: RawBatch) {
+        self.resources.append(&mut other.resources);
+    }
+
+    /// Splits off whole resources holding about `n` items: as many as fit, and at least one.
+    /// A resource is never cut, so a part can exceed `n` by up to one resource's items.
+    pub fn split_to(&mut self, n: usize) -> RawBatch {
+        let mut taken = 0;
+        let mut count = 0;
+        for (_, items) in &self.resources {
+            if count > 0 && count + items > n {
+                break;
+            }
+            count += items;
+            taken += 1;
+        }
+        let rest = self.resources.split_off(taken);
+        RawBatch {
+            signal: self.signal,
+            resources: std::mem::replace(&mut self.resources, rest),
+        }
+    }
+
+    /// The request body: the entries one after another.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for (bytes, _) in &self.resources {
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// Checks an `ExportTraceServiceRequest` and cuts it per resource. Resources with no spans
+/// are dropped, as they carry nothing.
+pub fn decode_traces(buf: &Bytes) -> Result<RawBatch, DecodeError> {
+    decode(Signal::Traces, &TRACES_REQUEST, &SPAN, buf)
+}
+
+/// [`decode_traces`] for an `ExportMetricsServiceRequest`, counting data points.
+pub fn decode_metrics(buf: &Bytes) -> Result<RawBatch, DecodeError> {
+    decode(Signal::Metrics, &METRICS_REQUEST, &NUMBER_POINT, buf)
+}
+
+fn decode(
+    signal: Signal,
+    request: &'static Schema,
+    counted: &'static Schema,
+    buf: &Bytes,
+) -> Result<RawBatch, DecodeError> {
+    let mut batch = RawBatch::new(signal);
+    let mut fields = Fields::new(buf, 0, buf.len());
+    let mut start = 0;
+    while let Some((field, wire)) = fields.next_field()? {
+        let end = fields.pos();
+        match (request.kind(field), wire) {
+            (Some(Message(schema)), Wire::Len(s, e)) => {
+                let mut items = 0;
+                check(buf, s, e, schema, counted, &mut items, 1)?;
+                if items > 0 {
+                    batch.resources.push((buf.slice(start..end), items));
+                }
+            }
+            (Some(_), wire) => return Err(wrong(field, wire, start)),
+            // An unknown top-level field: skipped, as a newer sender may add one.
+            (None, _) => {}
+        }
+        start = end;
+    }
+    Ok(batch)
+}
+
+/// The schemas whose messages are counted: spans, and every kind of metric data point.
+fn is_counted(schema: &'static Schema, counted: &'static Schema) -> bool {
+    if std::ptr::eq(counted, &SPAN) {
+        return std::ptr::eq(schema, &SPAN);
+    }
+    [
+        &NUMBER_POINT,
+        &HISTOGRAM_POINT,
+        &EXP_HISTOGRAM_POINT,
+        &SUMMARY_POINT,
+    ]
+    .iter()
+    .any(|s| std::ptr::eq(schema, *s))
+}
+
+fn check(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    schema: &'static Schema,
+    counted: &'static Schema,
+    items: &mut usize,
+    depth: usize,
+) -> Result<(), DecodeError> {
+    if depth > super::logs::MAX_DEPTH {
+        return Err(DecodeError::TooDeep(super::logs::MAX_DEPTH));
+    }
+    if is_counted(schema, counted) {
+        *items += 1;
+    }
+    let mut fields = Fields::new(buf, start, end);
+    loop {
+        let at = fields.pos();
+        let Some((field, wire)) = fields.next_field()? else {
+            return Ok(());
+        };
+        let Some(kind) = schema.kind(field) else {
+            continue;
+        };
+        match (kind, wire) {
+            (Message(inner), Wire::Len(s, e)) => {
+                check(buf, s, e, inner, counted, items, depth + 1)?;
+            }
+            (Str(what), Wire::Len(s, e)) => {
+                if std::str::from_utf8(&buf[s..e]).is_err() {
+                    return Err(DecodeError::Utf8 { what, at: s });
+                }
+            }
+            (Bytes, Wire::Len(..)) => {}
+            (Id(what, want), Wire::Len(s, e)) => {
+                if e - s != 0 && e - s != want {
+                    return Err(DecodeError::Length {
+                        what,
+                        want,
+                        got: e - s,
+                    });
+                }
+            }
+            (Varint, Wire::Varint(_)) | (I64, Wire::Fixed64(_)) | (I32, Wire::Fixed32(_)) => {}
+            (PackedVarint, Wire::Varint(_)) | (PackedI64, Wire::Fixed64(_)) => {}
+            (PackedI64, Wire::Len(s, e)) => {
+                if (e - s) % 8 != 0 {
+                    return Err(DecodeError::Length {
+                        what: "a packed 64-bit field",
+                        want: (e - s).next_multiple_of(8),
+                        got: e - s,
+                    });
+                }
+            }
+            (PackedVarint, Wire::Len(s, e)) => {
+                let mut pos = s;
+                while pos < e {
+                    let bytes = buf[pos..e].iter().position(|b| b & 0x80 == 0);
+                    match bytes {
+                        Some(n) if n < 10 => pos += n + 1,
+                        _ => return Err(DecodeError::Varint(pos)),
+                    }
+                }
+            }
+            (_, wire) => return Err(wrong(field, wire, at)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, metric, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    use prost::Message;
+
+    fn attr(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn spans(service: &str, n: usize) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (0..n)
+                    .map(|i| Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![i as u8 + 1; 8],
+                        name: format!("op{i}"),
+                        kind: span::SpanKind::Server as i32,
+                        events: vec![span::Event {
+                            name: "e".into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn traces(parts: Vec<ResourceSpans>) -> Bytes {
+        Bytes::from(
+            ExportTraceServiceRequest {
+                resource_spans: parts,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    #[test]
+    fn spans_are_counted_per_resource_and_reencode_to_the_same_request() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![spans("a", 3), spans("b", 0), spans("c", 2)],
+        };
+        let bytes = Bytes::from(req.encode_to_vec());
+        let batch = decode_traces(&bytes).unwrap();
+        assert_eq!(
+            batch.resources.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [3, 2],
+            "the empty resource is dropped"
+        );
+        let mut out = Vec::new();
+        batch.encode(&mut out);
+        let back = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
+        assert_eq!(back.resource_spans, vec![spans("a", 3), spans("c", 2)]);
+    }
+
+    #[test]
+    fn metric_data_points_of_every_kind_are_counted() {
+        let point = NumberDataPoint {
+            value: Some(number_data_point::Value::AsInt(3)),
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "g".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![point.clone(), point],
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "h".into(),
+                            data: Some(metric::Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    bucket_counts: vec![1, 2, 3],
+                                    explicit_bounds: vec![0.5, 1.0],
+                                    ..Default::default()
+                                }],
+                                aggregation_temporality: 2,
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let batch = decode_metrics(&Bytes::from(req.encode_to_vec())).unwrap();
+        assert_eq!(batch.len(), 3);
+    }
+
+    #[test]
+    fn split_keeps_resources_whole() {
+        let bytes = traces(vec![spans("a", 3), spans("b", 3), spans("c", 3)]);
+        let mut batch = decode_traces(&bytes).unwrap();
+        let head = batch.split_to(5);
+        assert_eq!((head.len(), batch.len()), (3, 6));
+        let big = batch.split_to(1);
+        assert_eq!(big.len(), 3, "at least one resource, even over the size");
+    }
+
+    #[test]
+    fn malformed_requests_say_what_is_wrong() {
+        let mut bad_id = spans("a", 1);
+        bad_id.scope_spans[0].spans[0].trace_id = vec![1; 3];
+        let err = decode_traces(&traces(vec![bad_id])).unwrap_err();
+        assert_eq!(err.to_string(), "trace_id must be 16 bytes, not 3");
+
+        let mut bad_name = spans("a", 1);
+        bad_name.scope_spans[0].spans[0].name = "x".into();
+        let mut raw = traces(vec![bad_name]).to_vec();
+        let at = raw.iter().rposition(|&b| b == b'x').unwrap();
+        raw[at] = 0xff;
+        let err = decode_traces(&Bytes::from(raw)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("a span name is not valid UTF-8")
+        );
+
+        let full = traces(vec![spans("a", 2)]);
+        let cut = full.slice(..full.len() - 3);
+        assert!(matches!(
+            decode_traces(&cut),
+            Err(DecodeError::Truncated(_))
+        ));
+        // A span name sent as a varint.
+        let wrong_type = Bytes::from_static(&[0x0a, 0x06, 0x12, 0x04, 0x12, 0x02, 0x28, 0x01]);
+        assert!(matches!(
+            decode_traces(&wrong_type),
+            Err(DecodeError::WireType { field: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn mutated_requests_never_panic() {
+        let bytes = traces(vec![spans("a", 4), spans("b", 2)]).to_vec();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut m = bytes.clone();
+            let i = (seed as usize) % m.len();
+            m[i] = (seed >> 32) as u8;
+            if seed.is_multiple_of(3) {
+                m.truncate((seed >> 40) as usize % m.len());
+            }
+            let _ = decode_traces(&Bytes::from(m));
+        }
+    }
+}

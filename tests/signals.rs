@@ -1,0 +1,337 @@
+//! Traces and metrics on the EDOT path: the OpenTelemetry Python SDK sends spans and metrics to
+//! a sluice agent (gRPC or HTTP), the agent forwards them over OTLP/gRPC to a sluice gateway,
+//! and the gateway's `otlphttp` exporter hands them to a test server. What arrives is compared
+//! field by field with what the SDK exported.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{OtlpSink, Sluice, free_port, python};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use prost::Message;
+use serde_json::{Value as Json, json};
+
+fn any_json(v: &Option<AnyValue>) -> Json {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(PValue::StringValue(s)) => json!(s),
+        Some(PValue::BoolValue(b)) => json!(b),
+        Some(PValue::IntValue(i)) => json!(i),
+        Some(PValue::DoubleValue(d)) => json!(d),
+        Some(PValue::ArrayValue(a)) => Json::Array(
+            a.values
+                .iter()
+                .map(|v| any_json(&Some(v.clone())))
+                .collect(),
+        ),
+        other => panic!("unexpected value {other:?}"),
+    }
+}
+
+fn attrs_json(kvs: &[KeyValue]) -> Json {
+    Json::Object(
+        kvs.iter()
+            .map(|kv| (kv.key.clone(), any_json(&kv.value)))
+            .collect(),
+    )
+}
+
+/// An attribute's value as JSON (the SDK may send integral floats as ints: compare as f64).
+fn same(a: &Json, b: &Json) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn same_attrs(got: &Json, want: &Json) -> bool {
+    let (Some(g), Some(w)) = (got.as_object(), want.as_object()) else {
+        return false;
+    };
+    g.len() == w.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|x| same(x, v)))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn start_pair(sink: &OtlpSink) -> (Sluice, Sluice, u16, u16) {
+    let (gw_grpc, gw_metrics) = (free_port(), free_port());
+    let gateway = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gw_grpc}
+processors:
+  memory_limiter: {{ limit_mib: 4096 }}
+  batch: {{ timeout: 100ms }}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink}
+    compression: none
+  debug: {{}}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{gw_metrics}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlphttp, debug]
+    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlphttp, debug]
+"#,
+            sink = sink.port
+        ),
+        gw_grpc,
+    );
+    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+    let agent = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+      http:
+        endpoint: 127.0.0.1:{http}
+processors:
+  batch: {{ timeout: 100ms }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{gw_grpc}
+    tls: {{ insecure: true }}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+    metrics:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+"#
+        ),
+        http,
+    );
+    (agent, gateway, grpc, http)
+}
+
+fn sdk_spans_and_metrics_arrive_field_by_field(protocol: &str) {
+    let sink = OtlpSink::start(Duration::ZERO);
+    let (_agent, _gateway, grpc, http) = start_pair(&sink);
+    let endpoint = match protocol {
+        "grpc" => format!("127.0.0.1:{grpc}"),
+        _ => format!("http://127.0.0.1:{http}"),
+    };
+    let out = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/send_telemetry.py"
+        ))
+        .args([endpoint.as_str(), "40", protocol])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let want_spans = sent["spans"].as_array().unwrap();
+    assert_eq!(want_spans.len(), 40);
+
+    // The SDK exports when flushed; everything was acked by the time it exited, so it is
+    // at the gateway's exporter already or about to be.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut traces, mut metrics) = (Vec::new(), Vec::new());
+    loop {
+        traces.clear();
+        metrics.clear();
+        for r in sink.received.lock().unwrap().iter() {
+            match r.path.as_str() {
+                "/v1/traces" => {
+                    traces.push(ExportTraceServiceRequest::decode(&r.body[..]).unwrap())
+                }
+                "/v1/metrics" => {
+                    metrics.push(ExportMetricsServiceRequest::decode(&r.body[..]).unwrap())
+                }
+                other => panic!("unexpected path {other}"),
+            }
+        }
+        let spans: usize = traces
+            .iter()
+            .flat_map(|t| &t.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        if (spans >= 40 && !metrics.is_empty()) || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut got = std::collections::HashMap::new();
+    for rs in traces.iter().flat_map(|t| &t.resource_spans) {
+        let resource = attrs_json(&rs.resource.as_ref().unwrap().attributes);
+        assert_eq!(resource["service.name"], "checkout");
+        assert_eq!(resource["service.version"], "1.4.2");
+        for ss in &rs.scope_spans {
+            let scope = ss.scope.as_ref().unwrap();
+            assert_eq!(
+                (scope.name.as_str(), scope.version.as_str()),
+                ("shop", "2.0.0")
+            );
+            for span in &ss.spans {
+                assert!(
+                    got.insert(hex(&span.span_id), span.clone()).is_none(),
+                    "span {} arrived twice",
+                    hex(&span.span_id)
+                );
+            }
+        }
+    }
+    assert_eq!(got.len(), 40, "every span arrives exactly once");
+    for want in want_spans {
+        let span = &got[want["span_id"].as_str().unwrap()];
+        assert_eq!(span.name, want["name"]);
+        assert_eq!(hex(&span.trace_id), want["trace_id"]);
+        assert_eq!(hex(&span.parent_span_id), want["parent_span_id"]);
+        assert_eq!(i64::from(span.kind), want["kind"]);
+        assert_eq!(span.start_time_unix_nano, want["start"]);
+        assert_eq!(span.end_time_unix_nano, want["end"]);
+        assert!(
+            same_attrs(&attrs_json(&span.attributes), &want["attributes"]),
+            "{:?} vs {}",
+            span.attributes,
+            want["attributes"]
+        );
+        let events = want["events"].as_array().unwrap();
+        assert_eq!(span.events.len(), events.len());
+        for (e, w) in span.events.iter().zip(events) {
+            assert_eq!(e.name, w["name"]);
+            assert_eq!(e.time_unix_nano, w["time"]);
+            assert!(same_attrs(&attrs_json(&e.attributes), &w["attributes"]));
+        }
+        let links = want["links"].as_array().unwrap();
+        assert_eq!(span.links.len(), links.len());
+        for (l, w) in span.links.iter().zip(links) {
+            assert_eq!(hex(&l.trace_id), w["trace_id"]);
+            assert_eq!(hex(&l.span_id), w["span_id"]);
+            assert!(same_attrs(&attrs_json(&l.attributes), &w["attributes"]));
+        }
+        let status = span.status.clone().unwrap_or_default();
+        assert_eq!(i64::from(status.code), want["status"]["code"]);
+        assert_eq!(status.message, want["status"]["message"]);
+    }
+
+    let mut orders = std::collections::BTreeMap::new();
+    let mut latency = None;
+    for rm in metrics.iter().flat_map(|m| &m.resource_metrics) {
+        let resource = attrs_json(&rm.resource.as_ref().unwrap().attributes);
+        assert_eq!(resource["service.name"], "checkout");
+        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            match (m.name.as_str(), &m.data) {
+                ("orders", Some(metric::Data::Sum(sum))) => {
+                    assert!(sum.is_monotonic);
+                    assert_eq!(m.description, "Orders placed");
+                    for p in &sum.data_points {
+                        let region = attrs_json(&p.attributes)["region"].clone();
+                        let Some(number_data_point::Value::AsInt(v)) = p.value else {
+                            panic!("orders is an int counter")
+                        };
+                        orders.insert(region.as_str().unwrap().to_string(), v);
+                    }
+                }
+                ("latency", Some(metric::Data::Histogram(h))) => {
+                    let p = &h.data_points[0];
+                    latency = Some((p.count, p.sum.unwrap_or_default()));
+                }
+                (name, _) => panic!("unexpected metric {name}"),
+            }
+        }
+    }
+    assert_eq!(orders["eu"], sent["orders"]["eu"]);
+    assert_eq!(orders["us"], sent["orders"]["us"]);
+    let (count, sum) = latency.expect("the histogram arrived");
+    assert_eq!(count, sent["latency"]["count"]);
+    assert_eq!(sum, sent["latency"]["sum"].as_f64().unwrap());
+}
+
+#[test]
+fn sdk_spans_and_metrics_cross_agent_and_gateway_over_grpc() {
+    sdk_spans_and_metrics_arrive_field_by_field("grpc");
+}
+
+#[test]
+fn sdk_spans_and_metrics_cross_agent_and_gateway_over_http() {
+    sdk_spans_and_metrics_arrive_field_by_field("http");
+}
+
+#[test]
+fn traces_and_metrics_requests_get_clear_answers() {
+    let (http, metrics) = (free_port(), free_port());
+    let _sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  debug: {{}}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+"#
+        ),
+        http,
+    );
+    let post = |path: &str, ct: &str, body: &[u8]| {
+        common::Client::connect(http)
+            .unwrap()
+            .request("POST", path, &[("Content-Type", ct)], body)
+            .unwrap()
+    };
+    let pb = "application/x-protobuf";
+    // A span whose trace id is 3 bytes long.
+    let bad = [0x0a, 0x09, 0x12, 0x07, 0x12, 0x05, 0x0a, 0x03, 1, 2, 3];
+    let r = post("/v1/traces", pb, &bad);
+    assert_eq!(r.status, 400);
+    let msg = String::from_utf8_lossy(&r.body);
+    assert!(
+        msg.contains("invalid ExportTraceServiceRequest: trace_id must be 16 bytes, not 3"),
+        "{msg}"
+    );
+    let r = post("/v1/traces", "application/json", b"{}");
+    assert_eq!(r.status, 415);
+    let r = post("/v1/metrics", pb, b"");
+    assert_eq!(
+        r.status, 404,
+        "no metrics pipeline takes data from this receiver"
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("no metrics pipeline"));
+    let r = post("/v1/traces", pb, b"");
+    assert_eq!(r.status, 200, "an empty request is valid");
+}
