@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# OTLP/HTTP logs, one core each: sluice (otlp -> debug basic) and rotel (rotel-agent with the
-# blackhole exporter), driven in turn by the same wrk load (100 connections POSTing one
-# prebuilt request of RECORDS records). Prints records/s for each and the ratio.
+# OTLP logs, one core each: sluice (otlp -> batch -> debug basic) and rotel (rotel-agent with
+# the blackhole exporter), driven in turn by the same load from sluice-loadgen (CONNECTIONS
+# connections, one request of RECORDS records in flight on each) over OTLP/HTTP and OTLP/gRPC.
+# Prints accepted records/s, the server's CPU use, and the ratio per protocol.
 #
-#   bench/otlp_vs_rotel.sh                 # needs wrk, and python3 for the body
-#   RECORDS=500 DURATION=15 bench/otlp_vs_rotel.sh
+#   bench/otlp_vs_rotel.sh
+#   RECORDS=512 DURATION=15 PROTOCOLS=grpc bench/otlp_vs_rotel.sh
 #
 # rotel comes from PyPI (`pip install rotel` ships the rotel-agent binary); ROTEL=path overrides.
 # Note: rotel answers once a request is queued; sluice answers after its exporter has it.
@@ -16,23 +17,23 @@ LOAD_CORES=${LOAD_CORES:-0}
 CONNECTIONS=${CONNECTIONS:-100}
 DURATION=${DURATION:-20}
 RECORDS=${RECORDS:-100}
+PROTOCOLS=${PROTOCOLS:-http grpc}
 PORT=${PORT:-14318}
 SLUICE=${SLUICE:-target/release/sluice}
+LOADGEN=${LOADGEN:-target/release/sluice-loadgen}
 
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-venv=${VENV:-target/pyenv}
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r tests/python/requirements.txt
+if [ -z "${ROTEL:-}" ]; then
+  venv=${VENV:-target/pyenv}
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  ls "$venv"/lib/python3*/site-packages/rotel/rotel-agent >/dev/null 2>&1 || "$venv/bin/pip" install -q rotel
+  ROTEL=$(ls "$venv"/lib/python3*/site-packages/rotel/rotel-agent)
 fi
-[ -n "${ROTEL:-}" ] || { "$venv/bin/pip" install -q rotel; ROTEL=$(ls "$venv"/lib/python3*/site-packages/rotel/rotel-agent); }
-[ -x "$SLUICE" ] || cargo build --release --quiet
-"$venv/bin/python" bench/otlp_body.py "$work/body.pb" "$RECORDS"
-echo "request: $RECORDS records, $(stat -c %s "$work/body.pb") bytes" >&2
+[ -x "$SLUICE" ] && [ -x "$LOADGEN" ] || cargo build --release --quiet --bins
 
 cat >"$work/sluice.yaml" <<YAML
 receivers:
@@ -40,6 +41,10 @@ receivers:
     protocols:
       http:
         endpoint: 127.0.0.1:${PORT}
+      grpc:
+        endpoint: 127.0.0.1:$((PORT + 2))
+processors:
+  batch: {}
 exporters:
   debug:
     verbosity: basic
@@ -51,27 +56,40 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
+      processors: [batch]
       exporters: [debug]
 YAML
 
-run() { # name, then the command to pin
-  local name=$1; shift
-  taskset -c "$CORE" "$@" >/dev/null 2>"$work/$name.log" &
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+run() { # name protocol, then the command to pin
+  local name=$1 proto=$2; shift 2
+  taskset -c "$CORE" "$@" >/dev/null 2>"$work/$name-$proto.log" &
   local pid=$!
   pids+=($pid)
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-  BODY_FILE="$work/body.pb" taskset -c "$LOAD_CORES" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s \
-    -s bench/otlp_post.lua "http://127.0.0.1:$PORT/" >"$work/$name.wrk" 2>&1 || true
+  sleep 0.5
+  local url=http://127.0.0.1:$PORT
+  [ "$proto" = grpc ] && url=grpc://127.0.0.1:$((PORT + 2))
+  local t0 c0
+  t0=$(date +%s.%N); c0=$(cpu_ticks "$pid")
+  taskset -c "$LOAD_CORES" "$LOADGEN" "$url" --connections "$CONNECTIONS" --records "$RECORDS" \
+    --duration "$DURATION" >"$work/$name-$proto.out"
+  local c1 t1
+  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  local rps non2xx
-  rps=$(awk '/Requests\/sec/ { print $2 }' "$work/$name.wrk")
-  non2xx=$(awk '/Non-2xx/ { print $5 }' "$work/$name.wrk")
-  awk -v r="$rps" -v n="$RECORDS" -v name="$name" -v bad="${non2xx:-0}" \
-    'BEGIN { printf "%s_records_s=%.0f non_2xx=%s\n", name, r * n, bad }' >>"$work/summary"
-  echo "$rps" >"$work/$name.rps"
+  local rate failed
+  rate=$(awk -F= '/^accepted_records_per_s=/ { print $2 }' "$work/$name-$proto.out")
+  failed=$(awk -F= '/^failed_requests=/ { print $2 }' "$work/$name-$proto.out")
+  awk -v n="$name" -v p="$proto" -v r="$rate" -v f="$failed" -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%s_%s_records_s=%s cpu_pct=%.0f failed_requests=%s\n", n, p, r, 100 * c / hz / (t1 - t0), f }' | tee -a "$work/summary"
+  echo "$rate" >"$work/$name-$proto.rate"
 }
 
-run sluice "$SLUICE" --config "$work/sluice.yaml"
-run rotel "$ROTEL" start --otlp-http-endpoint "127.0.0.1:$PORT" --otlp-grpc-endpoint "127.0.0.1:$((PORT + 2))" --exporter blackhole
-cat "$work/summary"
-awk -v s="$(cat "$work/sluice.rps")" -v r="$(cat "$work/rotel.rps")" 'BEGIN { printf "ratio_sluice_over_rotel=%.2f\n", s / r }'
+for proto in $PROTOCOLS; do
+  run sluice "$proto" "$SLUICE" --config "$work/sluice.yaml"
+  run rotel "$proto" "$ROTEL" start --otlp-http-endpoint "127.0.0.1:$PORT" \
+    --otlp-grpc-endpoint "127.0.0.1:$((PORT + 2))" --exporter blackhole
+  awk -v s="$(cat "$work/sluice-$proto.rate")" -v r="$(cat "$work/rotel-$proto.rate")" -v p="$proto" \
+    'BEGIN { printf "ratio_sluice_over_rotel_%s=%.2f\n", p, s / r }'
+done

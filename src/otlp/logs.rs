@@ -95,6 +95,7 @@ impl Decoder<'_> {
             resource_dropped_attributes_count: resource.resource_dropped_attributes_count,
             ..Default::default()
         };
+        let mut records = 0;
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
@@ -120,31 +121,36 @@ impl Decoder<'_> {
                     }
                 }
                 (3, Wire::Len(s, e)) => origin.scope_schema_url = self.str("schema_url", s, e)?,
-                (2, Wire::Len(..)) => {}
+                (2, Wire::Len(..)) => records += 1,
                 (1..=3, w) => return Err(wrong(field, w, s)),
                 _ => {}
             }
         }
+        if records == 0 {
+            return Ok(());
+        }
+        // Counted on the first pass: the records vector grows once, not by doubling (each
+        // doubling moved every record decoded so far).
+        batch.records.reserve(records);
         let index = batch.origins.len() as u32;
-        let mut any = false;
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             if let (2, Wire::Len(s, e)) = (field, wire) {
-                batch.records.push(self.record(s, e, index)?);
-                any = true;
+                // Decoded in place: a record returned by value is copied once more.
+                batch.records.push(LogRecord {
+                    origin: index,
+                    ..Default::default()
+                });
+                if let Some(r) = batch.records.last_mut() {
+                    self.record(s, e, r)?;
+                }
             }
         }
-        if any {
-            batch.origins.push(origin);
-        }
+        batch.origins.push(origin);
         Ok(())
     }
 
-    fn record(&self, s: usize, e: usize, origin: u32) -> Result<LogRecord, DecodeError> {
-        let mut r = LogRecord {
-            origin,
-            ..Default::default()
-        };
+    fn record(&self, s: usize, e: usize, r: &mut LogRecord) -> Result<(), DecodeError> {
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
@@ -163,7 +169,7 @@ impl Decoder<'_> {
                 _ => {}
             }
         }
-        Ok(r)
+        Ok(())
     }
 
     /// A trace or span id: exactly N bytes, or empty for "not set".
