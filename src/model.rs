@@ -441,11 +441,14 @@ impl LogBatch {
             return;
         }
         let offset = self.origins.len() as u32;
+        let start = self.records.len();
         self.origins.append(&mut other.origins);
-        self.records.reserve(other.records.len());
-        for mut r in other.records {
-            r.origin += offset;
-            self.records.push(r);
+        // One bulk move, then the origin indices fixed in place.
+        self.records.append(&mut other.records);
+        if offset > 0 {
+            for r in &mut self.records[start..] {
+                r.origin += offset;
+            }
         }
     }
 
