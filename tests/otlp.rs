@@ -567,3 +567,59 @@ fn agent_forwards_sdk_logs_over_http_to_a_gateway_that_comes_up_late() {
 fn agent_forwards_sdk_logs_over_grpc_to_a_gateway_that_comes_up_late() {
     agent_forwards_to_a_late_gateway("grpc");
 }
+
+#[test]
+fn grpc_connections_are_closed_after_max_connection_age() {
+    let (_sluice, collector, grpc, _) = start_grpc(
+        "keepalive: { server_parameters: { max_connection_age: 1s, max_connection_age_grace: 1s } }",
+        "",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lived = rt.block_on(async {
+        use http_body_util::{BodyExt, Full};
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", grpc))
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        let opened = std::time::Instant::now();
+        let ended = tokio::spawn(async move {
+            let _ = conn.await;
+            opened.elapsed()
+        });
+        let body = sluice::otlp::grpc::frame(&request().encode_to_vec(), false);
+        let req = hyper::Request::post(format!(
+            "http://127.0.0.1:{grpc}{}",
+            sluice::otlp::grpc::LOGS_EXPORT
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(body))
+        .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let trailers = body.collect().await.unwrap().trailers().cloned();
+        let status = parts
+            .headers
+            .get("grpc-status")
+            .or(trailers.as_ref().and_then(|t| t.get("grpc-status")))
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(status.as_deref(), Some("0"));
+        tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect("the server closes the connection")
+            .unwrap()
+    });
+    assert!(
+        lived >= Duration::from_millis(900) && lived < Duration::from_secs(6),
+        "connection lived {lived:?}"
+    );
+    assert_eq!(collector.wait_for(1, Duration::from_secs(5)).len(), 1);
+}

@@ -333,6 +333,8 @@ pub struct Received {
 pub struct OtlpSink {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// While set, requests are read but not answered (a stalled peer).
+    pub paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl OtlpSink {
@@ -340,11 +342,14 @@ impl OtlpSink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sink = Arc::clone(&received);
+        let gate = Arc::clone(&paused);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 let sink = Arc::clone(&sink);
+                let gate = Arc::clone(&gate);
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(conn);
                     loop {
@@ -379,6 +384,9 @@ impl OtlpSink {
                             body,
                         });
                         std::thread::sleep(hold);
+                        while gate.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
                         let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
                                       Content-Length: 0\r\n\r\n";
                         if reader.get_mut().write_all(answer.as_bytes()).is_err() {
@@ -388,7 +396,11 @@ impl OtlpSink {
                 });
             }
         });
-        OtlpSink { port, received }
+        OtlpSink {
+            port,
+            received,
+            paused,
+        }
     }
 
     pub fn count(&self) -> usize {

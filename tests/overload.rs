@@ -1,0 +1,198 @@
+//! Overload: clients send faster than a small `memory_limiter` allows while the next hop is
+//! stalled. They must see 429 with `Retry-After`, sluice's memory must stay under the limit, and
+//! once the next hop recovers every record a client retried must arrive.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Client, OtlpSink, Sluice, free_port};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use prost::Message;
+
+// Each request is about 0.9 MB on the wire and as much again decoded. Clients wait for their
+// answer and answers wait for delivery, so what sluice holds is the requests in flight: 48
+// clients could bring ~85 MB in, and the limiter must stop them at the soft limit (48 MiB).
+const LIMIT_MIB: u64 = 128;
+const SPIKE_MIB: u64 = 80;
+const THREADS: usize = 48;
+const REQUESTS_PER_THREAD: usize = 3;
+const RECORDS: usize = 2000;
+
+fn request(thread: usize, n: usize) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..RECORDS)
+                    .map(|i| LogRecord {
+                        body: Some(AnyValue {
+                            value: Some(PValue::StringValue(format!(
+                                "{thread}-{n}-{i} {}",
+                                "x".repeat(400)
+                            ))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// Known defect, reproduced here: after the spike, resident memory stays near its peak (~80
+/// MiB) although sluice holds almost nothing, because the allocator keeps freed pages mapped,
+/// so the RSS-based limiter never stops refusing and the clients' retries never get in.
+/// The fix (next): measure live heap bytes in a counting global allocator, as the Collector
+/// measures Go's heap, and keep RSS as the fallback.
+#[test]
+#[ignore = "memory_limiter on RSS stays above its soft limit after a spike; see the doc comment"]
+fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
+    let sink = OtlpSink::start(Duration::ZERO);
+    sink.paused.store(true, Ordering::Relaxed);
+    let (http, metrics) = (free_port(), free_port());
+    let sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+processors:
+  memory_limiter:
+    check_interval: 20ms
+    limit_mib: {LIMIT_MIB}
+    spike_limit_mib: {SPIKE_MIB}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink}
+    compression: none
+    timeout: 120s
+    sending_queue: {{ queue_size: 10000000 }}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [memory_limiter]
+      exporters: [otlphttp]
+"#,
+            sink = sink.port
+        ),
+        http,
+    );
+
+    // Clients that retry refused requests after Retry-After, as OTel SDKs do.
+    let refusals = Arc::new(AtomicUsize::new(0));
+    let hints_ok = Arc::new(AtomicBool::new(true));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (refusals, hints_ok) = (Arc::clone(&refusals), Arc::clone(&hints_ok));
+            std::thread::spawn(move || {
+                let mut client = Client::connect(http).unwrap();
+                for n in 0..REQUESTS_PER_THREAD {
+                    let body = request(t, n);
+                    loop {
+                        let resp = client
+                            .request(
+                                "POST",
+                                "/v1/logs",
+                                &[("Content-Type", "application/x-protobuf")],
+                                &body,
+                            )
+                            .unwrap();
+                        match resp.status {
+                            200 => break,
+                            429 => {
+                                refusals.fetch_add(1, Ordering::Relaxed);
+                                let wait: u64 = match resp.header("retry-after") {
+                                    Some(v) => v.parse().unwrap_or(0),
+                                    None => 0,
+                                };
+                                if wait == 0 {
+                                    hints_ok.store(false, Ordering::Relaxed);
+                                }
+                                std::thread::sleep(Duration::from_secs(wait.max(1)));
+                            }
+                            other => panic!("unexpected status {other}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Hold the next hop until the limiter has refused for a while, then let data through.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refusals.load(Ordering::Relaxed) < THREADS * 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the memory limiter never refused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    sink.paused.store(false, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(
+        hints_ok.load(Ordering::Relaxed),
+        "every 429 carries Retry-After"
+    );
+
+    let want = THREADS * REQUESTS_PER_THREAD * RECORDS;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = BTreeSet::new();
+    while seen.len() < want && Instant::now() < deadline {
+        seen.clear();
+        for r in sink.received.lock().unwrap().iter() {
+            let req = ExportLogsServiceRequest::decode(&r.body[..]).unwrap();
+            for lr in req
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .flat_map(|sl| &sl.log_records)
+            {
+                if let Some(AnyValue {
+                    value: Some(PValue::StringValue(s)),
+                }) = &lr.body
+                {
+                    seen.insert(s.split(' ').next().unwrap_or("").to_string());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen.len(), want, "every record a client sent arrives");
+    let peak = peak_rss_mib(sluice.child.id());
+    assert!(
+        peak < LIMIT_MIB,
+        "peak resident memory {peak} MiB is over limit_mib {LIMIT_MIB}"
+    );
+    eprintln!(
+        "refusals: {}, peak RSS {peak} MiB",
+        refusals.load(Ordering::Relaxed)
+    );
+}
