@@ -38,6 +38,16 @@ pub struct Settings {
     pub metrics: Metrics,
 }
 
+impl Settings {
+    /// The most items sent in one batch.
+    fn largest_batch(&self) -> usize {
+        match self.send_batch_max_size {
+            0 => usize::MAX,
+            max => max,
+        }
+    }
+}
+
 /// The batcher's telemetry, named after the OTel Collector's batch processor metrics.
 #[derive(Clone, Default)]
 pub struct Metrics {
@@ -317,10 +327,7 @@ impl Batcher {
         } else if timeout.is_zero() {
             self.flush(group, Trigger::Timeout);
         } else if s.send_batch_size > 0 && group.batch.len() >= s.send_batch_size {
-            let cap = match s.send_batch_max_size {
-                0 => usize::MAX,
-                max => max,
-            };
+            let cap = s.largest_batch();
             while group.batch.len() >= s.send_batch_size {
                 let part = group.take(cap);
                 self.send(part, Trigger::Size);
@@ -335,10 +342,7 @@ impl Batcher {
 
     /// Sends everything `group` holds, cut at `send_batch_max_size`.
     fn flush(&self, group: &mut Group, trigger: Trigger) {
-        let cap = match self.settings.send_batch_max_size {
-            0 => usize::MAX,
-            max => max,
-        };
+        let cap = self.settings.largest_batch();
         while !group.batch.is_empty() {
             let part = group.take(cap);
             self.send(part, trigger);
