@@ -1,6 +1,7 @@
 //! sluice: a telemetry gateway in the style of the OpenTelemetry Collector, built for CPU per
 //! event. See README.md for the components and `service` for how they are wired.
 
+pub mod alloc;
 pub mod codec;
 pub mod config;
 pub mod exporters;

@@ -154,6 +154,9 @@ impl Registry {
 pub struct ReceiverMetrics {
     pub accepted: Counter,
     pub refused: Counter,
+    /// Requests the memory limiter refused before reading them, so their records are not
+    /// counted in `refused`.
+    pub refused_requests: Counter,
     pub accepted_bytes: Counter,
 }
 
@@ -169,6 +172,11 @@ impl ReceiverMetrics {
             refused: registry.counter(
                 "otelcol_receiver_refused_log_records_total",
                 "Log records that could not be pushed into the pipeline.",
+                &labels,
+            ),
+            refused_requests: registry.counter(
+                "sluice_receiver_refused_unread_requests_total",
+                "Requests refused by the memory limiter before their body was read.",
                 &labels,
             ),
             accepted_bytes: registry.counter(

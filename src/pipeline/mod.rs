@@ -200,6 +200,15 @@ impl WorkerSlot {
         self.consumer.accepts(signal)
     }
 
+    /// Whether every processor (the memory limiter) would take data now; a receiver asks
+    /// before reading a body so that it refuses without holding it.
+    pub fn admits(&self) -> bool {
+        self.consumer
+            .pipelines
+            .iter()
+            .all(|p| p.processors.iter().all(|proc| proc.admit()))
+    }
+
     /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
     /// had) or refused. An empty batch is accepted without touching the pipeline.
     pub async fn consume(

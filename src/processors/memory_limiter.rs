@@ -11,12 +11,17 @@
 //! ```
 //!
 //! Above the soft limit (`limit - spike_limit`) every receiver refuses new data; once back
-//! below, it takes data again. Memory is the process's resident set (RSS, from
-//! `/proc/self/statm`): it is what the kernel and the cgroup charge and what an OOM kill is
-//! decided on, and, unlike allocator statistics, it also sees memory the allocator keeps
-//! cached after a free. It is read on the request path at most once per `check_interval`, so
+//! below, it takes data again. What is measured is the live heap: the bytes sluice's counting
+//! global allocator (`crate::alloc`) has handed out and not had back, as the Collector reads
+//! Go's heap. Resident memory (RSS) would be the wrong signal: after a spike the allocator keeps
+//! freed pages mapped for reuse, so RSS stays near its peak while sluice holds nothing, and
+//! the limiter would refuse forever. Where the counting allocator is not installed (sluice
+//! used as a library) RSS from `/proc/self/statm` is the fallback. The spike headroom is what
+//! covers the gap between the two: allocator overhead and the requests being read when the
+//! limit is crossed. Memory is read on the request path at most once per `check_interval`, so
 //! an idle process reads nothing. The state is exported as `sluice_memory_limiter_refusing`,
-//! `sluice_memory_limiter_rss_bytes` and `sluice_memory_limiter_soft_limit_bytes`.
+//! `sluice_memory_limiter_heap_bytes`, `sluice_memory_limiter_rss_bytes` and
+//! `sluice_memory_limiter_soft_limit_bytes`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -158,9 +163,66 @@ struct Shared {
     started: Instant,
     last_check_ms: AtomicU64,
     refusing: AtomicBool,
-    read: Box<dyn Fn() -> Option<u64> + Send + Sync>,
-    refusing_gauge: Gauge,
-    rss_gauge: Gauge,
+    read: Box<dyn Fn() -> Option<Reading> + Send + Sync>,
+    gauges: Gauges,
+}
+
+/// The limiter's state, as exported.
+#[derive(Default)]
+struct Gauges {
+    refusing: Gauge,
+    heap: Gauge,
+    heap_peak: Gauge,
+    rss: Gauge,
+}
+
+impl Gauges {
+    fn new(t: &crate::telemetry::Registry, labels: &[(&str, &str)]) -> Gauges {
+        Gauges {
+            refusing: t.gauge(
+                "sluice_memory_limiter_refusing",
+                "1 while the memory limiter refuses new data.",
+                labels,
+            ),
+            heap: t.gauge(
+                "sluice_memory_limiter_heap_bytes",
+                "Live heap bytes at the last check (0 without sluice's counting allocator).",
+                labels,
+            ),
+            heap_peak: t.gauge(
+                "sluice_memory_limiter_heap_peak_bytes",
+                "The most live heap bytes seen since start (0 without sluice's allocator).",
+                labels,
+            ),
+            rss: t.gauge(
+                "sluice_memory_limiter_rss_bytes",
+                "Resident memory at the last check.",
+                labels,
+            ),
+        }
+    }
+}
+
+/// One measurement: the live heap when the counting allocator is installed, and RSS.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reading {
+    heap: Option<u64>,
+    rss: Option<u64>,
+}
+
+impl Reading {
+    fn now() -> Option<Reading> {
+        let r = Reading {
+            heap: crate::alloc::live_bytes(),
+            rss: rss(),
+        };
+        (r.heap.is_some() || r.rss.is_some()).then_some(r)
+    }
+
+    /// What the limit applies to: the heap, else RSS.
+    fn used(&self) -> u64 {
+        self.heap.or(self.rss).unwrap_or(0)
+    }
 }
 
 impl Shared {
@@ -176,25 +238,39 @@ impl Shared {
         {
             return;
         }
-        let Some(used) = (self.read)() else { return };
+        let Some(reading) = (self.read)() else {
+            return;
+        };
+        let used = reading.used();
         let over = used > self.soft_limit;
         let was = self.refusing.swap(over, Ordering::Relaxed);
         if over != was {
             if over {
                 tracing::warn!(
-                    rss_mib = used / MIB,
+                    used_mib = used / MIB,
+                    rss_mib = reading.rss.unwrap_or(0) / MIB,
                     soft_limit_mib = self.soft_limit / MIB,
                     "memory limiter: over the soft limit; refusing data"
                 );
             } else {
                 tracing::info!(
-                    rss_mib = used / MIB,
+                    used_mib = used / MIB,
+                    rss_mib = reading.rss.unwrap_or(0) / MIB,
                     "memory limiter: back below the soft limit; accepting data"
                 );
             }
         }
-        self.rss_gauge.set(used as i64);
-        self.refusing_gauge.set(i64::from(over));
+        if over {
+            // Refusing means what is freed will not be reused soon: hand it back, as the
+            // Collector forces a GC, so the resident size follows the heap down.
+            crate::alloc::release_free_memory();
+        }
+        let g = &self.gauges;
+        g.heap.set(reading.heap.unwrap_or(0) as i64);
+        g.heap_peak
+            .set(crate::alloc::peak_bytes().unwrap_or(0) as i64);
+        g.rss.set(reading.rss.unwrap_or(0) as i64);
+        g.refusing.set(i64::from(over));
     }
 }
 
@@ -218,24 +294,15 @@ pub fn build(
     let t = ctx.telemetry;
     t.gauge(
         "sluice_memory_limiter_soft_limit_bytes",
-        "Resident memory above which new data is refused.",
+        "Live heap (or, without sluice's allocator, resident memory) above which new data is refused.",
         &labels,
     )
     .set(soft as i64);
     Ok(Box::new(MemoryLimiter::new(
         soft,
         cfg.check_interval,
-        Box::new(rss),
-        t.gauge(
-            "sluice_memory_limiter_refusing",
-            "1 while the memory limiter refuses new data.",
-            &labels,
-        ),
-        t.gauge(
-            "sluice_memory_limiter_rss_bytes",
-            "Resident memory at the last check.",
-            &labels,
-        ),
+        Box::new(Reading::now),
+        Gauges::new(t, &labels),
     )))
 }
 
@@ -243,9 +310,8 @@ impl MemoryLimiter {
     fn new(
         soft_limit: u64,
         interval: Duration,
-        read: Box<dyn Fn() -> Option<u64> + Send + Sync>,
-        refusing_gauge: Gauge,
-        rss_gauge: Gauge,
+        read: Box<dyn Fn() -> Option<Reading> + Send + Sync>,
+        gauges: Gauges,
     ) -> Self {
         MemoryLimiter(Arc::new(Shared {
             soft_limit,
@@ -254,8 +320,7 @@ impl MemoryLimiter {
             last_check_ms: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
             read,
-            refusing_gauge,
-            rss_gauge,
+            gauges,
         }))
     }
 }
@@ -313,15 +378,37 @@ mod tests {
     }
 
     #[test]
+    fn the_heap_decides_when_counted_and_rss_otherwise() {
+        let both = Reading {
+            heap: Some(10),
+            rss: Some(500),
+        };
+        assert_eq!(
+            both.used(),
+            10,
+            "RSS stays high after a spike; the heap does not"
+        );
+        let rss_only = Reading {
+            heap: None,
+            rss: Some(500),
+        };
+        assert_eq!(rss_only.used(), 500);
+    }
+
+    #[test]
     fn refuses_above_the_soft_limit_and_accepts_again_below() {
         let used = Arc::new(AtomicU64::new(10));
         let reading = Arc::clone(&used);
         let limiter = MemoryLimiter::new(
             100,
             Duration::from_millis(1),
-            Box::new(move || Some(reading.load(Ordering::Relaxed))),
-            Gauge::default(),
-            Gauge::default(),
+            Box::new(move || {
+                Some(Reading {
+                    heap: Some(reading.load(Ordering::Relaxed)),
+                    rss: Some(1 << 40),
+                })
+            }),
+            Gauges::default(),
         );
         let worker = limiter.fork();
         assert!(worker.admit());

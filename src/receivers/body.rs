@@ -4,8 +4,8 @@
 
 use std::io::Read;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
@@ -56,13 +56,59 @@ pub async fn read(req: Request<Incoming>, limit: usize) -> Result<(Bytes, u64), 
         return Err(Refusal::TooLarge);
     }
     let encoding = Encoding::from_header(req.headers().get(CONTENT_ENCODING))?;
-    let raw = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Refusal::TooLarge),
-        Err(_) => return Err(Refusal::Unreadable),
-    };
+    let hint = declared.map(|n| n as usize);
+    let raw = collect(req.into_body(), limit, |_| hint).await?;
     let wire = raw.len() as u64;
     Ok((encoding.decode(raw, limit)?, wire))
+}
+
+/// Reads a whole body of at most `limit` bytes. A body that came in one frame is returned as
+/// that frame, without a copy; otherwise the frames are copied once into a buffer sized by
+/// `size_hint` (given the first frame: `Content-Length`, or a gRPC message's length prefix),
+/// so a large body does not pass through a list of chunks and a second copy.
+pub async fn collect(
+    mut body: Incoming,
+    limit: usize,
+    size_hint: impl Fn(&[u8]) -> Option<usize>,
+) -> Result<Bytes, Refusal> {
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| Refusal::Unreadable)?.into_data() else {
+            continue; // trailers
+        };
+        total += data.len();
+        if total > limit {
+            return Err(Refusal::TooLarge);
+        }
+        if buf.is_empty() && first.is_none() {
+            first = Some(data);
+            continue;
+        }
+        if let Some(f) = first.take() {
+            let want = size_hint(&f).unwrap_or(0).max(f.len() + data.len());
+            buf.reserve(want.min(limit));
+            buf.extend_from_slice(&f);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
+}
+
+/// Reads and discards a body of up to `limit` bytes without holding it, so a request refused
+/// before it was read (memory limiter) costs no memory and an HTTP/1.1 connection stays
+/// usable. A longer body is abandoned, and hyper closes the connection.
+pub async fn drain(mut body: Incoming, limit: usize) {
+    let mut total = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            total += data.len();
+            if total > limit {
+                return;
+            }
+        }
+    }
 }
 
 /// Decompresses `raw` by its encoding name (`gzip`, `deflate`, `zstd`, `identity`) with the same

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
@@ -142,16 +141,17 @@ async fn handle(
         return resp;
     }
 
+    if !slot.admits() {
+        // Refused before the message is read, so a flood of refused requests holds no memory.
+        body::drain(req.into_body(), shared.limit + 5).await;
+        shared.metrics.refused_requests.add(1);
+        return over_limit(shared.retry_after);
+    }
     let metadata = slot.metadata(req.headers());
     // One message plus its 5-byte header, at most.
-    let raw = match Limited::new(req.into_body(), shared.limit + 5)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return too_large(shared.limit);
-        }
+    let raw = match body::collect(req.into_body(), shared.limit + 5, message_size).await {
+        Ok(raw) => raw,
+        Err(Refusal::TooLarge) => return too_large(shared.limit),
         Err(_) => return status(code::CANCELLED, "could not read the request", None),
     };
     let wire_bytes = raw.len() as u64;
@@ -210,11 +210,7 @@ async fn handle(
                     "the pipeline is full; retry later",
                     retry,
                 ),
-                ConsumeError::OverLimit => status(
-                    code::RESOURCE_EXHAUSTED,
-                    "sluice is over its memory limit; retry later",
-                    retry,
-                ),
+                ConsumeError::OverLimit => over_limit(shared.retry_after),
                 ConsumeError::Closed => {
                     status(code::UNAVAILABLE, "sluice is shutting down; retry", retry)
                 }
@@ -226,6 +222,21 @@ async fn handle(
             }
         }
     }
+}
+
+/// The memory limiter refuses: retryable, with the hint.
+fn over_limit(retry_after: Duration) -> GrpcResponse {
+    status(
+        code::RESOURCE_EXHAUSTED,
+        "sluice is over its memory limit; retry later",
+        Some(retry_after),
+    )
+}
+
+/// A gRPC message's size from its 5-byte prefix (flag, then big-endian length).
+fn message_size(first: &[u8]) -> Option<usize> {
+    let len: [u8; 4] = first.get(1..5)?.try_into().ok()?;
+    Some(5 + u32::from_be_bytes(len) as usize)
 }
 
 /// Over `max_recv_msg_size_mib`: RESOURCE_EXHAUSTED without a retry hint, as gRPC servers

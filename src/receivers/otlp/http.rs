@@ -166,6 +166,12 @@ async fn handle(
             "Content-Type must be application/x-protobuf or application/json",
         );
     };
+    if !slot.admits() {
+        // Refused before the body is read, so a flood of refused requests holds no memory.
+        body::drain(req.into_body(), shared.cfg.max_request_body_size).await;
+        shared.metrics.refused_requests.add(1);
+        return refuse(format, ConsumeError::OverLimit, &shared.retry_after);
+    }
     let metadata = slot.metadata(req.headers());
     let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
         Ok(read) => read,
@@ -216,28 +222,28 @@ async fn handle(
         .await
     {
         Ok(()) => success(),
-        Err(e) => {
-            let mut resp = match e {
-                ConsumeError::Full => {
-                    format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")
-                }
-                ConsumeError::OverLimit => format.status(
-                    429,
-                    RESOURCE_EXHAUSTED,
-                    "sluice is over its memory limit; retry later",
-                ),
-                ConsumeError::Closed => {
-                    format.status(503, UNAVAILABLE, "sluice is shutting down; retry")
-                }
-                ConsumeError::NotDelivered => format.status(
-                    503,
-                    UNAVAILABLE,
-                    "the records could not be delivered; retry",
-                ),
-            };
-            resp.headers_mut()
-                .insert(RETRY_AFTER, shared.retry_after.clone());
-            resp
-        }
+        Err(e) => refuse(format, e, &shared.retry_after),
     }
+}
+
+/// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
+fn refuse(format: Format, e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
+    let mut resp = match e {
+        ConsumeError::Full => {
+            format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")
+        }
+        ConsumeError::OverLimit => format.status(
+            429,
+            RESOURCE_EXHAUSTED,
+            "sluice is over its memory limit; retry later",
+        ),
+        ConsumeError::Closed => format.status(503, UNAVAILABLE, "sluice is shutting down; retry"),
+        ConsumeError::NotDelivered => format.status(
+            503,
+            UNAVAILABLE,
+            "the records could not be delivered; retry",
+        ),
+    };
+    resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
+    resp
 }
