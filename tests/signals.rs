@@ -324,8 +324,17 @@ service:
         msg.contains("invalid ExportTraceServiceRequest: trace_id must be 16 bytes, not 3"),
         "{msg}"
     );
-    let r = post("/v1/traces", "application/json", b"{}");
-    assert_eq!(r.status, 415);
+    let r = post(
+        "/v1/traces",
+        "application/json",
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"nothex!!"}]}]}]}"#,
+    );
+    assert_eq!(r.status, 400);
+    let msg = String::from_utf8_lossy(&r.body);
+    assert!(
+        msg.contains("resourceSpans[0].scopeSpans[0].spans[0].spanId"),
+        "the JSON path of the bad field: {msg}"
+    );
     let r = post("/v1/metrics", pb, b"");
     assert_eq!(
         r.status, 404,
@@ -334,4 +343,145 @@ service:
     assert!(String::from_utf8_lossy(&r.body).contains("no metrics pipeline"));
     let r = post("/v1/traces", pb, b"");
     assert_eq!(r.status, 200, "an empty request is valid");
+}
+
+/// The OTLP specification's JSON examples (`examples/trace.json`, `examples/metrics.json` in
+/// opentelemetry-proto) are accepted over OTLP/HTTP and forwarded as protobuf with every
+/// field intact.
+#[test]
+fn otlp_json_examples_from_the_specification_are_forwarded() {
+    let sink = OtlpSink::start(Duration::ZERO);
+    let http = free_port();
+    let _sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink}
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp]
+    metrics:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"#,
+            sink = sink.port
+        ),
+        http,
+    );
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/otlp/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    for (path, file) in [
+        ("/v1/traces", "trace.json"),
+        ("/v1/metrics", "metrics.json"),
+    ] {
+        let r = common::Client::connect(http)
+            .unwrap()
+            .request(
+                "POST",
+                path,
+                &[("Content-Type", "application/json")],
+                &fixture(file),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.body, b"{}", "an empty response, in JSON");
+    }
+    assert_eq!(sink.wait_for(2, Duration::from_secs(20)), 2);
+    let got = sink.received.lock().unwrap().clone();
+    let body = |p: &str| {
+        got.iter()
+            .find(|r| r.path == p)
+            .unwrap_or_else(|| panic!("nothing on {p}"))
+            .body
+            .clone()
+    };
+
+    let traces = ExportTraceServiceRequest::decode(&body("/v1/traces")[..]).unwrap();
+    let rs = &traces.resource_spans[0];
+    assert_eq!(
+        attrs_json(&rs.resource.as_ref().unwrap().attributes),
+        json!({"service.name": "my.service"})
+    );
+    let ss = &rs.scope_spans[0];
+    let scope = ss.scope.as_ref().unwrap();
+    assert_eq!(
+        (scope.name.as_str(), scope.version.as_str()),
+        ("my.library", "1.0.0")
+    );
+    assert_eq!(
+        attrs_json(&scope.attributes),
+        json!({"my.scope.attribute": "some scope attribute"})
+    );
+    let span = &ss.spans[0];
+    assert_eq!(hex(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+    assert_eq!(hex(&span.span_id), "eee19b7ec3c1b174");
+    assert_eq!(hex(&span.parent_span_id), "eee19b7ec3c1b173");
+    assert_eq!(span.name, "I'm a server span");
+    assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
+    assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
+    assert_eq!(span.kind, 2, "SPAN_KIND_SERVER");
+    assert_eq!(
+        attrs_json(&span.attributes),
+        json!({"my.span.attr": "some value"})
+    );
+
+    let metrics = ExportMetricsServiceRequest::decode(&body("/v1/metrics")[..]).unwrap();
+    let ms = &metrics.resource_metrics[0].scope_metrics[0].metrics;
+    let names: Vec<_> = ms.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "my.counter",
+            "my.gauge",
+            "my.histogram",
+            "my.exponential.histogram"
+        ]
+    );
+    match ms[0].data.as_ref().unwrap() {
+        metric::Data::Sum(sum) => {
+            assert!(sum.is_monotonic);
+            assert_eq!(sum.aggregation_temporality, 1);
+            let p = &sum.data_points[0];
+            assert_eq!(p.value, Some(number_data_point::Value::AsDouble(5.0)));
+            assert_eq!(p.start_time_unix_nano, 1_544_712_660_300_000_000);
+            assert_eq!(
+                attrs_json(&p.attributes),
+                json!({"my.counter.attr": "some value"})
+            );
+        }
+        other => panic!("my.counter is a sum, not {other:?}"),
+    }
+    match ms[2].data.as_ref().unwrap() {
+        metric::Data::Histogram(h) => {
+            let p = &h.data_points[0];
+            assert_eq!((p.count, p.sum), (2, Some(2.0)));
+            assert_eq!(p.bucket_counts, [1, 1]);
+            assert_eq!(p.explicit_bounds, [1.0]);
+            assert_eq!((p.min, p.max), (Some(0.0), Some(2.0)));
+        }
+        other => panic!("my.histogram is a histogram, not {other:?}"),
+    }
+    match ms[3].data.as_ref().unwrap() {
+        metric::Data::ExponentialHistogram(h) => {
+            let p = &h.data_points[0];
+            assert_eq!((p.count, p.zero_count, p.scale), (3, 1, 0));
+            let pos = p.positive.as_ref().unwrap();
+            assert_eq!((pos.offset, pos.bucket_counts.as_slice()), (1, &[0, 2][..]));
+        }
+        other => panic!("the last metric is an exponential histogram, not {other:?}"),
+    }
 }

@@ -5,4 +5,5 @@ pub mod grpc;
 pub mod json;
 pub mod logs;
 pub mod raw;
+pub mod transcode;
 pub mod wire;

@@ -322,6 +322,7 @@ pub fn python() -> PathBuf {
 }
 
 /// One request an [`OtlpSink`] received.
+#[derive(Clone)]
 pub struct Received {
     pub path: String,
     pub at: Instant,

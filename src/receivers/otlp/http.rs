@@ -192,16 +192,12 @@ async fn handle(
         (Signal::Metrics, Format::Protobuf) => otlp::raw::decode_metrics(&body)
             .map(Batch::Raw)
             .map_err(|e| e.to_string()),
-        (_, Format::Json) => {
-            return format.status(
-                415,
-                INVALID_ARGUMENT,
-                &format!(
-                    "OTLP/JSON is taken for logs only so far; send {} as application/x-protobuf",
-                    signal.name()
-                ),
-            );
-        }
+        (Signal::Traces, Format::Json) => otlp::transcode::decode_traces(&body)
+            .map(Batch::Raw)
+            .map_err(|e| e.to_string()),
+        (Signal::Metrics, Format::Json) => otlp::transcode::decode_metrics(&body)
+            .map(Batch::Raw)
+            .map_err(|e| e.to_string()),
     };
     let batch = match decoded {
         Ok(b) => b,
