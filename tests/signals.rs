@@ -365,6 +365,9 @@ exporters:
     endpoint: http://127.0.0.1:{sink}
     compression: none
 service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
   pipelines:
     traces:
       receivers: [otlp]
@@ -373,7 +376,8 @@ service:
       receivers: [otlp]
       exporters: [otlphttp]
 "#,
-            sink = sink.port
+            sink = sink.port,
+            metrics = free_port()
         ),
         http,
     );

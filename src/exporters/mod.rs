@@ -7,6 +7,7 @@ pub mod otlp;
 pub mod otlphttp;
 pub mod sender;
 pub mod tcp;
+pub mod tls;
 
 /// The exporter's queue, as the OTel Collector's `sending_queue`, sized in log records.
 #[derive(Debug, Deserialize, Clone, Copy)]

@@ -5,7 +5,7 @@
 //! exporters:
 //!   otlp:
 //!     endpoint: gateway-headless.observability:4317
-//!     tls: { insecure: true }             # required for now: no TLS yet
+//!     tls: { insecure: true }             # plaintext; else TLS (ca_file, cert_file, ...)
 //!     balancing: dns                      # or none (one pooled connection per address)
 //!     dns_refresh_interval: 30s
 //!     headers: { x-tenant: a }            # gRPC metadata
@@ -14,6 +14,9 @@
 //!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
 //!     sending_queue: { queue_size: 100000 }   # log records, spans or data points
 //! ```
+//!
+//! TLS (see `exporters::tls`) is on unless `tls.insecure: true` or the endpoint says
+//! `http://`; `https://` always means TLS. ALPN offers `h2`.
 //!
 //! `balancing: dns` resolves the endpoint's host (a Kubernetes headless Service name gives one
 //! address per gateway pod), sends requests round-robin over every address, and resolves again
@@ -35,6 +38,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -43,6 +47,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
 use crate::otlp::grpc::{self as wire, code};
 use crate::pipeline::{BoxFuture, Exporter, queue};
@@ -52,7 +57,8 @@ use crate::telemetry::ExporterMetrics;
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `host:port` (or `http://host:port`) of the receiving collector. Required.
+    /// `host:port` of the receiving collector (`https://host:port` forces TLS,
+    /// `http://host:port` plaintext). Required.
     #[serde(default)]
     pub endpoint: String,
     #[serde(default)]
@@ -81,14 +87,6 @@ pub struct Config {
     pub max_batch_records: usize,
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Tls {
-    /// Plaintext HTTP/2. Must be `true` for now (TLS is not implemented yet).
-    #[serde(default)]
-    pub insecure: bool,
-}
-
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Balancing {
@@ -112,6 +110,8 @@ fn default_max_batch() -> usize {
 pub struct Otlp {
     id: String,
     cfg: Config,
+    /// The TLS client config, `None` for plaintext.
+    tls: Option<rustls::ClientConfig>,
     host: String,
     port: u16,
     metadata: HeaderMap,
@@ -125,34 +125,32 @@ pub fn build(
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();
-    let target = cfg
-        .endpoint
-        .strip_prefix("http://")
-        .unwrap_or(&cfg.endpoint)
-        .trim_end_matches('/');
+    let (target, secure) = match (
+        cfg.endpoint.strip_prefix("https://"),
+        cfg.endpoint.strip_prefix("http://"),
+    ) {
+        (Some(t), _) => (t, true),
+        (_, Some(t)) => (t, false),
+        _ => (cfg.endpoint.as_str(), !cfg.tls.insecure),
+    };
+    let target = target.trim_end_matches('/');
     let host_port = target.rsplit_once(':').and_then(|(h, p)| {
         let h = h.trim_start_matches('[').trim_end_matches(']');
         Some((h.to_string(), p.parse::<u16>().ok()?)).filter(|(h, _)| !h.is_empty())
     });
     if cfg.endpoint.is_empty() {
         errors.push(ConfigError::new(at("endpoint"), "required"));
-    } else if cfg.endpoint.starts_with("https://") {
-        errors.push(ConfigError::new(
-            at("endpoint"),
-            "TLS is not supported yet; use host:port with tls.insecure: true",
-        ));
     } else if host_port.is_none() {
         errors.push(ConfigError::new(
             at("endpoint"),
             format!("{:?} is not host:port", cfg.endpoint),
         ));
     }
-    if !cfg.tls.insecure {
-        errors.push(ConfigError::new(
-            at("tls.insecure"),
-            "TLS is not supported yet: set tls.insecure: true for plaintext gRPC",
-        ));
-    }
+    let tls = if secure {
+        cfg.tls.client_config(ctx.path, &mut errors)
+    } else {
+        None
+    };
     let metadata = sender::headers(
         ctx.path,
         &cfg.headers,
@@ -181,6 +179,7 @@ pub fn build(
         metrics: ExporterMetrics::new(ctx.telemetry, &id),
         id,
         cfg,
+        tls,
         host,
         port,
         metadata,
@@ -197,15 +196,28 @@ impl Exporter for Otlp {
             let Otlp {
                 id,
                 cfg,
+                tls,
                 host,
                 port,
                 metadata,
                 metrics,
             } = *self;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            // Calls to resolved addresses still verify the certificate against the host.
+            let server_name = cfg
+                .tls
+                .server_name_override
+                .clone()
+                .or_else(|| (cfg.balancing == Balancing::Dns).then(|| host.clone()));
+            let connector = match tls {
+                Some(config) => tls::connector(config, true, server_name),
+                None => tls::plaintext_connector(),
+            };
             let mut client = Client::builder(TokioExecutor::new());
             client.http2_only(true);
             let transport = GrpcTransport {
-                client: client.build_http(),
+                client: client.build(connector),
+                scheme,
                 targets: Targets::new(host, port, cfg.balancing, cfg.dns_refresh_interval),
                 metadata,
                 encoding: cfg.compression.name(),
@@ -295,7 +307,8 @@ fn authority(host: &str, port: u16) -> String {
 }
 
 struct GrpcTransport {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    scheme: &'static str,
     targets: Targets,
     metadata: HeaderMap,
     encoding: Option<&'static str>,
@@ -314,7 +327,7 @@ impl Transport for GrpcTransport {
             Signal::Metrics => wire::METRICS_EXPORT,
         };
         let target = self.targets.next().await;
-        let uri: Uri = match format!("http://{target}{method}").parse() {
+        let uri: Uri = match format!("{}://{target}{method}", self.scheme).parse() {
             Ok(u) => u,
             Err(e) => return Outcome::Permanent(format!("bad target {target}: {e}")),
         };
@@ -335,7 +348,11 @@ impl Transport for GrpcTransport {
             req.headers_mut().insert(k.clone(), v.clone());
         }
         let call = async {
-            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| sender::with_causes(&e))?;
             let (parts, body) = resp.into_parts();
             let collected = body.collect().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((parts, collected.trailers().cloned()))
@@ -401,17 +418,23 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_are_host_port_with_insecure_tls() {
+    fn endpoints_are_host_port_with_tls_unless_insecure() {
         assert!(errors("{endpoint: 'gw:4317', tls: {insecure: true}}").is_empty());
+        assert!(errors("{endpoint: 'http://gw:4317', balancing: dns}").is_empty());
         assert!(
-            errors("{endpoint: 'http://gw:4317', tls: {insecure: true}, balancing: dns}")
-                .is_empty()
+            errors("{endpoint: 'gw:4317'}").is_empty(),
+            "TLS, system roots"
         );
+        assert!(errors("{endpoint: 'https://gw:4317', tls: {min_version: '1.3'}}").is_empty());
         assert_eq!(
-            errors("{endpoint: 'gw:4317'}"),
+            errors("{endpoint: 'gw:4317', tls: {ca_file: /nonexistent.pem}}"),
             [
-                "exporters.otlp.tls.insecure: TLS is not supported yet: set tls.insecure: true for plaintext gRPC"
+                "exporters.otlp.tls.ca_file: cannot read /nonexistent.pem: I/O error: No such file or directory (os error 2)"
             ]
+        );
+        assert!(
+            errors("{endpoint: 'http://gw:4317', tls: {ca_file: /nonexistent.pem}}").is_empty(),
+            "plaintext reads no certificates"
         );
         assert_eq!(
             errors("{endpoint: 'gw', tls: {insecure: true}}"),

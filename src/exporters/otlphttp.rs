@@ -12,6 +12,7 @@
 //!     timeout: 30s
 //!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
 //!     sending_queue: { queue_size: 100000 }   # log records, spans or data points
+//!     tls: { ca_file: /etc/ssl/gateway-ca.pem }   # for https:// endpoints (exporters::tls)
 //! ```
 //!
 //! Queued batches are merged into one protobuf request (concatenated `ExportLogsServiceRequest`
@@ -19,7 +20,8 @@
 //! capped exponential backoff, waiting as long as a `Retry-After` asks; a batch is released as
 //! delivered only on a 2xx, so the receiver that took it answers its client only then. Other
 //! answers (400: the peer will never take it) and retries past `max_elapsed_time` fail the batch,
-//! and the original senders are told to retry. Plain `http://` only for now: no TLS yet.
+//! and the original senders are told to retry. `https://` endpoints use TLS (rustls) as `tls`
+//! says; `http://` ones are plaintext.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{HeaderMap, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -36,6 +39,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
 use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
@@ -58,6 +62,9 @@ pub struct Config {
     /// The full URL for metrics, overriding `endpoint`.
     #[serde(default)]
     pub metrics_endpoint: Option<String>,
+    /// TLS for `https://` endpoints (`insecure` does not apply: the scheme decides).
+    #[serde(default)]
+    pub tls: Tls,
     /// Extra request headers (authentication, tenancy).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -89,6 +96,8 @@ pub struct OtlpHttp {
     cfg: Config,
     /// Where logs, traces and metrics go, in that order; `None` where none is configured.
     uris: [Option<Uri>; 3],
+    /// The TLS client config, when some endpoint is `https://`.
+    tls: Option<rustls::ClientConfig>,
     headers: HeaderMap,
     metrics: ExporterMetrics,
 }
@@ -101,24 +110,23 @@ pub fn build(
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();
     let mut uri = |field: &'static str, own: &Option<String>, path: &str| -> Option<Uri> {
-        let (field, url) = match (own, &cfg.endpoint) {
-            (Some(u), _) => (field, u.clone()),
-            (None, Some(base)) => ("endpoint", format!("{}/{path}", base.trim_end_matches('/'))),
+        let (field, url, written) = match (own, &cfg.endpoint) {
+            (Some(u), _) => (field, u.clone(), u),
+            (None, Some(base)) => (
+                "endpoint",
+                format!("{}/{path}", base.trim_end_matches('/')),
+                base,
+            ),
             (None, None) => return None,
         };
         match url.parse::<Uri>() {
-            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Some(u),
-            Ok(u) if u.scheme_str() == Some("https") => {
-                errors.push(ConfigError::new(
-                    at(field),
-                    "https is not supported yet; use http://",
-                ));
-                None
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                Some(u)
             }
             _ => {
                 errors.push(ConfigError::new(
                     at(field),
-                    format!("{url:?} is not an http://host:port URL"),
+                    format!("{written:?} is not an http:// or https:// URL"),
                 ));
                 None
             }
@@ -131,6 +139,15 @@ pub fn build(
     ];
     // Reported once even when endpoint itself was the bad one.
     errors.dedup_by(|a, b| a.to_string() == b.to_string());
+    let tls = if uris
+        .iter()
+        .flatten()
+        .any(|u| u.scheme_str() == Some("https"))
+    {
+        cfg.tls.client_config(ctx.path, &mut errors)
+    } else {
+        None
+    };
     if uris.iter().all(Option::is_none) && errors.is_empty() {
         errors.push(ConfigError::new(
             at("endpoint"),
@@ -160,6 +177,7 @@ pub fn build(
         id,
         cfg,
         uris,
+        tls,
         headers,
     }))
 }
@@ -180,11 +198,16 @@ impl OtlpHttp {
             id,
             cfg,
             uris,
+            tls,
             headers,
             metrics,
         } = *self;
+        let connector = match tls {
+            Some(config) => tls::connector(config, false, cfg.tls.server_name_override.clone()),
+            None => tls::plaintext_connector(),
+        };
         let transport = HttpTransport {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
             uris,
             headers,
             encoding: cfg.compression.name(),
@@ -202,7 +225,7 @@ impl OtlpHttp {
 }
 
 struct HttpTransport {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uris: [Option<Uri>; 3],
     headers: HeaderMap,
     encoding: Option<&'static str>,
@@ -236,7 +259,7 @@ impl Transport for HttpTransport {
         }
         let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => return Outcome::Retry("timed out".into(), None),
-            Ok(Err(e)) => return Outcome::Retry(format!("{e}"), None),
+            Ok(Err(e)) => return Outcome::Retry(sender::with_causes(&e), None),
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status();
@@ -285,9 +308,16 @@ mod tests {
                 "exporters.otlphttp.endpoint: required (or logs_endpoint, traces_endpoint, metrics_endpoint)"
             ]
         );
+        assert!(errors("{endpoint: 'https://gw:4318'}").is_empty());
         assert_eq!(
-            errors("{endpoint: 'https://gw:4318'}"),
-            ["exporters.otlphttp.endpoint: https is not supported yet; use http://"]
+            errors("{endpoint: 'ftp://gw:4318'}"),
+            ["exporters.otlphttp.endpoint: \"ftp://gw:4318\" is not an http:// or https:// URL"]
+        );
+        assert_eq!(
+            errors("{endpoint: 'https://gw:4318', tls: {ca_file: /nonexistent.pem}}"),
+            [
+                "exporters.otlphttp.tls.ca_file: cannot read /nonexistent.pem: I/O error: No such file or directory (os error 2)"
+            ]
         );
         assert_eq!(
             errors("{endpoint: 'http://gw:4318', headers: {'bad header': x}}"),

@@ -275,3 +275,19 @@ async fn deliver<T: Transport>(
         backoff = (backoff * 2).min(retry.max_interval);
     }
 }
+
+/// An error with every cause after it (`client error (Connect): invalid peer certificate:
+/// UnknownIssuer`): hyper's own message names only the stage that failed.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}

@@ -1,0 +1,317 @@
+//! TLS on the `otlphttp` and `otlp` exporters, against a real TLS server: socat's OpenSSL
+//! listener terminates TLS (certificates made by the openssl CLI) in front of a plaintext
+//! receiver, so what is tested is rustls in sluice talking to OpenSSL.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Client, OtlpSink, Sluice, free_port};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use prost::Message;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, signed by it.
+fn certificates() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sluice test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    dir
+}
+
+/// socat terminating TLS on `port` and forwarding plaintext to `to`; `client_ca` demands a
+/// client certificate signed by that CA.
+struct Terminator(Child);
+
+impl Terminator {
+    fn start(certs: &Path, port: u16, to: u16, require_client_cert: bool) -> Terminator {
+        let verify = if require_client_cert {
+            format!("verify=1,cafile={}", certs.join("ca.pem").display())
+        } else {
+            "verify=0".to_string()
+        };
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},{verify}",
+            certs.join("server.pem").display(),
+            certs.join("server.key").display()
+        );
+        let child = Command::new("socat")
+            .arg(listen)
+            .arg(format!("TCP:127.0.0.1:{to}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat (Debian package socat)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "socat did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Terminator(child)
+    }
+}
+
+impl Drop for Terminator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn logs(text: &str) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(AnyValue {
+                        value: Some(PValue::StringValue(text.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn post(port: u16, body: &[u8]) -> common::Response {
+    Client::connect(port)
+        .unwrap()
+        .request(
+            "POST",
+            "/v1/logs",
+            &[("Content-Type", "application/x-protobuf")],
+            body,
+        )
+        .unwrap()
+}
+
+fn bodies(sink: &OtlpSink) -> Vec<String> {
+    sink.received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let req = ExportLogsServiceRequest::decode(&r.body[..]).unwrap();
+            req.resource_logs
+                .into_iter()
+                .flat_map(|rl| rl.scope_logs)
+                .flat_map(|sl| sl.log_records)
+                .filter_map(|lr| match lr.body?.value? {
+                    PValue::StringValue(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn agent(http: u16, exporter: &str) -> Sluice {
+    Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+{exporter}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [{name}]
+"#,
+            name = exporter.trim().split(':').next().unwrap(),
+            metrics = free_port()
+        ),
+        http,
+    )
+}
+
+/// otlphttp to `https://localhost`: verified against the configured CA, and refused (the batch
+/// fails, the client is told to retry) when the server's certificate is not trusted.
+#[test]
+fn otlphttp_exports_over_tls_and_verifies_the_server() {
+    let certs = certificates();
+    let sink = OtlpSink::start(Duration::ZERO);
+    let tls_port = free_port();
+    let _socat = Terminator::start(&certs, tls_port, sink.port, false);
+
+    let http = free_port();
+    let _trusting = agent(
+        http,
+        &format!(
+            "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
+             tls: {{ ca_file: {} }}",
+            certs.join("ca.pem").display()
+        ),
+    );
+    let r = post(http, &logs("over tls"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(bodies(&sink), ["over tls"]);
+
+    // The system roots do not include the test CA: the handshake fails, nothing is delivered.
+    let http2 = free_port();
+    let untrusting = agent(
+        http2,
+        &format!(
+            "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
+             retry_on_failure: {{ enabled: false }}"
+        ),
+    );
+    let r = post(http2, &logs("must not arrive"));
+    assert_eq!(r.status, 503, "the sender is told to retry");
+    assert_eq!(bodies(&sink), ["over tls"]);
+    let log = untrusting.logs();
+    assert!(
+        log.contains("certificate") || log.contains("UnknownIssuer"),
+        "the log says why: {log}"
+    );
+}
+
+/// otlp (gRPC) agent -> TLS with a client certificate (socat demands one) -> a plaintext
+/// gateway -> otlphttp -> the test sink.
+#[test]
+fn otlp_grpc_exports_over_mutual_tls() {
+    let certs = certificates();
+    let sink = OtlpSink::start(Duration::ZERO);
+    let (gw_grpc, gw_http) = (free_port(), free_port());
+    let _gateway = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gw_grpc}
+      http:
+        endpoint: 127.0.0.1:{gw_http}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink}
+    compression: none
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+"#,
+            sink = sink.port,
+            metrics = free_port()
+        ),
+        gw_grpc,
+    );
+    let tls_port = free_port();
+    let _socat = Terminator::start(&certs, tls_port, gw_grpc, true);
+    let http = free_port();
+    let _agent = agent(
+        http,
+        &format!(
+            "  otlp:\n    endpoint: localhost:{tls_port}\n    tls:\n      ca_file: {ca}\n      \
+             cert_file: {cert}\n      key_file: {key}",
+            ca = certs.join("ca.pem").display(),
+            cert = certs.join("client.pem").display(),
+            key = certs.join("client.key").display()
+        ),
+    );
+    let r = post(http, &logs("grpc over mutual tls"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(bodies(&sink), ["grpc over mutual tls"]);
+
+    // Without its certificate the agent is turned away by the server.
+    let http2 = free_port();
+    let _anonymous = agent(
+        http2,
+        &format!(
+            "  otlp:\n    endpoint: localhost:{tls_port}\n    tls: {{ ca_file: {ca} }}\n    \
+             retry_on_failure: {{ enabled: false }}",
+            ca = certs.join("ca.pem").display()
+        ),
+    );
+    let r = post(http2, &logs("no client certificate"));
+    assert_eq!(r.status, 503, "the sender is told to retry");
+    assert_eq!(bodies(&sink), ["grpc over mutual tls"]);
+}
