@@ -139,5 +139,82 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages);
+/// An OTLP logs request like sluice-loadgen's: 100 records of a checkout service, each with
+/// severity, a message, ids and four attributes, under five resource attributes.
+fn otlp_request() -> Bytes {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let s = |t: &str| V::StringValue(t.into());
+    let records = (0..100u64)
+        .map(|i| LogRecord {
+            time_unix_nano: 1_763_800_000_000_000_000 + i,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: Some(AnyValue {
+                value: Some(s(&format!(
+                    "order {i} processed for user u{} in {} ms",
+                    i * 7,
+                    i % 500
+                ))),
+            }),
+            attributes: vec![
+                kv("http.method", s("GET")),
+                kv("http.route", s("/api/orders/{id}")),
+                kv("http.status_code", V::IntValue(200)),
+                kv("user.id", s(&format!("u{}", i * 7))),
+            ],
+            trace_id: vec![i as u8; 16],
+            span_id: vec![i as u8; 8],
+            flags: 1,
+            ..Default::default()
+        })
+        .collect();
+    Bytes::from(
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", s("checkout")),
+                        kv("service.version", s("1.4.2")),
+                        kv("k8s.namespace.name", s("shop")),
+                        kv("k8s.pod.name", s("checkout-7d9f8b6c4-x2x9z")),
+                        kv("host.name", s("node-3")),
+                    ],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// OTLP logs in: decoded into records (pipelines that read them) against checked and counted
+/// only (pipelines that forward them). Throughput is in records.
+fn otlp(c: &mut Criterion) {
+    let body = otlp_request();
+    let mut g = c.benchmark_group("otlp_logs_100");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("decode", |b| {
+        b.iter(|| sluice::otlp::logs::decode(&body).unwrap())
+    });
+    g.bench_function("check", |b| {
+        b.iter(|| sluice::otlp::raw::decode_logs(&body).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages, otlp);
 criterion_main!(benches);

@@ -543,11 +543,22 @@ impl Batch {
         }
     }
 
-    /// Appends `other`; a batch of another signal is handed back untouched.
+    /// Appends `other`; a batch of another signal is handed back untouched. Decoded and
+    /// encoded logs (two receivers feeding one pipeline that forwards logs encoded) meet as
+    /// encoded: the decoded ones are encoded once, as the exporter would have.
     pub fn append(&mut self, other: Batch) -> Result<(), Batch> {
-        match (self, other) {
+        use crate::otlp::raw::RawBatch;
+        match (&mut *self, other) {
             (Batch::Logs(a), Batch::Logs(b)) => a.append(b),
             (Batch::Raw(a), Batch::Raw(b)) if a.signal == b.signal => a.append(b),
+            (Batch::Raw(a), Batch::Logs(b)) if a.signal == Signal::Logs => {
+                a.append(RawBatch::from_logs(&b))
+            }
+            (Batch::Logs(a), Batch::Raw(b)) if b.signal == Signal::Logs => {
+                let mut raw = RawBatch::from_logs(a);
+                raw.append(b);
+                *self = Batch::Raw(raw);
+            }
             (_, other) => return Err(other),
         }
         Ok(())

@@ -267,6 +267,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     // Construct: exporters once (shared by pipelines), processors per pipeline, receivers once.
     let build_err = |es: Vec<ConfigError>| ConfigErrors(es);
     let mut exporter_senders: BTreeMap<&str, queue::Sender> = BTreeMap::new();
+    let mut takes_encoded: BTreeSet<&str> = BTreeSet::new();
     let mut built_exporters = Vec::new();
     for key in wiring
         .iter()
@@ -279,6 +280,9 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         let gauge = ExporterMetrics::queue_gauges(&telemetry, key, exporter.queue_capacity());
         let (tx, rx) = queue::bounded(exporter.queue_capacity(), gauge);
         exporter_senders.insert(key, tx);
+        if exporter.takes_encoded_logs() {
+            takes_encoded.insert(key);
+        }
         built_exporters.push((key.clone(), exporter, rx));
     }
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
@@ -295,6 +299,11 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             .iter()
             .map(|k| exporter_senders[k.as_str()].clone())
             .collect();
+        let encoded_logs = *signal == Signal::Logs
+            && procs.iter().all(|p| !p.reads_records())
+            && p.exporters
+                .iter()
+                .all(|k| takes_encoded.contains(k.as_str()));
         // Checked above to be last: the batcher replaces the processor at the pipeline's end.
         let batching = procs.last().and_then(|b| b.batching());
         let (exporters, batch) = match batching {
@@ -312,6 +321,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             processors: procs,
             exporters,
             batch,
+            encoded_logs,
         });
         for r in &p.receivers {
             feeds.entry(r).or_default().push(Arc::clone(&pipeline));

@@ -489,3 +489,77 @@ service:
         other => panic!("the last metric is an exponential histogram, not {other:?}"),
     }
 }
+
+/// A forwarding logs pipeline (nothing in it reads records) sends what it received byte for
+/// byte, unknown fields included: the logs were checked and counted, never decoded.
+#[test]
+fn forwarded_logs_leave_byte_for_byte_as_they_came() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let sink = OtlpSink::start(Duration::ZERO);
+    let http = free_port();
+    let _sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+processors:
+  memory_limiter:
+    limit_mib: 4000
+  batch:
+    send_batch_size: 1
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink}
+    compression: none
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlphttp]
+"#,
+            sink = sink.port,
+            metrics = free_port()
+        ),
+        http,
+    );
+    let mut body = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    severity_number: 9,
+                    body: Some(AnyValue {
+                        value: Some(PValue::StringValue("kept as sent".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    // A field this OTLP version does not define, inside the ResourceLogs: 99 = "future".
+    let tail = [0x9a, 0x06, 0x06, b'f', b'u', b't', b'u', b'r', b'e'];
+    body[1] += tail.len() as u8;
+    body.extend_from_slice(&tail);
+    let r = common::Client::connect(http)
+        .unwrap()
+        .request(
+            "POST",
+            "/v1/logs",
+            &[("Content-Type", "application/x-protobuf")],
+            &body,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(sink.wait_for(1, Duration::from_secs(20)), 1);
+    assert_eq!(sink.received.lock().unwrap()[0].body, body);
+}

@@ -191,6 +191,10 @@ impl Exporter for Otlp {
         self.cfg.sending_queue.queue_size
     }
 
+    fn takes_encoded_logs(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
         Box::pin(async move {
             let Otlp {

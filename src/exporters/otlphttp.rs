@@ -187,6 +187,10 @@ impl Exporter for OtlpHttp {
         self.cfg.sending_queue.queue_size
     }
 
+    fn takes_encoded_logs(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
         Box::pin(self.serve(queue))
     }

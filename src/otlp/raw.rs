@@ -147,6 +147,39 @@ static SPAN_STATUS: Schema = Schema {
     fields: &[(2, Str("a status message")), (3, Varint)],
 };
 
+static LOGS_REQUEST: Schema = Schema {
+    fields: &[(1, Message(&RESOURCE_LOGS))],
+};
+static RESOURCE_LOGS: Schema = Schema {
+    fields: &[
+        (1, Message(&RESOURCE)),
+        (2, Message(&SCOPE_LOGS)),
+        (3, Str("a schema_url")),
+    ],
+};
+static SCOPE_LOGS: Schema = Schema {
+    fields: &[
+        (1, Message(&SCOPE)),
+        (2, Message(&LOG_RECORD)),
+        (3, Str("a schema_url")),
+    ],
+};
+static LOG_RECORD: Schema = Schema {
+    fields: &[
+        (6, Message(&KEY_VALUE)),
+        (5, Message(&ANY_VALUE)),
+        (1, I64),
+        (11, I64),
+        (2, Varint),
+        (3, Str("severity_text")),
+        (9, Id("trace_id", 16)),
+        (10, Id("span_id", 8)),
+        (8, I32),
+        (7, Varint),
+        (12, Str("event_name")),
+    ],
+};
+
 static METRICS_REQUEST: Schema = Schema {
     fields: &[(1, Message(&RESOURCE_METRICS))],
 };
@@ -280,7 +313,18 @@ impl RawBatch {
         }
     }
 
-    /// Spans or data points.
+    /// Decoded logs, encoded: one entry for the lot (it is split between resources only).
+    pub fn from_logs(logs: &crate::model::LogBatch) -> RawBatch {
+        let mut out = Vec::new();
+        super::logs::encode(logs, &mut out);
+        let mut raw = RawBatch::new(Signal::Logs);
+        if !logs.is_empty() {
+            raw.resources.push((Bytes::from(out), logs.len()));
+        }
+        raw
+    }
+
+    /// Spans, log records or data points.
     pub fn len(&self) -> usize {
         self.resources.iter().map(|(_, n)| n).sum()
     }
@@ -326,6 +370,13 @@ pub fn decode_traces(buf: &Bytes) -> Result<RawBatch, DecodeError> {
     decode(Signal::Traces, &TRACES_REQUEST, &SPAN, buf)
 }
 
+/// [`decode_traces`] for an `ExportLogsServiceRequest`, counting log records: for pipelines
+/// whose every component forwards logs without looking into them (memory_limiter, batch,
+/// otlp, otlphttp, debug at basic verbosity), so nothing is decoded into the model.
+pub fn decode_logs(buf: &Bytes) -> Result<RawBatch, DecodeError> {
+    decode(Signal::Logs, &LOGS_REQUEST, &LOG_RECORD, buf)
+}
+
 /// [`decode_traces`] for an `ExportMetricsServiceRequest`, counting data points.
 pub fn decode_metrics(buf: &Bytes) -> Result<RawBatch, DecodeError> {
     decode(Signal::Metrics, &METRICS_REQUEST, &NUMBER_POINT, buf)
@@ -359,10 +410,11 @@ fn decode(
     Ok(batch)
 }
 
-/// The schemas whose messages are counted: spans, and every kind of metric data point.
+/// The schemas whose messages are counted: spans, log records, and every kind of metric data
+/// point.
 fn is_counted(schema: &'static Schema, counted: &'static Schema) -> bool {
-    if std::ptr::eq(counted, &SPAN) {
-        return std::ptr::eq(schema, &SPAN);
+    if std::ptr::eq(counted, &SPAN) || std::ptr::eq(counted, &LOG_RECORD) {
+        return std::ptr::eq(schema, counted);
     }
     [
         &NUMBER_POINT,
@@ -403,7 +455,7 @@ fn check(
                 check(buf, s, e, inner, counted, items, depth + 1)?;
             }
             (Str(what), Wire::Len(s, e)) => {
-                if std::str::from_utf8(&buf[s..e]).is_err() {
+                if !super::wire::is_utf8(&buf[s..e]) {
                     return Err(DecodeError::Utf8 { what, at: s });
                 }
             }
@@ -617,5 +669,98 @@ mod tests {
             }
             let _ = decode_traces(&Bytes::from(m));
         }
+    }
+
+    fn logs_request() -> Vec<u8> {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let resource = |service: &str, n: usize| ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", service)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..n)
+                    .map(|i| LogRecord {
+                        time_unix_nano: i as u64,
+                        severity_text: "INFO".into(),
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(format!("line {i}"))),
+                        }),
+                        attributes: vec![attr("k", "v")],
+                        trace_id: vec![7; 16],
+                        span_id: vec![8; 8],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        ExportLogsServiceRequest {
+            resource_logs: vec![resource("a", 3), resource("b", 2)],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn log_records_are_counted_per_resource_and_reencode_to_the_same_request() {
+        let bytes = Bytes::from(logs_request());
+        let batch = decode_logs(&bytes).unwrap();
+        assert_eq!(batch.signal, Signal::Logs);
+        assert_eq!(
+            batch.resources.iter().map(|r| r.1).collect::<Vec<_>>(),
+            [3, 2]
+        );
+        let mut out = Vec::new();
+        batch.encode(&mut out);
+        assert_eq!(out, bytes.to_vec());
+        // What the decoding path would make of the same bytes.
+        assert_eq!(super::super::logs::decode(&bytes).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn decoded_logs_join_encoded_ones_as_one_valid_request() {
+        let bytes = Bytes::from(logs_request());
+        let mut batch = crate::model::Batch::Logs(super::super::logs::decode(&bytes).unwrap());
+        batch
+            .append(crate::model::Batch::Raw(decode_logs(&bytes).unwrap()))
+            .unwrap();
+        assert_eq!(batch.len(), 10);
+        let crate::model::Batch::Raw(raw) = &batch else {
+            panic!("mixed logs become encoded");
+        };
+        let mut out = Vec::new();
+        raw.encode(&mut out);
+        let again = super::super::logs::decode(&Bytes::from(out)).unwrap();
+        assert_eq!(again.len(), 10);
+    }
+
+    /// The agent forwards logs it only checked; the gateway decodes them. Whatever the check
+    /// lets through, the decoder must take too, or a gateway would refuse what an agent acked.
+    #[test]
+    fn whatever_the_log_check_accepts_the_decoder_accepts() {
+        let bytes = logs_request();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut m = bytes.clone();
+            let i = (seed as usize) % m.len();
+            m[i] = (seed >> 32) as u8;
+            if seed.is_multiple_of(3) {
+                m.truncate((seed >> 40) as usize % m.len());
+            }
+            let m = Bytes::from(m);
+            if let Ok(raw) = decode_logs(&m) {
+                accepted += 1;
+                let decoded = super::super::logs::decode(&m);
+                assert!(decoded.is_ok(), "byte {i}: {decoded:?}");
+                assert_eq!(decoded.unwrap().len(), raw.len(), "byte {i}: same count");
+            }
+        }
+        assert!(accepted > 1000, "the mutations leave many requests valid");
     }
 }

@@ -99,8 +99,10 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The next field as (number, payload), or `None` at the end of the message.
-    #[inline]
+    /// The next field as (number, payload), or `None` at the end of the message. Inlined into
+    /// every decoding loop: out of line, the `Result<Option<..>>` it returns went through
+    /// memory and its match was re-done by the caller (a third of the validator's time).
+    #[inline(always)]
     pub fn next_field(&mut self) -> Result<Option<(u32, Wire)>, DecodeError> {
         if self.pos >= self.data.len() {
             return Ok(None);
@@ -141,6 +143,17 @@ impl<'a> Fields<'a> {
         };
         Ok(Some((field, wire)))
     }
+}
+
+/// Whether `bytes` is UTF-8. Protobuf strings in telemetry are short and nearly always
+/// ASCII: one OR over the bytes (vectorised) answers that without the general validator's
+/// per-call setup, which measured a quarter of the OTLP check's time.
+#[inline]
+pub fn is_utf8(bytes: &[u8]) -> bool {
+    if bytes.len() <= 64 && bytes.iter().fold(0u8, |acc, b| acc | b) < 0x80 {
+        return true;
+    }
+    std::str::from_utf8(bytes).is_ok()
 }
 
 /// A field of the wrong wire type for its number.
@@ -189,6 +202,22 @@ pub fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf8_check_agrees_with_the_standard_library() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"plain ascii",
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"\xff",
+            b"abc\xc3",
+            &[b'a'; 200],
+            b"\xed\xa0\x80",
+        ];
+        for c in cases {
+            assert_eq!(is_utf8(c), std::str::from_utf8(c).is_ok(), "{c:?}");
+        }
+    }
 
     #[test]
     fn varint_lengths_match_what_is_written() {

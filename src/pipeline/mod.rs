@@ -35,6 +35,13 @@ pub trait Processor: Send + Sync {
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
 
+    /// Whether it looks into log records. A logs pipeline whose processors and exporters all
+    /// leave records alone forwards them as the received bytes, never decoded (see
+    /// `otlp::raw`); a processor that transforms records must keep this `true`.
+    fn reads_records(&self) -> bool {
+        true
+    }
+
     /// `Some` for the `batch` processor: rather than run inline, it makes the pipeline end in
     /// a [`batcher`] stage.
     fn batching(&self) -> Option<batcher::Settings> {
@@ -48,6 +55,12 @@ pub trait Exporter: Send {
     fn queue_capacity(&self) -> usize;
 
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()>;
+
+    /// Whether it takes logs as encoded OTLP (`Batch::Raw`) as well as decoded records. See
+    /// [`Processor::reads_records`].
+    fn takes_encoded_logs(&self) -> bool {
+        false
+    }
 }
 
 /// Why a component could not start.
@@ -79,6 +92,8 @@ pub struct Pipeline {
     pub processors: Vec<Box<dyn Processor>>,
     pub exporters: Vec<queue::Sender>,
     pub batch: Option<batcher::Input>,
+    /// Logs may stay encoded: no processor reads records and every exporter takes OTLP bytes.
+    pub encoded_logs: bool,
 }
 
 /// Everything one receiver feeds: the pipelines that list it.
@@ -147,6 +162,15 @@ impl Consumer {
         self.pipelines.iter().any(|p| p.signal == signal)
     }
 
+    /// Whether every logs pipeline this receiver feeds forwards logs encoded, so OTLP logs
+    /// need only be checked and counted (`otlp::raw::decode_logs`), not decoded.
+    pub fn encoded_logs(&self) -> bool {
+        self.pipelines
+            .iter()
+            .filter(|p| p.signal == Signal::Logs)
+            .all(|p| p.encoded_logs)
+    }
+
     /// What of `headers` some pipeline batches by; nothing (and no allocation) when none does.
     pub fn metadata(&self, headers: &HeaderMap) -> Metadata {
         let mut out = Vec::new();
@@ -198,6 +222,11 @@ impl WorkerSlot {
 
     pub fn accepts(&self, signal: Signal) -> bool {
         self.consumer.accepts(signal)
+    }
+
+    /// See [`Consumer::encoded_logs`].
+    pub fn encoded_logs(&self) -> bool {
+        self.consumer.encoded_logs()
     }
 
     /// Whether every processor (the memory limiter) would take data now; a receiver asks
@@ -426,6 +455,7 @@ mod tests {
                 processors: vec![],
                 exporters: vec![tx_a],
                 batch: None,
+                encoded_logs: false,
             }),
             Arc::new(Pipeline {
                 signal: Signal::Logs,
@@ -433,6 +463,7 @@ mod tests {
                 processors: vec![Box::new(DropOdd)],
                 exporters: vec![tx_b],
                 batch: None,
+                encoded_logs: false,
             }),
         ]);
         let mut worker = consumer.worker();
@@ -458,6 +489,7 @@ mod tests {
             processors: vec![],
             exporters: vec![tx_a, tx_b],
             batch: None,
+            encoded_logs: false,
         })]);
         let mut worker = consumer.worker();
         assert_eq!(
@@ -488,6 +520,7 @@ mod tests {
             processors: vec![Box::new(DropAll)],
             exporters: vec![tx],
             batch: None,
+            encoded_logs: false,
         })]);
         assert_eq!(
             consumer

@@ -141,6 +141,10 @@ impl Processor for Batch {
         Box::new(Batch(self.0.clone()))
     }
 
+    fn reads_records(&self) -> bool {
+        false
+    }
+
     fn batching(&self) -> Option<Settings> {
         Some(self.0.clone())
     }

@@ -336,6 +336,10 @@ impl Processor for MemoryLimiter {
     fn fork(&self) -> Box<dyn Processor> {
         Box::new(MemoryLimiter(Arc::clone(&self.0)))
     }
+
+    fn reads_records(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

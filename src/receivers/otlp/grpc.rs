@@ -183,6 +183,9 @@ async fn handle(
         }
     };
     let decoded = match signal {
+        Signal::Logs if slot.encoded_logs() => {
+            crate::otlp::raw::decode_logs(&message).map(Batch::Raw)
+        }
         Signal::Logs => crate::otlp::logs::decode(&message).map(Batch::Logs),
         Signal::Traces => crate::otlp::raw::decode_traces(&message).map(Batch::Raw),
         Signal::Metrics => crate::otlp::raw::decode_metrics(&message).map(Batch::Raw),

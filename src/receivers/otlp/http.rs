@@ -180,6 +180,9 @@ async fn handle(
         }
     };
     let decoded: Result<Batch, String> = match (signal, format) {
+        (Signal::Logs, Format::Protobuf) if slot.encoded_logs() => otlp::raw::decode_logs(&body)
+            .map(Batch::Raw)
+            .map_err(|e| e.to_string()),
         (Signal::Logs, Format::Protobuf) => otlp::logs::decode(&body)
             .map(Batch::Logs)
             .map_err(|e| e.to_string()),
