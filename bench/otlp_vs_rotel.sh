@@ -6,6 +6,7 @@
 #
 #   bench/otlp_vs_rotel.sh
 #   RECORDS=512 DURATION=15 PROTOCOLS=grpc bench/otlp_vs_rotel.sh
+#   PROCESSORS="log_transform, batch" bench/otlp_vs_rotel.sh   # a pipeline that decodes records
 #
 # rotel comes from PyPI (`pip install rotel` ships the rotel-agent binary); ROTEL=path overrides.
 # Note: rotel answers once a request is queued; sluice answers after its exporter has it.
@@ -18,6 +19,9 @@ CONNECTIONS=${CONNECTIONS:-100}
 DURATION=${DURATION:-20}
 RECORDS=${RECORDS:-100}
 PROTOCOLS=${PROTOCOLS:-http grpc}
+# With only batch (and memory_limiter) sluice forwards logs encoded; a processor that reads
+# records (log_transform, regex_parser) makes it decode them.
+PROCESSORS=${PROCESSORS:-batch}
 PORT=${PORT:-14318}
 SLUICE=${SLUICE:-target/release/sluice}
 LOADGEN=${LOADGEN:-target/release/sluice-loadgen}
@@ -45,6 +49,7 @@ receivers:
         endpoint: 127.0.0.1:$((PORT + 2))
 processors:
   batch: {}
+  log_transform: {}
 exporters:
   debug:
     verbosity: basic
@@ -56,7 +61,7 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
-      processors: [batch]
+      processors: [${PROCESSORS}]
       exporters: [debug]
 YAML
 
