@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 
+use super::cut;
 use super::wire::{DecodeError, Fields, Wire, wrong};
 pub use crate::model::Signal;
 
@@ -337,22 +338,49 @@ impl RawBatch {
         self.resources.append(&mut other.resources);
     }
 
-    /// Splits off whole resources holding about `n` items: as many as fit, and at least one.
-    /// A resource is never cut, so a part can exceed `n` by up to one resource's items.
+    /// Splits off the first `n` items (at least one unit). A resource that straddles the cut
+    /// is cut in two (`otlp::cut`), each half keeping the resource and scope; metrics are cut
+    /// between whole metrics, so a metrics part can fall short of `n`, or pass it when a single
+    /// metric holds more.
     pub fn split_to(&mut self, n: usize) -> RawBatch {
         let mut taken = 0;
         let mut count = 0;
         for (_, items) in &self.resources {
-            if count > 0 && count + items > n {
-                break;
+            if count + items > n {
+                break; // this one straddles the cut
             }
             count += items;
             taken += 1;
+        }
+        if count < n
+            && let Some((entry, items)) = self.resources.get(taken)
+            && let Some((head, tail)) = cut::cut(entry, n - count, |unit| self.unit_items(unit))
+        {
+            debug_assert_eq!(head.1 + tail.1, *items);
+            self.resources[taken] = tail;
+            self.resources.insert(taken, head);
+            taken += 1;
+        }
+        // Nothing could be cut: take one whole resource, over the size.
+        if taken == 0 && !self.resources.is_empty() {
+            taken = 1;
         }
         let rest = self.resources.split_off(taken);
         RawBatch {
             signal: self.signal,
             resources: std::mem::replace(&mut self.resources, rest),
+        }
+    }
+
+    /// Items in one unit a cut can move: a log record or span is one; a metric, its points.
+    fn unit_items(&self, unit: &[u8]) -> usize {
+        if self.signal != Signal::Metrics {
+            return 1;
+        }
+        let mut items = 0;
+        match check(unit, 0, unit.len(), &METRIC, &NUMBER_POINT, &mut items, 3) {
+            Ok(()) => items,
+            Err(_) => 0,
         }
     }
 
@@ -612,13 +640,85 @@ mod tests {
     }
 
     #[test]
-    fn split_keeps_resources_whole() {
+    fn split_cuts_inside_a_resource_and_both_halves_keep_it() {
         let bytes = traces(vec![spans("a", 3), spans("b", 3), spans("c", 3)]);
         let mut batch = decode_traces(&bytes).unwrap();
         let head = batch.split_to(5);
-        assert_eq!((head.len(), batch.len()), (3, 6));
-        let big = batch.split_to(1);
-        assert_eq!(big.len(), 3, "at least one resource, even over the size");
+        assert_eq!((head.len(), batch.len()), (5, 4));
+        let decoded = |b: &RawBatch| {
+            let mut out = Vec::new();
+            b.encode(&mut out);
+            ExportTraceServiceRequest::decode(&out[..]).unwrap()
+        };
+        let names = |r: &ExportTraceServiceRequest| -> Vec<(String, String)> {
+            r.resource_spans
+                .iter()
+                .flat_map(|rs| {
+                    let service = match &rs.resource.as_ref().unwrap().attributes[0].value {
+                        Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(s)),
+                        }) => s.clone(),
+                        _ => String::new(),
+                    };
+                    rs.scope_spans
+                        .iter()
+                        .flat_map(|ss| &ss.spans)
+                        .map(move |sp| (service.clone(), sp.name.clone()))
+                })
+                .collect()
+        };
+        let (h, t) = (names(&decoded(&head)), names(&decoded(&batch)));
+        let all = names(&ExportTraceServiceRequest::decode(&bytes[..]).unwrap());
+        assert_eq!(
+            [h.clone(), t.clone()].concat(),
+            all,
+            "every span once, in order"
+        );
+        assert_eq!(h.last().unwrap().0, "b", "resource b was cut");
+        assert_eq!(t.first().unwrap().0, "b", "and its other half keeps it");
+        // Parts re-check as valid requests with the counts they claim.
+        let mut out = Vec::new();
+        head.encode(&mut out);
+        assert_eq!(decode_traces(&Bytes::from(out)).unwrap().len(), 5);
+        let one = batch.split_to(1);
+        assert_eq!((one.len(), batch.len()), (1, 3));
+    }
+
+    #[test]
+    fn metrics_are_cut_between_whole_metrics() {
+        let point = |v: f64| NumberDataPoint {
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let gauge = |name: &str| Metric {
+            name: name.into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![point(1.0), point(2.0)],
+            })),
+            ..Default::default()
+        };
+        let bytes = Bytes::from(
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![gauge("m1"), gauge("m2"), gauge("m3")],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec(),
+        );
+        let mut batch = decode_metrics(&bytes).unwrap();
+        assert_eq!(batch.len(), 6);
+        let head = batch.split_to(3);
+        assert_eq!(
+            (head.len(), batch.len()),
+            (2, 4),
+            "m1 only: m2 would pass 3"
+        );
+        let single = batch.split_to(1);
+        assert_eq!(single.len(), 2, "one metric, over the size");
     }
 
     #[test]
