@@ -11,6 +11,7 @@
 //! Counters are registered once at build time and handed to components as `Arc<AtomicU64>`
 //! handles; the data path adds to them once per batch, never per record, and never takes a lock.
 
+use crate::model::Signal;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,12 +150,36 @@ impl Registry {
     }
 }
 
+/// One counter per signal, named as the Collector names each signal's items (`log_records`,
+/// `spans`, `metric_points`).
+#[derive(Clone)]
+pub struct PerSignal([Counter; 3]);
+
+impl PerSignal {
+    fn new(
+        registry: &Registry,
+        names: [&'static str; 3],
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Self {
+        PerSignal(names.map(|name| registry.counter(name, help, labels)))
+    }
+
+    pub fn of(&self, signal: Signal) -> &Counter {
+        &self.0[match signal {
+            Signal::Logs => 0,
+            Signal::Traces => 1,
+            Signal::Metrics => 2,
+        }]
+    }
+}
+
 /// Per-receiver counters, named as the OTel Collector's receiver helper names them.
 #[derive(Clone)]
 pub struct ReceiverMetrics {
-    pub accepted: Counter,
-    pub refused: Counter,
-    /// Requests the memory limiter refused before reading them, so their records are not
+    pub accepted: PerSignal,
+    pub refused: PerSignal,
+    /// Requests the memory limiter refused before reading them, so their items are not
     /// counted in `refused`.
     pub refused_requests: Counter,
     pub accepted_bytes: Counter,
@@ -164,14 +189,24 @@ impl ReceiverMetrics {
     pub fn new(registry: &Registry, id: &str, transport: &str) -> Self {
         let labels = [("receiver", id), ("transport", transport)];
         ReceiverMetrics {
-            accepted: registry.counter(
-                "otelcol_receiver_accepted_log_records_total",
-                "Log records successfully pushed into the pipeline.",
+            accepted: PerSignal::new(
+                registry,
+                [
+                    "otelcol_receiver_accepted_log_records_total",
+                    "otelcol_receiver_accepted_spans_total",
+                    "otelcol_receiver_accepted_metric_points_total",
+                ],
+                "Items successfully pushed into the pipeline.",
                 &labels,
             ),
-            refused: registry.counter(
-                "otelcol_receiver_refused_log_records_total",
-                "Log records that could not be pushed into the pipeline.",
+            refused: PerSignal::new(
+                registry,
+                [
+                    "otelcol_receiver_refused_log_records_total",
+                    "otelcol_receiver_refused_spans_total",
+                    "otelcol_receiver_refused_metric_points_total",
+                ],
+                "Items that could not be pushed into the pipeline.",
                 &labels,
             ),
             refused_requests: registry.counter(
@@ -191,22 +226,32 @@ impl ReceiverMetrics {
 /// Per-exporter counters and queue gauges.
 #[derive(Clone)]
 pub struct ExporterMetrics {
-    pub sent: Counter,
-    pub send_failed: Counter,
+    pub sent: PerSignal,
+    pub send_failed: PerSignal,
 }
 
 impl ExporterMetrics {
     pub fn new(registry: &Registry, id: &str) -> Self {
         let labels = [("exporter", id)];
         ExporterMetrics {
-            sent: registry.counter(
-                "otelcol_exporter_sent_log_records_total",
-                "Log records successfully delivered to the destination.",
+            sent: PerSignal::new(
+                registry,
+                [
+                    "otelcol_exporter_sent_log_records_total",
+                    "otelcol_exporter_sent_spans_total",
+                    "otelcol_exporter_sent_metric_points_total",
+                ],
+                "Items successfully delivered to the destination.",
                 &labels,
             ),
-            send_failed: registry.counter(
-                "otelcol_exporter_send_failed_log_records_total",
-                "Log records in failed send attempts (each attempt counts; records are retried).",
+            send_failed: PerSignal::new(
+                registry,
+                [
+                    "otelcol_exporter_send_failed_log_records_total",
+                    "otelcol_exporter_send_failed_spans_total",
+                    "otelcol_exporter_send_failed_metric_points_total",
+                ],
+                "Items in failed send attempts (each attempt counts; items are retried).",
                 &labels,
             ),
         }

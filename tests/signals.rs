@@ -351,7 +351,7 @@ service:
 #[test]
 fn otlp_json_examples_from_the_specification_are_forwarded() {
     let sink = OtlpSink::start(Duration::ZERO);
-    let http = free_port();
+    let (http, metrics_port) = (free_port(), free_port());
     let _sluice = Sluice::start(
         &format!(
             r#"
@@ -377,7 +377,7 @@ service:
       exporters: [otlphttp]
 "#,
             sink = sink.port,
-            metrics = free_port()
+            metrics = metrics_port
         ),
         http,
     );
@@ -413,6 +413,37 @@ service:
             .body
             .clone()
     };
+
+    // Counted per signal, under the Collector's names.
+    let series =
+        |name: &str, labels: &str| common::metric(metrics_port, &format!("{name}{{{labels}}}"));
+    let http_labels = r#"receiver="otlp",transport="http""#;
+    assert_eq!(
+        series("otelcol_receiver_accepted_spans_total", http_labels),
+        1
+    );
+    assert_eq!(
+        series("otelcol_receiver_accepted_metric_points_total", http_labels),
+        4
+    );
+    assert_eq!(
+        series("otelcol_receiver_accepted_log_records_total", http_labels),
+        0
+    );
+    assert_eq!(
+        series(
+            "otelcol_exporter_sent_spans_total",
+            r#"exporter="otlphttp""#
+        ),
+        1
+    );
+    assert_eq!(
+        series(
+            "otelcol_exporter_sent_metric_points_total",
+            r#"exporter="otlphttp""#
+        ),
+        4
+    );
 
     let traces = ExportTraceServiceRequest::decode(&body("/v1/traces")[..]).unwrap();
     let rs = &traces.resource_spans[0];

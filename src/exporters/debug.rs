@@ -83,17 +83,17 @@ impl Exporter for Debug {
             let mut buf = Vec::new();
             while let Some(envelope) = queue.recv().await {
                 let n = envelope.records();
+                let signal = envelope.batch.signal();
                 let logs = match &envelope.batch {
                     Batch::Logs(logs) => logs,
                     Batch::Raw(raw) if raw.signal == crate::model::Signal::Logs => {
                         // Encoded logs reach only a `basic` debug exporter: a count.
                         tracing::info!(exporter = %self.id, log_records = n, "Logs");
-                        self.metrics.sent.add(n as u64);
+                        self.metrics.sent.of(signal).add(n as u64);
                         envelope.delivered();
                         continue;
                     }
                     Batch::Raw(raw) => {
-                        let signal = raw.signal;
                         tracing::info!(
                             exporter = %self.id,
                             signal = signal.name(),
@@ -106,8 +106,8 @@ impl Exporter for Debug {
                             buf.clear();
                             write_raw(raw, &mut buf);
                         }
-                        self.write_out(&mut buf, n);
-                        self.metrics.sent.add(n as u64);
+                        self.write_out(&mut buf, signal, n);
+                        self.metrics.sent.of(signal).add(n as u64);
                         envelope.delivered();
                         continue;
                     }
@@ -125,8 +125,8 @@ impl Exporter for Debug {
                         write_detailed(logs, &mut buf);
                     }
                 }
-                self.write_out(&mut buf, n);
-                self.metrics.sent.add(n as u64);
+                self.write_out(&mut buf, signal, n);
+                self.metrics.sent.of(signal).add(n as u64);
                 envelope.delivered();
             }
         })
@@ -136,13 +136,13 @@ impl Exporter for Debug {
 impl Debug {
     /// Writes `buf` to standard output. Standard output going away (a closed pipe) must not
     /// stall the pipeline; the items are counted as failed instead.
-    fn write_out(&self, buf: &mut Vec<u8>, items: usize) {
+    fn write_out(&self, buf: &mut Vec<u8>, signal: crate::model::Signal, items: usize) {
         if buf.is_empty() {
             return;
         }
         let mut out = std::io::stdout().lock();
         if out.write_all(buf).and_then(|_| out.flush()).is_err() {
-            self.metrics.send_failed.add(items as u64);
+            self.metrics.send_failed.of(signal).add(items as u64);
         }
         buf.clear();
     }

@@ -231,7 +231,7 @@ pub async fn run<T: Transport>(s: Settings, transport: T, mut queue: queue::Rece
         }
         let payload = transport.prepare(s.compression.compress(&body));
         if deliver(&s, &transport, signal, payload, records as u64).await {
-            s.metrics.sent.add(records as u64);
+            s.metrics.sent.of(signal).add(records as u64);
             pending.drain(..).for_each(Envelope::delivered);
         } else {
             // Dropping undelivered envelopes fails their acks: the senders are told to retry.
@@ -256,7 +256,7 @@ async fn deliver<T: Transport>(
         let (why, hint) = match transport.attempt(signal, body.clone()).await {
             Outcome::Delivered => return true,
             Outcome::Permanent(why) => {
-                s.metrics.send_failed.add(records);
+                s.metrics.send_failed.of(signal).add(records);
                 tracing::warn!(exporter = %s.id, error = %why, "the peer refused the batch; failing it");
                 return false;
             }
@@ -265,7 +265,7 @@ async fn deliver<T: Transport>(
         let wait = hint.unwrap_or(backoff).min(retry.max_interval.max(backoff));
         let out_of_time =
             !retry.max_elapsed_time.is_zero() && started.elapsed() + wait > retry.max_elapsed_time;
-        s.metrics.send_failed.add(records);
+        s.metrics.send_failed.of(signal).add(records);
         if !retry.enabled || out_of_time {
             tracing::warn!(exporter = %s.id, error = %why, "giving up on the batch");
             return false;

@@ -24,6 +24,7 @@ use crate::codec::{JsonEncoder, encode_text_batch};
 use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::model::Batch;
+use crate::model::Signal;
 use crate::pipeline::queue::{self, Envelope};
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::registry::Context;
@@ -212,7 +213,10 @@ impl Sender {
                 Ok(()) => break,
                 Err(e) => {
                     self.conn = None;
-                    self.metrics.send_failed.add(records as u64);
+                    self.metrics
+                        .send_failed
+                        .of(Signal::Logs)
+                        .add(records as u64);
                     tracing::warn!(exporter = %self.id, endpoint = %self.cfg.endpoint, error = %e, retry_in = ?self.wait, "tcp send failed");
                     tokio::time::sleep(self.wait).await;
                     self.wait = (self.wait * 2).min(self.cfg.reconnect.max_interval);
@@ -220,7 +224,7 @@ impl Sender {
             }
         }
         self.wait = self.cfg.reconnect.initial_interval;
-        self.metrics.sent.add(records as u64);
+        self.metrics.sent.of(Signal::Logs).add(records as u64);
         for envelope in self.pending.drain(..) {
             envelope.delivered();
         }

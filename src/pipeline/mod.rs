@@ -248,6 +248,7 @@ impl WorkerSlot {
         wire_bytes: u64,
     ) -> Result<(), ConsumeError> {
         let records = batch.len() as u64;
+        let signal = batch.signal();
         if records == 0 {
             metrics.accepted_bytes.add(wire_bytes);
             return Ok(());
@@ -264,12 +265,12 @@ impl WorkerSlot {
         }
         match result {
             Ok(_) => {
-                metrics.accepted.add(records);
+                metrics.accepted.of(signal).add(records);
                 metrics.accepted_bytes.add(wire_bytes);
                 Ok(())
             }
             Err(e) => {
-                metrics.refused.add(records);
+                metrics.refused.of(signal).add(records);
                 Err(e)
             }
         }
