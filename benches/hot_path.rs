@@ -216,5 +216,25 @@ fn otlp(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, otlp);
+/// `_bulk` encoding in each mapping mode, on the OTLP request above decoded (100 records of a
+/// checkout service, ~300 bytes of document each in otel mode). Throughput is in documents.
+fn es_bulk(c: &mut Criterion) {
+    use sluice::elasticsearch::mapping::{BulkEncoder, Mode};
+    let batch = sluice::otlp::logs::decode(&otlp_request()).unwrap();
+    let mut g = c.benchmark_group("es_bulk_100");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    for (name, mode) in [("otel", Mode::Otel), ("ecs", Mode::Ecs), ("raw", Mode::Raw)] {
+        let mut enc = BulkEncoder::new(mode, None, None);
+        let mut out = Vec::new();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                enc.encode_batch(&batch, &mut out)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, stages, otlp, es_bulk);
 criterion_main!(benches);

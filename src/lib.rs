@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod codec;
 pub mod config;
+pub mod elasticsearch;
 pub mod exporters;
 pub mod extensions;
 pub mod model;

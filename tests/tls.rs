@@ -27,8 +27,14 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, signed by it.
+/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, signed by it;
+/// made once per test process (the tests run in parallel and would overwrite each other's).
 fn certificates() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(make_certificates).clone()
+}
+
+fn make_certificates() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sluice-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     openssl(
@@ -239,7 +245,15 @@ fn otlphttp_exports_over_tls_and_verifies_the_server() {
              retry_on_failure: {{ enabled: false }}"
         ),
     );
-    let r = post(http2, &logs("must not arrive"));
+    let r = Client::connect(http2)
+        .unwrap()
+        .request(
+            "POST",
+            "/v1/logs",
+            &[("Content-Type", "application/x-protobuf")],
+            &logs("must not arrive"),
+        )
+        .unwrap_or_else(|e| panic!("{e}: {}", untrusting.logs()));
     assert_eq!(r.status, 503, "the sender is told to retry");
     assert_eq!(bodies(&sink), ["over tls"]);
     let log = untrusting.logs();

@@ -1,0 +1,581 @@
+//! Log records to `_bulk` NDJSON: one `create` action line and one document line per record,
+//! in one of three document shapes (`mapping.mode`):
+//!
+//! - `otel` (default): the layout of Elasticsearch's `logs-*.otel-*` templates (8.12+), as the
+//!   OTel Collector writes it: `@timestamp`, `observed_timestamp`, `severity_text`,
+//!   `severity_number`, `body.text` or `body.structured`, `attributes`,
+//!   `resource.attributes`, `scope`, `trace_id`, `span_id`, `data_stream`; the dataset gets
+//!   the `.otel` suffix.
+//! - `ecs`: Elastic Common Schema names: `@timestamp`, `message`, `log.level`, `trace.id`,
+//!   `span.id`, resource attributes by their ECS names (`service.name`, `host.name`,
+//!   `kubernetes.pod.name`, ...), record attributes by their ECS names where one exists
+//!   (including the Apache captures of `regex_parser`: `source.address`, `http.request.method`,
+//!   `url.original`, `http.response.status_code`, ...), the rest as they are.
+//! - `raw`: `@timestamp`, the body as `message`, record then resource attributes at the top
+//!   level under their own names.
+//!
+//! Data streams take `create` actions only, so every action is `create`. Documents are written
+//! straight into the request buffer; the action line is rebuilt only when the index changes.
+
+use crate::codec::{rfc3339, write_hex, write_json_map, write_json_str, write_json_value};
+use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Value};
+
+use super::routing::{self, DataStream};
+
+/// `mapping.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Otel,
+    Ecs,
+    Raw,
+}
+
+/// Appends bulk items; keeps the last action line, since consecutive records nearly always
+/// share an index.
+pub struct BulkEncoder {
+    mode: Mode,
+    /// `logs_index`: every record goes there instead of a data stream.
+    index: Option<String>,
+    pipeline: Option<String>,
+    /// The attribute values (dataset, namespace) the cached stream and action line are for.
+    last_parts: Option<(Option<String>, Option<String>)>,
+    stream: DataStream,
+    action: Vec<u8>,
+}
+
+impl BulkEncoder {
+    pub fn new(mode: Mode, index: Option<String>, pipeline: Option<String>) -> Self {
+        BulkEncoder {
+            mode,
+            index,
+            pipeline,
+            last_parts: None,
+            stream: DataStream::from_parts((None, None), ""),
+            action: Vec::new(),
+        }
+    }
+
+    /// Appends every record of `batch`, returning where each item (action and document)
+    /// ends in `out`, so that failed items can be re-sent alone.
+    pub fn encode_batch(&mut self, batch: &LogBatch, out: &mut Vec<u8>) -> Vec<usize> {
+        let default = Origin::default();
+        let mut ends = Vec::with_capacity(batch.records.len());
+        for r in &batch.records {
+            let origin = batch.origins.get(r.origin as usize).unwrap_or(&default);
+            self.encode(r, origin, out);
+            ends.push(out.len());
+        }
+        ends
+    }
+
+    /// Appends one item: the action line and the document line.
+    pub fn encode(&mut self, r: &LogRecord, origin: &Origin, out: &mut Vec<u8>) {
+        let parts = DataStream::parts(r, origin);
+        let same = self
+            .last_parts
+            .as_ref()
+            .is_some_and(|(d, n)| d.as_deref() == parts.0 && n.as_deref() == parts.1);
+        if !same {
+            let suffix = if self.mode == Mode::Otel { ".otel" } else { "" };
+            self.stream = DataStream::from_parts(parts, suffix);
+            self.last_parts = Some((parts.0.map(str::to_string), parts.1.map(str::to_string)));
+            self.action.clear();
+            self.action.extend_from_slice(b"{\"create\":{\"_index\":");
+            match &self.index {
+                Some(index) => write_json_str(&mut self.action, index.as_bytes()),
+                None => write_json_str(&mut self.action, self.stream.index().as_bytes()),
+            }
+            if let Some(p) = &self.pipeline {
+                self.action.extend_from_slice(b",\"pipeline\":");
+                write_json_str(&mut self.action, p.as_bytes());
+            }
+            self.action.extend_from_slice(b"}}\n");
+        }
+        let stream = &self.stream;
+        out.extend_from_slice(&self.action);
+        match self.mode {
+            Mode::Otel => otel(r, origin, stream, out),
+            Mode::Ecs => ecs(r, origin, stream, out),
+            Mode::Raw => raw(r, origin, out),
+        }
+        out.push(b'\n');
+    }
+}
+
+fn timestamp(out: &mut Vec<u8>, name: &[u8], nanos: u64) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b":\"");
+    out.extend_from_slice(&rfc3339(nanos));
+    out.push(b'"');
+}
+
+/// Data streams require `@timestamp`: the record's time, else when it was observed (as the
+/// Collector does; 1970 when neither is set).
+fn at_timestamp(out: &mut Vec<u8>, r: &LogRecord) {
+    let t = if r.time_unix_nano != 0 {
+        r.time_unix_nano
+    } else {
+        r.observed_time_unix_nano
+    };
+    timestamp(out, b"\"@timestamp\"", t);
+}
+
+fn data_stream(out: &mut Vec<u8>, s: &DataStream, dotted: bool) {
+    if dotted {
+        out.extend_from_slice(b",\"data_stream.type\":\"logs\",\"data_stream.dataset\":");
+        write_json_str(out, s.dataset.as_bytes());
+        out.extend_from_slice(b",\"data_stream.namespace\":");
+    } else {
+        out.extend_from_slice(b",\"data_stream\":{\"type\":\"logs\",\"dataset\":");
+        write_json_str(out, s.dataset.as_bytes());
+        out.extend_from_slice(b",\"namespace\":");
+    }
+    write_json_str(out, s.namespace.as_bytes());
+    if !dotted {
+        out.push(b'}');
+    }
+}
+
+fn is_routing(key: &str) -> bool {
+    key == routing::DATASET || key == routing::NAMESPACE || key == "data_stream.type"
+}
+
+/// Attributes as a JSON object, without the data stream ones (they are top-level fields).
+fn attributes(out: &mut Vec<u8>, kvs: &[KeyValue]) {
+    if !kvs.iter().any(|(k, _)| is_routing(k.as_str())) {
+        write_json_map(out, kvs);
+        return;
+    }
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in kvs.iter().filter(|(k, _)| !is_routing(k.as_str())) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_json_str(out, k.as_bytes());
+        out.push(b':');
+        write_json_value(out, v);
+    }
+    out.push(b'}');
+}
+
+fn otel(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
+    out.push(b'{');
+    at_timestamp(out, r);
+    if r.observed_time_unix_nano != 0 {
+        out.push(b',');
+        timestamp(out, b"\"observed_timestamp\"", r.observed_time_unix_nano);
+    }
+    data_stream(out, stream, false);
+    if !r.severity_text.is_empty() {
+        out.extend_from_slice(b",\"severity_text\":");
+        write_json_str(out, r.severity_text.as_bytes());
+    }
+    if r.severity_number != 0 {
+        out.extend_from_slice(b",\"severity_number\":");
+        out.extend_from_slice(itoa::Buffer::new().format(r.severity_number).as_bytes());
+    }
+    if !r.event_name.is_empty() {
+        out.extend_from_slice(b",\"event_name\":");
+        write_json_str(out, r.event_name.as_bytes());
+    }
+    match &r.body {
+        Value::Empty => {}
+        v @ (Value::Map(_) | Value::Array(_)) => {
+            out.extend_from_slice(b",\"body\":{\"structured\":");
+            write_json_value(out, v);
+            out.push(b'}');
+        }
+        v => {
+            out.extend_from_slice(b",\"body\":{\"text\":");
+            write_json_value(out, v);
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b",\"attributes\":");
+    attributes(out, &r.attributes);
+    if r.dropped_attributes_count != 0 {
+        out.extend_from_slice(b",\"dropped_attributes_count\":");
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(r.dropped_attributes_count)
+                .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b",\"resource\":{\"attributes\":");
+    attributes(out, &o.resource);
+    if !o.resource_schema_url.is_empty() {
+        out.extend_from_slice(b",\"schema_url\":");
+        write_json_str(out, o.resource_schema_url.as_bytes());
+    }
+    out.push(b'}');
+    if !o.scope_name.is_empty() || !o.scope_version.is_empty() || !o.scope_attributes.is_empty() {
+        out.extend_from_slice(b",\"scope\":{");
+        let mut sep = "";
+        if !o.scope_name.is_empty() {
+            out.extend_from_slice(b"\"name\":");
+            write_json_str(out, o.scope_name.as_bytes());
+            sep = ",";
+        }
+        if !o.scope_version.is_empty() {
+            out.extend_from_slice(sep.as_bytes());
+            out.extend_from_slice(b"\"version\":");
+            write_json_str(out, o.scope_version.as_bytes());
+            sep = ",";
+        }
+        if !o.scope_attributes.is_empty() {
+            out.extend_from_slice(sep.as_bytes());
+            out.extend_from_slice(b"\"attributes\":");
+            attributes(out, &o.scope_attributes);
+        }
+        out.push(b'}');
+    }
+    ids(out, r, b"\"trace_id\"", b"\"span_id\"");
+    out.push(b'}');
+}
+
+fn ids(out: &mut Vec<u8>, r: &LogRecord, trace: &[u8], span: &[u8]) {
+    if r.trace_id != [0; 16] {
+        out.push(b',');
+        out.extend_from_slice(trace);
+        out.extend_from_slice(b":\"");
+        write_hex(out, &r.trace_id);
+        out.push(b'"');
+    }
+    if r.span_id != [0; 8] {
+        out.push(b',');
+        out.extend_from_slice(span);
+        out.extend_from_slice(b":\"");
+        write_hex(out, &r.span_id);
+        out.push(b'"');
+    }
+}
+
+/// Semantic-convention (and `regex_parser` Apache capture) names to ECS names.
+fn ecs_name(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "service.instance.id" => "service.node.name",
+        "deployment.environment" | "deployment.environment.name" => "service.environment",
+        "host.arch" => "host.architecture",
+        "os.type" => "host.os.platform",
+        "os.description" => "host.os.full",
+        "k8s.namespace.name" => "kubernetes.namespace",
+        "k8s.pod.name" => "kubernetes.pod.name",
+        "k8s.pod.uid" => "kubernetes.pod.uid",
+        "k8s.node.name" => "kubernetes.node.name",
+        "k8s.container.name" => "kubernetes.container.name",
+        "k8s.deployment.name" => "kubernetes.deployment.name",
+        "http.method" => "http.request.method",
+        "http.status_code" => "http.response.status_code",
+        "exception.type" => "error.type",
+        "exception.message" => "error.message",
+        "exception.stacktrace" => "error.stack_trace",
+        // The Apache presets of regex_parser.
+        "host" => "source.address",
+        "user" => "user.name",
+        "method" => "http.request.method",
+        "path" => "url.original",
+        "protocol" => "http.version",
+        "status" => "http.response.status_code",
+        "bytes_out" => "http.response.body.bytes",
+        "referer" => "http.request.referrer",
+        "user_agent" => "user_agent.original",
+        _ => return None,
+    })
+}
+
+/// Top-level fields of an ECS or raw document: each name once, the first writer wins.
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    seen: Vec<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn put(&mut self, name: &'a str, v: &Value) {
+        if self.seen.contains(&name) {
+            return;
+        }
+        self.seen.push(name);
+        self.out.push(b',');
+        write_json_str(self.out, name.as_bytes());
+        self.out.push(b':');
+        write_json_value(self.out, v);
+    }
+
+    /// A record or resource attribute, under its ECS name when `ecs`. Apache's `-` for "no
+    /// value" is left out: ECS types those fields as numbers.
+    fn attribute(&mut self, key: &'a str, v: &Value, ecs: bool) {
+        if is_routing(key) {
+            return;
+        }
+        let name = if ecs {
+            ecs_name(key).unwrap_or(key)
+        } else {
+            key
+        };
+        match v {
+            Value::Str(s) if ecs && s.as_str() == "-" && name != key => {}
+            Value::Str(s) if ecs && name == "http.version" => {
+                let version = s.as_str().strip_prefix("HTTP/").unwrap_or(s.as_str());
+                self.put(
+                    name,
+                    &Value::Str(crate::model::Str::from(version.to_string())),
+                );
+            }
+            v => self.put(name, v),
+        }
+    }
+}
+
+fn ecs(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
+    out.push(b'{');
+    at_timestamp(out, r);
+    data_stream(out, stream, true);
+    ids(out, r, b"\"trace.id\"", b"\"span.id\"");
+    let mut f = Fields {
+        out,
+        seen: Vec::new(),
+    };
+    if !r.severity_text.is_empty() {
+        f.put("log.level", &Value::Str(r.severity_text.clone()));
+    }
+    if r.severity_number != 0 {
+        f.put("event.severity", &Value::Int(i64::from(r.severity_number)));
+    }
+    body_fields(&mut f, &r.body, true);
+    for (k, v) in &r.attributes {
+        f.attribute(k.as_str(), v, true);
+    }
+    for (k, v) in &o.resource {
+        f.attribute(k.as_str(), v, true);
+    }
+    out_close(f);
+}
+
+fn raw(r: &LogRecord, o: &Origin, out: &mut Vec<u8>) {
+    out.push(b'{');
+    at_timestamp(out, r);
+    let mut f = Fields {
+        out,
+        seen: Vec::new(),
+    };
+    body_fields(&mut f, &r.body, false);
+    for (k, v) in &r.attributes {
+        f.attribute(k.as_str(), v, false);
+    }
+    for (k, v) in &o.resource {
+        f.attribute(k.as_str(), v, false);
+    }
+    out_close(f);
+}
+
+/// A text body is the `message`; a map body's fields are top-level fields (a parsed JSON
+/// log), since a `message` text field cannot hold an object.
+fn body_fields<'a>(f: &mut Fields<'a>, body: &'a Value, ecs: bool) {
+    match body {
+        Value::Empty => {}
+        Value::Map(kvs) => {
+            for (k, v) in kvs {
+                f.attribute(k.as_str(), v, ecs);
+            }
+        }
+        v => f.put("message", v),
+    }
+}
+
+fn out_close(f: Fields<'_>) {
+    f.out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Str;
+    use serde_json::{Value as Json, json};
+
+    fn s(v: &str) -> Value {
+        Value::Str(Str::from(v.to_string()))
+    }
+
+    fn kv(k: &'static str, v: Value) -> KeyValue {
+        (Str::from_static(k), v)
+    }
+
+    fn sample() -> LogBatch {
+        let origin = Origin {
+            resource: vec![
+                kv("service.name", s("checkout")),
+                kv("host.name", s("node-3")),
+                kv("k8s.pod.name", s("checkout-7d9f")),
+            ],
+            scope_name: Str::from_static("app.logger"),
+            ..Default::default()
+        };
+        let record = LogRecord {
+            time_unix_nano: 1_700_000_000_123_456_789,
+            observed_time_unix_nano: 1_700_000_001_000_000_000,
+            severity_number: 17,
+            severity_text: Str::from_static("ERROR"),
+            body: s("payment declined"),
+            attributes: vec![
+                kv("http.method", s("POST")),
+                kv("data_stream.dataset", s("checkout")),
+                kv("user.id", s("u42")),
+            ],
+            trace_id: [0xab; 16],
+            span_id: [0xcd; 8],
+            ..Default::default()
+        };
+        LogBatch {
+            origins: vec![origin],
+            records: vec![record],
+        }
+    }
+
+    fn lines(mode: Mode, batch: &LogBatch) -> Vec<Json> {
+        let mut out = Vec::new();
+        let ends = BulkEncoder::new(mode, None, None).encode_batch(batch, &mut out);
+        assert_eq!(ends.last(), Some(&out.len()));
+        out.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn otel_mode_writes_the_otel_index_template_layout() {
+        let got = lines(Mode::Otel, &sample());
+        assert_eq!(
+            got[0],
+            json!({"create": {"_index": "logs-checkout.otel-default"}})
+        );
+        assert_eq!(
+            got[1],
+            json!({
+                "@timestamp": "2023-11-14T22:13:20.123456789Z",
+                "observed_timestamp": "2023-11-14T22:13:21.000000000Z",
+                "data_stream": {"type": "logs", "dataset": "checkout.otel", "namespace": "default"},
+                "severity_text": "ERROR",
+                "severity_number": 17,
+                "body": {"text": "payment declined"},
+                "attributes": {"http.method": "POST", "user.id": "u42"},
+                "resource": {"attributes": {
+                    "service.name": "checkout", "host.name": "node-3", "k8s.pod.name": "checkout-7d9f"
+                }},
+                "scope": {"name": "app.logger"},
+                "trace_id": "abababababababababababababababab",
+                "span_id": "cdcdcdcdcdcdcdcd"
+            })
+        );
+    }
+
+    #[test]
+    fn ecs_mode_uses_ecs_names() {
+        let got = lines(Mode::Ecs, &sample());
+        assert_eq!(
+            got[0],
+            json!({"create": {"_index": "logs-checkout-default"}})
+        );
+        assert_eq!(
+            got[1],
+            json!({
+                "@timestamp": "2023-11-14T22:13:20.123456789Z",
+                "data_stream.type": "logs",
+                "data_stream.dataset": "checkout",
+                "data_stream.namespace": "default",
+                "trace.id": "abababababababababababababababab",
+                "span.id": "cdcdcdcdcdcdcdcd",
+                "log.level": "ERROR",
+                "event.severity": 17,
+                "message": "payment declined",
+                "http.request.method": "POST",
+                "user.id": "u42",
+                "service.name": "checkout",
+                "host.name": "node-3",
+                "kubernetes.pod.name": "checkout-7d9f"
+            })
+        );
+    }
+
+    #[test]
+    fn apache_captures_map_to_ecs_fields_and_raw_keeps_them() {
+        let mut batch = sample();
+        batch.records[0].attributes = vec![
+            kv("host", s("127.0.0.1")),
+            kv("user", s("frank")),
+            kv("method", s("GET")),
+            kv("path", s("/a.gif")),
+            kv("protocol", s("HTTP/1.0")),
+            kv("status", s("200")),
+            kv("bytes_out", s("-")),
+        ];
+        let ecs = &lines(Mode::Ecs, &batch)[1];
+        assert_eq!(ecs["source.address"], "127.0.0.1");
+        assert_eq!(ecs["user.name"], "frank");
+        assert_eq!(ecs["http.request.method"], "GET");
+        assert_eq!(ecs["url.original"], "/a.gif");
+        assert_eq!(ecs["http.version"], "1.0");
+        assert_eq!(ecs["http.response.status_code"], "200");
+        assert!(
+            ecs.get("http.response.body.bytes").is_none(),
+            "'-' is no number"
+        );
+
+        let raw = &lines(Mode::Raw, &batch)[1];
+        assert_eq!(raw["message"], "payment declined");
+        assert_eq!(
+            raw["host"], "127.0.0.1",
+            "record attributes keep their names"
+        );
+        assert_eq!(raw["bytes_out"], "-");
+        assert_eq!(raw["service.name"], "checkout");
+    }
+
+    #[test]
+    fn structured_bodies_and_a_static_index_with_a_pipeline() {
+        let mut batch = sample();
+        batch.records[0].body = Value::Map(vec![kv("event.action", s("login"))]);
+        let mut out = Vec::new();
+        let mut enc = BulkEncoder::new(Mode::Otel, Some("my-logs".into()), Some("geoip".into()));
+        enc.encode_batch(&batch, &mut out);
+        let got: Vec<Json> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(
+            got[0],
+            json!({"create": {"_index": "my-logs", "pipeline": "geoip"}})
+        );
+        assert_eq!(
+            got[1]["body"],
+            json!({"structured": {"event.action": "login"}})
+        );
+        let ecs = lines(Mode::Ecs, &batch);
+        assert_eq!(
+            ecs[1]["event.action"], "login",
+            "a map body's fields are fields"
+        );
+    }
+
+    #[test]
+    fn each_item_ends_where_the_encoder_says() {
+        let mut batch = sample();
+        batch.records.push(batch.records[0].clone());
+        batch.records[1].attributes.clear();
+        let mut out = Vec::new();
+        let ends = BulkEncoder::new(Mode::Otel, None, None).encode_batch(&batch, &mut out);
+        assert_eq!(ends.len(), 2);
+        let second = &out[ends[0]..ends[1]];
+        let action: Json =
+            serde_json::from_slice(second.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(
+            action,
+            json!({"create": {"_index": "logs-generic.otel-default"}}),
+            "the second record has no dataset of its own"
+        );
+    }
+}

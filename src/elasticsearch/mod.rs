@@ -1,0 +1,6 @@
+//! Elasticsearch: the parts of the `elasticsearch` exporter that do not talk to the network.
+//! `routing` picks each record's index (a data stream or a static index); `mapping` writes
+//! `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes.
+
+pub mod mapping;
+pub mod routing;
