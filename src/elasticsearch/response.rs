@@ -1,0 +1,167 @@
+//! Reading a `_bulk` answer item by item. Elasticsearch answers 200 even when items failed:
+//! `errors: true` and, per item in request order, `{"create": {"status": 429, "error":
+//! {"type": "es_rejected_execution_exception", "reason": "..."}}}`. Dropping those (Vector
+//! #11359) or re-sending the whole request (duplicates, Fluent Bit #5145) are the classic
+//! mistakes; this says, for every item, whether it is done, to be retried, or failed for good.
+
+use serde::Deserialize;
+
+/// What became of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// Indexed (201), or already there: 409 on `create` means a document with that `_id`
+    /// exists, i.e. an earlier attempt whose answer was lost indexed it. With ids assigned by
+    /// the exporter, counting it done is what makes such retries exactly-once.
+    Done,
+    /// Failed with a status that `retry_on_status` lists: re-send this item alone.
+    Retry { status: u16, kind: String },
+    /// Failed for good (a mapping conflict, a 400): count, log, dead-letter.
+    Permanent {
+        status: u16,
+        kind: String,
+        reason: String,
+    },
+}
+
+/// Why a `_bulk` answer could not be read item by item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("the _bulk answer is not the documented JSON: {0}")]
+    Malformed(String),
+    #[error("the _bulk answer has {got} items for {sent} sent")]
+    Count { got: usize, sent: usize },
+}
+
+#[derive(Deserialize)]
+struct Bulk<'a> {
+    #[serde(default)]
+    errors: bool,
+    #[serde(borrow, default)]
+    items: Vec<std::collections::BTreeMap<&'a str, Outcome<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Outcome<'a> {
+    status: u16,
+    #[serde(borrow, default)]
+    error: Option<ErrorBody<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads the answer to a request of `sent` items. With `errors: false` every item is done
+/// without looking further.
+pub fn items(body: &[u8], sent: usize, retry_on: &[u16]) -> Result<Vec<Item>, ResponseError> {
+    let bulk: Bulk<'_> =
+        serde_json::from_slice(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
+    if !bulk.errors {
+        return Ok(vec![Item::Done; sent]);
+    }
+    if bulk.items.len() != sent {
+        return Err(ResponseError::Count {
+            got: bulk.items.len(),
+            sent,
+        });
+    }
+    let mut out = Vec::with_capacity(sent);
+    for item in &bulk.items {
+        // One key: the action (`create`, `index`, ...).
+        let Some(o) = item.values().next() else {
+            return Err(ResponseError::Malformed("an empty item".into()));
+        };
+        let kind = || {
+            o.error
+                .as_ref()
+                .map(|e| e.kind.to_string())
+                .unwrap_or_default()
+        };
+        out.push(match o.status {
+            200..=299 | 409 => Item::Done,
+            s if retry_on.contains(&s) => Item::Retry {
+                status: s,
+                kind: kind(),
+            },
+            s => Item::Permanent {
+                status: s,
+                kind: kind(),
+                reason: o
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.reason.as_deref())
+                    .unwrap_or("")
+                    .to_string(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RETRY: &[u16] = &[429, 502, 503, 504];
+
+    /// The shape of the Elasticsearch reference's `_bulk` example answer with errors.
+    const MIXED: &str = r#"{
+      "took": 486,
+      "errors": true,
+      "items": [
+        {"create": {"_index": "logs-app-default", "_id": "1", "_version": 1, "result": "created",
+                    "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": 0,
+                    "_primary_term": 1, "status": 201}},
+        {"create": {"_index": "logs-app-default", "_id": "2", "status": 429,
+                    "error": {"type": "es_rejected_execution_exception",
+                              "reason": "rejected execution of coordinating operation"}}},
+        {"create": {"_index": "logs-app-default", "_id": "3", "status": 400,
+                    "error": {"type": "document_parsing_exception",
+                              "reason": "[1:42] failed to parse field [http.response.status_code] of type [long]"}}},
+        {"create": {"_index": "logs-app-default", "_id": "4", "status": 409,
+                    "error": {"type": "version_conflict_engine_exception",
+                              "reason": "[4]: version conflict, document already exists"}}}
+      ]
+    }"#;
+
+    #[test]
+    fn each_item_is_done_retried_or_failed_for_good() {
+        let got = items(MIXED.as_bytes(), 4, RETRY).unwrap();
+        assert_eq!(got[0], Item::Done);
+        assert_eq!(
+            got[1],
+            Item::Retry {
+                status: 429,
+                kind: "es_rejected_execution_exception".into()
+            }
+        );
+        assert!(matches!(
+            &got[2],
+            Item::Permanent { status: 400, kind, reason }
+                if kind == "document_parsing_exception" && reason.contains("status_code")
+        ));
+        assert_eq!(got[3], Item::Done, "a create that already happened");
+    }
+
+    #[test]
+    fn no_errors_means_every_item_is_done() {
+        let ok = r#"{"took":3,"errors":false,"items":[{"create":{"status":201}}]}"#;
+        assert_eq!(items(ok.as_bytes(), 1, RETRY).unwrap(), [Item::Done]);
+    }
+
+    #[test]
+    fn answers_that_do_not_match_the_request_are_errors() {
+        assert!(matches!(
+            items(MIXED.as_bytes(), 5, RETRY),
+            Err(ResponseError::Count { got: 4, sent: 5 })
+        ));
+        assert!(matches!(
+            items(b"<html>", 1, RETRY),
+            Err(ResponseError::Malformed(_))
+        ));
+    }
+}
