@@ -1,0 +1,449 @@
+//! `sluice-es-mock`: a stand-in for Elasticsearch that follows its documented `_bulk`
+//! contract, for tests and benchmarks where no Elasticsearch can run. It is not Elasticsearch:
+//! it stores documents in memory, checks nothing but what the fault options name, and answers
+//! in the shapes of the Elasticsearch reference:
+//!
+//! - `GET /`: the version document, with the `X-Elastic-Product: Elasticsearch` header every
+//!   answer carries (official clients refuse servers without it).
+//! - `POST /_bulk`, `POST /<index>/_bulk`: NDJSON action/source pairs (gzip bodies too);
+//!   answers `took`, `errors`, `items[].{create|index}.{_index,_id,status,error{type,reason}}`.
+//!   A `create` whose `_id` exists gets 409 `version_conflict_engine_exception`.
+//! - Whole-request answers: 413 over `--max-content-length`, 503 while down, 401 without the
+//!   `--require-auth` header, 400 for a malformed body.
+//! - Faults: `--reject-share F` answers that share of items 429 `es_rejected_execution_exception`
+//!   (for `--reject-seconds` after start, or always); `--long-field NAME` makes documents whose
+//!   NAME is not a number fail with 400 `document_parsing_exception`, as a `long` mapping does;
+//!   `--down-seconds S` answers 503 to everything for the first S seconds; `--latency-ms`.
+//! - Inspection: `GET /_mock/docs` (NDJSON of `{_index,_id,_source}`), `GET /_mock/stats`,
+//!   `POST /_mock/down?seconds=N`, `POST /_mock/reject?share=F&seconds=N`.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "sluice-es-mock",
+    about = "An in-memory server following Elasticsearch's _bulk contract"
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    listen: String,
+    /// Share of items (0 to 1) answered 429 es_rejected_execution_exception.
+    #[arg(long, default_value_t = 0.0)]
+    reject_share: f64,
+    /// Reject only during this many seconds after start (0 = for as long as it runs).
+    #[arg(long, default_value_t = 0)]
+    reject_seconds: u64,
+    /// A field mapped as `long`: documents where it is not a number fail with 400.
+    #[arg(long)]
+    long_field: Vec<String>,
+    /// Answer 503 to everything for this many seconds after start.
+    #[arg(long, default_value_t = 0)]
+    down_seconds: u64,
+    /// Wait this long before answering a bulk request.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Larger bodies get 413 (Elasticsearch's http.max_content_length, 100mb by default).
+    #[arg(long, default_value_t = 100 << 20)]
+    max_content_length: usize,
+    /// The exact Authorization header every request must carry.
+    #[arg(long)]
+    require_auth: Option<String>,
+}
+
+#[derive(Default)]
+struct Stats {
+    bulk_requests: u64,
+    items: u64,
+    created: u64,
+    rejected: u64,
+    mapping_errors: u64,
+    conflicts: u64,
+    gzip_requests: u64,
+    last_authorization: Option<String>,
+}
+
+struct State {
+    args: Args,
+    down_until: Option<Instant>,
+    reject: (f64, Option<Instant>),
+    docs: Vec<(String, String, Value)>,
+    ids: HashSet<(String, String)>,
+    next_id: u64,
+    seq: u64,
+    random: u64,
+    stats: Stats,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let now = Instant::now();
+        let state: Shared = Arc::new(Mutex::new(State {
+            down_until: (args.down_seconds > 0)
+                .then(|| now + Duration::from_secs(args.down_seconds)),
+            reject: (
+                args.reject_share,
+                (args.reject_seconds > 0).then(|| now + Duration::from_secs(args.reject_seconds)),
+            ),
+            args,
+            docs: Vec::new(),
+            ids: HashSet::new(),
+            next_id: 0,
+            seq: 0,
+            random: 0x9e37_79b9_7f4a_7c15,
+            stats: Stats::default(),
+        }));
+        let (_trigger, shutdown) = sluice::shutdown::channel();
+        sluice::server::serve(
+            listener,
+            shutdown,
+            sluice::server::Options::default(),
+            move || {
+                let state = Arc::clone(&state);
+                move |req| handle(req, Arc::clone(&state))
+            },
+        )
+        .await;
+        Ok(())
+    })
+}
+
+fn answer(status: u16, body: Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    let h = resp.headers_mut();
+    h.insert("content-type", "application/json".parse().expect("static"));
+    h.insert(
+        "x-elastic-product",
+        "Elasticsearch".parse().expect("static"),
+    );
+    resp
+}
+
+/// Elasticsearch's error document: `{"error": {"root_cause": [...], "type", "reason"}, "status"}`.
+fn error(status: u16, kind: &str, reason: &str) -> Response<Full<Bytes>> {
+    let cause = json!({"type": kind, "reason": reason});
+    answer(
+        status,
+        json!({"error": {"root_cause": [cause], "type": kind, "reason": reason}, "status": status}),
+    )
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    {
+        let mut s = state.lock().expect("not poisoned");
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if !path.starts_with("/_mock/") {
+            if let Some(want) = &s.args.require_auth
+                && auth.as_deref() != Some(want.as_str())
+            {
+                return error(
+                    401,
+                    "security_exception",
+                    "missing authentication credentials",
+                );
+            }
+            s.stats.last_authorization = auth;
+        }
+    }
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/") => answer(
+            200,
+            json!({
+                "name": "sluice-es-mock",
+                "cluster_name": "mock",
+                "cluster_uuid": "mock",
+                "version": {"number": "8.15.0", "build_flavor": "default",
+                            "lucene_version": "9.11.1", "minimum_wire_compatibility_version": "7.17.0",
+                            "minimum_index_compatibility_version": "7.0.0"},
+                "tagline": "You Know, for Search"
+            }),
+        ),
+        ("GET", "/_mock/docs") => {
+            let s = state.lock().expect("not poisoned");
+            let mut out = String::new();
+            for (index, id, source) in &s.docs {
+                out.push_str(&json!({"_index": index, "_id": id, "_source": source}).to_string());
+                out.push('\n');
+            }
+            let mut resp = answer(200, Value::Null);
+            *resp.body_mut() = Full::new(Bytes::from(out));
+            resp
+        }
+        ("GET", "/_mock/stats") => {
+            let s = state.lock().expect("not poisoned");
+            let st = &s.stats;
+            answer(
+                200,
+                json!({"bulk_requests": st.bulk_requests, "items": st.items, "created": st.created,
+                       "rejected": st.rejected, "mapping_errors": st.mapping_errors,
+                       "conflicts": st.conflicts, "gzip_requests": st.gzip_requests,
+                       "docs": s.docs.len(), "last_authorization": st.last_authorization}),
+            )
+        }
+        ("POST", "/_mock/down") => {
+            let secs: u64 = query(&req, "seconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            state.lock().expect("not poisoned").down_until =
+                Some(Instant::now() + Duration::from_secs(secs));
+            answer(200, json!({"acknowledged": true}))
+        }
+        ("POST", "/_mock/reject") => {
+            let share: f64 = query(&req, "share")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            let secs: u64 = query(&req, "seconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            state.lock().expect("not poisoned").reject = (
+                share,
+                (secs > 0).then(|| Instant::now() + Duration::from_secs(secs)),
+            );
+            answer(200, json!({"acknowledged": true}))
+        }
+        ("POST" | "PUT", p) if p == "/_bulk" || p.ends_with("/_bulk") => {
+            let default_index = p
+                .strip_suffix("/_bulk")
+                .and_then(|i| i.strip_prefix('/'))
+                .filter(|i| !i.is_empty())
+                .map(str::to_string);
+            bulk(req, state, default_index).await
+        }
+        _ => error(
+            404,
+            "resource_not_found_exception",
+            "no handler for this path",
+        ),
+    }
+}
+
+async fn bulk(
+    req: Request<Incoming>,
+    state: Shared,
+    default_index: Option<String>,
+) -> Response<Full<Bytes>> {
+    let (max, latency, down) = {
+        let s = state.lock().expect("not poisoned");
+        (
+            s.args.max_content_length,
+            s.args.latency_ms,
+            s.down_until.is_some_and(|t| Instant::now() < t),
+        )
+    };
+    if down {
+        return error(503, "unavailable_shards_exception", "the mock is down");
+    }
+    let gzip = req
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return error(
+            413,
+            "content_too_long_exception",
+            "request body is too large",
+        );
+    }
+    let Ok(raw) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return error(400, "parse_exception", "could not read the request body");
+    };
+    let body = if gzip {
+        let mut out = Vec::new();
+        if flate2::read::MultiGzDecoder::new(&raw[..])
+            .take(max as u64 + 1)
+            .read_to_end(&mut out)
+            .is_err()
+        {
+            return error(400, "parse_exception", "the body is not valid gzip");
+        }
+        out
+    } else {
+        raw.to_vec()
+    };
+    if body.len() > max {
+        return error(
+            413,
+            "content_too_long_exception",
+            "request body is too large",
+        );
+    }
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let started = Instant::now();
+    let mut lines = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate();
+    let mut items = Vec::new();
+    let mut errors = false;
+    let mut s = state.lock().expect("not poisoned");
+    s.stats.bulk_requests += 1;
+    if gzip {
+        s.stats.gzip_requests += 1;
+    }
+    while let Some((n, line)) = lines.next() {
+        let Ok(Value::Object(action)) = serde_json::from_slice::<Value>(line) else {
+            return error(
+                400,
+                "illegal_argument_exception",
+                &format!(
+                    "Malformed action/metadata line [{}], expected START_OBJECT",
+                    n + 1
+                ),
+            );
+        };
+        let Some((op, meta)) = action.iter().next() else {
+            return error(400, "illegal_argument_exception", "an empty action line");
+        };
+        let op = op.clone();
+        if !matches!(op.as_str(), "create" | "index") {
+            return error(
+                400,
+                "illegal_argument_exception",
+                &format!("unsupported action [{op}]"),
+            );
+        }
+        let Some((_, source_line)) = lines.next() else {
+            return error(
+                400,
+                "illegal_argument_exception",
+                "the bulk request must be terminated by a newline [\\n]",
+            );
+        };
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| default_index.clone());
+        let Some(index) = index else {
+            return error(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: index is missing;",
+            );
+        };
+        s.stats.items += 1;
+        let id = match meta.get("_id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => {
+                s.next_id += 1;
+                format!("mock-{}", s.next_id)
+            }
+        };
+        let item = |status: u16, extra: Value| {
+            let mut o = json!({"_index": index, "_id": id, "status": status});
+            if let (Value::Object(o), Value::Object(extra)) = (&mut o, extra) {
+                o.extend(extra);
+            }
+            json!({ op.clone(): o })
+        };
+        let rejecting = s.reject.0 > 0.0 && s.reject.1.is_none_or(|t| Instant::now() < t);
+        s.random ^= s.random << 13;
+        s.random ^= s.random >> 7;
+        s.random ^= s.random << 17;
+        let draw = (s.random >> 11) as f64 / (1u64 << 53) as f64;
+        if rejecting && draw < s.reject.0 {
+            s.stats.rejected += 1;
+            errors = true;
+            items.push(item(429, json!({"error": {"type": "es_rejected_execution_exception",
+                "reason": "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=0, max_coordinating_and_primary_bytes=0]"}})));
+            continue;
+        }
+        let Ok(source) = serde_json::from_slice::<Value>(source_line) else {
+            s.stats.mapping_errors += 1;
+            errors = true;
+            items.push(item(400, json!({"error": {"type": "document_parsing_exception",
+                "reason": format!("[1:1] failed to parse: the document of id '{id}' is not JSON")}})));
+            continue;
+        };
+        let bad_field = s
+            .args
+            .long_field
+            .iter()
+            .find(|f| {
+                source
+                    .get(f.as_str())
+                    .or_else(|| source.pointer(&format!("/{}", f.replace('.', "/"))))
+                    .is_some_and(|v| {
+                        !(v.is_number() || v.as_str().is_some_and(|t| t.parse::<i64>().is_ok()))
+                    })
+            })
+            .cloned();
+        if let Some(field) = bad_field {
+            s.stats.mapping_errors += 1;
+            errors = true;
+            let reason = format!(
+                "[1:2] failed to parse field [{field}] of type [long] in document with id '{id}'."
+            );
+            items.push(item(
+                400,
+                json!({"error": {"type": "document_parsing_exception", "reason": reason}}),
+            ));
+            continue;
+        }
+        if op == "create" && s.ids.contains(&(index.clone(), id.clone())) {
+            s.stats.conflicts += 1;
+            errors = true;
+            let reason =
+                format!("[{id}]: version conflict, document already exists (current version [1])");
+            items.push(item(
+                409,
+                json!({"error": {"type": "version_conflict_engine_exception", "reason": reason}}),
+            ));
+            continue;
+        }
+        s.ids.insert((index.clone(), id.clone()));
+        s.docs.push((index.clone(), id.clone(), source));
+        s.stats.created += 1;
+        s.seq += 1;
+        let seq = s.seq;
+        items.push(item(201, json!({"_version": 1, "result": "created",
+            "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": seq, "_primary_term": 1})));
+    }
+    drop(s);
+    answer(
+        200,
+        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items}),
+    )
+}
