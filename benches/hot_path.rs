@@ -217,14 +217,15 @@ fn otlp(c: &mut Criterion) {
 }
 
 /// `_bulk` encoding in each mapping mode, on the OTLP request above decoded (100 records of a
-/// checkout service, ~300 bytes of document each in otel mode). Throughput is in documents.
+/// checkout service, ~300 bytes of document each in otel mode), with exporter-assigned `_id`s
+/// as the exporter writes them by default. Throughput is in documents.
 fn es_bulk(c: &mut Criterion) {
     use sluice::elasticsearch::mapping::{BulkEncoder, Mode};
     let batch = sluice::otlp::logs::decode(&otlp_request()).unwrap();
     let mut g = c.benchmark_group("es_bulk_100");
     g.throughput(Throughput::Elements(batch.len() as u64));
     for (name, mode) in [("otel", Mode::Otel), ("ecs", Mode::Ecs), ("raw", Mode::Raw)] {
-        let mut enc = BulkEncoder::new(mode, None, None);
+        let mut enc = BulkEncoder::new(mode, None, None).with_ids(0x5eed);
         let mut out = Vec::new();
         g.bench_function(name, |b| {
             b.iter(|| {

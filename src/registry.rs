@@ -40,6 +40,7 @@ pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
     ("otlp", exporters::otlp::build),
     ("otlphttp", exporters::otlphttp::build),
     ("debug", exporters::debug::build),
+    ("elasticsearch", exporters::elasticsearch::build),
 ];
 
 pub const EXTENSIONS: &[(&str, Build<Box<dyn Extension>>)] =
@@ -51,6 +52,7 @@ const LOGS_ONLY: &[(&str, &str)] = &[
     ("processors", "regex_parser"),
     ("processors", "log_transform"),
     ("exporters", "tcp"),
+    ("exporters", "elasticsearch"),
 ];
 
 /// Whether a component of `kind` in `section` can be part of a `signal` pipeline.
@@ -112,6 +114,7 @@ mod tests {
                 ("receivers", "otlp") => "{protocols: {http: }}",
                 ("exporters", "otlp") => "{endpoint: 'gw:4317', tls: {insecure: true}}",
                 ("exporters", "otlphttp") => "{endpoint: 'http://localhost:4318'}",
+                ("exporters", "elasticsearch") => "{endpoint: 'http://localhost:9200'}",
                 _ => "~",
             };
             serde_yaml_ng::from_str(yaml).unwrap()

@@ -50,9 +50,124 @@ impl Gauge {
     }
 }
 
+/// A distribution of durations in fixed buckets (Prometheus `histogram`), for latencies.
+#[derive(Clone, Debug)]
+pub struct Histogram(Arc<HistogramInner>);
+
+#[derive(Debug)]
+struct HistogramInner {
+    /// Upper bounds in seconds, ascending; `+Inf` is implied.
+    bounds: &'static [f64],
+    /// Observations per bucket (not cumulative), the last one for `+Inf`.
+    counts: Box<[AtomicU64]>,
+    sum_micros: AtomicU64,
+}
+
+/// Bucket bounds for request latencies, 1 ms to 60 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram(Arc::new(HistogramInner {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let slot = self.0.bounds.partition_point(|b| *b < secs);
+        self.0.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.0
+            .sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, c) in self.0.counts.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            let le = self
+                .0
+                .bounds
+                .get(i)
+                .map_or("+Inf".to_string(), f64::to_string);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let sum = self.0.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {cumulative}", braces(labels));
+    }
+}
+
+/// Counters told apart by labels whose values are only known at run time (error types): a
+/// series appears when its values are first counted. The lock is taken only to find a
+/// series, so it belongs on cold paths (failures), never per record.
+#[derive(Clone, Debug)]
+pub struct CounterFamily(Arc<FamilyInner>);
+
+#[derive(Debug)]
+struct FamilyInner {
+    names: &'static [&'static str],
+    series: Mutex<std::collections::BTreeMap<Vec<String>, Counter>>,
+}
+
+impl CounterFamily {
+    /// The counter for these values of the family's labels, in their order.
+    pub fn with(&self, values: &[&str]) -> Counter {
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        let mut series = self.0.series.lock().expect("metrics family lock poisoned");
+        series.entry(key).or_default().clone()
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let series = self.0.series.lock().expect("metrics family lock poisoned");
+        for (values, counter) in series.iter() {
+            let mut all = labels.to_string();
+            for (k, v) in self.0.names.iter().zip(values) {
+                if !all.is_empty() {
+                    all.push(',');
+                }
+                let _ = write!(all, "{k}=\"{}\"", escape(v));
+            }
+            let _ = writeln!(out, "{name}{{{all}}} {}", counter.get());
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 enum Reading {
     Counter(Counter),
     Gauge(Gauge),
+    Histogram(Histogram),
+    Family(CounterFamily),
 }
 
 struct Series {
@@ -90,6 +205,34 @@ impl Registry {
         g
     }
 
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        bounds: &'static [f64],
+    ) -> Histogram {
+        let h = Histogram::new(bounds);
+        self.push(name, help, labels, Reading::Histogram(h.clone()));
+        h
+    }
+
+    /// Counters with the fixed `labels` plus `names`, whose values come at run time.
+    pub fn counter_family(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        names: &'static [&'static str],
+    ) -> CounterFamily {
+        let f = CounterFamily(Arc::new(FamilyInner {
+            names,
+            series: Mutex::default(),
+        }));
+        self.push(name, help, labels, Reading::Family(f.clone()));
+        f
+    }
+
     fn push(
         &self,
         name: &'static str,
@@ -102,11 +245,7 @@ impl Registry {
             if i > 0 {
                 rendered.push(',');
             }
-            let escaped = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(rendered, "{k}=\"{escaped}\"");
+            let _ = write!(rendered, "{k}=\"{}\"", escape(v));
         }
         let mut series = self.series.lock().expect("metrics registry lock poisoned");
         series.push(Series {
@@ -131,6 +270,8 @@ impl Registry {
                     let kind = match s.reading {
                         Reading::Counter(_) => "counter",
                         Reading::Gauge(_) => "gauge",
+                        Reading::Histogram(_) => "histogram",
+                        Reading::Family(_) => "counter",
                     };
                     let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", s.help);
                     first = false;
@@ -138,6 +279,14 @@ impl Registry {
                 let value = match &s.reading {
                     Reading::Counter(c) => c.get() as i64,
                     Reading::Gauge(g) => g.get(),
+                    Reading::Histogram(h) => {
+                        h.render(&mut out, name, &s.labels);
+                        continue;
+                    }
+                    Reading::Family(f) => {
+                        f.render(&mut out, name, &s.labels);
+                        continue;
+                    }
                 };
                 if s.labels.is_empty() {
                     let _ = writeln!(out, "{name} {value}");
@@ -319,5 +468,45 @@ mod tests {
         assert!(text.contains("x_total{receiver=\"a\\\"b\"} 2\n"));
         assert!(text.contains("x_total{receiver=\"c\"} 3\n"));
         assert!(text.contains("y -1\n"));
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_sum_and_count() {
+        let r = Registry::default();
+        let h = r.histogram(
+            "lat_seconds",
+            "Latency.",
+            &[("exporter", "es")],
+            &[0.01, 0.1],
+        );
+        h.observe(std::time::Duration::from_millis(5));
+        h.observe(std::time::Duration::from_millis(50));
+        h.observe(std::time::Duration::from_secs(2));
+        let text = r.render();
+        assert!(text.contains("# TYPE lat_seconds histogram\n"), "{text}");
+        assert!(text.contains("lat_seconds_bucket{exporter=\"es\",le=\"0.01\"} 1\n"));
+        assert!(text.contains("lat_seconds_bucket{exporter=\"es\",le=\"0.1\"} 2\n"));
+        assert!(text.contains("lat_seconds_bucket{exporter=\"es\",le=\"+Inf\"} 3\n"));
+        assert!(
+            text.contains("lat_seconds_sum{exporter=\"es\"} 2.055\n"),
+            "{text}"
+        );
+        assert!(text.contains("lat_seconds_count{exporter=\"es\"} 3\n"));
+    }
+
+    #[test]
+    fn counter_families_grow_a_series_per_label_value() {
+        let r = Registry::default();
+        let f = r.counter_family("fail_total", "Failures.", &[("exporter", "es")], &["type"]);
+        f.with(&["mapper_parsing_exception"]).add(2);
+        f.with(&["mapper_parsing_exception"]).add(1);
+        f.with(&["a\"b"]).add(1);
+        let text = r.render();
+        assert_eq!(text.matches("# TYPE fail_total counter").count(), 1);
+        assert!(text.contains("fail_total{exporter=\"es\",type=\"mapper_parsing_exception\"} 3\n"));
+        assert!(
+            text.contains("fail_total{exporter=\"es\",type=\"a\\\"b\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -4,56 +4,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{Client, Response, free_port, get};
+use common::{Client, Mock, Response, get};
 use serde_json::{Value, json};
-
-struct Mock {
-    child: Child,
-    port: u16,
-}
-
-impl Mock {
-    fn start(args: &[&str]) -> Mock {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-es-mock"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the mock did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mock { child, port }
-    }
-
-    fn bulk(&self, body: &[u8], headers: &[(&str, &str)]) -> Response {
-        let mut h = vec![("Content-Type", "application/x-ndjson")];
-        h.extend_from_slice(headers);
-        Client::connect(self.port)
-            .unwrap()
-            .request("POST", "/_bulk", &h, body)
-            .unwrap()
-    }
-
-    fn json(&self, path: &str) -> Value {
-        serde_json::from_slice(&get(self.port, path).unwrap().body).unwrap()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::io::Write;
 
 fn json_of(r: &Response) -> Value {
     serde_json::from_slice(&r.body).unwrap()

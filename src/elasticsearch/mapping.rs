@@ -7,14 +7,15 @@
 //!   `resource.attributes`, `scope`, `trace_id`, `span_id`, `data_stream`; the dataset gets
 //!   the `.otel` suffix.
 //! - `ecs`: Elastic Common Schema names: `@timestamp`, `message`, `log.level`, `trace.id`,
-//!   `span.id`, resource attributes by their ECS names (`service.name`, `host.name`,
-//!   `kubernetes.pod.name`, ...), record attributes by their ECS names where one exists
+//!   `span.id`, `log.logger` (the scope name), resource attributes by their ECS names
+//!   (`service.name`, `host.name`, `kubernetes.pod.name`, ...), record attributes by their ECS names where one exists
 //!   (including the Apache captures of `regex_parser`: `source.address`, `http.request.method`,
 //!   `url.original`, `http.response.status_code`, ...), the rest as they are.
 //! - `raw`: `@timestamp`, the body as `message`, record then resource attributes at the top
 //!   level under their own names.
 //!
-//! Data streams take `create` actions only, so every action is `create`. Documents are written
+//! Data streams take `create` actions only, so every action is `create`; with `with_ids` each
+//! carries an `_id` assigned here. Documents are written
 //! straight into the request buffer; the action line is rebuilt only when the index changes.
 
 use crate::codec::{rfc3339, write_hex, write_json_map, write_json_str, write_json_value};
@@ -42,7 +43,35 @@ pub struct BulkEncoder {
     /// The attribute values (dataset, namespace) the cached stream and action line are for.
     last_parts: Option<(Option<String>, Option<String>)>,
     stream: DataStream,
+    /// The action line up to where the `_id` goes: `{"create":{"_index":"...","pipeline":"..."`.
     action: Vec<u8>,
+    ids: Option<Ids>,
+}
+
+/// Document ids assigned by the exporter: a random per-process prefix and a counter, 22
+/// characters of URL-safe base64 (the length of Elasticsearch's own ids). A retried item
+/// carries the id of its first attempt, so an attempt whose answer was lost but which did
+/// index the document is answered 409 on `create`, and the document is not stored twice.
+struct Ids {
+    prefix: u64,
+    next: u64,
+}
+
+impl Ids {
+    fn write(&mut self, out: &mut Vec<u8>) {
+        use base64::Engine as _;
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&self.prefix.to_be_bytes());
+        raw[8..].copy_from_slice(&self.next.to_be_bytes());
+        self.next = self.next.wrapping_add(1);
+        let mut text = [0u8; 22];
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut text)
+            .unwrap_or(0);
+        out.extend_from_slice(b",\"_id\":\"");
+        out.extend_from_slice(&text[..n]);
+        out.push(b'"');
+    }
 }
 
 impl BulkEncoder {
@@ -54,7 +83,14 @@ impl BulkEncoder {
             last_parts: None,
             stream: DataStream::from_parts((None, None), ""),
             action: Vec::new(),
+            ids: None,
         }
+    }
+
+    /// Gives every document an `_id`: `prefix` (random, per exporter instance) and a counter.
+    pub fn with_ids(mut self, prefix: u64) -> Self {
+        self.ids = Some(Ids { prefix, next: 0 });
+        self
     }
 
     /// Appends every record of `batch`, returning where each item (action and document)
@@ -91,10 +127,13 @@ impl BulkEncoder {
                 self.action.extend_from_slice(b",\"pipeline\":");
                 write_json_str(&mut self.action, p.as_bytes());
             }
-            self.action.extend_from_slice(b"}}\n");
         }
-        let stream = &self.stream;
         out.extend_from_slice(&self.action);
+        if let Some(ids) = &mut self.ids {
+            ids.write(out);
+        }
+        out.extend_from_slice(b"}}\n");
+        let stream = &self.stream;
         match self.mode {
             Mode::Otel => otel(r, origin, stream, out),
             Mode::Ecs => ecs(r, origin, stream, out),
@@ -352,6 +391,11 @@ fn ecs(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
     for (k, v) in &o.resource {
         f.attribute(k.as_str(), v, true);
     }
+    // The instrumentation scope of a log record is its logger (Python's `logging.getLogger`
+    // name, a Java logger's class): ECS's `log.logger`.
+    if !o.scope_name.is_empty() {
+        f.put("log.logger", &Value::Str(o.scope_name.clone()));
+    }
     out_close(f);
 }
 
@@ -495,7 +539,8 @@ mod tests {
                 "user.id": "u42",
                 "service.name": "checkout",
                 "host.name": "node-3",
-                "kubernetes.pod.name": "checkout-7d9f"
+                "kubernetes.pod.name": "checkout-7d9f",
+                "log.logger": "app.logger"
             })
         );
     }
@@ -577,5 +622,33 @@ mod tests {
             json!({"create": {"_index": "logs-generic.otel-default"}}),
             "the second record has no dataset of its own"
         );
+    }
+
+    #[test]
+    fn assigned_ids_are_unique_and_sit_in_the_action_line() {
+        let mut batch = sample();
+        batch.records.push(batch.records[0].clone());
+        let mut out = Vec::new();
+        let mut enc = BulkEncoder::new(Mode::Otel, None, None).with_ids(0x0102_0304_0506_0708);
+        enc.encode_batch(&batch, &mut out);
+        enc.encode_batch(&batch, &mut out);
+        let ids: Vec<String> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| l.starts_with(b"{\"create\""))
+            .map(|l| {
+                let a: Json = serde_json::from_slice(l).unwrap();
+                assert_eq!(a["create"]["_index"], "logs-checkout.otel-default");
+                a["create"]["_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(ids.len(), 4);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 22 && id.starts_with("AQIDBAUGBwg"))
+        );
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 4, "{ids:?}");
     }
 }

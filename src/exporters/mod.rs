@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 pub mod debug;
+pub mod elasticsearch;
 pub mod otlp;
 pub mod otlphttp;
 pub mod sender;

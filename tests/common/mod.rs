@@ -417,3 +417,71 @@ impl OtlpSink {
         self.count()
     }
 }
+
+/// A `sluice-es-mock` on a free port, killed when dropped.
+pub struct Mock {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Mock {
+    pub fn start(args: &[&str]) -> Mock {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-es-mock"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the mock did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mock { child, port }
+    }
+
+    pub fn bulk(&self, body: &[u8], headers: &[(&str, &str)]) -> Response {
+        let mut h = vec![("Content-Type", "application/x-ndjson")];
+        h.extend_from_slice(headers);
+        Client::connect(self.port)
+            .unwrap()
+            .request("POST", "/_bulk", &h, body)
+            .unwrap()
+    }
+
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_slice(&get(self.port, path).unwrap().body).unwrap()
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mock {
+    /// Every stored document as `{_index, _id, _source}`.
+    pub fn docs(&self) -> Vec<serde_json::Value> {
+        let body = get(self.port, "/_mock/docs").unwrap().body;
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until the mock holds at least `n` documents; returns them.
+    pub fn wait_for_docs(&self, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let docs = self.docs();
+            if docs.len() >= n || Instant::now() > deadline {
+                return docs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
