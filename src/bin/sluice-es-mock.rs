@@ -14,6 +14,7 @@
 //!   (for `--reject-seconds` after start, or always); `--long-field NAME` makes documents whose
 //!   NAME is not a number fail with 400 `document_parsing_exception`, as a `long` mapping does;
 //!   `--down-seconds S` answers 503 to everything for the first S seconds; `--latency-ms`.
+//! - `--discard` (benchmarks): documents are counted, not parsed or stored; every item 201.
 //! - Inspection: `GET /_mock/docs` (NDJSON of `{_index,_id,_source}`), `GET /_mock/stats`,
 //!   `POST /_mock/down?seconds=N`, `POST /_mock/reject?share=F&seconds=N`.
 
@@ -60,6 +61,10 @@ struct Args {
     /// The exact Authorization header every request must carry.
     #[arg(long)]
     require_auth: Option<String>,
+    /// For benchmarks: count documents without parsing or storing them, and answer every item
+    /// 201, so the mock costs little next to the exporter it measures.
+    #[arg(long)]
+    discard: bool,
 }
 
 #[derive(Default)]
@@ -130,7 +135,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn answer(status: u16, body: Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    answer_bytes(status, Bytes::from(body.to_string()))
+}
+
+fn answer_bytes(status: u16, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
     let h = resp.headers_mut();
     h.insert("content-type", "application/json".parse().expect("static"));
@@ -252,6 +261,32 @@ async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> 
     }
 }
 
+/// `--discard`: every other line is an action; all are answered `created`.
+fn discard(body: &[u8], gzip: bool, state: &Shared, started: Instant) -> Response<Full<Bytes>> {
+    let lines = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    let items = lines / 2;
+    let mut out = Vec::with_capacity(32 + items * 32);
+    let took = started.elapsed().as_millis();
+    out.extend_from_slice(format!("{{\"took\":{took},\"errors\":false,\"items\":[").as_bytes());
+    for i in 0..items {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"create\":{\"status\":201,\"result\":\"created\"}}");
+    }
+    out.extend_from_slice(b"]}");
+    let mut s = state.lock().expect("not poisoned");
+    s.stats.bulk_requests += 1;
+    s.stats.gzip_requests += u64::from(gzip);
+    s.stats.items += items as u64;
+    s.stats.created += items as u64;
+    drop(s);
+    answer_bytes(200, Bytes::from(out))
+}
+
 async fn bulk(
     req: Request<Incoming>,
     state: Shared,
@@ -311,6 +346,9 @@ async fn bulk(
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let started = Instant::now();
+    if state.lock().expect("not poisoned").args.discard {
+        return discard(&body, gzip, &state, started);
+    }
     let mut lines = body
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())

@@ -16,9 +16,15 @@ use crate::model::{LogBatch, Value};
 
 pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 0xf) as usize]);
+    // Digits go to the stack and are appended at once: a push per digit checks capacity 32
+    // times for a trace id.
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (i, b) in chunk.iter().enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 0xf) as usize];
+        }
+        out.extend_from_slice(&buf[..chunk.len() * 2]);
     }
 }
 

@@ -48,29 +48,36 @@ pub struct BulkEncoder {
     ids: Option<Ids>,
 }
 
-/// Document ids assigned by the exporter: a random per-process prefix and a counter, 22
-/// characters of URL-safe base64 (the length of Elasticsearch's own ids). A retried item
-/// carries the id of its first attempt, so an attempt whose answer was lost but which did
-/// index the document is answered 409 on `create`, and the document is not stored twice.
+/// Document ids assigned by the exporter: a random per-instance prefix and a counter, 22
+/// characters of the URL-safe base64 alphabet (the length of Elasticsearch's own ids). A
+/// retried item carries the id of its first attempt, so an attempt whose answer was lost but
+/// which did index the document is answered 409 on `create`, and the document is not stored
+/// twice.
 struct Ids {
-    prefix: u64,
+    /// The prefix's 11 characters, written once.
+    prefix: [u8; 11],
     next: u64,
+}
+
+const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// 64 bits as 11 base64 digits (66 bits), most significant first.
+fn id_digits(mut v: u64) -> [u8; 11] {
+    let mut out = [0u8; 11];
+    for slot in out.iter_mut().rev() {
+        *slot = ID_ALPHABET[(v & 63) as usize];
+        v >>= 6;
+    }
+    out
 }
 
 impl Ids {
     fn write(&mut self, out: &mut Vec<u8>) {
-        use base64::Engine as _;
-        let mut raw = [0u8; 16];
-        raw[..8].copy_from_slice(&self.prefix.to_be_bytes());
-        raw[8..].copy_from_slice(&self.next.to_be_bytes());
-        self.next = self.next.wrapping_add(1);
-        let mut text = [0u8; 22];
-        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(raw, &mut text)
-            .unwrap_or(0);
         out.extend_from_slice(b",\"_id\":\"");
-        out.extend_from_slice(&text[..n]);
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(&id_digits(self.next));
         out.push(b'"');
+        self.next = self.next.wrapping_add(1);
     }
 }
 
@@ -89,7 +96,10 @@ impl BulkEncoder {
 
     /// Gives every document an `_id`: `prefix` (random, per exporter instance) and a counter.
     pub fn with_ids(mut self, prefix: u64) -> Self {
-        self.ids = Some(Ids { prefix, next: 0 });
+        self.ids = Some(Ids {
+            prefix: id_digits(prefix),
+            next: 0,
+        });
         self
     }
 
@@ -644,8 +654,9 @@ mod tests {
         assert_eq!(ids.len(), 4);
         assert!(
             ids.iter()
-                .all(|id| id.len() == 22 && id.starts_with("AQIDBAUGBwg"))
+                .all(|id| id.len() == 22 && id.starts_with("AECAwQFBgcI"))
         );
+        assert_eq!(ids[1], "AECAwQFBgcIAAAAAAAAAAB", "prefix, then the counter");
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();

@@ -16,7 +16,7 @@
 //!     # logs_index: my-logs        # else data streams logs-<dataset>-<namespace>
 //!     # pipeline: my-ingest-pipeline
 //!     mapping: { mode: otel }      # or ecs, raw (elasticsearch::mapping)
-//!     flush: { bytes: 5MB, interval: 1s }
+//!     flush: { bytes: 5MB, interval: 1s, eager: true }
 //!     num_workers: 4               # concurrent bulk requests
 //!     retry:
 //!       max_retries: 10
@@ -28,8 +28,10 @@
 //! ```
 //!
 //! Queued batches are encoded into one bulk body (`elasticsearch::mapping`) until it reaches
-//! `flush.bytes` or the oldest waited `flush.interval`; up to `num_workers` bodies are in
-//! flight, and while all are busy the queue fills and receivers answer 429 (backpressure).
+//! `flush.bytes`, the oldest waited `flush.interval`, or (`flush.eager`, the default) a worker
+//! is idle and nothing more is queued. Up to `num_workers` bodies are in flight; while all are
+//! busy, data gathers into the next body, then the queue fills and receivers answer 429
+//! (backpressure).
 //!
 //! Every document gets an `_id` from the exporter. A whole request that failed (transport
 //! error, timeout, a `retry_on_status` answer, an unreadable answer) is sent again as it was;
@@ -155,6 +157,12 @@ pub struct Flush {
     /// Send a smaller one once its first document waited this long. Default `1s`.
     #[serde(default = "default_flush_interval", deserialize_with = "duration")]
     pub interval: Duration,
+    /// `true` (default): when a worker is idle and nothing more is waiting, send what there
+    /// is at once. Requests then grow with the load (data gathers while every worker is
+    /// busy), and senders waiting for their acknowledgement are not held for `interval` when
+    /// Elasticsearch keeps up. `false`: wait for `bytes` or `interval`, as the Collector does.
+    #[serde(default = "yes")]
+    pub eager: bool,
 }
 
 impl Default for Flush {
@@ -162,6 +170,7 @@ impl Default for Flush {
         Flush {
             bytes: default_flush_bytes(),
             interval: default_flush_interval(),
+            eager: true,
         }
     }
 }
@@ -663,15 +672,35 @@ impl ElasticsearchExporter {
             let Some(first) = queue.recv().await else {
                 break;
             };
-            let mut req = Request::default();
+            let mut req = Request::with_capacity(cfg.flush.bytes);
             req.add(first, &mut encoder);
             let deadline = tokio::time::Instant::now() + cfg.flush.interval;
-            while req.body.len() < cfg.flush.bytes {
+            let mut permit = None;
+            loop {
+                while req.body.len() < cfg.flush.bytes {
+                    match queue.try_recv() {
+                        Some(e) => req.add(e, &mut encoder),
+                        None => break,
+                    }
+                }
+                if req.body.len() >= cfg.flush.bytes || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                if cfg.flush.eager
+                    && let Ok(p) = Arc::clone(&workers).try_acquire_owned()
+                {
+                    permit = Some(p);
+                    break;
+                }
                 tokio::select! {
                     next = queue.recv() => match next {
                         Some(e) => req.add(e, &mut encoder),
                         None => { closed = true; break; }
                     },
+                    p = Arc::clone(&workers).acquire_owned(), if cfg.flush.eager => {
+                        permit = p.ok();
+                        break;
+                    }
                     _ = tokio::time::sleep_until(deadline) => break,
                 }
             }
@@ -679,10 +708,13 @@ impl ElasticsearchExporter {
                 req.envelopes.into_iter().for_each(Envelope::delivered);
                 continue;
             }
-            let permit = Arc::clone(&workers)
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let permit = match permit {
+                Some(p) => p,
+                None => Arc::clone(&workers)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed"),
+            };
             let shared = Arc::clone(&shared);
             tasks.spawn(async move {
                 shared.deliver(req).await;
@@ -696,6 +728,15 @@ impl ElasticsearchExporter {
 }
 
 impl Request {
+    /// Room for a full request and the encoded batch that crosses the limit, so the body is
+    /// not copied as it grows.
+    fn with_capacity(flush_bytes: usize) -> Self {
+        Request {
+            body: Vec::with_capacity(flush_bytes + flush_bytes / 4),
+            ..Request::default()
+        }
+    }
+
     fn add(&mut self, envelope: Envelope, encoder: &mut BulkEncoder) {
         let before = self.ends.len();
         let decoded;
@@ -760,7 +801,9 @@ enum Answer {
 /// The items of one request still to be settled: their bytes and, per item, its position in
 /// the original request.
 struct Pending {
-    body: Vec<u8>,
+    /// Shared with the requests that carry it: a whole body or a 413 chunk is sent without
+    /// a copy.
+    body: Bytes,
     ends: Vec<usize>,
     origin: Vec<usize>,
 }
@@ -779,7 +822,7 @@ impl Shared {
     async fn deliver(&self, req: Request) {
         let total = req.ends.len();
         let mut pending = Pending {
-            body: req.body,
+            body: Bytes::from(req.body),
             ends: req.ends,
             origin: (0..total).collect(),
         };
@@ -791,8 +834,9 @@ impl Shared {
         let mut chunk = usize::MAX;
         let mut indexed = 0u64;
         while !pending.ends.is_empty() {
+            let mut next_body = Vec::new();
             let mut next = Pending {
-                body: Vec::new(),
+                body: Bytes::new(),
                 ends: Vec::new(),
                 origin: Vec::new(),
             };
@@ -807,12 +851,12 @@ impl Shared {
                     pending.ends[start_item - 1]
                 };
                 let to = pending.ends[end_item - 1];
-                let slice = &pending.body[from..to];
+                let slice = pending.body.slice(from..to);
                 let ends: Vec<usize> = pending.ends[start_item..end_item]
                     .iter()
                     .map(|e| e - from)
                     .collect();
-                let answer = self.attempt(slice, ends.len()).await;
+                let answer = self.attempt(slice.clone(), ends.len()).await;
                 let items = match answer {
                     Answer::Items(items) => items,
                     Answer::RetryAll { kind, why } => {
@@ -863,8 +907,8 @@ impl Shared {
                                 kind.clone()
                             };
                             self.metrics.failed(true, &label, 1);
-                            next.body.extend_from_slice(bytes);
-                            next.ends.push(next.body.len());
+                            next_body.extend_from_slice(bytes);
+                            next.ends.push(next_body.len());
                             next.origin.push(origin);
                         }
                         Item::Permanent {
@@ -889,6 +933,7 @@ impl Shared {
                 }
                 start_item = end_item;
             }
+            next.body = Bytes::from(next_body);
             pending = next;
             if pending.ends.is_empty() {
                 break;
@@ -959,7 +1004,7 @@ impl Shared {
     }
 
     /// One `_bulk` request of `items` items.
-    async fn attempt(&self, body: &[u8], items: usize) -> Answer {
+    async fn attempt(&self, body: Bytes, items: usize) -> Answer {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -968,9 +1013,9 @@ impl Shared {
         let payload = match self.compression {
             Compression::Gzip => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                self.compression.compress(body)
+                self.compression.compress(&body)
             }
-            _ => Bytes::copy_from_slice(body),
+            _ => body,
         };
         self.metrics.bulk_requests.add(1);
         let started = Instant::now();
@@ -1108,8 +1153,9 @@ impl Shared {
             }
             DeadLetter::Index(index) => {
                 // Whole-request retries only: the dead letter has no dead letter of its own.
+                let body = Bytes::from(body);
                 for attempt in 0..=self.retry.max_retries {
-                    match self.attempt(&body, ends.len()).await {
+                    match self.attempt(body.clone(), ends.len()).await {
                         Answer::Items(items) if items.iter().all(|i| *i == Item::Done) => {
                             return true;
                         }
