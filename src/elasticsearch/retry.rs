@@ -1,9 +1,100 @@
-//! What to send again after a `_bulk` answer: only the items that failed with a retryable
-//! status, copied out of the request that carried them, never the ones that were indexed.
+//! The retry policy (`retry:`) and what to send again after a `_bulk` answer: only the items
+//! that failed with a retryable status, copied out of the request that carried them, never
+//! the ones that were indexed.
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::response::Item;
+use crate::config::{ConfigError, duration};
+
+/// `retry:` of the `elasticsearch` exporter.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// `false`: a failed request or item is not retried. Default `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Attempts after the first, for a whole request and for each failed item. Default 10
+    /// (with the default intervals, about three minutes of retrying).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Default `1s`.
+    #[serde(default = "default_initial", deserialize_with = "duration")]
+    pub initial_interval: Duration,
+    /// Default `30s`.
+    #[serde(default = "default_max_interval", deserialize_with = "duration")]
+    pub max_interval: Duration,
+    /// Statuses worth retrying, for whole requests and single items. Default 429, 502, 503,
+    /// 504.
+    #[serde(default = "default_retry_on")]
+    pub retry_on_status: Vec<u16>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            enabled: true,
+            max_retries: default_max_retries(),
+            initial_interval: default_initial(),
+            max_interval: default_max_interval(),
+            retry_on_status: default_retry_on(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_retries() -> u32 {
+    10
+}
+fn default_initial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retry_on() -> Vec<u16> {
+    vec![429, 502, 503, 504]
+}
+
+impl RetryConfig {
+    /// Reports bad settings under `<path>.retry`.
+    pub fn check(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.initial_interval.is_zero() || self.max_interval < self.initial_interval {
+            errors.push(ConfigError::new(
+                format!("{path}.retry"),
+                "need 0 < initial_interval <= max_interval",
+            ));
+        }
+        if let Some(bad) = self
+            .retry_on_status
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            errors.push(ConfigError::new(
+                format!("{path}.retry.retry_on_status"),
+                format!("{bad} is not an HTTP status"),
+            ));
+        }
+    }
+
+    /// Whether `attempt` retries (0 = none yet) have used up the policy.
+    pub fn exhausted(&self, attempt: u32) -> bool {
+        !self.enabled || attempt >= self.max_retries
+    }
+
+    /// The wait before retry number `attempt` (0 = the first).
+    pub fn wait(&self, attempt: u32) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        backoff(self.initial_interval, self.max_interval, attempt, random)
+    }
+}
 
 /// The items of a request to send again: their bytes (action and document lines) one after
 /// another, where each ends, and which item of the original request each one was.

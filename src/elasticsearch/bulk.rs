@@ -1,0 +1,588 @@
+//! Sending `_bulk` requests and settling every item: indexed, retried alone, or dead-lettered.
+//!
+//! A whole request that failed (transport error, timeout, a `retry_on_status` answer, an
+//! unreadable answer) is sent again as it was; after a 200, only the items whose status
+//! `retry_on_status` lists are sent again, with exponential backoff and jitter. With ids
+//! assigned by the encoder, an earlier attempt that did index a document is answered 409 on
+//! `create` and counted done, so retries never store a document twice. A 413 splits the
+//! request in halves. Items that fail for good (mapping conflicts, 400s) and items still
+//! failing after `max_retries` go to the dead letter when there is one; without one, the
+//! batches they came in are failed and their senders told to retry. A batch is acknowledged
+//! only when each of its documents is indexed or dead-lettered.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use elasticsearch::Elasticsearch;
+use elasticsearch::http::Method;
+use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use super::dead_letter::{self, DeadLetter, Why};
+use super::mapping::BulkEncoder;
+use super::response::{self, Item};
+use super::retry::{self, RetryConfig};
+use crate::exporters::sender::{Compression, with_causes};
+use crate::model::{Batch, LogBatch, Signal};
+use crate::pipeline::queue::Envelope;
+use crate::telemetry::{
+    Counter, CounterFamily, ExporterMetrics, Histogram, LATENCY_BUCKETS, Registry,
+};
+
+/// One bulk request's worth of envelopes, encoded.
+#[derive(Default)]
+pub struct Request {
+    body: Vec<u8>,
+    /// Where each item ends in `body`.
+    ends: Vec<usize>,
+    envelopes: Vec<Envelope>,
+    /// Items per envelope, in order.
+    per_envelope: Vec<usize>,
+}
+
+impl Request {
+    /// Room for a full request and the batch that crosses the limit, so that the body is not
+    /// copied as it grows.
+    pub fn with_capacity(flush_bytes: usize) -> Self {
+        Request {
+            body: Vec::with_capacity(flush_bytes + flush_bytes / 4),
+            ..Request::default()
+        }
+    }
+
+    /// Encoded bytes so far.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Encodes `envelope`'s records and keeps it until they are settled.
+    pub fn add(&mut self, envelope: Envelope, encoder: &mut BulkEncoder) {
+        let before = self.ends.len();
+        let decoded;
+        let logs: &LogBatch = match &envelope.batch {
+            Batch::Logs(logs) => logs,
+            // Not sent to this exporter (it does not take encoded logs), but harmless.
+            Batch::Raw(raw) if raw.signal == Signal::Logs => {
+                let mut buf = Vec::new();
+                raw.encode(&mut buf);
+                decoded = crate::otlp::logs::decode(&Bytes::from(buf)).unwrap_or_default();
+                &decoded
+            }
+            Batch::Raw(_) => &LogBatch::default(),
+        };
+        let ends = encoder.encode_batch(logs, &mut self.body);
+        self.ends.extend(ends);
+        self.per_envelope.push(self.ends.len() - before);
+        self.envelopes.push(envelope);
+    }
+
+    /// Acknowledges the envelopes whose items are all settled; an envelope with an item
+    /// marked in `unsettled` is dropped, which fails it back to its sender.
+    fn acknowledge(self, unsettled: &[bool]) {
+        let mut first = 0;
+        for (envelope, count) in self.envelopes.into_iter().zip(self.per_envelope) {
+            let settled = !unsettled[first..first + count].iter().any(|u| *u);
+            first += count;
+            if settled {
+                envelope.delivered();
+            }
+        }
+    }
+}
+
+/// The exporter's counters. Failures are also counted per error type.
+pub struct Metrics {
+    exporter: ExporterMetrics,
+    bulk_requests: Counter,
+    bulk_failures: Counter,
+    latency: Histogram,
+    retried: Counter,
+    dead_lettered: Counter,
+    given_up: Counter,
+    /// By `failure` (retryable, permanent) and `error_type`.
+    failed: CounterFamily,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry, id: &str) -> Self {
+        let labels = [("exporter", id)];
+        Metrics {
+            exporter: ExporterMetrics::new(registry, id),
+            bulk_requests: registry.counter(
+                "sluice_elasticsearch_bulk_requests_total",
+                "Bulk requests sent, retries included.",
+                &labels,
+            ),
+            bulk_failures: registry.counter(
+                "sluice_elasticsearch_bulk_request_failures_total",
+                "Bulk requests that failed whole (transport error, timeout, non-200 answer).",
+                &labels,
+            ),
+            latency: registry.histogram(
+                "sluice_elasticsearch_bulk_latency_seconds",
+                "Time from sending a bulk request to reading its answer.",
+                &labels,
+                LATENCY_BUCKETS,
+            ),
+            retried: registry.counter(
+                "sluice_elasticsearch_documents_retried_total",
+                "Documents sent again after a retryable failure.",
+                &labels,
+            ),
+            dead_lettered: registry.counter(
+                "sluice_elasticsearch_documents_dead_lettered_total",
+                "Documents written to the dead-letter destination instead of their index.",
+                &labels,
+            ),
+            given_up: registry.counter(
+                "sluice_elasticsearch_documents_given_up_total",
+                "Documents neither indexed nor dead-lettered; their batches were failed back \
+                 to the senders.",
+                &labels,
+            ),
+            failed: registry.counter_family(
+                "sluice_elasticsearch_documents_failed_total",
+                "Documents in failed attempts, by whether the failure is retryable and its \
+                 type (an Elasticsearch error type, an HTTP status, timeout, transport_error).",
+                &labels,
+                &["failure", "error_type"],
+            ),
+        }
+    }
+
+    fn failed(&self, retryable: bool, kind: &str) {
+        let failure = if retryable { "retryable" } else { "permanent" };
+        self.failed.with(&[failure, kind]).add(1);
+        self.exporter.send_failed.of(Signal::Logs).add(1);
+    }
+}
+
+/// Logs a warning per error type at most once every ten seconds, with how many were
+/// suppressed, so that a flood of rejected documents cannot flood the log.
+#[derive(Default)]
+struct Throttle(Mutex<HashMap<String, (Instant, u64)>>);
+
+impl Throttle {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Whether to log this one now, and how many of its kind went unlogged before it.
+    fn admit(&self, kind: &str) -> Option<u64> {
+        let mut map = self.0.lock().expect("not poisoned");
+        let now = Instant::now();
+        match map.get_mut(kind) {
+            Some((last, skipped)) if now.duration_since(*last) < Self::EVERY => {
+                *skipped += 1;
+                None
+            }
+            Some((last, skipped)) => {
+                *last = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                map.insert(kind.to_string(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// How one bulk attempt ended, for all of its items or each one.
+enum Answer {
+    Items(Vec<Item>),
+    /// The whole request failed in a way worth retrying.
+    RetryAll {
+        kind: String,
+        why: String,
+    },
+    /// The whole request was refused for good.
+    RefuseAll {
+        kind: String,
+        why: String,
+    },
+    /// 413: the request must be split.
+    TooLarge,
+}
+
+/// Items still to be settled: their bytes, where each ends, and each one's position in the
+/// original request.
+struct Pending {
+    /// Shared with the requests that carry it: a whole body or a 413 chunk goes out uncopied.
+    body: Bytes,
+    ends: Vec<usize>,
+    origin: Vec<usize>,
+}
+
+/// An item that will not be indexed.
+struct Failure {
+    /// Its position in the original request.
+    item: usize,
+    /// Its action and document lines.
+    bytes: Bytes,
+    why: Why,
+}
+
+/// How the items of one request ended.
+#[derive(Default)]
+struct Settled {
+    indexed: u64,
+    failures: Vec<Failure>,
+}
+
+/// Sends bulk requests for one exporter; shared by its sending tasks.
+pub struct Sender {
+    pub id: String,
+    pub client: Elasticsearch,
+    pub compression: Compression,
+    pub timeout: Duration,
+    pub retry: RetryConfig,
+    pub dead_letter: Option<DeadLetter>,
+    pub metrics: Metrics,
+    throttle: Throttle,
+}
+
+impl Sender {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        client: Elasticsearch,
+        compression: Compression,
+        timeout: Duration,
+        retry: RetryConfig,
+        dead_letter: Option<DeadLetter>,
+        metrics: Metrics,
+    ) -> Self {
+        Sender {
+            id,
+            client,
+            compression,
+            timeout,
+            retry,
+            dead_letter,
+            metrics,
+            throttle: Throttle::default(),
+        }
+    }
+
+    /// Settles every item of `req`, dead-letters what will not be indexed, then acknowledges
+    /// each envelope whose items were all indexed or dead-lettered and fails the rest.
+    pub async fn deliver(&self, mut req: Request) {
+        let total = req.ends.len();
+        let body = Bytes::from(std::mem::take(&mut req.body));
+        let ends = std::mem::take(&mut req.ends);
+        let settled = self.settle(body, ends).await;
+        self.metrics
+            .exporter
+            .sent
+            .of(Signal::Logs)
+            .add(settled.indexed);
+        let mut unsettled = vec![false; total];
+        let failures = settled.failures;
+        if !failures.is_empty() {
+            let stored = match &self.dead_letter {
+                Some(dl) => self.store_dead(dl, &failures).await,
+                None => false,
+            };
+            if stored {
+                self.metrics.dead_lettered.add(failures.len() as u64);
+            } else {
+                self.metrics.given_up.add(failures.len() as u64);
+                for f in &failures {
+                    unsettled[f.item] = true;
+                }
+            }
+        }
+        req.acknowledge(&unsettled);
+    }
+
+    /// Sends the items ending at `ends` in `body` until each is indexed, failed for good, or
+    /// out of retries.
+    async fn settle(&self, body: Bytes, ends: Vec<usize>) -> Settled {
+        let mut pending = Pending {
+            origin: (0..ends.len()).collect(),
+            body,
+            ends,
+        };
+        let mut settled = Settled::default();
+        let mut attempt = 0;
+        // Items per request, halved by each 413.
+        let mut chunk = usize::MAX;
+        loop {
+            pending = self.round(&pending, &mut chunk, &mut settled).await;
+            if pending.ends.is_empty() {
+                return settled;
+            }
+            if self.retry.exhausted(attempt) {
+                tracing::warn!(
+                    exporter = %self.id, documents = pending.ends.len(), attempts = attempt + 1,
+                    "documents still failing after the last retry"
+                );
+                let reason = format!("still failing after {} attempts", attempt + 1);
+                let mut start = 0;
+                for (&end, &item) in pending.ends.iter().zip(&pending.origin) {
+                    settled.failures.push(Failure {
+                        item,
+                        bytes: pending.body.slice(start..end),
+                        why: Why {
+                            status: 0,
+                            kind: "retries_exhausted".into(),
+                            reason: reason.clone(),
+                        },
+                    });
+                    start = end;
+                }
+                return settled;
+            }
+            self.metrics.retried.add(pending.ends.len() as u64);
+            tokio::time::sleep(self.retry.wait(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Sends every pending item once (in chunks of `chunk` items); returns those to retry.
+    async fn round(&self, pending: &Pending, chunk: &mut usize, settled: &mut Settled) -> Pending {
+        let mut again = Pending {
+            body: Bytes::new(),
+            ends: Vec::new(),
+            origin: Vec::new(),
+        };
+        let mut again_body = Vec::new();
+        let n = pending.ends.len();
+        let mut first = 0;
+        while first < n {
+            let last = first.saturating_add(*chunk).min(n);
+            let from = if first == 0 {
+                0
+            } else {
+                pending.ends[first - 1]
+            };
+            let slice = pending.body.slice(from..pending.ends[last - 1]);
+            let ends: Vec<usize> = pending.ends[first..last].iter().map(|e| e - from).collect();
+            let items = match self.attempt(slice.clone(), ends.len()).await {
+                Answer::Items(items) => items,
+                Answer::TooLarge if ends.len() > 1 => {
+                    // Not a retry: the same items again, in smaller requests.
+                    *chunk = (ends.len() / 2).max(1);
+                    continue;
+                }
+                Answer::TooLarge => vec![Item::Permanent {
+                    status: 413,
+                    kind: "request_entity_too_large".into(),
+                    reason: "the document is larger than http.max_content_length".into(),
+                }],
+                Answer::RetryAll { kind, why } => {
+                    self.warn(&kind, &why, ends.len());
+                    vec![Item::Retry { status: 0, kind }; ends.len()]
+                }
+                Answer::RefuseAll { kind, why } => {
+                    self.warn(&kind, &why, ends.len());
+                    let refused = Item::Permanent {
+                        status: 0,
+                        kind,
+                        reason: why,
+                    };
+                    vec![refused; ends.len()]
+                }
+            };
+            let retry = retry::resend(&slice, &ends, &items);
+            for (&end, &k) in retry.ends.iter().zip(&retry.origin) {
+                again.ends.push(again_body.len() + end);
+                again.origin.push(pending.origin[first + k]);
+            }
+            again_body.extend_from_slice(&retry.body);
+            let mut start = 0;
+            for (i, (item, &end)) in items.iter().zip(&ends).enumerate() {
+                let bytes = slice.slice(start..end);
+                start = end;
+                match item {
+                    Item::Done => settled.indexed += 1,
+                    Item::Retry { status, kind } if kind.is_empty() => {
+                        self.metrics.failed(true, &status.to_string())
+                    }
+                    Item::Retry { kind, .. } => self.metrics.failed(true, kind),
+                    Item::Permanent {
+                        status,
+                        kind,
+                        reason,
+                    } => {
+                        self.metrics.failed(false, kind);
+                        if *status != 0 {
+                            self.warn_item(*status, kind, reason, &bytes);
+                        }
+                        settled.failures.push(Failure {
+                            item: pending.origin[first + i],
+                            bytes,
+                            why: Why {
+                                status: *status,
+                                kind: kind.clone(),
+                                reason: reason.clone(),
+                            },
+                        });
+                    }
+                }
+            }
+            first = last;
+        }
+        again.body = Bytes::from(again_body);
+        again
+    }
+
+    /// One `_bulk` request of `items` items.
+    async fn attempt(&self, body: Bytes, items: usize) -> Answer {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        let payload = match self.compression {
+            Compression::Gzip => {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                self.compression.compress(&body)
+            }
+            _ => body,
+        };
+        self.metrics.bulk_requests.add(1);
+        let started = Instant::now();
+        let sent = self
+            .client
+            .send(
+                Method::Post,
+                "_bulk",
+                headers,
+                None::<&()>,
+                Some(payload),
+                Some(self.timeout),
+            )
+            .await;
+        let answer = match sent {
+            Err(e) => Answer::RetryAll {
+                kind: if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport_error"
+                }
+                .into(),
+                why: with_causes(&e),
+            },
+            Ok(resp) => {
+                let status = resp.status_code().as_u16();
+                match resp.bytes().await {
+                    Err(e) => Answer::RetryAll {
+                        kind: "transport_error".into(),
+                        why: format!("reading the answer: {}", with_causes(&e)),
+                    },
+                    Ok(text) => self.read(status, &text, items),
+                }
+            }
+        };
+        self.metrics.latency.observe(started.elapsed());
+        if !matches!(answer, Answer::Items(_)) {
+            self.metrics.bulk_failures.add(1);
+        }
+        answer
+    }
+
+    fn read(&self, status: u16, text: &[u8], items: usize) -> Answer {
+        let explain = || {
+            let t = String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
+            format!("HTTP {status}: {t}")
+        };
+        match status {
+            200 => match response::items(text, items, &self.retry.retry_on_status) {
+                Ok(items) => Answer::Items(items),
+                // Which items were indexed is unknown: send them all again; their ids make
+                // the ones that were answered 409, counted done.
+                Err(e) => Answer::RetryAll {
+                    kind: "unreadable_answer".into(),
+                    why: e.to_string(),
+                },
+            },
+            413 => Answer::TooLarge,
+            s if self.retry.retry_on_status.contains(&s) => Answer::RetryAll {
+                kind: s.to_string(),
+                why: explain(),
+            },
+            s => Answer::RefuseAll {
+                kind: s.to_string(),
+                why: explain(),
+            },
+        }
+    }
+
+    fn warn(&self, kind: &str, why: &str, documents: usize) {
+        if let Some(skipped) = self.throttle.admit(kind) {
+            tracing::warn!(
+                exporter = %self.id, error_type = kind, error = why, documents,
+                similar_unlogged = skipped, "bulk request failed"
+            );
+        }
+    }
+
+    fn warn_item(&self, status: u16, kind: &str, reason: &str, item: &[u8]) {
+        if let Some(skipped) = self.throttle.admit(kind) {
+            tracing::warn!(
+                exporter = %self.id, status, error_type = kind, reason,
+                index = %dead_letter::index_of(item), similar_unlogged = skipped,
+                "a document was refused for good"
+            );
+        }
+    }
+
+    /// Stores `failures` at the dead letter; `false` if some could not be stored.
+    async fn store_dead(&self, dl: &DeadLetter, failures: &[Failure]) -> bool {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let now = crate::codec::rfc3339(nanos);
+        let now = std::str::from_utf8(&now).unwrap_or_default();
+        let index = match dl {
+            DeadLetter::Index(i) => Some(i.as_str()),
+            DeadLetter::File(_) => None,
+        };
+        let mut body = Vec::new();
+        let mut ends = Vec::with_capacity(failures.len());
+        for f in failures {
+            dead_letter::entry(&mut body, &f.bytes, &f.why, now, index);
+            ends.push(body.len());
+        }
+        match dl {
+            DeadLetter::File(path) => match dead_letter::append(path.clone(), body).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(exporter = %self.id, file = %path.display(), error = %e,
+                        "cannot write the dead-letter file");
+                    false
+                }
+            },
+            DeadLetter::Index(index) => {
+                // Retried like any request (only the failed entries again); the dead letter
+                // has no dead letter of its own.
+                let settled = Box::pin(self.settle(Bytes::from(body), ends)).await;
+                if let Some(f) = settled.failures.first() {
+                    tracing::error!(exporter = %self.id, index, error_type = %f.why.kind,
+                        reason = %f.why.reason, documents = settled.failures.len(),
+                        "the dead-letter index did not take documents");
+                }
+                settled.failures.is_empty()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_logs_a_kind_once_per_period_and_counts_the_rest() {
+        let t = Throttle::default();
+        assert_eq!(t.admit("mapper_parsing_exception"), Some(0));
+        assert_eq!(t.admit("mapper_parsing_exception"), None);
+        assert_eq!(t.admit("mapper_parsing_exception"), None);
+        assert_eq!(t.admit("es_rejected_execution_exception"), Some(0));
+    }
+}
