@@ -478,3 +478,41 @@ fn auth_header_and_gzip_as_configured_and_credentials_never_printed() {
         assert!(!logs.contains(secret), "a secret was printed:\n{logs}");
     }
 }
+
+#[test]
+fn a_dead_endpoint_fails_over_and_a_413_splits_the_request() {
+    // Bodies over 20 kB are refused 413, as http.max_content_length refuses them.
+    let mock = Mock::start(&["--max-content-length", "20000"]);
+    let dead = free_port();
+    let (http, metrics) = (free_port(), free_port());
+    let exporter = format!(
+        "  elasticsearch:\n    endpoints: [http://127.0.0.1:{dead}, http://127.0.0.1:{}]\n    \
+         mapping: {{ mode: raw }}\n    compression: none\n    flush: {{ bytes: 200000, interval: 50ms }}\n    \
+         retry: {{ initial_interval: 50ms, max_interval: 200ms }}\n",
+        mock.port
+    );
+    let _sluice = start(http, metrics, "", &exporter, "elasticsearch");
+    for r in 0..10 {
+        assert_eq!(post_until_accepted(http, &numbered(r * 300, 300)), 0);
+    }
+    assert_each_once(&mock.docs(), 3000);
+    let series = |name: &str| format!("{name}{{exporter=\"elasticsearch\"}}");
+    let failures = metric(
+        metrics,
+        &series("sluice_elasticsearch_bulk_request_failures_total"),
+    );
+    let transport = "sluice_elasticsearch_documents_failed_total{exporter=\"elasticsearch\",failure=\"retryable\",error_type=\"transport_error\"}";
+    assert!(
+        metric(metrics, transport) > 0,
+        "the dead endpoint was tried"
+    );
+    assert!(failures > 0);
+    let requests = metric(metrics, &series("sluice_elasticsearch_bulk_requests_total"));
+    let observed = metric(
+        metrics,
+        &series("sluice_elasticsearch_bulk_latency_seconds_count"),
+    );
+    assert_eq!(observed, requests, "every request's latency is observed");
+    let stats = mock.json("/_mock/stats");
+    assert_eq!(stats["conflicts"], 0);
+}

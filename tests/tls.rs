@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, OtlpSink, Sluice, free_port};
+use common::{Client, Mock, OtlpSink, Sluice, free_port};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -328,4 +328,45 @@ service:
     let r = post(http2, &logs("no client certificate"));
     assert_eq!(r.status, 503, "the sender is told to retry");
     assert_eq!(bodies(&sink), ["grpc over mutual tls"]);
+}
+
+/// elasticsearch -> TLS with a client certificate (socat demands one) -> sluice-es-mock: the
+/// CA, the client certificate and the key are the transport's; without the certificate the
+/// handshake fails and the sender is told to retry.
+#[test]
+fn elasticsearch_exports_over_mutual_tls() {
+    let certs = certificates();
+    let mock = Mock::start(&[]);
+    let tls_port = free_port();
+    let _socat = Terminator::start(&certs, tls_port, mock.port, true);
+    let exporter = |client_cert: bool| {
+        let cert = if client_cert {
+            format!(
+                ", cert_file: {}, key_file: {}",
+                certs.join("client.pem").display(),
+                certs.join("client.key").display()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "  elasticsearch:\n    endpoint: https://localhost:{tls_port}\n    \
+             mapping: {{ mode: raw }}\n    retry: {{ enabled: false }}\n    \
+             tls: {{ ca_file: {}{cert} }}",
+            certs.join("ca.pem").display()
+        )
+    };
+    let http = free_port();
+    let _with_cert = agent(http, &exporter(true));
+    let r = post(http, &logs("over mutual tls"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let docs = mock.docs();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["_source"]["message"], "over mutual tls");
+
+    let http2 = free_port();
+    let without = agent(http2, &exporter(false));
+    let r = post(http2, &logs("must not arrive"));
+    assert_eq!(r.status, 503, "{}", without.logs());
+    assert_eq!(mock.docs().len(), 1);
 }
