@@ -8,12 +8,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, Mock, Sluice, free_port, metric, python};
+use common::{Client, Mock, Sluice, free_port, metric, run_python};
 use serde_json::{Value as Json, json};
 
 /// sluice with an `http_logs` receiver on `http` feeding `exporters` (YAML lines indented for
@@ -129,21 +128,10 @@ service:
     );
     let _sluice = Sluice::start(&config, http);
     let n = 120;
-    let out = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/send_logs.py"
-        ))
-        .arg(format!("http://127.0.0.1:{http}/v1/logs"))
-        .arg(n.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let ids = run_python(
+        "send_logs.py",
+        &[&format!("http://127.0.0.1:{http}/v1/logs"), &n.to_string()],
     );
-    let ids: Json = serde_json::from_slice(&out.stdout).unwrap();
     let docs = mock.wait_for_docs(2 * n, Duration::from_secs(20));
     assert_eq!(docs.len(), 2 * n);
     let mut otel: Vec<&Json> = docs

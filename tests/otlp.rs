@@ -5,10 +5,9 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Client, Collector, Response, Sluice, free_port, metric, python};
+use common::{Client, Collector, Response, Sluice, free_port, metric, run_python};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -307,22 +306,7 @@ fn python_sdk_sends(port: u16, n: usize) -> Json {
 }
 
 fn python_sdk_sends_with(endpoint: &str, n: usize, protocol: &str) -> Json {
-    let out = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/send_logs.py"
-        ))
-        .arg(endpoint)
-        .arg(n.to_string())
-        .arg(protocol)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    run_python("send_logs.py", &[endpoint, &n.to_string(), protocol])
 }
 
 #[test]
@@ -412,23 +396,15 @@ fn python_sdk_logs_arrive_over_otlp_grpc_field_by_field() {
 fn grpc_call(port: u16, method: &str, body: &[u8], compression: &str) -> Json {
     let file = common::write_config("");
     std::fs::write(&file, body).unwrap();
-    let out = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/grpc_call.py"
-        ))
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(method)
-        .arg(&file)
-        .arg(compression)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    run_python(
+        "grpc_call.py",
+        &[
+            &format!("127.0.0.1:{port}"),
+            method,
+            &file.to_string_lossy(),
+            compression,
+        ],
+    )
 }
 
 const LOGS: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{OtlpSink, Sluice, free_port, python};
+use common::{OtlpSink, Sluice, free_port, run_python};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
@@ -139,20 +138,7 @@ fn sdk_spans_and_metrics_arrive_field_by_field(protocol: &str) {
         "grpc" => format!("127.0.0.1:{grpc}"),
         _ => format!("http://127.0.0.1:{http}"),
     };
-    let out = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/send_telemetry.py"
-        ))
-        .args([endpoint.as_str(), "40", protocol])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let sent = run_python("send_telemetry.py", &[endpoint.as_str(), "40", protocol]);
     let want_spans = sent["spans"].as_array().unwrap();
     assert_eq!(want_spans.len(), 40);
 

@@ -321,6 +321,25 @@ pub fn python() -> PathBuf {
     bin
 }
 
+/// Runs `tests/python/<script>` with `args` in the [`python`] venv; its standard output, JSON.
+#[allow(dead_code)]
+pub fn run_python(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = Command::new(python())
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// One request an [`OtlpSink`] received.
 #[derive(Clone)]
 pub struct Received {
