@@ -369,4 +369,15 @@ fn elasticsearch_exports_over_mutual_tls() {
     let r = post(http2, &logs("must not arrive"));
     assert_eq!(r.status, 503, "{}", without.logs());
     assert_eq!(mock.docs().len(), 1);
+
+    // insecure_skip_verify: no CA, the server's certificate is accepted unchecked.
+    let http3 = free_port();
+    let skipping = exporter(true).replace(
+        &format!("ca_file: {}", certs.join("ca.pem").display()),
+        "insecure_skip_verify: true",
+    );
+    let _skipping = agent(http3, &skipping);
+    let r = post(http3, &logs("unverified"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(mock.docs().len(), 2);
 }

@@ -601,6 +601,27 @@ mod tests {
     }
 
     #[test]
+    fn api_keys_and_bearer_tokens_become_sensitive_authorization_headers() {
+        let header = |yaml: &str| {
+            let cfg: Config = serde_yaml_ng::from_str(yaml).unwrap();
+            let mut errors = Vec::new();
+            let auth = prepare("x", &cfg, &mut errors).authorization.unwrap();
+            assert!(errors.is_empty() && auth.is_sensitive());
+            auth.to_str().unwrap().to_string()
+        };
+        assert_eq!(
+            header(
+                "{endpoint: 'http://es:9200', api_key: 'VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=='}"
+            ),
+            "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+        );
+        assert_eq!(
+            header("{endpoint: 'http://es:9200', bearer_token: abc.def}"),
+            "Bearer abc.def"
+        );
+    }
+
+    #[test]
     fn credentials_in_the_url_become_a_sensitive_header() {
         let cfg: Config =
             serde_yaml_ng::from_str("{endpoint: 'http://elastic:p%40ss@es:9200'}").unwrap();
