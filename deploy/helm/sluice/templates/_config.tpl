@@ -1,0 +1,105 @@
+{{/*
+The sluice configs. Defaults first; the user's gateway.config / agent.config are merged over
+them (maps key by key, lists replaced), then rendered into the ConfigMaps.
+*/}}
+
+{{- define "sluice.gatewayDefaults" -}}
+extensions:
+  health_check:
+    endpoint: "0.0.0.0:{{ .Values.gateway.ports.health }}"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: "0.0.0.0:{{ .Values.gateway.ports.otlpGrpc }}"
+      http:
+        endpoint: "0.0.0.0:{{ .Values.gateway.ports.otlpHttp }}"
+  http_logs:
+    endpoint: "0.0.0.0:{{ .Values.gateway.ports.httpLogs }}"
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: 80
+    spike_limit_percentage: 20
+  batch:
+    send_batch_size: 8192
+    timeout: 200ms
+exporters:
+  debug:
+    verbosity: basic
+service:
+  extensions: [health_check]
+  shutdown_timeout: "{{ sub (int .Values.gateway.terminationGracePeriodSeconds) 10 }}s"
+  telemetry:
+    metrics:
+      address: "0.0.0.0:{{ .Values.gateway.ports.metrics }}"
+  pipelines:
+    logs:
+      receivers: [otlp, http_logs]
+      processors: [memory_limiter, batch]
+      exporters: [debug]
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [debug]
+    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [debug]
+{{- end -}}
+
+{{- define "sluice.agentDefaults" -}}
+extensions:
+  health_check:
+    endpoint: "0.0.0.0:{{ .Values.agent.ports.health }}"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: "0.0.0.0:{{ .Values.agent.ports.otlpGrpc }}"
+      http:
+        endpoint: "0.0.0.0:{{ .Values.agent.ports.otlpHttp }}"
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: 80
+    spike_limit_percentage: 20
+  batch:
+    send_batch_size: 2048
+    timeout: 200ms
+exporters:
+  otlp:
+    endpoint: "{{ include "sluice.gatewayHeadless" . }}.{{ .Release.Namespace }}.svc:{{ .Values.gateway.ports.otlpGrpc }}"
+    balancing: dns
+    tls:
+      insecure: true
+service:
+  extensions: [health_check]
+  shutdown_timeout: "{{ sub (int .Values.agent.terminationGracePeriodSeconds) 10 }}s"
+  telemetry:
+    metrics:
+      address: "0.0.0.0:{{ .Values.agent.ports.metrics }}"
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlp]
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlp]
+    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlp]
+{{- end -}}
+
+{{- define "sluice.gatewayConfig" -}}
+{{- $defaults := include "sluice.gatewayDefaults" . | fromYaml -}}
+{{- mergeOverwrite $defaults (deepCopy .Values.gateway.config) | toYaml -}}
+{{- end -}}
+
+{{- define "sluice.agentConfig" -}}
+{{- $defaults := include "sluice.agentDefaults" . | fromYaml -}}
+{{- mergeOverwrite $defaults (deepCopy .Values.agent.config) | toYaml -}}
+{{- end -}}

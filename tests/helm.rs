@@ -1,0 +1,336 @@
+//! The Helm chart, checked without a cluster: `deploy/check.sh` (helm lint, kubernetes-validate
+//! for two Kubernetes versions, `sluice validate` on every rendered config, checkov), and the
+//! wiring a cluster would depend on, pinned on the rendered objects. helm comes from PyPI
+//! (`deploy/tools.sh`), so these tests need python3 and access to PyPI, as the OTLP client
+//! tests do.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `deploy/tools.sh`, once per test process.
+fn tools() -> PathBuf {
+    static READY: Mutex<bool> = Mutex::new(false);
+    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
+    if !*ready {
+        let out = Command::new("bash")
+            .arg(root().join("deploy/tools.sh"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "deploy/tools.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        *ready = true;
+    }
+    root().join("target/tools")
+}
+
+/// The chart rendered as release `obs` in namespace `observability` with `values` files.
+fn render(values: &[&str]) -> Vec<Value> {
+    let helm = tools().join("helm/helm");
+    let mut cmd = Command::new(helm);
+    cmd.args(["template", "obs"])
+        .arg(root().join("deploy/helm/sluice"))
+        .args(["--namespace", "observability"]);
+    for v in values {
+        cmd.arg("-f").arg(root().join(v));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+/// The sluice config a workload's ConfigMap holds.
+fn config(objects: &[Value], name: &str) -> Value {
+    let cm = find(objects, "ConfigMap", name);
+    serde_yaml_ng::from_str(text(&cm["data"]["config.yaml"])).unwrap()
+}
+
+/// The port of a `host:port` endpoint.
+fn port_of(endpoint: &Value) -> u64 {
+    text(endpoint).rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A container's port numbers by name.
+fn container_port(pod: &Value, name: &str) -> u64 {
+    pod["spec"]["containers"][0]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no container port {name}"))["containerPort"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Whether every label a selector asks for is on the pod template.
+fn selects(selector: &Value, pod: &Value) -> bool {
+    let labels = &pod["metadata"]["labels"];
+    selector
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .all(|(k, v)| labels[k.as_str().unwrap()] == *v)
+}
+
+#[test]
+fn the_chart_passes_lint_schema_validation_sluice_validate_and_checkov() {
+    tools();
+    let out = Command::new("bash")
+        .arg(root().join("deploy/check.sh"))
+        .env("SLUICE", env!("CARGO_BIN_EXE_sluice"))
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "deploy/check.sh failed:\n{log}");
+    assert!(log.contains("all checks passed"), "{log}");
+}
+
+#[test]
+fn the_hpa_scales_the_gateway_on_cpu_and_the_probes_hit_the_health_check() {
+    let objects = render(&["deploy/helm/sluice/ci/edot-gateway.yaml"]);
+    let hpa = find(&objects, "HorizontalPodAutoscaler", "obs-sluice-gateway");
+    let target = &hpa["spec"]["scaleTargetRef"];
+    assert_eq!(target["kind"], "Deployment");
+    assert_eq!(target["name"], "obs-sluice-gateway");
+    find(&objects, "Deployment", "obs-sluice-gateway");
+    let metrics: Vec<(&str, u64)> = hpa["spec"]["metrics"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                text(&m["resource"]["name"]),
+                m["resource"]["target"]["averageUtilization"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(metrics, [("cpu", 80), ("memory", 80)]);
+    assert_eq!(
+        hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        30
+    );
+
+    for (kind, name) in [
+        ("Deployment", "obs-sluice-gateway"),
+        ("DaemonSet", "obs-sluice-agent"),
+    ] {
+        let pod = &find(&objects, kind, name)["spec"]["template"];
+        let cfg = config(&objects, name);
+        let health = port_of(&cfg["extensions"]["health_check"]["endpoint"]);
+        assert_eq!(container_port(pod, "health"), health, "{name}");
+        let c = &pod["spec"]["containers"][0];
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(c[probe]["httpGet"]["port"], "health", "{name} {probe}");
+        }
+        let metrics = port_of(&cfg["service"]["telemetry"]["metrics"]["address"]);
+        assert_eq!(container_port(pod, "metrics"), metrics);
+        assert_eq!(
+            pod["metadata"]["annotations"]["prometheus.io/port"],
+            metrics.to_string().as_str()
+        );
+        // Requests equal limits on the gateway: Guaranteed QoS, CPU as the scaling signal.
+        if kind == "Deployment" {
+            assert_eq!(c["resources"]["requests"], c["resources"]["limits"]);
+        }
+        // Draining on SIGTERM fits in the grace period.
+        let grace = pod["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap();
+        let drain = text(&cfg["service"]["shutdown_timeout"]);
+        let drain: u64 = drain.trim_end_matches('s').parse().unwrap();
+        assert!(
+            drain < grace,
+            "{name}: {drain}s drain in a {grace}s grace period"
+        );
+    }
+}
+
+#[test]
+fn services_select_their_pods_and_expose_the_ports_the_config_listens_on() {
+    let objects = render(&["deploy/helm/sluice/ci/everything.yaml"]);
+    let gateway = &find(&objects, "Deployment", "obs-sluice-gateway")["spec"]["template"];
+    let agent = &find(&objects, "DaemonSet", "obs-sluice-agent")["spec"]["template"];
+    let gw_cfg = config(&objects, "obs-sluice-gateway");
+    let listens = |cfg: &Value, receiver: &str, protocol: Option<&str>| {
+        let r = &cfg["receivers"][receiver];
+        port_of(match protocol {
+            Some(p) => &r["protocols"][p]["endpoint"],
+            None => &r["endpoint"],
+        })
+    };
+    for (service, pod, other) in [
+        ("obs-sluice-gateway", gateway, agent),
+        ("obs-sluice-gateway-headless", gateway, agent),
+        ("obs-sluice-agent", agent, gateway),
+    ] {
+        let svc = find(&objects, "Service", service);
+        assert!(selects(&svc["spec"]["selector"], pod), "{service}");
+        assert!(
+            !selects(&svc["spec"]["selector"], other),
+            "{service} selects only its own pods"
+        );
+        for p in svc["spec"]["ports"].as_sequence().unwrap() {
+            // Each port leads to the container port of its own name and number.
+            assert_eq!(p["name"], p["targetPort"], "{service}");
+            let target = container_port(pod, text(&p["targetPort"]));
+            assert_eq!(Some(target), p["port"].as_u64(), "{service}");
+        }
+    }
+    assert_eq!(
+        container_port(gateway, "otlp-grpc"),
+        listens(&gw_cfg, "otlp", Some("grpc"))
+    );
+    assert_eq!(
+        container_port(gateway, "otlp-http"),
+        listens(&gw_cfg, "otlp", Some("http"))
+    );
+    assert_eq!(
+        container_port(gateway, "http-logs"),
+        listens(&gw_cfg, "http_logs", None)
+    );
+    let headless = find(&objects, "Service", "obs-sluice-gateway-headless");
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    let agent_svc = find(&objects, "Service", "obs-sluice-agent");
+    assert_eq!(agent_svc["spec"]["internalTrafficPolicy"], "Local");
+
+    let ingress = find(&objects, "Ingress", "obs-sluice-gateway");
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    let backend = &ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+    assert_eq!(backend["name"], "obs-sluice-gateway");
+    assert_eq!(backend["port"]["name"], "http-logs");
+    let annotations = &ingress["metadata"]["annotations"];
+    assert_eq!(
+        annotations["nginx.ingress.kubernetes.io/proxy-body-size"],
+        "0"
+    );
+    assert_eq!(
+        annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"],
+        "off"
+    );
+    let pdb = find(&objects, "PodDisruptionBudget", "obs-sluice-gateway");
+    assert!(selects(&pdb["spec"]["selector"]["matchLabels"], gateway));
+}
+
+#[test]
+fn agents_forward_to_the_gateways_headless_service_in_dns_mode() {
+    let objects = render(&[]);
+    let cfg = config(&objects, "obs-sluice-agent");
+    let otlp = &cfg["exporters"]["otlp"];
+    assert_eq!(otlp["balancing"], "dns");
+    let gateway_grpc = find(&objects, "Service", "obs-sluice-gateway-headless")["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "otlp-grpc")
+        .unwrap()["port"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        text(&otlp["endpoint"]),
+        format!("obs-sluice-gateway-headless.observability.svc:{gateway_grpc}")
+    );
+    for pipeline in ["logs", "traces", "metrics"] {
+        assert_eq!(
+            cfg["service"]["pipelines"][pipeline]["exporters"][0],
+            "otlp"
+        );
+    }
+    // A config change rolls the pods.
+    let a = &find(&objects, "DaemonSet", "obs-sluice-agent")["spec"]["template"]["metadata"];
+    let changed = render(&["deploy/helm/sluice/ci/edot-gateway.yaml"]);
+    let b = &find(&changed, "Deployment", "obs-sluice-gateway")["spec"]["template"]["metadata"];
+    let before =
+        &find(&objects, "Deployment", "obs-sluice-gateway")["spec"]["template"]["metadata"];
+    assert_ne!(
+        before["annotations"]["checksum/config"],
+        b["annotations"]["checksum/config"]
+    );
+    assert!(a["annotations"]["checksum/config"].is_string());
+}
+
+/// The Vector guide's Apache common regex, as its `parse_regex!` has it.
+const GUIDE_RE: &str = r#"^(?P<host>[\w\.]+) - (?P<user>[\w\-]+) \[(?P<timestamp>[^\]]*)\] "(?P<method>[\w]+) (?P<path>[^"]*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$"#;
+
+#[test]
+fn the_bench_values_reproduce_the_guides_pipeline() {
+    // Where the guide's text sits beside the repo (as in CI), the regex is the one it uses.
+    let seed = root().join("../shared/seeds/000_462f795c13a4e28c.txt");
+    if let Ok(text) = std::fs::read_to_string(&seed) {
+        assert!(
+            text.contains(&format!("r'{GUIDE_RE}'")),
+            "the guide's regex"
+        );
+    }
+    let objects = render(&["deploy/bench/values.yaml"]);
+    let cfg = config(&objects, "sluice-gateway");
+    let logs = &cfg["service"]["pipelines"]["logs"];
+    assert_eq!(
+        logs["receivers"],
+        serde_yaml_ng::from_str::<Value>("[http_logs]").unwrap()
+    );
+    assert_eq!(
+        logs["processors"],
+        serde_yaml_ng::from_str::<Value>("[regex_parser/apache]").unwrap()
+    );
+    assert_eq!(
+        logs["exporters"],
+        serde_yaml_ng::from_str::<Value>("[tcp]").unwrap()
+    );
+    assert_eq!(cfg["processors"]["regex_parser/apache"]["regex"], GUIDE_RE);
+    assert_eq!(cfg["exporters"]["tcp"]["endpoint"], "consumer:9000");
+    assert_eq!(cfg["exporters"]["tcp"]["encoding"], "text");
+    // The ingress sends POSTs to the port http_logs listens on.
+    let gateway = &find(&objects, "Deployment", "sluice-gateway")["spec"]["template"];
+    assert_eq!(
+        container_port(gateway, "http-logs"),
+        port_of(&cfg["receivers"]["http_logs"]["endpoint"])
+    );
+    let ingress = find(&objects, "Ingress", "sluice-gateway");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["name"],
+        "http-logs"
+    );
+    // Phases 1-3 scale by hand: no HPA until run-experiment.sh turns it on.
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "HorizontalPodAutoscaler")
+    );
+    let c = &gateway["spec"]["containers"][0];
+    assert_eq!(c["resources"]["requests"], c["resources"]["limits"]);
+}
