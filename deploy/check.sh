@@ -4,7 +4,8 @@
 #   helm lint --strict; helm template;
 #   kubernetes-validate --strict against Kubernetes 1.30 and the newest version it knows;
 #   `sluice validate` on every sluice config the chart renders;
-#   checkov on the rendered manifests (skips only with a justification, in deploy/checkov.yaml).
+#   checkov on the rendered manifests (skips only with a justification, in deploy/checkov.yaml)
+#   and on the Dockerfile.
 # SLUICE=path picks the sluice binary (default target/debug/sluice, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,4 +60,6 @@ done
 
 "$venv/checkov" --config-file deploy/checkov.yaml \
   $(printf -- '--file %s ' "$out"/*.yaml)
+# The image: non-root user, no secrets, pinned stages (inline skips carry their reasons).
+"$venv/checkov" --quiet --compact --skip-download --framework dockerfile --file Dockerfile
 echo "all checks passed"

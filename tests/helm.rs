@@ -91,7 +91,7 @@ fn container_port(pod: &Value, name: &str) -> u64 {
         .unwrap()
 }
 
-/// Whether every label a selector asks for is on the pod template.
+/// Whether every label a selector asks for is on the object (a pod template, a Service).
 fn selects(selector: &Value, pod: &Value) -> bool {
     let labels = &pod["metadata"]["labels"];
     selector
@@ -242,6 +242,25 @@ fn services_select_their_pods_and_expose_the_ports_the_config_listens_on() {
         annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"],
         "off"
     );
+    // Each ServiceMonitor finds a Service of its workload with a `metrics` port.
+    for component in ["gateway", "agent"] {
+        let name = format!("obs-sluice-{component}");
+        let monitor = find(&objects, "ServiceMonitor", &name);
+        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+        let wanted = &monitor["spec"]["selector"]["matchLabels"];
+        let scraped = objects
+            .iter()
+            .filter(|o| o["kind"] == "Service")
+            .any(|svc| {
+                selects(wanted, svc)
+                    && svc["spec"]["ports"]
+                        .as_sequence()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["name"] == "metrics")
+            });
+        assert!(scraped, "{name} scrapes nothing");
+    }
     let pdb = find(&objects, "PodDisruptionBudget", "obs-sluice-gateway");
     assert!(selects(&pdb["spec"]["selector"]["matchLabels"], gateway));
 }
