@@ -30,7 +30,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 [ -x "$SLUICE" ] && [ -x "$LOADGEN" ] && [ -x "$MOCK" ] || cargo build --release --quiet --bins
 
-taskset -c "$LOAD_CORES" "$MOCK" --listen "127.0.0.1:$ES_PORT" --discard 2>"$work/mock.log" &
+taskset -c "$LOAD_CORES" "$MOCK" --listen "127.0.0.1:$ES_PORT" --discard >/dev/null 2>"$work/mock.log" &
 pids+=($!)
 
 config() { # exporter section

@@ -37,7 +37,8 @@ use serde_json::{Value, json};
     about = "An in-memory server following Elasticsearch's _bulk contract"
 )]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on; port 0 picks a free one. The bound address is printed on standard
+    /// output first: `listening on 127.0.0.1:PORT`.
     #[arg(long, default_value = "127.0.0.1:9200")]
     listen: String,
     /// Share of items (0 to 1) answered 429 es_rejected_execution_exception.
@@ -103,6 +104,11 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        // The bound address, for callers that asked for port 0 (tests: no port race).
+        let bound = listener
+            .local_addr()
+            .context("the listener has no address")?;
+        println!("listening on {bound}");
         let now = Instant::now();
         let state: Shared = Arc::new(Mutex::new(State {
             down_until: (args.down_seconds > 0)

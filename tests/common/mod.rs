@@ -445,19 +445,25 @@ pub struct Mock {
 
 impl Mock {
     pub fn start(args: &[&str]) -> Mock {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-es-mock"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+        // The mock binds port 0 and says which port it got: no race with other tests for a
+        // port picked in advance.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-es-mock"))
+            .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the mock did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the mock did not start: {line:?}"));
         Mock { child, port }
     }
 
