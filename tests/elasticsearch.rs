@@ -242,7 +242,7 @@ fn es_exporter(mock: &Mock, extra: &str) -> String {
 
 #[test]
 fn items_answered_429_are_retried_until_each_is_stored_exactly_once() {
-    let mock = Mock::start(&["--reject-share", "0.3", "--reject-seconds", "4"]);
+    let mock = Mock::start(&[]);
     let (http, metrics) = (free_port(), free_port());
     let retry = "    retry: { initial_interval: 100ms, max_interval: 500ms, max_retries: 100 }\n";
     let _sluice = start(
@@ -252,6 +252,12 @@ fn items_answered_429_are_retried_until_each_is_stored_exactly_once() {
         &es_exporter(&mock, retry),
         "elasticsearch",
     );
+    // Rejections start once sluice is up, so a slow start cannot use up their window.
+    let reject = Client::connect(mock.port)
+        .unwrap()
+        .request("POST", "/_mock/reject?share=0.3&seconds=4", &[], b"")
+        .unwrap();
+    assert_eq!(reject.status, 200);
     let (requests, per) = (40, 250);
     for r in 0..requests {
         post_until_accepted(http, &numbered(r * per, per));
