@@ -303,10 +303,104 @@ impl Value {
 /// record and is faster to scan than a hash for the handful of attributes a log carries.
 pub type KeyValue = (Str, Value);
 
+/// Attributes held by many origins at once: a resource's, shared by every ScopeLogs under it,
+/// and a scope's, shared by the origins `log_transform` derives from it.
+///
+/// Copying them per ScopeLogs made memory grow with scopes times attributes, which a 48 KB
+/// request could push past 5 GB. The shared part is behind one `Arc`; a processor that adds
+/// attributes (moving `service.name` from a body into the resource) puts them in `added`, so
+/// each derived origin costs its additions, not a copy of everything.
+#[derive(Clone, Default)]
+pub struct Attrs {
+    shared: Option<std::sync::Arc<Vec<KeyValue>>>,
+    added: Vec<KeyValue>,
+}
+
+impl Attrs {
+    /// No attributes, in a `static` where a default is needed by reference.
+    pub const EMPTY: Attrs = Attrs {
+        shared: None,
+        added: Vec::new(),
+    };
+
+    pub fn new(attrs: Vec<KeyValue>) -> Attrs {
+        Attrs {
+            shared: (!attrs.is_empty()).then(|| std::sync::Arc::new(attrs)),
+            added: Vec::new(),
+        }
+    }
+
+    /// The shared attributes first, then the added ones, in insertion order.
+    pub fn iter(&self) -> AttrsIter<'_> {
+        let shared: &[KeyValue] = self.shared.as_deref().map_or(&[], Vec::as_slice);
+        shared.iter().chain(self.added.iter())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shared.as_ref().map_or(0, |s| s.len()) + self.added.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// These attributes plus `more`, sharing the present ones.
+    pub fn with_added(&self, more: impl IntoIterator<Item = KeyValue>) -> Attrs {
+        let mut added = self.added.clone();
+        added.extend(more);
+        Attrs {
+            shared: self.shared.clone(),
+            added,
+        }
+    }
+}
+
+pub type AttrsIter<'a> =
+    std::iter::Chain<std::slice::Iter<'a, KeyValue>, std::slice::Iter<'a, KeyValue>>;
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = &'a KeyValue;
+    type IntoIter = AttrsIter<'a>;
+    fn into_iter(self) -> AttrsIter<'a> {
+        self.iter()
+    }
+}
+
+impl From<Vec<KeyValue>> for Attrs {
+    fn from(attrs: Vec<KeyValue>) -> Attrs {
+        Attrs::new(attrs)
+    }
+}
+
+impl PartialEq for Attrs {
+    fn eq(&self, other: &Attrs) -> bool {
+        let same_shared = match (&self.shared, &other.shared) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same_shared {
+            self.added == other.added
+        } else {
+            self.len() == other.len() && self.iter().eq(other.iter())
+        }
+    }
+}
+
+impl fmt::Debug for Attrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// Finds an attribute by key.
-pub fn get_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+pub fn get_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a Value> {
     attrs
-        .iter()
+        .into_iter()
         .find(|(k, _)| k.as_str() == key)
         .map(|(_, v)| v)
 }
@@ -388,12 +482,12 @@ impl Severity {
 /// The resource and instrumentation scope a group of records came from.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Origin {
-    pub resource: Vec<KeyValue>,
+    pub resource: Attrs,
     pub resource_schema_url: Str,
     pub resource_dropped_attributes_count: u32,
     pub scope_name: Str,
     pub scope_version: Str,
-    pub scope_attributes: Vec<KeyValue>,
+    pub scope_attributes: Attrs,
     pub scope_dropped_attributes_count: u32,
     pub scope_schema_url: Str,
 }

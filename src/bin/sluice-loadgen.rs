@@ -165,7 +165,8 @@ fn batch(n: usize, next: &mut impl FnMut() -> u64) -> LogBatch {
             kv("k8s.namespace.name", s("shop".into())),
             kv("k8s.pod.name", s("checkout-7d9f8b6c4-x2x9z".into())),
             kv("host.name", s("node-3".into())),
-        ],
+        ]
+        .into(),
         scope_name: Str::from_static("checkout.logger"),
         scope_version: Str::from_static("1.0"),
         ..Default::default()

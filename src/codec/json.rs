@@ -6,7 +6,7 @@
 //! push, a chain of dependent memory round trips that cost more than the copying itself.
 
 use super::rfc3339;
-use crate::model::{KeyValue, LogBatch, LogRecord, Value};
+use crate::model::{Attrs, KeyValue, LogBatch, LogRecord, Value};
 
 /// Bytes that need escaping inside a JSON string: controls, `"` and `\`.
 static ESCAPE: [bool; 256] = {
@@ -184,9 +184,9 @@ fn other_bound(v: &Value) -> usize {
 }
 
 #[inline(always)]
-fn map_bound(kvs: &[KeyValue]) -> usize {
+fn map_bound<'a>(kvs: impl IntoIterator<Item = &'a KeyValue>) -> usize {
     2 + kvs
-        .iter()
+        .into_iter()
         .map(|(k, v)| str_bound(k.as_bytes()) + 2 + value_bound(v))
         .sum::<usize>()
 }
@@ -315,10 +315,10 @@ unsafe fn value_other(at: *mut u8, v: &Value) -> *mut u8 {
 }
 
 #[inline(always)]
-unsafe fn map(c: &mut Cursor, kvs: &[KeyValue]) {
+unsafe fn map<'a>(c: &mut Cursor, kvs: impl IntoIterator<Item = &'a KeyValue>) {
     unsafe {
         c.byte(b'{');
-        for (i, (k, v)) in kvs.iter().enumerate() {
+        for (i, (k, v)) in kvs.into_iter().enumerate() {
             if i > 0 {
                 c.byte(b',');
             }
@@ -363,7 +363,10 @@ pub fn write_json_value(out: &mut Vec<u8>, v: &Value) {
 }
 
 /// Appends attributes as a JSON object.
-pub fn write_json_map(out: &mut Vec<u8>, kvs: &[KeyValue]) {
+pub fn write_json_map<'a, I>(out: &mut Vec<u8>, kvs: I)
+where
+    I: IntoIterator<Item = &'a KeyValue> + Copy,
+{
     // SAFETY: `map` writes at most `map_bound` bytes.
     unsafe { write_with(out, map_bound(kvs), |c| map(c, kvs)) }
 }
@@ -394,6 +397,8 @@ pub struct JsonEncoder {
     observed: CachedTime,
 }
 
+static NO_ATTRS: Attrs = Attrs::EMPTY;
+
 /// Room for everything in a record but its strings and maps: field names, times, ids.
 const RECORD_FIXED: usize = 320;
 
@@ -403,13 +408,12 @@ impl JsonEncoder {
             let resource = batch
                 .origins
                 .get(record.origin as usize)
-                .map(|o| o.resource.as_slice())
-                .unwrap_or(&[]);
+                .map_or(&NO_ATTRS, |o| &o.resource);
             self.encode(record, resource, out);
         }
     }
 
-    pub fn encode(&mut self, r: &LogRecord, resource: &[KeyValue], out: &mut Vec<u8>) {
+    pub fn encode(&mut self, r: &LogRecord, resource: &Attrs, out: &mut Vec<u8>) {
         let bound = RECORD_FIXED
             + str_bound(r.severity_text.as_bytes())
             + value_bound(&r.body)
@@ -517,7 +521,7 @@ mod tests {
     fn json_line_is_valid_json_with_set_fields_only() {
         let batch = LogBatch {
             origins: vec![Origin {
-                resource: vec![(Str::from("service.name"), Value::Str("web".into()))],
+                resource: vec![(Str::from("service.name"), Value::Str("web".into()))].into(),
                 ..Default::default()
             }],
             records: vec![LogRecord {
@@ -586,7 +590,7 @@ mod tests {
                 };
                 let resource = vec![(Str::from(s.clone()), Value::Str(Str::from(s.clone())))];
                 let mut out = b"prefix".to_vec();
-                JsonEncoder::default().encode(&record, &resource, &mut out);
+                JsonEncoder::default().encode(&record, &resource.into(), &mut out);
                 assert_eq!(&out[..6], b"prefix");
                 let v: serde_json::Value = serde_json::from_slice(&out[6..]).unwrap();
                 assert_eq!(v["body"][&s][0], s.as_str());

@@ -192,14 +192,17 @@ fn is_routing(key: &str) -> bool {
 }
 
 /// Attributes as a JSON object, without the data stream ones (they are top-level fields).
-fn attributes(out: &mut Vec<u8>, kvs: &[KeyValue]) {
-    if !kvs.iter().any(|(k, _)| is_routing(k.as_str())) {
+fn attributes<'a, I>(out: &mut Vec<u8>, kvs: I)
+where
+    I: IntoIterator<Item = &'a KeyValue> + Copy,
+{
+    if !kvs.into_iter().any(|(k, _)| is_routing(k.as_str())) {
         write_json_map(out, kvs);
         return;
     }
     out.push(b'{');
     let mut first = true;
-    for (k, v) in kvs.iter().filter(|(k, _)| !is_routing(k.as_str())) {
+    for (k, v) in kvs.into_iter().filter(|(k, _)| !is_routing(k.as_str())) {
         if !first {
             out.push(b',');
         }
@@ -464,7 +467,8 @@ mod tests {
                 kv("service.name", s("checkout")),
                 kv("host.name", s("node-3")),
                 kv("k8s.pod.name", s("checkout-7d9f")),
-            ],
+            ]
+            .into(),
             scope_name: Str::from_static("app.logger"),
             ..Default::default()
         };

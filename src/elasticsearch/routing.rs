@@ -28,9 +28,9 @@ impl DataStream {
     /// compare to reuse the last stream.
     pub fn parts<'a>(r: &'a LogRecord, origin: &'a Origin) -> (Option<&'a str>, Option<&'a str>) {
         let find = |key: &str| {
-            [&r.attributes, &origin.scope_attributes, &origin.resource]
-                .into_iter()
-                .find_map(|attrs| string_attr(attrs, key))
+            string_attr(&r.attributes, key)
+                .or_else(|| string_attr(&origin.scope_attributes, key))
+                .or_else(|| string_attr(&origin.resource, key))
         };
         (find(DATASET), find(NAMESPACE))
     }
@@ -51,8 +51,8 @@ impl DataStream {
     }
 }
 
-fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attrs.iter().find_map(|(k, v)| match v {
+fn string_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a str> {
+    attrs.into_iter().find_map(|(k, v)| match v {
         Value::Str(s) if k.as_str() == key && !s.is_empty() => Some(s.as_str()),
         _ => None,
     })
@@ -91,8 +91,8 @@ mod tests {
     #[test]
     fn the_record_wins_over_scope_and_resource_and_defaults_fill_in() {
         let origin = Origin {
-            resource: vec![attr(DATASET, "from.resource"), attr(NAMESPACE, "prod")],
-            scope_attributes: vec![attr(DATASET, "from.scope")],
+            resource: vec![attr(DATASET, "from.resource"), attr(NAMESPACE, "prod")].into(),
+            scope_attributes: vec![attr(DATASET, "from.scope")].into(),
             ..Default::default()
         };
         let mut r = LogRecord::default();

@@ -54,11 +54,17 @@ pub fn build(
     raw: serde_yaml_ng::Value,
 ) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
-    if cfg.queue_size == 0 {
-        return Err(vec![ConfigError::new(
-            format!("{}.queue_size", ctx.path),
-            "must be greater than zero",
-        )]);
+    let mut errors = Vec::new();
+    crate::config::check_count(
+        &mut errors,
+        format!("{}.queue_size", ctx.path),
+        cfg.queue_size as u64,
+        1,
+        crate::exporters::MAX_QUEUE_SIZE,
+        "",
+    );
+    if !errors.is_empty() {
+        return Err(errors);
     }
     let id = ctx.id.to_string();
     Ok(Box::new(Debug {
@@ -192,7 +198,7 @@ pub fn write_normal(batch: &LogBatch, out: &mut Vec<u8>) {
 
 /// Every field, in the layout of the OTel Collector's detailed output.
 pub fn write_detailed(batch: &LogBatch, out: &mut Vec<u8>) {
-    fn attrs(out: &mut Vec<u8>, title: &str, kvs: &[KeyValue]) {
+    fn attrs<'a>(out: &mut Vec<u8>, title: &str, kvs: impl IntoIterator<Item = &'a KeyValue>) {
         out.extend_from_slice(title.as_bytes());
         out.extend_from_slice(b":\n");
         for (k, v) in kvs {

@@ -47,7 +47,8 @@ pub fn decode_logs(body: &[u8]) -> Result<LogBatch, JsonError> {
         if let Some(r) = field(rl, &["resource"]) {
             let rpath = format!("{path}.resource");
             let r = object(r, &rpath)?;
-            resource.resource = attributes(r, &rpath, 0)?;
+            // Shared by every scope below it.
+            resource.resource = attributes(r, &rpath, 0)?.into();
             resource.resource_dropped_attributes_count = uint32(r, &rpath)?;
         }
         resource.resource_schema_url = string(rl, &["schemaUrl", "schema_url"], &path)?;
@@ -69,7 +70,7 @@ pub fn decode_logs(body: &[u8]) -> Result<LogBatch, JsonError> {
                 let scope = object(scope, &path)?;
                 origin.scope_name = string(scope, &["name"], &path)?;
                 origin.scope_version = string(scope, &["version"], &path)?;
-                origin.scope_attributes = attributes(scope, &path, 0)?;
+                origin.scope_attributes = attributes(scope, &path, 0)?.into();
                 origin.scope_dropped_attributes_count = uint32(scope, &path)?;
             }
             let records = array(sl, &["logRecords", "log_records"], &spath)?;

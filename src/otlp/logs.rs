@@ -49,6 +49,7 @@ impl Decoder<'_> {
     fn resource_logs(&self, s: usize, e: usize, batch: &mut LogBatch) -> Result<(), DecodeError> {
         // Fields may come in any order: take the resource first, then the scopes under it.
         let mut origin = Origin::default();
+        let mut resource = Vec::new();
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
@@ -56,7 +57,7 @@ impl Decoder<'_> {
                     let mut r = self.fields(s, e);
                     while let Some((field, wire)) = r.next_field()? {
                         match (field, wire) {
-                            (1, Wire::Len(s, e)) => origin.resource.push(self.key_value(s, e, 0)?),
+                            (1, Wire::Len(s, e)) => resource.push(self.key_value(s, e, 0)?),
                             (2, Wire::Varint(n)) => {
                                 origin.resource_dropped_attributes_count = n as u32
                             }
@@ -73,6 +74,8 @@ impl Decoder<'_> {
                 _ => {}
             }
         }
+        // Shared by every ScopeLogs below: one copy however many scopes there are.
+        origin.resource = resource.into();
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             if let (2, Wire::Len(s, e)) = (field, wire) {
@@ -96,6 +99,7 @@ impl Decoder<'_> {
             ..Default::default()
         };
         let mut records = 0;
+        let mut scope_attributes = Vec::new();
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
@@ -109,9 +113,7 @@ impl Decoder<'_> {
                             (2, Wire::Len(s, e)) => {
                                 origin.scope_version = self.str("scope.version", s, e)?
                             }
-                            (3, Wire::Len(s, e)) => {
-                                origin.scope_attributes.push(self.key_value(s, e, 0)?)
-                            }
+                            (3, Wire::Len(s, e)) => scope_attributes.push(self.key_value(s, e, 0)?),
                             (4, Wire::Varint(n)) => {
                                 origin.scope_dropped_attributes_count = n as u32
                             }
@@ -129,6 +131,7 @@ impl Decoder<'_> {
         if records == 0 {
             return Ok(());
         }
+        origin.scope_attributes = scope_attributes.into();
         // Counted on the first pass: the records vector grows once, not by doubling (each
         // doubling moved every record decoded so far).
         batch.records.reserve(records);
@@ -380,11 +383,11 @@ fn put_uint(out: &mut Vec<u8>, field: u32, n: u32) {
     }
 }
 
-fn attrs_size(kvs: &[KeyValue]) -> usize {
-    kvs.iter().map(|kv| len_field_size(kv_size(kv))).sum()
+fn attrs_size<'a>(kvs: impl IntoIterator<Item = &'a KeyValue>) -> usize {
+    kvs.into_iter().map(|kv| len_field_size(kv_size(kv))).sum()
 }
 
-fn put_attrs(out: &mut Vec<u8>, field: u32, kvs: &[KeyValue]) {
+fn put_attrs<'a>(out: &mut Vec<u8>, field: u32, kvs: impl IntoIterator<Item = &'a KeyValue>) {
     for kv in kvs {
         put_len(out, field, kv_size(kv));
         put_kv(out, kv);

@@ -243,8 +243,58 @@ impl LogTransform {
     }
 }
 
-/// An origin made for records that gained resource attributes: (from, additions, to).
-type Derived = (u32, Vec<KeyValue>, u32);
+/// Derived origins by what they were derived from: (from, additions) -> index of the new
+/// origin. Keyed by a hash of both, with collisions told apart by comparing, so a batch whose
+/// every record names another service costs one lookup per record, not a scan of all so far.
+#[derive(Default)]
+struct Derived {
+    by_hash: std::collections::HashMap<u64, Vec<(u32, Vec<KeyValue>, u32)>>,
+}
+
+impl Derived {
+    fn get_or_insert(
+        &mut self,
+        from: u32,
+        additions: Vec<KeyValue>,
+        make: impl FnOnce(&[KeyValue]) -> u32,
+    ) -> u32 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        from.hash(&mut h);
+        for (k, v) in &additions {
+            k.hash(&mut h);
+            hash_value(v, &mut h);
+        }
+        let bucket = self.by_hash.entry(h.finish()).or_default();
+        if let Some((_, _, to)) = bucket
+            .iter()
+            .find(|(f, adds, _)| *f == from && *adds == additions)
+        {
+            return *to;
+        }
+        let to = make(&additions);
+        bucket.push((from, additions, to));
+        to
+    }
+}
+
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    std::mem::discriminant(v).hash(h);
+    match v {
+        Value::Empty => {}
+        Value::Str(s) => s.hash(h),
+        Value::Bool(b) => b.hash(h),
+        Value::Int(i) => i.hash(h),
+        Value::Double(d) => d.to_bits().hash(h),
+        Value::Bytes(b) => b.hash(h),
+        Value::Array(items) => items.iter().for_each(|v| hash_value(v, h)),
+        Value::Map(kvs) => kvs.iter().for_each(|(k, v)| {
+            k.hash(h);
+            hash_value(v, h)
+        }),
+    }
+}
 
 /// Lower-case level names by `severity_number / 4` (1 trace, 5 debug, 9 info, ...).
 const LEVEL_NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
@@ -253,7 +303,7 @@ impl Processor for LogTransform {
     fn process(&mut self, batch: &mut LogBatch) {
         // Records that gain resource attributes move to an origin that has them; records with
         // the same origin and the same additions share one.
-        let mut derived: Vec<Derived> = Vec::new();
+        let mut derived = Derived::default();
         let mut failed = 0u64;
         for i in 0..batch.records.len() {
             let additions = match self.record(&mut batch.records[i]) {
@@ -267,34 +317,36 @@ impl Processor for LogTransform {
             let missing: Vec<KeyValue> = match batch.origins.get(from as usize) {
                 Some(o) => additions
                     .into_iter()
-                    .filter(|(k, _)| get_attr(&o.resource, k).is_none())
+                    .filter(|(k, _)| o.resource.get(k).is_none())
                     .collect(),
                 None => Vec::new(),
             };
             if missing.is_empty() {
                 continue;
             }
-            let to = match derived
-                .iter()
-                .find(|(f, adds, _)| *f == from && *adds == missing)
-            {
-                Some((_, _, to)) => *to,
-                None => {
-                    let mut origin: Origin = batch.origins[from as usize].clone();
-                    origin.resource.extend(missing.iter().cloned());
-                    let to = batch.origins.len() as u32;
-                    batch.origins.push(origin);
-                    derived.push((from, missing, to));
-                    to
-                }
-            };
+            let origins = &mut batch.origins;
+            let to = derived.get_or_insert(from, missing, |adds| {
+                // Shares the resource's and scope's attributes with the origin it came from:
+                // a new origin costs its additions, however large the resource.
+                let mut origin: Origin = origins[from as usize].clone();
+                origin.resource = origin.resource.with_added(adds.iter().cloned());
+                origins.push(origin);
+                (origins.len() - 1) as u32
+            });
             batch.records[i].origin = to;
         }
         self.metrics.errors.add(failed);
     }
 
     fn fork(&self) -> Box<dyn Processor> {
-        Box::new(LogTransform::new(self.cfg.clone(), self.metrics.clone()))
+        // The keys are cloned, not leaked again: a worker is forked per connection.
+        Box::new(LogTransform {
+            cfg: self.cfg.clone(),
+            log_level: self.log_level.clone(),
+            resource_keys: self.resource_keys.clone(),
+            attribute_keys: self.attribute_keys.clone(),
+            metrics: self.metrics.clone(),
+        })
     }
 }
 
@@ -364,7 +416,7 @@ mod tests {
         );
         let mut batch = LogBatch {
             origins: vec![Origin {
-                resource: vec![(Str::from("k8s.pod.name"), Value::Str(Str::from("api-1")))],
+                resource: vec![(Str::from("k8s.pod.name"), Value::Str(Str::from("api-1")))].into(),
                 ..Default::default()
             }],
             records,
@@ -380,7 +432,7 @@ mod tests {
         }
     }
 
-    fn attr<'a>(attrs: &'a [KeyValue], k: &str) -> Option<&'a str> {
+    fn attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, k: &str) -> Option<&'a str> {
         get_attr(attrs, k)
             .and_then(Value::as_str)
             .map(|s| s.as_str())
