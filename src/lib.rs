@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod registry;
+pub mod rlimit;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -110,6 +110,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&svc.logs.level, svc.logs.encoding);
+    let open_files = sluice::rlimit::raise_open_files();
+    tracing::debug!(?open_files, "open-files limit");
     match run(svc) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

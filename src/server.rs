@@ -1,9 +1,15 @@
-//! The HTTP/1.1 server loop shared by the `http_logs` receiver, `/metrics` and `health_check`:
-//! keep-alive, an optional maximum connection age, and graceful shutdown that lets in-flight
-//! requests finish (so a request accepted before SIGTERM still gets its answer).
+//! The HTTP server loop shared by every listener (the receivers, `/metrics`, `health_check`):
+//! keep-alive, connection limits, idle and age timeouts, and graceful shutdown that lets
+//! in-flight requests finish (so a request accepted before SIGTERM still gets its answer).
+//!
+//! Every listener has a bound on its connections, and data listeners share one more bound
+//! derived from the open-files limit, so thousands of idle or hostile clients cost a bounded
+//! number of descriptors and never make `accept` fail for the health and metrics listeners.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,15 +20,18 @@ use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::pipeline::StartError;
 use crate::shutdown::Shutdown;
+use crate::telemetry::Counter;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// Connection settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Close a connection (after its current request) once it is this old, so that clients behind
     /// an L4 balancer reconnect and spread over new replicas.
@@ -35,17 +44,63 @@ pub struct Options {
     pub max_connection_age_grace: Option<Duration>,
     /// Serve HTTP/2 with prior knowledge (gRPC) instead of HTTP/1.1.
     pub http2: bool,
+    /// Close a connection that has had no request in flight for this long (counted from the
+    /// accept, so an HTTP/2 preface that never completes is closed too).
+    pub idle_timeout: Option<Duration>,
+    /// Connections this listener serves at once; more are accepted and closed at once, so they
+    /// neither queue in the backlog nor hold a descriptor.
+    pub max_connections: usize,
+    /// A data listener also draws on the process-wide [`connection_budget`], which leaves file
+    /// descriptors for health, metrics, exporters and files however many clients connect.
+    pub data: bool,
+    /// HTTP/2: ping a connection after this long without frames (gRPC's keepalive `time`), and
+    /// close it if the ping is not answered within `keepalive_timeout`.
+    pub keepalive_time: Option<Duration>,
+    pub keepalive_timeout: Duration,
+    /// HTTP/2: streams a client may have open at once on one connection.
+    pub max_concurrent_streams: Option<u32>,
+    /// Counts connections closed at once because a limit was reached.
+    pub refused_connections: Option<Counter>,
 }
 
 impl Default for Options {
+    /// A control listener (health, metrics): few connections, outside the data budget.
     fn default() -> Self {
         Options {
             max_connection_age: None,
             header_read_timeout: Duration::from_secs(30),
             max_connection_age_grace: None,
             http2: false,
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: CONTROL_MAX_CONNECTIONS,
+            data: false,
+            keepalive_time: None,
+            keepalive_timeout: Duration::from_secs(20),
+            max_concurrent_streams: None,
+            refused_connections: None,
         }
     }
+}
+
+/// Connections a health or metrics listener serves at once: probes and scrapes need few, and
+/// these come out of the descriptors [`connection_budget`] keeps back.
+pub const CONTROL_MAX_CONNECTIONS: usize = 32;
+
+/// File descriptors the data listeners together leave unused, for control listeners, exporter
+/// connections, dead-letter and checkpoint files, and the process's own.
+pub const RESERVED_DESCRIPTORS: usize = 128;
+
+/// How many connections all data listeners together may hold: the open-files limit less
+/// [`RESERVED_DESCRIPTORS`] (at least 16). Once reached, new clients are accepted and closed
+/// at once, so `accept` never fails for want of descriptors and health and metrics stay
+/// reachable.
+pub fn connection_budget() -> &'static Arc<Semaphore> {
+    static BUDGET: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    BUDGET.get_or_init(|| {
+        let limit = crate::rlimit::open_files().unwrap_or(1024);
+        let n = limit.saturating_sub(RESERVED_DESCRIPTORS as u64).max(16);
+        Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS as u64) as usize))
+    })
 }
 
 /// Binds `endpoint` (`host:port`, resolved now) for `component` (its YAML path), so a port in
@@ -83,22 +138,41 @@ pub async fn serve<M, H, Fut, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let own = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let global = opts.data.then(connection_budget);
     let mut conns = JoinSet::new();
     let mut stop = shutdown.clone();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         tokio::select! {
             _ = stop.wait() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    let Some(permits) = admit(&own, global) else {
+                        // Closed at once: the descriptor is free again and the client sees the
+                        // connection end rather than one that never answers.
+                        drop(stream);
+                        if let Some(c) = &opts.refused_connections {
+                            c.add(1);
+                        }
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let handler = make_handler();
                     let conn_shutdown = shutdown.clone();
-                    conns.spawn(serve_connection(stream, handler, conn_shutdown, opts));
+                    let conn_opts = opts.clone();
+                    conns.spawn(async move {
+                        serve_connection(stream, handler, conn_shutdown, conn_opts).await;
+                        drop(permits);
+                    });
                 }
                 Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors and the like: back off (up to a second) instead of
+                    // spinning, and say so at most once per backoff step.
+                    tracing::warn!(error = %e, retry_in = ?backoff, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -108,9 +182,76 @@ pub async fn serve<M, H, Fut, B>(
     while conns.join_next().await.is_some() {}
 }
 
-/// Runs one connection until it ends, or until shutdown or its maximum age, when it is closed
-/// gracefully (HTTP/1.1: after the current request; HTTP/2: GOAWAY, then in-flight streams
-/// finish, within `max_connection_age_grace` if set).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A connection's places in its listener's limit and in the process-wide budget.
+struct Permits(
+    #[allow(dead_code)] OwnedSemaphorePermit,
+    #[allow(dead_code)] Option<OwnedSemaphorePermit>,
+);
+
+fn admit(own: &Arc<Semaphore>, global: Option<&Arc<Semaphore>>) -> Option<Permits> {
+    let mine = Arc::clone(own).try_acquire_owned().ok()?;
+    let theirs = match global {
+        Some(g) => Some(Arc::clone(g).try_acquire_owned().ok()?),
+        None => None,
+    };
+    Some(Permits(mine, theirs))
+}
+
+/// Requests in flight on one connection and when the last one ended, for the idle timeout.
+struct Activity {
+    start: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `start` at which the last request ended.
+    last_done_ms: AtomicU64,
+}
+
+/// Marks a request in flight until dropped (also when the connection is dropped mid-request).
+struct InFlight(Arc<Activity>);
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Completes once the connection has had nothing in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        let mut deadline = self.start + timeout;
+        loop {
+            tokio::time::sleep_until(deadline).await;
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                deadline = Instant::now() + timeout;
+                continue;
+            }
+            let last =
+                self.start + Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed));
+            let due = last + timeout;
+            if Instant::now() >= due {
+                return;
+            }
+            deadline = due;
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = a.start.elapsed().as_millis().min(u64::MAX as u128) as u64;
+        a.last_done_ms.store(ms, Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long a connection closed for being idle gets to finish what raced with the close.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs one connection until it ends, or until shutdown, its maximum age or its idle timeout,
+/// when it is closed gracefully (HTTP/1.1: after the current request; HTTP/2: GOAWAY, then
+/// in-flight streams finish, within `max_connection_age_grace` if set).
 async fn serve_connection<H, Fut, B>(
     stream: tokio::net::TcpStream,
     handler: H,
@@ -122,9 +263,20 @@ async fn serve_connection<H, Fut, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_done_ms: AtomicU64::new(0),
+    });
+    let tracked = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |req| {
+        let guard = tracked.begin();
         let fut = handler(req);
-        async move { Ok::<_, Infallible>(fut.await) }
+        async move {
+            let resp = fut.await;
+            drop(guard);
+            Ok::<_, Infallible>(resp)
+        }
     });
     let io = TokioIo::new(stream);
     let age = async {
@@ -133,9 +285,9 @@ async fn serve_connection<H, Fut, B>(
             None => std::future::pending().await,
         }
     };
-    let grace = async {
-        match opts.max_connection_age_grace {
-            Some(d) => tokio::time::sleep(d).await,
+    let idle = async {
+        match opts.idle_timeout {
+            Some(d) => activity.idle_for(d).await,
             None => std::future::pending().await,
         }
     };
@@ -143,12 +295,19 @@ async fn serve_connection<H, Fut, B>(
         ($conn:expr) => {{
             let conn = $conn;
             tokio::pin!(conn);
-            tokio::select! {
+            let grace = tokio::select! {
                 _ = conn.as_mut() => return,
-                _ = shutdown.wait() => {}
-                _ = age => {}
-            }
+                _ = shutdown.wait() => opts.max_connection_age_grace,
+                _ = age => opts.max_connection_age_grace,
+                _ = idle => Some(IDLE_CLOSE_GRACE),
+            };
             conn.as_mut().graceful_shutdown();
+            let grace = async {
+                match grace {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = conn => {}
                 _ = grace => {}
@@ -156,11 +315,13 @@ async fn serve_connection<H, Fut, B>(
         }};
     }
     if opts.http2 {
-        drive!(
-            http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(io, service)
-        );
+        let mut builder = http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(opts.keepalive_time)
+            .keep_alive_timeout(opts.keepalive_timeout)
+            .max_concurrent_streams(opts.max_concurrent_streams);
+        drive!(builder.serve_connection(io, service));
     } else {
         drive!(
             http1::Builder::new()

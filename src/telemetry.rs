@@ -332,6 +332,11 @@ pub struct ReceiverMetrics {
     /// counted in `refused`.
     pub refused_requests: Counter,
     pub accepted_bytes: Counter,
+    /// Connections closed at once because `max_connections` or the process-wide budget was
+    /// reached.
+    pub refused_connections: Counter,
+    /// Requests whose body did not arrive within `read_timeout`.
+    pub timed_out_requests: Counter,
 }
 
 impl ReceiverMetrics {
@@ -366,6 +371,16 @@ impl ReceiverMetrics {
             accepted_bytes: registry.counter(
                 "sluice_receiver_accepted_bytes_total",
                 "Request body bytes (as received on the wire) of accepted requests.",
+                &labels,
+            ),
+            refused_connections: registry.counter(
+                "sluice_receiver_refused_connections_total",
+                "Connections closed on accept because a connection limit was reached.",
+                &labels,
+            ),
+            timed_out_requests: registry.counter(
+                "sluice_receiver_timed_out_requests_total",
+                "Requests whose body did not arrive within read_timeout.",
                 &labels,
             ),
         }

@@ -129,7 +129,12 @@ fn main() -> anyhow::Result<()> {
         sluice::server::serve(
             listener,
             shutdown,
-            sluice::server::Options::default(),
+            // Benchmarks open many connections; the control listeners' small limit is not
+            // meant for a stand-in for Elasticsearch.
+            sluice::server::Options {
+                max_connections: 4096,
+                ..Default::default()
+            },
             move || {
                 let state = Arc::clone(&state);
                 move |req| handle(req, Arc::clone(&state))

@@ -1,16 +1,21 @@
 //! Reading a request body the way every HTTP receiver must: a size limit checked against
 //! `Content-Length` first, then while reading, and again while decompressing, so neither a
-//! large upload nor a decompression bomb can exhaust memory.
+//! large upload nor a decompression bomb can exhaust memory; a deadline, so a body sent a byte
+//! at a time is cut off (408); and shutdown, so such a body cannot hold up a SIGTERM either.
 
 use std::io::Read;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
+use tokio::time::Instant;
 
-/// Why a body was not read; each maps to a 4xx answer.
+use crate::shutdown::Shutdown;
+
+/// Why a body was not read; each maps to a 4xx answer (or 503 while shutting down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     TooLarge,
@@ -18,6 +23,11 @@ pub enum Refusal {
     Corrupt,
     UnknownEncoding,
     Unreadable,
+    /// The body did not arrive within `read_timeout`.
+    TimedOut,
+    /// Shutdown began while the body was still arriving; it was not accepted, so the client
+    /// may send it again elsewhere.
+    ShuttingDown,
 }
 
 impl Refusal {
@@ -26,6 +36,8 @@ impl Refusal {
             Refusal::TooLarge | Refusal::DecompressedTooLarge => 413,
             Refusal::Corrupt | Refusal::Unreadable => 400,
             Refusal::UnknownEncoding => 415,
+            Refusal::TimedOut => 408,
+            Refusal::ShuttingDown => 503,
         }
     }
 
@@ -40,41 +52,75 @@ impl Refusal {
                 "unsupported Content-Encoding: use gzip, deflate, zstd or none\n"
             }
             Refusal::Unreadable => "could not read the request body\n",
+            Refusal::TimedOut => "the request body did not arrive within read_timeout\n",
+            Refusal::ShuttingDown => "sluice is shutting down; retry\n",
         }
     }
 }
 
-/// Reads and decompresses the body of `req`, at most `limit` bytes either way. Returns the
-/// decoded body and the number of bytes received on the wire.
-pub async fn read(req: Request<Incoming>, limit: usize) -> Result<(Bytes, u64), Refusal> {
+/// How much of a body a receiver takes, how long it waits for it, and what cuts it short.
+#[derive(Clone)]
+pub struct Bounds {
+    /// Largest body, before and after decompression.
+    pub limit: usize,
+    /// The whole body must have arrived this long after its headers did.
+    pub timeout: Duration,
+    pub shutdown: Shutdown,
+}
+
+/// Reads and decompresses the body of `req` within `bounds`. Returns the decoded body and the
+/// number of bytes received on the wire.
+pub async fn read(req: Request<Incoming>, bounds: &Bounds) -> Result<(Bytes, u64), Refusal> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > bounds.limit as u64) {
         return Err(Refusal::TooLarge);
     }
     let encoding = Encoding::from_header(req.headers().get(CONTENT_ENCODING))?;
     let hint = declared.map(|n| n as usize);
-    let raw = collect(req.into_body(), limit, |_| hint).await?;
+    let raw = collect(req.into_body(), bounds, |_| hint).await?;
     let wire = raw.len() as u64;
-    Ok((encoding.decode(raw, limit)?, wire))
+    Ok((encoding.decode(raw, bounds.limit)?, wire))
 }
 
-/// Reads a whole body of at most `limit` bytes. A body that came in one frame is returned as
-/// that frame, without a copy; otherwise the frames are copied once into a buffer sized by
-/// `size_hint` (given the first frame: `Content-Length`, or a gRPC message's length prefix),
-/// so a large body does not pass through a list of chunks and a second copy.
+/// The next frame of `body`, or why none will come in time.
+async fn next_frame(
+    body: &mut Incoming,
+    deadline: Instant,
+    stop: &mut Shutdown,
+) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, Refusal> {
+    tokio::select! {
+        biased;
+        frame = body.frame() => Ok(frame),
+        _ = tokio::time::sleep_until(deadline) => Err(Refusal::TimedOut),
+        _ = stop.wait() => Err(Refusal::ShuttingDown),
+    }
+}
+
+/// Reads a whole body of at most `bounds.limit` bytes. A body that came in one frame is
+/// returned as that frame, without a copy; otherwise the frames are copied into one buffer.
+///
+/// The buffer grows with the bytes that have arrived (at most doubling), up to `size_hint`
+/// (given the first frame: `Content-Length`, or a gRPC message's length prefix) so a large body
+/// is not copied again at the end. It is never sized from the declared length alone: a client
+/// that declares 20 MiB and sends 4 bytes costs a few bytes, not a 20 MiB reservation that the
+/// memory limiter would count against everyone.
 pub async fn collect(
     mut body: Incoming,
-    limit: usize,
+    bounds: &Bounds,
     size_hint: impl Fn(&[u8]) -> Option<usize>,
 ) -> Result<Bytes, Refusal> {
+    let deadline = Instant::now() + bounds.timeout;
+    let mut stop = bounds.shutdown.clone();
+    let limit = bounds.limit;
     let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
+    let mut hint = 0usize;
+    let mut buf: Vec<u8> = Vec::new();
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, deadline, &mut stop).await? {
         let Ok(data) = frame.map_err(|_| Refusal::Unreadable)?.into_data() else {
             continue; // trailers
         };
@@ -83,28 +129,47 @@ pub async fn collect(
             return Err(Refusal::TooLarge);
         }
         if buf.is_empty() && first.is_none() {
+            hint = size_hint(&data).unwrap_or(0).min(limit);
             first = Some(data);
             continue;
         }
         if let Some(f) = first.take() {
-            let want = size_hint(&f).unwrap_or(0).max(f.len() + data.len());
-            buf.reserve(want.min(limit));
+            grow(&mut buf, f.len(), hint);
             buf.extend_from_slice(&f);
         }
+        grow(&mut buf, data.len(), hint);
         buf.extend_from_slice(&data);
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok(first.unwrap_or_else(|| Bytes::from(buf)))
 }
 
-/// Reads and discards a body of up to `limit` bytes without holding it, so a request refused
-/// before it was read (memory limiter) costs no memory and an HTTP/1.1 connection stays
-/// usable. A longer body is abandoned, and hyper closes the connection.
-pub async fn drain(mut body: Incoming, limit: usize) {
+/// Makes room for `more` bytes: twice what is held (at least 64 KiB), capped at `hint` when
+/// the body will fit in it.
+fn grow(buf: &mut Vec<u8>, more: usize, hint: usize) {
+    let need = buf.len() + more;
+    if need <= buf.capacity() {
+        return;
+    }
+    let doubled = need.max(buf.len() * 2).max(64 << 10);
+    let target = if hint >= need {
+        doubled.min(hint)
+    } else {
+        doubled
+    };
+    buf.reserve_exact(target - buf.len());
+}
+
+/// Reads and discards a body of up to `bounds.limit` bytes without holding it, so a request
+/// refused before it was read (memory limiter) costs no memory and an HTTP/1.1 connection stays
+/// usable. A longer, slower or unfinished body is abandoned, and hyper closes the connection.
+pub async fn drain(mut body: Incoming, bounds: &Bounds) {
+    let deadline = Instant::now() + bounds.timeout;
+    let mut stop = bounds.shutdown.clone();
     let mut total = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
+    while let Ok(Some(Ok(frame))) = next_frame(&mut body, deadline, &mut stop).await {
         if let Some(data) = frame.data_ref() {
             total += data.len();
-            if total > limit {
+            if total > bounds.limit {
                 return;
             }
         }
@@ -191,6 +256,23 @@ mod tests {
             Err(Refusal::DecompressedTooLarge)
         );
         assert_eq!(Encoding::Gzip.decode(gz, 5 << 20).unwrap().len(), 5 << 20);
+    }
+
+    #[test]
+    fn buffers_grow_with_what_arrived_not_with_what_was_declared() {
+        let declared = 20 << 20;
+        let mut buf = Vec::new();
+        grow(&mut buf, 4, declared);
+        assert!(buf.capacity() <= 128 << 10, "{}", buf.capacity());
+        let mut received = 0;
+        while received < declared {
+            grow(&mut buf, 16 << 10, declared);
+            buf.extend_from_slice(&[0; 16 << 10]);
+            received += 16 << 10;
+            assert!(buf.capacity() <= (2 * received).max(64 << 10).min(declared));
+        }
+        // Ends at exactly the declared size: no slack to copy away, no second copy.
+        assert_eq!(buf.capacity(), declared);
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //!     framing: newline_delimited      # or bytes: the whole body is one record
 //!     max_request_body_size: 10MiB    # compressed and decompressed; 413 beyond it
 //!     max_connection_age: 5m          # close connections after this (default: never)
+//!     read_timeout: 30s               # the whole body within this, else 408
 //!     read_header_timeout: 30s        # drop clients that do not send headers in time
+//!     idle_timeout: 60s               # close keep-alive connections idle this long
+//!     max_connections: 4096           # more are closed on accept
 //! ```
 //!
 //! Each line becomes one record whose body is a slice of the request buffer. The answer is 200
@@ -30,6 +33,7 @@ use crate::pipeline::{
     BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot,
 };
 use crate::receivers::body;
+use crate::receivers::limits::{self, HttpLimits};
 use crate::registry::Context;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
@@ -45,22 +49,37 @@ pub struct Config {
     /// `bytes`: the whole body is one record.
     #[serde(default)]
     pub framing: Framing,
-    /// Largest accepted body, before and after decompression. Default `10MiB`.
+    /// Largest accepted body, before and after decompression. Default `10MiB`, at most `1GiB`.
     #[serde(default = "default_max_body", deserialize_with = "byte_size")]
     pub max_request_body_size: usize,
     /// Close each connection once it is this old (after its current request). Default: never.
     #[serde(default, deserialize_with = "crate::config::optional_duration")]
     pub max_connection_age: Option<Duration>,
-    /// Close a connection whose request headers take longer than this to arrive (idle
-    /// keep-alive connections included). Default `30s`.
+    /// The whole body must arrive within this (408 otherwise). Default `30s`, at most `1h`.
     #[serde(
-        default = "default_header_timeout",
+        default = "limits::default_read_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub read_timeout: Duration,
+    /// Close a connection whose request headers take longer than this to arrive. Default
+    /// `30s`, at most `1h`.
+    #[serde(
+        default = "limits::default_read_header_timeout",
         deserialize_with = "crate::config::duration"
     )]
     pub read_header_timeout: Duration,
+    /// Close a connection that has had no request for this long. Default `60s`.
+    #[serde(
+        default = "limits::default_idle_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed on accept. Default 4096.
+    #[serde(default = "limits::default_max_connections")]
+    pub max_connections: usize,
     /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
     #[serde(
-        default = "default_retry_after",
+        default = "limits::default_retry_after",
         deserialize_with = "crate::config::duration"
     )]
     pub retry_after: Duration,
@@ -74,12 +93,18 @@ fn default_max_body() -> usize {
     10 << 20
 }
 
-fn default_header_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_retry_after() -> Duration {
-    Duration::from_secs(1)
+impl Config {
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_request_body_size: self.max_request_body_size,
+            read_timeout: self.read_timeout,
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_connection_age: self.max_connection_age,
+            retry_after: self.retry_after,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -105,18 +130,7 @@ pub fn build(
     if let Err(e) = check_endpoint(&cfg.endpoint) {
         errors.push(ConfigError::new(format!("{}.endpoint", ctx.path), e));
     }
-    if cfg.read_header_timeout.is_zero() {
-        errors.push(ConfigError::new(
-            format!("{}.read_header_timeout", ctx.path),
-            "must be greater than zero",
-        ));
-    }
-    if cfg.max_request_body_size == 0 {
-        errors.push(ConfigError::new(
-            format!("{}.max_request_body_size", ctx.path),
-            "must be greater than zero",
-        ));
-    }
+    cfg.limits().check(ctx.path, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -129,7 +143,8 @@ pub fn build(
 }
 
 struct Shared {
-    cfg: Config,
+    framing: Framing,
+    bounds: body::Bounds,
     metrics: ReceiverMetrics,
     retry_after: HeaderValue,
 }
@@ -144,16 +159,13 @@ impl Receiver for HttpLogs {
             let listener =
                 server::bind(format!("receivers.{}", self.id), &self.cfg.endpoint).await?;
             tracing::info!(receiver = %self.id, endpoint = %self.cfg.endpoint, "http_logs receiver listening");
-            let opts = server::Options {
-                max_connection_age: self.cfg.max_connection_age,
-                header_read_timeout: self.cfg.read_header_timeout,
-                ..Default::default()
-            };
-            let retry_after = HeaderValue::from(self.cfg.retry_after.as_secs().max(1));
+            let limits = self.cfg.limits();
+            let opts = limits.server_options(&self.metrics);
             let shared = Arc::new(Shared {
-                cfg: self.cfg,
+                framing: self.cfg.framing,
+                bounds: limits.body_bounds(shutdown.clone()),
                 metrics: self.metrics,
-                retry_after,
+                retry_after: HeaderValue::from(limits.retry_after.as_secs().max(1)),
             });
             let running: Running = Box::pin(server::serve(listener, shutdown, opts, move || {
                 // One worker per connection: HTTP/1.1 serves its requests one at a time, so the
@@ -178,31 +190,49 @@ async fn handle(
             .insert(hyper::header::ALLOW, HeaderValue::from_static("POST, PUT"));
         return resp;
     }
+    if !slot.admits() {
+        // Refused before the body is read, so a flood of refused requests holds no memory.
+        body::drain(req.into_body(), &shared.bounds).await;
+        shared.metrics.refused_requests.add(1);
+        return refuse(ConsumeError::OverLimit, &shared.retry_after);
+    }
     let metadata = slot.metadata(req.headers());
-    let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
+    let (body, wire_bytes) = match body::read(req, &shared.bounds).await {
         Ok(read) => read,
-        Err(refusal) => return server::text(refusal.status(), refusal.message()),
+        Err(refusal) => {
+            if refusal == body::Refusal::TimedOut {
+                shared.metrics.timed_out_requests.add(1);
+            }
+            let mut resp = server::text(refusal.status(), refusal.message());
+            if refusal == body::Refusal::ShuttingDown {
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, shared.retry_after.clone());
+            }
+            return resp;
+        }
     };
 
-    let batch = frame(body, shared.cfg.framing, now_unix_nano());
+    let batch = frame(body, shared.framing, now_unix_nano());
     match slot
         .consume(Batch::Logs(batch), &metadata, &shared.metrics, wire_bytes)
         .await
     {
         Ok(()) => server::text(200, ""),
-        Err(e) => {
-            let (status, msg) = match e {
-                ConsumeError::Full => (429, "the pipeline is full; retry later\n"),
-                ConsumeError::OverLimit => (429, "sluice is over its memory limit; retry later\n"),
-                ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),
-                ConsumeError::NotDelivered => (503, "the records could not be delivered; retry\n"),
-            };
-            let mut resp = server::text(status, msg);
-            resp.headers_mut()
-                .insert(RETRY_AFTER, shared.retry_after.clone());
-            resp
-        }
+        Err(e) => refuse(e, &shared.retry_after),
     }
+}
+
+/// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
+fn refuse(e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
+    let (status, msg) = match e {
+        ConsumeError::Full => (429, "the pipeline is full; retry later\n"),
+        ConsumeError::OverLimit => (429, "sluice is over its memory limit; retry later\n"),
+        ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),
+        ConsumeError::NotDelivered => (503, "the records could not be delivered; retry\n"),
+    };
+    let mut resp = server::text(status, msg);
+    resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
+    resp
 }
 
 fn now_unix_nano() -> u64 {

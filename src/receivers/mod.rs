@@ -1,4 +1,5 @@
 //! Receivers: one file per protocol. See `registry` for the list.
 pub mod body;
 pub mod http_logs;
+pub mod limits;
 pub mod otlp;

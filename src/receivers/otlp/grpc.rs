@@ -26,6 +26,8 @@ use crate::telemetry::ReceiverMetrics;
 struct Shared {
     /// Largest message, compressed or not.
     limit: usize,
+    /// Bounds on reading one message with its 5-byte header.
+    bounds: body::Bounds,
     retry_after: Duration,
     metrics: ReceiverMetrics,
 }
@@ -43,10 +45,23 @@ pub(super) fn serve(
         max_connection_age: params.max_connection_age,
         max_connection_age_grace: params.max_connection_age_grace,
         http2: true,
+        idle_timeout: Some(params.max_connection_idle),
+        max_connections: cfg.max_connections,
+        data: true,
+        keepalive_time: Some(params.time),
+        keepalive_timeout: params.timeout,
+        max_concurrent_streams: Some(cfg.max_concurrent_streams),
+        refused_connections: Some(metrics.refused_connections.clone()),
         ..Default::default()
     };
+    let limit = cfg.limit();
     let shared = Arc::new(Shared {
-        limit: cfg.max_recv_msg_size_mib.saturating_mul(1 << 20),
+        limit,
+        bounds: body::Bounds {
+            limit: limit + 5,
+            timeout: cfg.read_timeout,
+            shutdown: shutdown.clone(),
+        },
         retry_after: cfg.retry_after,
         metrics,
     });
@@ -143,15 +158,30 @@ async fn handle(
 
     if !slot.admits() {
         // Refused before the message is read, so a flood of refused requests holds no memory.
-        body::drain(req.into_body(), shared.limit + 5).await;
+        body::drain(req.into_body(), &shared.bounds).await;
         shared.metrics.refused_requests.add(1);
         return over_limit(shared.retry_after);
     }
     let metadata = slot.metadata(req.headers());
     // One message plus its 5-byte header, at most.
-    let raw = match body::collect(req.into_body(), shared.limit + 5, message_size).await {
+    let raw = match body::collect(req.into_body(), &shared.bounds, message_size).await {
         Ok(raw) => raw,
         Err(Refusal::TooLarge) => return too_large(shared.limit),
+        Err(Refusal::TimedOut) => {
+            shared.metrics.timed_out_requests.add(1);
+            return status(
+                code::DEADLINE_EXCEEDED,
+                "the message did not arrive within read_timeout",
+                None,
+            );
+        }
+        Err(Refusal::ShuttingDown) => {
+            return status(
+                code::UNAVAILABLE,
+                "sluice is shutting down; retry",
+                Some(shared.retry_after),
+            );
+        }
         Err(_) => return status(code::CANCELLED, "could not read the request", None),
     };
     let wire_bytes = raw.len() as u64;

@@ -21,7 +21,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 
 struct Shared {
-    cfg: HttpConfig,
+    bounds: body::Bounds,
     metrics: ReceiverMetrics,
     retry_after: HeaderValue,
 }
@@ -34,14 +34,11 @@ pub(super) fn serve(
     consumer: Consumer,
     shutdown: Shutdown,
 ) -> Running {
-    let opts = server::Options {
-        max_connection_age: cfg.max_connection_age,
-        header_read_timeout: cfg.read_header_timeout,
-        ..Default::default()
-    };
+    let limits = cfg.limits();
+    let opts = limits.server_options(&metrics);
     let shared = Arc::new(Shared {
-        retry_after: HeaderValue::from(cfg.retry_after.as_secs().max(1)),
-        cfg,
+        retry_after: HeaderValue::from(limits.retry_after.as_secs().max(1)),
+        bounds: limits.body_bounds(shutdown.clone()),
         metrics,
     });
     Box::pin(server::serve(listener, shutdown, opts, move || {
@@ -111,6 +108,7 @@ impl Format {
 
 /// gRPC status codes used in `Status` bodies.
 const INVALID_ARGUMENT: i32 = 3;
+const DEADLINE_EXCEEDED: i32 = 4;
 const RESOURCE_EXHAUSTED: i32 = 8;
 const UNIMPLEMENTED: i32 = 12;
 const UNAVAILABLE: i32 = 14;
@@ -168,15 +166,24 @@ async fn handle(
     };
     if !slot.admits() {
         // Refused before the body is read, so a flood of refused requests holds no memory.
-        body::drain(req.into_body(), shared.cfg.max_request_body_size).await;
+        body::drain(req.into_body(), &shared.bounds).await;
         shared.metrics.refused_requests.add(1);
         return refuse(format, ConsumeError::OverLimit, &shared.retry_after);
     }
     let metadata = slot.metadata(req.headers());
-    let (body, wire_bytes) = match body::read(req, shared.cfg.max_request_body_size).await {
+    let (body, wire_bytes) = match body::read(req, &shared.bounds).await {
         Ok(read) => read,
+        Err(body::Refusal::ShuttingDown) => {
+            return refuse(format, ConsumeError::Closed, &shared.retry_after);
+        }
         Err(refusal) => {
-            return format.status(refusal.status(), INVALID_ARGUMENT, refusal.message());
+            let code = if refusal == body::Refusal::TimedOut {
+                shared.metrics.timed_out_requests.add(1);
+                DEADLINE_EXCEEDED
+            } else {
+                INVALID_ARGUMENT
+            };
+            return format.status(refusal.status(), code, refusal.message());
         }
     };
     let decoded: Result<Batch, String> = match (signal, format) {

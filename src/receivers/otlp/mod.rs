@@ -8,11 +8,23 @@
 //!         endpoint: 0.0.0.0:4318       # default localhost:4318
 //!         max_request_body_size: 20MiB # compressed and decompressed; 413 beyond it
 //!         max_connection_age: 5m       # so clients behind an L4 Service rebalance
+//!         read_timeout: 30s            # the whole body within this, else 408
+//!         read_header_timeout: 30s
+//!         idle_timeout: 60s
+//!         max_connections: 4096
 //!       grpc:
 //!         endpoint: 0.0.0.0:4317       # default localhost:4317
 //!         max_recv_msg_size_mib: 4
+//!         max_concurrent_streams: 100
+//!         max_connections: 4096        # more are closed on accept
+//!         read_timeout: 30s            # a call's message within this, else DEADLINE_EXCEEDED
 //!         keepalive:
-//!           server_parameters: { max_connection_age: 5m, max_connection_age_grace: 30s }
+//!           server_parameters:
+//!             max_connection_idle: 5m  # GOAWAY to connections with no call this long
+//!             max_connection_age: 5m
+//!             max_connection_age_grace: 30s
+//!             time: 2h                 # ping quiet connections...
+//!             timeout: 20s             # ...and close them if the ping goes unanswered
 //! ```
 //!
 //! OTLP/HTTP (`http.rs`): `POST /v1/logs` with `application/x-protobuf` or `application/json`,
@@ -31,8 +43,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{ConfigError, byte_size, check_endpoint, decode};
+use crate::config::{
+    ConfigError, MAX_DURATION, byte_size, check_count, check_duration, check_endpoint, decode,
+};
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError};
+use crate::receivers::limits::{self, HttpLimits};
 use crate::registry::Context;
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -70,14 +85,28 @@ pub struct GrpcConfig {
     /// `host:port` to listen on. Default `localhost:4317`.
     #[serde(default = "default_grpc_endpoint")]
     pub endpoint: String,
-    /// Largest accepted message, in MiB, before and after decompression. Default 4.
+    /// Largest accepted message, in MiB, before and after decompression. Default 4, at most
+    /// 1024.
     #[serde(default = "default_max_recv_msg_size_mib")]
-    pub max_recv_msg_size_mib: usize,
+    pub max_recv_msg_size_mib: u64,
+    /// Streams (concurrent calls) one connection may have open. Default 100.
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    /// Connections served at once; more are closed on accept. Default 4096.
+    #[serde(default = "limits::default_max_connections")]
+    pub max_connections: usize,
+    /// A call's message must arrive within this after its headers (DEADLINE_EXCEEDED
+    /// otherwise). Default `30s`.
+    #[serde(
+        default = "limits::default_read_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub read_timeout: Duration,
     #[serde(default)]
     pub keepalive: Keepalive,
     /// The delay put in `RetryInfo` when the pipeline is full. Default `1s`.
     #[serde(
-        default = "default_retry_after",
+        default = "limits::default_retry_after",
         deserialize_with = "crate::config::duration"
     )]
     pub retry_after: Duration,
@@ -88,8 +117,11 @@ impl Default for GrpcConfig {
         GrpcConfig {
             endpoint: default_grpc_endpoint(),
             max_recv_msg_size_mib: default_max_recv_msg_size_mib(),
+            max_concurrent_streams: default_max_concurrent_streams(),
+            max_connections: limits::default_max_connections(),
+            read_timeout: limits::default_read_timeout(),
             keepalive: Keepalive::default(),
-            retry_after: default_retry_after(),
+            retry_after: limits::default_retry_after(),
         }
     }
 }
@@ -101,9 +133,17 @@ pub struct Keepalive {
     pub server_parameters: ServerParameters,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerParameters {
+    /// Close (GOAWAY) a connection that has had no call in flight for this long, counted from
+    /// the accept, so idle clients and ones that never finish the HTTP/2 preface give their
+    /// connection back. Default `5m`.
+    #[serde(
+        default = "default_max_connection_idle",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub max_connection_idle: Duration,
     /// Send GOAWAY once a connection is this old, so clients reconnect and spread over replicas
     /// the HPA adds (gRPC clients hold one connection for ever otherwise). Default: never.
     #[serde(default, deserialize_with = "crate::config::optional_duration")]
@@ -111,14 +151,120 @@ pub struct ServerParameters {
     /// How long in-flight calls get after that GOAWAY. Default: as long as they need.
     #[serde(default, deserialize_with = "crate::config::optional_duration")]
     pub max_connection_age_grace: Option<Duration>,
+    /// Ping a connection that has been quiet this long, to find dead peers. Default `2h`.
+    #[serde(
+        default = "default_keepalive_time",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub time: Duration,
+    /// Close the connection when a ping is not answered within this. Default `20s`.
+    #[serde(
+        default = "default_keepalive_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub timeout: Duration,
+}
+
+impl Default for ServerParameters {
+    fn default() -> Self {
+        ServerParameters {
+            max_connection_idle: default_max_connection_idle(),
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            time: default_keepalive_time(),
+            timeout: default_keepalive_timeout(),
+        }
+    }
 }
 
 fn default_grpc_endpoint() -> String {
     "localhost:4317".into()
 }
 
-fn default_max_recv_msg_size_mib() -> usize {
+fn default_max_recv_msg_size_mib() -> u64 {
     4
+}
+
+fn default_max_concurrent_streams() -> u32 {
+    100
+}
+
+fn default_max_connection_idle() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_keepalive_time() -> Duration {
+    Duration::from_secs(7200)
+}
+
+fn default_keepalive_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+impl GrpcConfig {
+    fn check(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        let at = |field: &str| format!("{path}.{field}");
+        let ms = Duration::from_millis(1);
+        let hour = Duration::from_secs(3600);
+        check_count(
+            errors,
+            at("max_recv_msg_size_mib"),
+            self.max_recv_msg_size_mib,
+            1,
+            1024,
+            "MiB",
+        );
+        check_count(
+            errors,
+            at("max_concurrent_streams"),
+            u64::from(self.max_concurrent_streams),
+            1,
+            1 << 16,
+            "",
+        );
+        check_count(
+            errors,
+            at("max_connections"),
+            self.max_connections as u64,
+            1,
+            limits::MAX_CONNECTIONS,
+            "",
+        );
+        check_duration(errors, at("read_timeout"), self.read_timeout, ms, hour);
+        check_duration(
+            errors,
+            at("retry_after"),
+            self.retry_after,
+            Duration::from_secs(1),
+            hour,
+        );
+        let sp = &self.keepalive.server_parameters;
+        let at = |field: &str| format!("{path}.keepalive.server_parameters.{field}");
+        check_duration(
+            errors,
+            at("max_connection_idle"),
+            sp.max_connection_idle,
+            ms,
+            MAX_DURATION,
+        );
+        if let Some(d) = sp.max_connection_age {
+            check_duration(errors, at("max_connection_age"), d, ms, MAX_DURATION);
+        }
+        // Pings more often than once a second would themselves be a flood.
+        check_duration(
+            errors,
+            at("time"),
+            sp.time,
+            Duration::from_secs(1),
+            MAX_DURATION,
+        );
+        check_duration(errors, at("timeout"), sp.timeout, ms, hour);
+    }
+
+    /// The largest message, compressed or not, in bytes.
+    fn limit(&self) -> usize {
+        (self.max_recv_msg_size_mib.min(1024) as usize) << 20
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,22 +273,37 @@ pub struct HttpConfig {
     /// `host:port` to listen on. Default `localhost:4318`.
     #[serde(default = "default_http_endpoint")]
     pub endpoint: String,
-    /// Largest accepted body, before and after decompression. Default `20MiB`.
+    /// Largest accepted body, before and after decompression. Default `20MiB`, at most `1GiB`.
     #[serde(default = "default_max_body", deserialize_with = "byte_size")]
     pub max_request_body_size: usize,
     /// Close each connection once it is this old (after its current request), so that clients
     /// behind an L4 balancer reconnect and reach replicas added later. Default: never.
     #[serde(default, deserialize_with = "crate::config::optional_duration")]
     pub max_connection_age: Option<Duration>,
+    /// The whole body must arrive within this (408 otherwise). Default `30s`.
+    #[serde(
+        default = "limits::default_read_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub read_timeout: Duration,
     /// Close a connection whose request headers take longer than this. Default `30s`.
     #[serde(
-        default = "default_header_timeout",
+        default = "limits::default_read_header_timeout",
         deserialize_with = "crate::config::duration"
     )]
     pub read_header_timeout: Duration,
+    /// Close a connection that has had no request for this long. Default `60s`.
+    #[serde(
+        default = "limits::default_idle_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed on accept. Default 4096.
+    #[serde(default = "limits::default_max_connections")]
+    pub max_connections: usize,
     /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
     #[serde(
-        default = "default_retry_after",
+        default = "limits::default_retry_after",
         deserialize_with = "crate::config::duration"
     )]
     pub retry_after: Duration,
@@ -154,8 +315,25 @@ impl Default for HttpConfig {
             endpoint: default_http_endpoint(),
             max_request_body_size: default_max_body(),
             max_connection_age: None,
-            read_header_timeout: default_header_timeout(),
-            retry_after: default_retry_after(),
+            read_timeout: limits::default_read_timeout(),
+            read_header_timeout: limits::default_read_header_timeout(),
+            idle_timeout: limits::default_idle_timeout(),
+            max_connections: limits::default_max_connections(),
+            retry_after: limits::default_retry_after(),
+        }
+    }
+}
+
+impl HttpConfig {
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_request_body_size: self.max_request_body_size,
+            read_timeout: self.read_timeout,
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_connection_age: self.max_connection_age,
+            retry_after: self.retry_after,
         }
     }
 }
@@ -166,14 +344,6 @@ fn default_http_endpoint() -> String {
 
 fn default_max_body() -> usize {
     20 << 20
-}
-
-fn default_header_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_retry_after() -> Duration {
-    Duration::from_secs(1)
 }
 
 pub struct Otlp {
@@ -195,12 +365,7 @@ pub fn build(
         if let Err(e) = check_endpoint(&grpc.endpoint) {
             errors.push(ConfigError::new(path(".grpc.endpoint"), e));
         }
-        if grpc.max_recv_msg_size_mib == 0 {
-            errors.push(ConfigError::new(
-                path(".grpc.max_recv_msg_size_mib"),
-                "must be greater than zero",
-            ));
-        }
+        grpc.check(&path(".grpc"), &mut errors);
     }
     match &cfg.protocols.http {
         None if cfg.protocols.grpc.is_none() => {
@@ -214,18 +379,7 @@ pub fn build(
             if let Err(e) = check_endpoint(&http.endpoint) {
                 errors.push(ConfigError::new(path(".http.endpoint"), e));
             }
-            if http.max_request_body_size == 0 {
-                errors.push(ConfigError::new(
-                    path(".http.max_request_body_size"),
-                    "must be greater than zero",
-                ));
-            }
-            if http.read_header_timeout.is_zero() {
-                errors.push(ConfigError::new(
-                    path(".http.read_header_timeout"),
-                    "must be greater than zero",
-                ));
-            }
+            http.limits().check(&path(".http"), &mut errors);
         }
     }
     if !errors.is_empty() {
@@ -318,7 +472,7 @@ mod tests {
                 "{protocols: {grpc: {keepalive: {server_parameters: {max_connection_age: 1m, x: 1}}}}}"
             ),
             [
-                "receivers.otlp.protocols.grpc.keepalive.server_parameters.x: unknown field `x`, expected `max_connection_age` or `max_connection_age_grace`"
+                "receivers.otlp.protocols.grpc.keepalive.server_parameters.x: unknown field `x`, expected one of `max_connection_idle`, `max_connection_age`, `max_connection_age_grace`, `time`, `timeout`"
             ]
         );
         assert_eq!(
