@@ -126,6 +126,69 @@ pub struct RawConfig {
     #[serde(default)]
     pub extensions: BTreeMap<String, Yaml>,
     pub service: Service,
+    /// Where `${env:...}` references were substituted, so errors there never echo the value.
+    #[serde(skip)]
+    pub env_refs: Vec<EnvRef>,
+}
+
+/// A config value that came (wholly or partly) from environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRef {
+    pub path: String,
+    pub vars: Vec<String>,
+}
+
+/// Keys whose values are secrets: an `${env:...}` value there stays the exact text of the
+/// variable (a numeric password is not made a number, `null` is not made nothing).
+const SECRET_KEYS: [&str; 6] = [
+    "password",
+    "api_key",
+    "bearer_token",
+    "token",
+    "inline",
+    "key_password",
+];
+
+fn is_secret_path(path: &str) -> bool {
+    let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+    SECRET_KEYS.contains(&key) || parent == "headers" || parent.ends_with(".headers")
+}
+
+/// Rewrites errors found at (or under) a value that came from the environment, so that they
+/// name the variable and what was expected but never show the value: it may be a secret.
+pub fn redact_env_errors(errors: ConfigErrors, refs: &[EnvRef]) -> ConfigErrors {
+    ConfigErrors(
+        errors
+            .0
+            .into_iter()
+            .map(|e| {
+                let Some(r) = refs.iter().find(|r| {
+                    e.path == r.path
+                        || e.path.starts_with(&format!("{}.", r.path))
+                        || e.path.starts_with(&format!("{}[", r.path))
+                }) else {
+                    return e;
+                };
+                let vars: Vec<String> = r.vars.iter().map(|v| format!("${{env:{v}}}")).collect();
+                let mut why = e.message.as_str();
+                if let Some(i) = why.find(" (got ") {
+                    why = &why[..i];
+                }
+                let expected = match why.find("expected") {
+                    Some(i) => format!(": {}", &why[i..]),
+                    None if why.starts_with("must ") => format!(": {why}"),
+                    None => String::new(),
+                };
+                ConfigError::new(
+                    e.path,
+                    format!(
+                        "the value from {} is not valid here{expected} (the value is not shown)",
+                        vars.join(", ")
+                    ),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// `service:`: which components run, wired into which pipelines.
@@ -240,11 +303,15 @@ pub fn parse_with_env(
         return Err(ConfigError::new("", "the config is empty").into());
     }
     let mut errors = Vec::new();
-    substitute_env(&mut doc, &mut String::new(), env, &mut errors);
+    let mut refs = Vec::new();
+    substitute_env(&mut doc, &mut String::new(), env, &mut errors, &mut refs);
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    decode("", doc).map_err(ConfigErrors::from)
+    let mut raw: RawConfig =
+        decode("", doc).map_err(|e| redact_env_errors(ConfigErrors::from(e), &refs))?;
+    raw.env_refs = refs;
+    Ok(raw)
 }
 
 /// Decodes a YAML node into `T`, reporting the failing key's full path. A null node (a component
@@ -271,13 +338,21 @@ fn substitute_env(
     path: &mut String,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
+    refs: &mut Vec<EnvRef>,
 ) {
     match node {
         Yaml::String(s) if s.contains("${") => match expand(s, env) {
-            Ok((expanded, whole)) => {
+            Ok((expanded, whole, vars)) => {
+                if !vars.is_empty() {
+                    refs.push(EnvRef {
+                        path: path.clone(),
+                        vars,
+                    });
+                }
                 // A value that is exactly one reference is re-read as a YAML scalar, so
-                // `queue_size: ${env:Q}` can be a number, as in the OTel Collector.
-                *node = if whole {
+                // `queue_size: ${env:Q}` can be a number, as in the OTel Collector; a secret
+                // stays the variable's exact text.
+                *node = if whole && !is_secret_path(path) {
                     serde_yaml_ng::from_str::<Yaml>(&expanded)
                         .ok()
                         .filter(|v| !v.is_mapping() && !v.is_sequence())
@@ -302,7 +377,7 @@ fn substitute_env(
                     path.push('.');
                 }
                 path.push_str(&key);
-                substitute_env(v, path, env, errors);
+                substitute_env(v, path, env, errors, refs);
                 path.truncate(len);
             }
         }
@@ -310,7 +385,7 @@ fn substitute_env(
             for (i, v) in seq.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                substitute_env(v, path, env, errors);
+                substitute_env(v, path, env, errors, refs);
                 path.truncate(len);
             }
         }
@@ -319,11 +394,15 @@ fn substitute_env(
 }
 
 /// Expands `${env:VAR}` and `${env:VAR:-default}`; `$${` escapes a literal `${`. Returns the
-/// text and whether the input was a single reference.
-fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), String> {
+/// text, whether the input was a single reference, and the variables it read.
+fn expand(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, bool, Vec<String>), String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     let mut references = 0;
+    let mut vars = Vec::new();
     while let Some(pos) = rest.find("${") {
         if rest[..pos].ends_with('$') {
             out.push_str(&rest[..pos]);
@@ -360,13 +439,14 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool
             }
         }
         references += 1;
+        vars.push(name.to_string());
         rest = &after[end + 1..];
         if references == 1 && pos == 0 && rest.is_empty() && s.starts_with("${") {
-            return Ok((out, true));
+            return Ok((out, true, vars));
         }
     }
     out.push_str(rest);
-    Ok((out, false))
+    Ok((out, false, vars))
 }
 
 /// Parses Go-style durations: `250ms`, `5s`, `1m30s`, `2h`, `1.5s`.
@@ -402,7 +482,74 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         total += number * scale;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Checked here, once for every field: a larger value overflows the clock arithmetic of
+    // timers (a panic at run time), and none of sluice's settings means anything beyond it.
+    match Duration::try_from_secs_f64(total) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "invalid duration {s:?}: durations are at most 8760h (one year)"
+        )),
+    }
+}
+
+/// The longest duration any setting takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(8760 * 3600);
+
+/// `d` as config text (`250ms`, `30s`, `5m`, `2h`), for range errors.
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Records an error at `path` unless `min <= d <= max`.
+pub fn check_duration(
+    errors: &mut Vec<ConfigError>,
+    path: impl Into<String>,
+    d: Duration,
+    min: Duration,
+    max: Duration,
+) {
+    if d < min || d > max {
+        errors.push(ConfigError::new(
+            path,
+            format!(
+                "must be between {} and {} (got {})",
+                show_duration(min),
+                show_duration(max),
+                show_duration(d)
+            ),
+        ));
+    }
+}
+
+/// Records an error at `path` unless `min <= n <= max`; `unit` names what is counted.
+pub fn check_count(
+    errors: &mut Vec<ConfigError>,
+    path: impl Into<String>,
+    n: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) {
+    if n < min || n > max {
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        errors.push(ConfigError::new(
+            path,
+            format!("must be between {min} and {max}{unit} (got {n})"),
+        ));
+    }
 }
 
 /// Serde adapter for duration strings, for `deserialize_with`.
@@ -485,7 +632,7 @@ mod tests {
         );
         assert_eq!(
             expand("${env:NOPE:-x:1}", &env).unwrap(),
-            ("x:1".into(), true)
+            ("x:1".into(), true, vec!["NOPE".to_string()])
         );
         assert_eq!(expand("$${env:HOST}", &env).unwrap().0, "${env:HOST}");
         assert!(
@@ -502,6 +649,63 @@ mod tests {
         let err = parse_with_env(text, &env).unwrap_err();
         // 9001 became a number, which a duration string field then rejects with its path.
         assert_eq!(err.0[0].path, "service.shutdown_timeout");
+    }
+
+    fn secret_env(k: &str) -> Option<String> {
+        match k {
+            "ES_PASSWORD" => Some("0123456789".into()),
+            "NULLISH" => Some("null".into()),
+            "TIMEOUT" => Some("s3cr3t-ish".into()),
+            "QUEUE" => Some("42".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn secrets_from_the_environment_keep_their_exact_text() {
+        let text = "exporters:\n  es:\n    password: ${env:ES_PASSWORD}\n    api_key: ${env:NULLISH}\n    headers: {x-key: '${env:ES_PASSWORD}'}\n    queue: ${env:QUEUE}\nservice: {pipelines: {}}\n";
+        let raw = parse_with_env(text, &secret_env).unwrap();
+        let es = &raw.exporters["es"];
+        assert_eq!(es["password"], Yaml::String("0123456789".into()));
+        assert_eq!(es["api_key"], Yaml::String("null".into()));
+        assert_eq!(es["headers"]["x-key"], Yaml::String("0123456789".into()));
+        // Elsewhere a whole reference is still typed, as in the Collector.
+        assert!(es["queue"].is_number());
+        let paths: Vec<&str> = raw.env_refs.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "exporters.es.password",
+                "exporters.es.api_key",
+                "exporters.es.headers.x-key",
+                "exporters.es.queue"
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_at_environment_values_name_the_variable_not_the_value() {
+        let text = "service:\n  pipelines: {}\n  shutdown_timeout: ${env:TIMEOUT}\n";
+        let err = parse_with_env(text, &secret_env).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("${env:TIMEOUT}"), "{shown}");
+        assert!(shown.starts_with("service.shutdown_timeout: "), "{shown}");
+        let refs = [EnvRef {
+            path: "x.n".into(),
+            vars: vec!["N".into()],
+        }];
+        let redacted = redact_env_errors(
+            ConfigErrors(vec![
+                ConfigError::new("x.n", "must be between 1 and 10 (got 12345)"),
+                ConfigError::new("x.m", "invalid type: integer `7`, expected a string"),
+            ]),
+            &refs,
+        );
+        assert_eq!(
+            redacted.to_string(),
+            "x.n: the value from ${env:N} is not valid here: must be between 1 and 10 (the value is not shown)\nx.m: invalid type: integer `7`, expected a string"
+        );
     }
 
     #[test]
@@ -539,6 +743,41 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        let digits = "9".repeat(400);
+        assert!(
+            parse_duration(&format!("{digits}s"))
+                .unwrap_err()
+                .contains("at most 8760h")
+        );
+        assert!(parse_duration("10000000000000000000s").is_err());
+        assert!(parse_duration("8761h").is_err());
+        assert_eq!(parse_duration("8760h").unwrap(), MAX_DURATION);
+    }
+
+    #[test]
+    fn range_errors_show_the_bounds_in_config_units() {
+        let mut errors = Vec::new();
+        check_duration(
+            &mut errors,
+            "x.timeout",
+            Duration::from_secs(7200),
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        check_count(&mut errors, "x.n", 0, 1, 10, "connections");
+        check_count(&mut errors, "x.m", 5, 1, 10, "");
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "x.timeout: must be between 1ms and 1h (got 2h)",
+                "x.n: must be between 1 and 10 connections (got 0)"
+            ]
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub enum ServiceError {
 
 /// Parses and builds `text`; every problem is reported, each with its YAML path.
 pub fn load(text: &str) -> Result<Service, ConfigErrors> {
-    build(config::parse(text)?)
+    let raw = config::parse(text)?;
+    let refs = raw.env_refs.clone();
+    build(raw).map_err(|e| config::redact_env_errors(e, &refs))
 }
 
 struct Section<'a, T: 'static> {

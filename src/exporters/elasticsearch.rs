@@ -354,12 +354,7 @@ fn prepare(path: &str, cfg: &Config, errors: &mut Vec<ConfigError>) -> Prepared 
             "bytes and interval must be greater than zero",
         ));
     }
-    if cfg.sending_queue.queue_size == 0 {
-        errors.push(ConfigError::new(
-            at("sending_queue.queue_size"),
-            "must be greater than zero",
-        ));
-    }
+    cfg.sending_queue.check(path, errors);
     cfg.retry.check(path, errors);
     for (field, value) in [("logs_index", &cfg.logs_index), ("pipeline", &cfg.pipeline)] {
         if value.as_deref().is_some_and(str::is_empty) {

@@ -30,3 +30,20 @@ impl Default for QueueConfig {
 fn default_queue_size() -> usize {
     100_000
 }
+
+/// The largest `queue_size`: what a queue may hold is a constant times it.
+pub const MAX_QUEUE_SIZE: u64 = 100_000_000;
+
+impl QueueConfig {
+    /// `queue_size` in range, reported under `<path>.sending_queue`.
+    pub fn check(&self, path: &str, errors: &mut Vec<crate::config::ConfigError>) {
+        crate::config::check_count(
+            errors,
+            format!("{path}.sending_queue.queue_size"),
+            self.queue_size as u64,
+            1,
+            MAX_QUEUE_SIZE,
+            "",
+        );
+    }
+}

@@ -108,12 +108,7 @@ pub fn check(
     errors: &mut Vec<crate::config::ConfigError>,
 ) {
     use crate::config::ConfigError;
-    if queue.queue_size == 0 {
-        errors.push(ConfigError::new(
-            format!("{path}.sending_queue.queue_size"),
-            "must be greater than zero",
-        ));
-    }
+    queue.check(path, errors);
     if retry.initial_interval.is_zero() || retry.max_interval < retry.initial_interval {
         errors.push(ConfigError::new(
             format!("{path}.retry_on_failure"),
@@ -134,6 +129,10 @@ pub fn check(
     }
 }
 
+/// The most `headers` an exporter sends, and their size in all.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+
 /// The configured `headers` (HTTP headers or gRPC metadata), each checked; a bad one is
 /// reported as `<path>.headers.<name>: <problem>`.
 pub fn headers(
@@ -144,12 +143,29 @@ pub fn headers(
 ) -> hyper::HeaderMap {
     use hyper::header::{HeaderName, HeaderValue};
     let mut out = hyper::HeaderMap::new();
+    // Beyond these a peer refuses the request anyway (HTTP/2's usual header list limit is
+    // 16 KiB), and a header map holds at most 32768 entries before it panics.
+    let total: usize = configured.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if configured.len() > MAX_HEADERS || total > MAX_HEADER_BYTES {
+        errors.push(crate::config::ConfigError::new(
+            format!("{path}.headers"),
+            format!(
+                "at most {MAX_HEADERS} headers of {} KiB in all (got {} of {} bytes)",
+                MAX_HEADER_BYTES >> 10,
+                configured.len(),
+                total
+            ),
+        ));
+        return out;
+    }
     for (k, v) in configured {
         match (
             HeaderName::try_from(k.as_str()),
             HeaderValue::try_from(v.as_str()),
         ) {
-            (Ok(k), Ok(v)) => {
+            (Ok(k), Ok(mut v)) => {
+                // Values often carry tenants' keys: never shown in logs or Debug output.
+                v.set_sensitive(true);
                 out.insert(k, v);
             }
             _ => errors.push(crate::config::ConfigError::new(

@@ -45,7 +45,8 @@ pub struct Config {
     /// Give up on one connection attempt after this long. Default `5s`.
     #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
     pub connect_timeout: Duration,
-    /// Queued batches are coalesced into one write of about this many bytes. Default `1MiB`.
+    /// Queued batches are coalesced into one write of about this many bytes. Default `1MiB`,
+    /// at most `64MiB`.
     #[serde(
         default = "default_write_buffer",
         deserialize_with = "crate::config::byte_size"
@@ -98,6 +99,9 @@ fn default_write_buffer() -> usize {
     1 << 20
 }
 
+/// The largest `write_buffer_size`.
+const MAX_WRITE_BUFFER: u64 = 64 << 20;
+
 pub struct Tcp {
     id: String,
     cfg: Config,
@@ -113,12 +117,16 @@ pub fn build(
     if let Err(e) = check_endpoint(&cfg.endpoint) {
         errors.push(ConfigError::new(format!("{}.endpoint", ctx.path), e));
     }
-    if cfg.sending_queue.queue_size == 0 {
-        errors.push(ConfigError::new(
-            format!("{}.sending_queue.queue_size", ctx.path),
-            "must be greater than zero",
-        ));
-    }
+    cfg.sending_queue.check(ctx.path, &mut errors);
+    // The buffer is allocated up front: a huge value would abort at start.
+    crate::config::check_count(
+        &mut errors,
+        format!("{}.write_buffer_size", ctx.path),
+        cfg.write_buffer_size as u64,
+        1,
+        MAX_WRITE_BUFFER,
+        "bytes",
+    );
     if cfg.reconnect.initial_interval.is_zero()
         || cfg.reconnect.max_interval < cfg.reconnect.initial_interval
     {
