@@ -127,3 +127,103 @@ fn default_config_runs_and_prints_parsed_records() {
         "{stdout}"
     );
 }
+
+fn validate_env(yaml: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let path = common::write_config(yaml);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Each of these once panicked, aborted at start, or failed every connection at run time while
+/// `validate` called it valid.
+#[test]
+fn validate_refuses_values_that_would_crash_at_run_time() {
+    let headers: String = (0..40_000)
+        .map(|i| format!("x-h{i}: v"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let digits = "9".repeat(400);
+    let (code, out) = validate(&format!(
+        r#"
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:9000
+    read_header_timeout: 10000000000000000000s
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:4317
+        max_recv_msg_size_mib: 18446744073709551615
+      http:
+        endpoint: 127.0.0.1:4318
+        max_connections: 0
+exporters:
+  tcp:
+    endpoint: 127.0.0.1:9001
+    write_buffer_size: 1000GiB
+  tcp/2:
+    endpoint: 127.0.0.1:9002
+    connect_timeout: {digits}s
+  otlp:
+    endpoint: 127.0.0.1:4319
+    tls: {{ insecure: true }}
+    headers: {{ {headers} }}
+service:
+  pipelines:
+    logs:
+      receivers: [http_logs, otlp]
+      exporters: [tcp, tcp/2, otlp]
+"#
+    ));
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "receivers.http_logs.read_header_timeout: invalid duration",
+        "exporters.tcp/2.connect_timeout: invalid duration",
+        "receivers.otlp.protocols.grpc.max_recv_msg_size_mib: must be between 1 and 1024 MiB",
+        "receivers.otlp.protocols.http.max_connections: must be between 1 and",
+        "exporters.tcp.write_buffer_size: must be between 1 and 67108864 bytes",
+        "exporters.otlp.headers: at most 64 headers",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(out.len() < 4096, "errors stay short: {} bytes", out.len());
+}
+
+/// A numeric or `null`-looking secret from the environment is the secret's text, and a value
+/// from the environment that is invalid is named by its variable, never printed.
+#[test]
+fn secrets_from_the_environment_are_kept_exact_and_never_printed() {
+    let yaml = r#"
+receivers:
+  http_logs: { endpoint: "127.0.0.1:9000" }
+exporters:
+  elasticsearch:
+    endpoint: http://127.0.0.1:9200
+    user: elastic
+    password: ${env:ES_PASSWORD}
+service:
+  pipelines:
+    logs: { receivers: [http_logs], exporters: [elasticsearch] }
+"#;
+    for password in ["0123456789", "null", "true", "~"] {
+        let (code, out) = validate_env(yaml, &[("ES_PASSWORD", password)]);
+        assert_eq!(code, 0, "password {password:?}: {out}");
+    }
+    let (code, out) = validate_env(
+        &yaml.replace(
+            "user: elastic",
+            "user: elastic\n    sending_queue:\n      queue_size: ${env:QUEUE}",
+        ),
+        &[("ES_PASSWORD", "x"), ("QUEUE", "hunter2-not-a-number")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("exporters.elasticsearch.sending_queue.queue_size: the value from ${env:QUEUE} is not valid here"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, OtlpSink, Sluice, free_port};
+use common::{Client, OtlpSink, Sluice, free_port, peak_rss_mib};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -45,17 +45,6 @@ fn request(thread: usize, n: usize) -> Vec<u8> {
         }],
     }
     .encode_to_vec()
-}
-
-/// Peak resident memory of a process, from `/proc/<pid>/status`.
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        / 1024
 }
 
 /// The limiter measures the live heap, which falls as soon as delivered data is freed, so the

@@ -39,10 +39,27 @@ impl Sluice {
     /// Starts sluice and waits until `ready_port` accepts connections.
     pub fn start(yaml: &str, ready_port: u16) -> Sluice {
         let config = write_config(yaml);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("--config").arg(&config);
+        Self::spawn(cmd, &config, ready_port)
+    }
+
+    /// [`Sluice::start`] under an open-files limit (soft and hard), as `ulimit -n` sets it.
+    pub fn start_with_open_files(yaml: &str, ready_port: u16, open_files: u64) -> Sluice {
+        let config = write_config(yaml);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -n {open_files} && exec \"$0\" --config \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_sluice"))
+            .arg(&config);
+        Self::spawn(cmd, &config, ready_port)
+    }
+
+    fn spawn(mut cmd: Command, config: &std::path::Path, ready_port: u16) -> Sluice {
         let log = config.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("--config")
-            .arg(&config)
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -94,6 +111,17 @@ impl Drop for Sluice {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        / 1024
 }
 
 pub struct Response {

@@ -1,0 +1,439 @@
+//! The receiving edge against buggy and hostile clients, black-box: each test does what a
+//! hostile client did to an earlier sluice (a memory blow-up, a listener starved, a shutdown
+//! held up) and checks that a normal client is still served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Collector, Sluice, free_port, get, metric, peak_rss_mib, post};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+/// A request of `attrs` empty resource attributes and `scopes` ScopeLogs of one empty record
+/// each: 48 KB for 8,000 of each. Copying the resource into every scope made it cost 5 GB.
+fn scopes_times_attributes(attrs: usize, scopes: usize) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![KeyValue::default(); attrs],
+                ..Default::default()
+            }),
+            scope_logs: vec![
+                ScopeLogs {
+                    log_records: vec![LogRecord::default()],
+                    ..Default::default()
+                };
+                scopes
+            ],
+            ..Default::default()
+        }],
+    }
+}
+
+fn otlp_http_post(port: u16, content_type: &str, body: &[u8]) -> common::Response {
+    common::Client::connect(port)
+        .unwrap()
+        .request("POST", "/v1/logs", &[("Content-Type", content_type)], body)
+        .unwrap()
+}
+
+/// otlp (HTTP) -> log_transform (so records are decoded) -> debug, with metrics on `metrics`.
+fn decoding_gateway(http: u16, metrics: u16, processor: &str) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+processors:
+  log_transform:
+{processor}
+exporters:
+  debug: {{}}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [log_transform]
+      exporters: [debug]
+"#
+    )
+}
+
+#[test]
+fn many_scopes_share_one_resource_so_a_small_request_costs_little_memory() {
+    let (http, metrics) = (free_port(), free_port());
+    let sluice = Sluice::start(&decoding_gateway(http, metrics, "    {}"), http);
+    let request = scopes_times_attributes(8000, 8000);
+    let proto = request.encode_to_vec();
+    assert!(proto.len() < 64 << 10, "{} bytes", proto.len());
+    let resp = otlp_http_post(http, "application/x-protobuf", &proto);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    // The same in OTLP/JSON.
+    let json = serde_json::to_vec(&request).unwrap();
+    let resp = otlp_http_post(http, "application/json", &json);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(
+        metric(
+            metrics,
+            r#"otelcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#
+        ),
+        16_000
+    );
+    let peak = peak_rss_mib(sluice.child.id());
+    assert!(peak < 200, "peak RSS {peak} MiB");
+}
+
+/// `log_transform` moving a distinct `service.name` from each record's JSON body into its
+/// resource: one derived origin per record, each sharing the (large) resource instead of
+/// copying it, found by hash instead of a scan of all before it.
+#[test]
+fn distinct_services_in_json_bodies_share_the_resource_they_came_from() {
+    let (http, metrics) = (free_port(), free_port());
+    let sluice = Sluice::start(
+        &decoding_gateway(http, metrics, "    parse_json_body: true"),
+        http,
+    );
+    let records = 40_000;
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: (0..2000)
+                    .map(|i| KeyValue {
+                        key: format!("k{i}"),
+                        value: Some(AnyValue {
+                            value: Some(PValue::StringValue("v".into())),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..records)
+                    .map(|i| LogRecord {
+                        body: Some(AnyValue {
+                            value: Some(PValue::StringValue(format!(
+                                r#"{{"service.name":"svc-{i}","level":"warn"}}"#
+                            ))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let resp = otlp_http_post(http, "application/x-protobuf", &request.encode_to_vec());
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(
+        metric(
+            metrics,
+            r#"otelcol_exporter_sent_log_records_total{exporter="debug"}"#
+        ),
+        records as u64
+    );
+    // Copied, 40,000 resources of 2,000 attributes would take about 7 GB.
+    let peak = peak_rss_mib(sluice.child.id());
+    assert!(peak < 300, "peak RSS {peak} MiB");
+}
+
+/// Sends request headers declaring `declared` bytes and then only `sent` of them.
+fn stalled_upload(port: u16, declared: usize, sent: usize) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n{}",
+        "a".repeat(sent)
+    )
+    .unwrap();
+    s
+}
+
+/// What the server answered on `s`, once it has (or "" if it closed without answering).
+fn answer(s: &mut TcpStream, limit: Duration) -> String {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn stalled_uploads_reserve_no_memory_and_are_cut_off_while_others_are_served() {
+    let collector = Collector::start();
+    let (http, metrics) = (free_port(), free_port());
+    let sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{http}
+    max_request_body_size: 20MiB
+    read_timeout: 3s
+processors:
+  memory_limiter:
+    check_interval: 10ms
+    limit_mib: 96
+    spike_limit_mib: 32
+exporters:
+  tcp:
+    endpoint: {tcp}
+    encoding: text
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [http_logs]
+      processors: [memory_limiter]
+      exporters: [tcp]
+"#,
+            tcp = collector.addr
+        ),
+        http,
+    );
+    let started = Instant::now();
+    // 40 x 20 MiB declared: 800 MiB of reservations, had they been made up front.
+    let mut stalled: Vec<TcpStream> = (0..40).map(|_| stalled_upload(http, 20 << 20, 4)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let labels = r#"{processor="memory_limiter",pipeline="logs"}"#;
+    assert_eq!(
+        metric(metrics, &format!("sluice_memory_limiter_refusing{labels}")),
+        0
+    );
+    let resp = post(http, &[], b"a normal client\n");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    collector.wait_for(1, Duration::from_secs(5));
+    // The stalled ones are answered 408 once read_timeout has passed since their headers.
+    for s in &mut stalled {
+        let a = answer(s, Duration::from_secs(10));
+        assert!(a.starts_with("HTTP/1.1 408"), "{a:?}");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(
+        metric(
+            metrics,
+            r#"sluice_receiver_timed_out_requests_total{receiver="http_logs",transport="http"}"#
+        ),
+        40
+    );
+    drop(sluice);
+}
+
+#[test]
+fn a_body_sent_a_byte_a_second_is_cut_off_and_cannot_hold_up_shutdown() {
+    let collector = Collector::start();
+    let http = free_port();
+    let config = |read_timeout: &str| {
+        format!(
+            r#"
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{http}
+    read_timeout: {read_timeout}
+exporters:
+  tcp:
+    endpoint: {tcp}
+service:
+  shutdown_timeout: 30s
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [http_logs]
+      exporters: [tcp]
+"#,
+            tcp = collector.addr,
+            metrics = free_port()
+        )
+    };
+    let trickle = |port: u16| {
+        std::thread::spawn(move || {
+            let mut s = stalled_upload(port, 100, 0);
+            let mut sent = 0;
+            let started = Instant::now();
+            s.set_read_timeout(Some(Duration::from_millis(1000)))
+                .unwrap();
+            let mut buf = [0u8; 256];
+            while started.elapsed() < Duration::from_secs(30) {
+                if s.write_all(b"a").is_err() {
+                    break;
+                }
+                sent += 1;
+                match s.read(&mut buf) {
+                    Ok(n) => return (String::from_utf8_lossy(&buf[..n]).into_owned(), sent),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+            (String::new(), sent)
+        })
+    };
+    {
+        let _sluice = Sluice::start(&config("2s"), http);
+        let (answer, sent) = trickle(http).join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{answer:?} after {sent} bytes"
+        );
+        assert!(sent <= 5, "cut off after {sent} bytes");
+    }
+    // With a long read_timeout, SIGTERM still does not wait for the trickle.
+    let mut sluice = Sluice::start(&config("5m"), http);
+    let client = trickle(http);
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    sluice.sigterm();
+    let status = sluice.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{}", sluice.logs());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        t.elapsed()
+    );
+    let (answer, _) = client.join().unwrap();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+        "{answer:?}"
+    );
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame.
+const H2_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// Whether the server closes `s` within `limit` (reads until end of stream).
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn grpc_gateway(grpc: u16, health: u16, metrics: u16, server_parameters: &str) -> String {
+    format!(
+        r#"
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+        keepalive:
+          server_parameters: {server_parameters}
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  debug: {{}}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [debug]
+"#,
+        http = free_port()
+    )
+}
+
+#[test]
+fn idle_grpc_connections_and_unfinished_prefaces_are_closed() {
+    let (grpc, health, metrics) = (free_port(), free_port(), free_port());
+    let _sluice = Sluice::start(
+        &grpc_gateway(grpc, health, metrics, "{ max_connection_idle: 1s }"),
+        grpc,
+    );
+    let mut idle: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", grpc)).unwrap();
+            s.write_all(H2_PREFACE).unwrap();
+            s.write_all(H2_SETTINGS).unwrap();
+            s
+        })
+        .collect();
+    // A preface that never completes: three bytes, then nothing.
+    let mut partial = TcpStream::connect(("127.0.0.1", grpc)).unwrap();
+    partial.write_all(&H2_PREFACE[..3]).unwrap();
+    for (i, s) in idle.iter_mut().enumerate() {
+        assert!(closed_within(s, Duration::from_secs(10)), "connection {i}");
+    }
+    assert!(closed_within(&mut partial, Duration::from_secs(10)));
+}
+
+/// With descriptors nearly gone (`ulimit -n 256`) and a flood of idle gRPC connections, the
+/// data listeners stop at their share, excess clients are closed on accept, and health and
+/// metrics still answer; once the flood ends, data clients are served again.
+#[test]
+fn health_and_metrics_stay_reachable_when_descriptors_run_short() {
+    let (grpc, health, metrics) = (free_port(), free_port(), free_port());
+    let sluice = Sluice::start_with_open_files(
+        &grpc_gateway(grpc, health, metrics, "{ max_connection_idle: 1h }"),
+        grpc,
+        256,
+    );
+    let flood: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", grpc)).ok()?;
+            s.write_all(H2_PREFACE).ok()?;
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let h = get(health, "/").expect("health reachable");
+    assert_eq!(h.status, 200);
+    let refused = metric(
+        metrics,
+        r#"sluice_receiver_refused_connections_total{receiver="otlp",transport="grpc"}"#,
+    );
+    assert!(refused > 0, "some of the flood was refused: {refused}");
+    drop(flood);
+    // Data clients are served again once the flood has gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        let mut s = TcpStream::connect(("127.0.0.1", grpc)).unwrap();
+        s.write_all(H2_PREFACE).unwrap();
+        s.write_all(H2_SETTINGS).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 9];
+        if s.read_exact(&mut buf).is_ok() && buf[3] == 4 {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gRPC listener did not recover"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = s.write_all(b"");
+    assert!(sluice.logs().len() < 1 << 20, "the log did not fill up");
+}
