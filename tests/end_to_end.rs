@@ -657,3 +657,94 @@ service:
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(collector.count(), 0);
 }
+
+/// A consumer that accepts and then stops reading: sluice's writes stall once both kernels'
+/// buffers are full. After `write_timeout` the connection is dropped and every byte the
+/// consumer's TCP had not acknowledged is written again on a new connection, so each line a
+/// client was answered 200 for reaches the consumer (on the first connection, read late, or on
+/// the second). Lines may arrive twice; none is lost.
+#[test]
+fn a_stalled_consumer_is_detected_and_unacknowledged_bytes_are_sent_again() {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = listener.local_addr().unwrap().port();
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let consumer = {
+        let (lines, connections) = (Arc::clone(&lines), Arc::clone(&connections));
+        std::thread::spawn(move || {
+            let read_all = |conn: std::net::TcpStream, lines: Arc<Mutex<Vec<String>>>| {
+                for line in BufReader::new(conn).lines() {
+                    match line {
+                        Ok(l) => lines.lock().unwrap().push(l),
+                        Err(_) => return,
+                    }
+                }
+            };
+            // The first connection is left unread until the second one arrives.
+            let (stalled, _) = listener.accept().unwrap();
+            connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (second, _) = listener.accept().unwrap();
+            connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let l2 = Arc::clone(&lines);
+            let reader = std::thread::spawn(move || read_all(second, l2));
+            read_all(stalled, Arc::clone(&lines));
+            reader.join().unwrap();
+        })
+    };
+    let (http, metrics) = (free_port(), free_port());
+    let config = guide_config(
+        http,
+        tcp,
+        metrics,
+        "write_timeout: 1s\n    reconnect: { initial_interval: 50ms, max_interval: 200ms }",
+        "",
+    );
+    let sluice = Sluice::start(&config, http);
+    // About 24 MB of JSON: far more than the socket buffers hold.
+    let per_request = 500;
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(http).unwrap();
+                let mut acknowledged = Vec::new();
+                for req in 0..20 {
+                    let start = (t * 20 + req) * per_request;
+                    let lines: Vec<String> =
+                        (start..start + per_request).map(apache_line).collect();
+                    let resp = client.post(&body_of(&lines)).unwrap();
+                    if resp.status == 200 {
+                        acknowledged.extend(lines);
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let acknowledged: Vec<String> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert_eq!(acknowledged.len(), 4 * 20 * per_request, "all answered 200");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the stall was detected:\n{}",
+        sluice.logs()
+    );
+    drop(sluice);
+    consumer.join().unwrap();
+    let got: HashSet<String> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["body"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let missing = acknowledged.iter().filter(|l| !got.contains(*l)).count();
+    assert_eq!(missing, 0, "acknowledged lines that never arrived");
+}
