@@ -72,7 +72,9 @@ fn parser(regex: Option<&str>) -> Box<dyn sluice::pipeline::Processor> {
 
 fn stages(c: &mut Criterion) {
     let body = apache_body(256 << 10);
-    let lines = frame(body.clone(), Framing::NewlineDelimited, 1).len();
+    let lines = frame(body.clone(), Framing::NewlineDelimited, 1)
+        .expect("apache lines")
+        .len();
     let mut g = c.benchmark_group("apache_256KiB");
     g.throughput(Throughput::Bytes(body.len() as u64));
     eprintln!(
@@ -92,14 +94,14 @@ fn stages(c: &mut Criterion) {
         let mut p = parser(re);
         g.bench_function(name, |b| {
             b.iter_batched_ref(
-                || frame(body.clone(), Framing::NewlineDelimited, 1),
+                || frame(body.clone(), Framing::NewlineDelimited, 1).expect("apache lines"),
                 |batch| p.process(batch),
                 BatchSize::LargeInput,
             )
         });
     }
 
-    let mut parsed = frame(body.clone(), Framing::NewlineDelimited, 1);
+    let mut parsed = frame(body.clone(), Framing::NewlineDelimited, 1).expect("apache lines");
     parser(Some(GUIDE_RE)).process(&mut parsed);
     let mut out = Vec::with_capacity(4 << 20);
     let mut json = JsonEncoder::default();
@@ -120,7 +122,8 @@ fn stages(c: &mut Criterion) {
     g.bench_function("drop_parsed", |b| {
         b.iter_batched(
             || {
-                let mut batch = frame(body.clone(), Framing::NewlineDelimited, 1);
+                let mut batch =
+                    frame(body.clone(), Framing::NewlineDelimited, 1).expect("apache lines");
                 p.process(&mut batch);
                 batch
             },
@@ -130,7 +133,8 @@ fn stages(c: &mut Criterion) {
     });
     g.bench_function("frame_parse_encode_json", |b| {
         b.iter(|| {
-            let mut batch = frame(body.clone(), Framing::NewlineDelimited, 1);
+            let mut batch =
+                frame(body.clone(), Framing::NewlineDelimited, 1).expect("apache lines");
             p.process(&mut batch);
             out.clear();
             json.encode_batch(&batch, &mut out);

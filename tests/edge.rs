@@ -15,9 +15,25 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-/// A request of `attrs` empty resource attributes and `scopes` ScopeLogs of one empty record
-/// each: 48 KB for 8,000 of each. Copying the resource into every scope made it cost 5 GB.
-fn scopes_times_attributes(attrs: usize, scopes: usize) -> ExportLogsServiceRequest {
+/// A request of `attrs` empty resource attributes and `scopes` ScopeLogs of `records` records
+/// each (empty ones, or ones with a timestamp and a short body).
+fn scopes_times_attributes(
+    attrs: usize,
+    scopes: usize,
+    records: usize,
+    empty: bool,
+) -> ExportLogsServiceRequest {
+    let record = if empty {
+        LogRecord::default()
+    } else {
+        LogRecord {
+            time_unix_nano: 1_700_000_000_000_000_000,
+            body: Some(AnyValue {
+                value: Some(PValue::StringValue("GET /api/items 200".into())),
+            }),
+            ..Default::default()
+        }
+    };
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
@@ -26,7 +42,7 @@ fn scopes_times_attributes(attrs: usize, scopes: usize) -> ExportLogsServiceRequ
             }),
             scope_logs: vec![
                 ScopeLogs {
-                    log_records: vec![LogRecord::default()],
+                    log_records: vec![record; records],
                     ..Default::default()
                 };
                 scopes
@@ -70,13 +86,17 @@ service:
     )
 }
 
+/// Each ScopeLogs once got its own copy of the resource's attributes: 8,000 attributes and
+/// 8,000 scopes (48 KB) took 5.3 GB and aborted. Now scopes share it; and a request that is
+/// nearly all empty records and scopes is refused for its density (an empty record is 2 bytes
+/// on the wire and about 200 in memory), so what any request costs is a constant times its size.
 #[test]
 fn many_scopes_share_one_resource_so_a_small_request_costs_little_memory() {
     let (http, metrics) = (free_port(), free_port());
     let sluice = Sluice::start(&decoding_gateway(http, metrics, "    {}"), http);
-    let request = scopes_times_attributes(8000, 8000);
+    let request = scopes_times_attributes(8000, 2000, 1, false);
     let proto = request.encode_to_vec();
-    assert!(proto.len() < 64 << 10, "{} bytes", proto.len());
+    assert!(proto.len() < 128 << 10, "{} bytes", proto.len());
     let resp = otlp_http_post(http, "application/x-protobuf", &proto);
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     // The same in OTLP/JSON.
@@ -88,10 +108,58 @@ fn many_scopes_share_one_resource_so_a_small_request_costs_little_memory() {
             metrics,
             r#"otelcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#
         ),
-        16_000
+        4000
     );
+    // 8,000 x 8,000 of empty ones in 48 KB of protobuf: refused, saying what to do about it.
+    // (In OTLP/JSON the same request is 40 times larger, within the limit, and taken.)
+    let dense = scopes_times_attributes(8000, 8000, 1, true);
+    let resp = otlp_http_post(http, "application/x-protobuf", &dense.encode_to_vec());
+    assert_eq!(resp.status, 400);
+    let text = String::from_utf8_lossy(&resp.body);
+    assert!(text.contains("split it"), "{text}");
+    let json = serde_json::to_vec(&dense).unwrap();
+    assert!(json.len() > 1 << 20);
+    let resp = otlp_http_post(http, "application/json", &json);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    // Copied per scope, the accepted request's resources would take 1.4 GB.
     let peak = peak_rss_mib(sluice.child.id());
     assert!(peak < 200, "peak RSS {peak} MiB");
+}
+
+/// Minimal records at the size limits (a 4 MiB OTLP request, a 10 MiB http_logs body) once
+/// cost 540 MB and 1.9 GB. Now such requests are refused before their records are made, and
+/// full-size requests of real records stay within README's stated bound.
+#[test]
+fn minimal_records_at_the_size_limit_cost_a_bounded_multiple_of_their_size() {
+    let (http, metrics, lines) = (free_port(), free_port(), free_port());
+    let config = decoding_gateway(http, metrics, "    {}").replace(
+        "receivers:\n",
+        &format!(
+            "receivers:\n  http_logs:\n    endpoint: 127.0.0.1:{lines}\n    max_request_body_size: 10MiB\n"
+        ),
+    ).replace(
+        "      receivers: [otlp]",
+        "      receivers: [otlp, http_logs]",
+    );
+    let sluice = Sluice::start(&config, lines);
+    let empty = scopes_times_attributes(0, 1, (2 << 20) - 64, true).encode_to_vec();
+    assert!(empty.len() <= 4 << 20);
+    let resp = otlp_http_post(http, "application/x-protobuf", &empty);
+    assert_eq!(resp.status, 400);
+    let resp = post(lines, &[], "a\n".repeat(5 << 20).as_bytes());
+    assert_eq!(resp.status, 413, "{}", String::from_utf8_lossy(&resp.body));
+    // Full-size requests of real records are taken.
+    let real = scopes_times_attributes(0, 1, (4 << 20) / 40, false).encode_to_vec();
+    assert!(real.len() <= 4 << 20);
+    let resp = otlp_http_post(http, "application/x-protobuf", &real);
+    assert_eq!(resp.status, 200);
+    let apache =
+        "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /a.gif HTTP/1.0\" 200 2326\n";
+    let body = apache.repeat((10 << 20) / apache.len());
+    assert_eq!(post(lines, &[], body.as_bytes()).status, 200);
+    // README states what a request may cost: up to 30x its size beyond ~20 MiB at rest.
+    let peak = peak_rss_mib(sluice.child.id());
+    assert!(peak < 20 + 30 * 10, "peak RSS {peak} MiB");
 }
 
 /// `log_transform` moving a distinct `service.name` from each record's JSON body into its

@@ -37,6 +37,7 @@ pub fn decode_logs(body: &[u8]) -> Result<LogBatch, JsonError> {
         serde_json::from_slice(body).or_else(|e| err("", format!("invalid JSON: {e}")))?;
     let root = object(&doc, "")?;
     let mut batch = LogBatch::default();
+    let mut items = 0;
     for (i, rl) in array(root, &["resourceLogs", "resource_logs"], "")?
         .iter()
         .enumerate()
@@ -74,6 +75,11 @@ pub fn decode_logs(body: &[u8]) -> Result<LogBatch, JsonError> {
                 origin.scope_dropped_attributes_count = uint32(scope, &path)?;
             }
             let records = array(sl, &["logRecords", "log_records"], &spath)?;
+            // As the protobuf decoder counts them, before the records are made.
+            items += 1 + records.len();
+            if let Err(e) = super::logs::check_density(items, body.len()) {
+                return err(&spath, e.to_string());
+            }
             if records.is_empty() {
                 continue;
             }
@@ -100,7 +106,7 @@ fn record(r: &Map<String, Json>, path: &str, origin: u32) -> Result<LogRecord, J
         severity_number: severity_number(r, path)?,
         severity_text: string(r, &["severityText", "severity_text"], path)?,
         body: match field(r, &["body"]) {
-            Some(b) => any_value(b, &format!("{path}.body"), 0)?,
+            Some(b) => any_value(b, &format!("{path}.body"), 1)?,
             None => Value::Empty,
         },
         attributes: attributes(r, path, 0)?,
@@ -329,11 +335,7 @@ fn any_value(v: &Json, path: &str, depth: usize) -> Result<Value, JsonError> {
         }
         "kvlistValue" | "kvlist_value" => {
             let items = array(object(inner, &inner_path)?, &["values"], &inner_path)?;
-            Value::Map(key_values(
-                items,
-                &format!("{inner_path}.values"),
-                depth + 1,
-            )?)
+            Value::Map(key_values(items, &format!("{inner_path}.values"), depth)?)
         }
         other => return err(path, format!("unknown AnyValue member {other:?}")),
     })

@@ -13,11 +13,31 @@ use super::wire::{
 use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Str, Value};
 
 /// Deeper `AnyValue` nesting is refused rather than recursed into (a stack-overflow guard).
+/// Every decoder counts alike: a body or attribute value is at depth 1, and each array or map
+/// it holds adds one level, so the same request is accepted or refused whichever path reads it.
 pub const MAX_DEPTH: usize = 32;
+
+/// A decoded record costs about 200 bytes (a scope about 250) however little of the wire it
+/// took: an empty record is 2 bytes. So that what a request may cost stays a constant times its
+/// size, a request may hold at most one record or ScopeLogs per `MIN_BYTES_PER_ITEM` bytes,
+/// beyond the first `FREE_ITEMS`. Real records (with a timestamp and a body) are far larger.
+pub const MIN_BYTES_PER_ITEM: usize = 8;
+pub const FREE_ITEMS: usize = 4096;
+
+/// Refuses `items` records and scopes in a request of `bytes` (see [`MIN_BYTES_PER_ITEM`]).
+pub fn check_density(items: usize, bytes: usize) -> Result<(), DecodeError> {
+    if items > FREE_ITEMS.max(bytes / MIN_BYTES_PER_ITEM) {
+        return Err(DecodeError::TooDense { items, bytes });
+    }
+    Ok(())
+}
 
 /// Decodes a request. Unknown fields are skipped, as protobuf requires.
 pub fn decode(buf: &Bytes) -> Result<LogBatch, DecodeError> {
-    let d = Decoder { buf };
+    let d = Decoder {
+        buf,
+        items: std::cell::Cell::new(0),
+    };
     let mut batch = LogBatch::default();
     let mut f = Fields::new(buf, 0, buf.len());
     while let Some((field, wire)) = f.next_field()? {
@@ -32,6 +52,8 @@ pub fn decode(buf: &Bytes) -> Result<LogBatch, DecodeError> {
 
 struct Decoder<'a> {
     buf: &'a Bytes,
+    /// Records and ScopeLogs so far, for [`check_density`].
+    items: std::cell::Cell<usize>,
 }
 
 impl Decoder<'_> {
@@ -50,6 +72,7 @@ impl Decoder<'_> {
         // Fields may come in any order: take the resource first, then the scopes under it.
         let mut origin = Origin::default();
         let mut resource = Vec::new();
+        let mut scopes = 0;
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
@@ -69,13 +92,15 @@ impl Decoder<'_> {
                 (3, Wire::Len(s, e)) => {
                     origin.resource_schema_url = self.str("schema_url", s, e)?
                 }
-                (2, Wire::Len(..)) => {}
+                (2, Wire::Len(..)) => scopes += 1,
                 (1..=3, w) => return Err(wrong(field, w, s)),
                 _ => {}
             }
         }
         // Shared by every ScopeLogs below: one copy however many scopes there are.
         origin.resource = resource.into();
+        check_density(self.items.get() + scopes, self.buf.len())?;
+        batch.origins.reserve(scopes);
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             if let (2, Wire::Len(s, e)) = (field, wire) {
@@ -128,6 +153,10 @@ impl Decoder<'_> {
                 _ => {}
             }
         }
+        // Checked before the records are made, so a refused request never costs their memory.
+        let items = self.items.get() + 1 + records;
+        self.items.set(items);
+        check_density(items, self.buf.len())?;
         if records == 0 {
             return Ok(());
         }
@@ -161,7 +190,7 @@ impl Decoder<'_> {
                 (11, Wire::Fixed64(t)) => r.observed_time_unix_nano = t,
                 (2, Wire::Varint(n)) => r.severity_number = u8::try_from(n).unwrap_or(0),
                 (3, Wire::Len(s, e)) => r.severity_text = self.str("severity_text", s, e)?,
-                (5, Wire::Len(s, e)) => r.body = self.any_value(s, e, 0)?,
+                (5, Wire::Len(s, e)) => r.body = self.any_value(s, e, 1)?,
                 (6, Wire::Len(s, e)) => r.attributes.push(self.key_value(s, e, 0)?),
                 (7, Wire::Varint(n)) => r.dropped_attributes_count = n as u32,
                 (8, Wire::Fixed32(n)) => r.flags = n,
@@ -234,7 +263,7 @@ impl Decoder<'_> {
                     let mut m = self.fields(s, e);
                     while let Some((field, wire)) = m.next_field()? {
                         match (field, wire) {
-                            (1, Wire::Len(s, e)) => kvs.push(self.key_value(s, e, depth + 1)?),
+                            (1, Wire::Len(s, e)) => kvs.push(self.key_value(s, e, depth)?),
                             (1, w) => return Err(wrong(field, w, s)),
                             _ => {}
                         }

@@ -378,7 +378,7 @@ impl RawBatch {
             return 1;
         }
         let mut items = 0;
-        match check(unit, 0, unit.len(), &METRIC, &NUMBER_POINT, &mut items, 3) {
+        match check(unit, 0, unit.len(), &METRIC, &NUMBER_POINT, &mut items, 0) {
             Ok(()) => items,
             Err(_) => 0,
         }
@@ -419,12 +419,18 @@ fn decode(
     let mut batch = RawBatch::new(signal);
     let mut fields = Fields::new(buf, 0, buf.len());
     let mut start = 0;
+    // Log records and their ScopeLogs, which a decoding pipeline would materialize: counted
+    // here too so that forwarding and decoding refuse the same requests.
+    let mut density = 0;
     while let Some((field, wire)) = fields.next_field()? {
         let end = fields.pos();
         match (request.kind(field), wire) {
             (Some(Message(schema)), Wire::Len(s, e)) => {
                 let mut items = 0;
-                check(buf, s, e, schema, counted, &mut items, 1)?;
+                check(buf, s, e, schema, counted, &mut items, 0)?;
+                if signal == Signal::Logs {
+                    density += items + scope_logs(buf, s, e)?;
+                }
                 if items > 0 {
                     batch.resources.push((buf.slice(start..end), items));
                 }
@@ -435,7 +441,18 @@ fn decode(
         }
         start = end;
     }
+    super::logs::check_density(density, buf.len())?;
     Ok(batch)
+}
+
+/// The ScopeLogs in the ResourceLogs at `buf[s..e]`.
+fn scope_logs(buf: &[u8], s: usize, e: usize) -> Result<usize, DecodeError> {
+    let mut n = 0;
+    let mut fields = Fields::new(buf, s, e);
+    while let Some((field, _)) = fields.next_field()? {
+        n += usize::from(field == 2);
+    }
+    Ok(n)
 }
 
 /// The schemas whose messages are counted: spans, log records, and every kind of metric data
@@ -461,9 +478,12 @@ fn check(
     schema: &'static Schema,
     counted: &'static Schema,
     items: &mut usize,
-    depth: usize,
+    values: usize,
 ) -> Result<(), DecodeError> {
-    if depth > super::logs::MAX_DEPTH {
+    // Nesting is counted in AnyValues, as the decoders count it; the other messages between
+    // them nest a bounded number of levels.
+    let values = values + usize::from(std::ptr::eq(schema, &ANY_VALUE));
+    if values > super::logs::MAX_DEPTH {
         return Err(DecodeError::TooDeep(super::logs::MAX_DEPTH));
     }
     if is_counted(schema, counted) {
@@ -480,7 +500,7 @@ fn check(
         };
         match (kind, wire) {
             (Message(inner), Wire::Len(s, e)) => {
-                check(buf, s, e, inner, counted, items, depth + 1)?;
+                check(buf, s, e, inner, counted, items, values)?;
             }
             (Str(what), Wire::Len(s, e)) => {
                 if !super::wire::is_utf8(&buf[s..e]) {
@@ -544,6 +564,80 @@ mod tests {
                 value: Some(any_value::Value::StringValue(v.into())),
             }),
             ..Default::default()
+        }
+    }
+
+    /// An AnyValue `depth` levels deep: arrays and maps alternately around an int.
+    fn nested(depth: usize) -> AnyValue {
+        let mut v = AnyValue {
+            value: Some(any_value::Value::IntValue(1)),
+        };
+        for level in 1..depth {
+            v = AnyValue {
+                value: Some(if level % 2 == 0 {
+                    any_value::Value::ArrayValue(
+                        opentelemetry_proto::tonic::common::v1::ArrayValue { values: vec![v] },
+                    )
+                } else {
+                    any_value::Value::KvlistValue(
+                        opentelemetry_proto::tonic::common::v1::KeyValueList {
+                            values: vec![KeyValue {
+                                key: "k".into(),
+                                value: Some(v),
+                                ..Default::default()
+                            }],
+                        },
+                    )
+                }),
+            };
+        }
+        v
+    }
+
+    /// Forwarding (validated, kept encoded) and decoding (protobuf and JSON) agree on how deep
+    /// a value may nest, in a body and in an attribute.
+    #[test]
+    fn every_path_counts_nesting_the_same_way() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let max = crate::otlp::logs::MAX_DEPTH;
+        for depth in [max - 1, max, max + 1, max + 2] {
+            for in_body in [true, false] {
+                let mut record = LogRecord::default();
+                if in_body {
+                    record.body = Some(nested(depth));
+                } else {
+                    record.attributes = vec![KeyValue {
+                        key: "a".into(),
+                        value: Some(nested(depth)),
+                        ..Default::default()
+                    }];
+                }
+                let req = ExportLogsServiceRequest {
+                    resource_logs: vec![ResourceLogs {
+                        scope_logs: vec![ScopeLogs {
+                            log_records: vec![record],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                };
+                let proto = Bytes::from(req.encode_to_vec());
+                let json = serde_json::to_vec(&req).unwrap();
+                let ok = depth <= max;
+                let case = format!("depth {depth}, in body: {in_body}");
+                assert_eq!(decode_logs(&proto).is_ok(), ok, "forwarded, {case}");
+                assert_eq!(
+                    crate::otlp::logs::decode(&proto).is_ok(),
+                    ok,
+                    "decoded, {case}"
+                );
+                assert_eq!(
+                    crate::otlp::json::decode_logs(&json).is_ok(),
+                    ok,
+                    "JSON, {case}"
+                );
+            }
         }
     }
 

@@ -26,6 +26,13 @@ pub enum DecodeError {
     },
     #[error("values nested deeper than {0} levels")]
     TooDeep(usize),
+    /// More records (and scopes) than the request's size allows; see `logs::check_density`.
+    #[error(
+        "{items} log records and scopes in {bytes} bytes: beyond the first {free}, a request may hold one per {per} bytes (split it, or send fuller records)",
+        free = super::logs::FREE_ITEMS,
+        per = super::logs::MIN_BYTES_PER_ITEM
+    )]
+    TooDense { items: usize, bytes: usize },
 }
 
 /// One field's payload. `Len` is a range of the buffer being read.

@@ -212,7 +212,9 @@ async fn handle(
         }
     };
 
-    let batch = frame(body, shared.framing, now_unix_nano());
+    let Some(batch) = frame(body, shared.framing, now_unix_nano()) else {
+        return server::text(413, TOO_DENSE);
+    };
     match slot
         .consume(Batch::Logs(batch), &metadata, &shared.metrics, wire_bytes)
         .await
@@ -242,9 +244,15 @@ fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
+const TOO_DENSE: &str = "too many lines for the body's size: beyond the first 4096 lines, a body may hold one line per 8 bytes; split it\n";
+
 /// Splits a body into records. Lines share `body`'s buffer; UTF-8 is checked once for the whole
 /// body, and only a body with invalid bytes is checked (and repaired) line by line.
-pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> LogBatch {
+///
+/// `None` when the body holds more lines than its size allows (see
+/// `otlp::logs::MIN_BYTES_PER_ITEM`): a record costs about 200 bytes, an empty line 1, so
+/// without the limit a 10 MiB body of one-character lines would cost over a gigabyte.
+pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> Option<LogBatch> {
     let mut batch = LogBatch {
         origins: vec![Origin::default()],
         records: Vec::new(),
@@ -255,7 +263,7 @@ pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> Log
         ..Default::default()
     };
     if body.is_empty() {
-        return batch;
+        return Some(batch);
     }
     let all_valid = std::str::from_utf8(&body).is_ok();
     let to_str = |b: Bytes| {
@@ -270,24 +278,40 @@ pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> Log
     match framing {
         Framing::Bytes => batch.records.push(record(to_str(body))),
         Framing::NewlineDelimited => {
-            batch.records.reserve(body.len() / 96 + 1);
+            let budget = crate::otlp::logs::FREE_ITEMS
+                .max(body.len() / crate::otlp::logs::MIN_BYTES_PER_ITEM);
+            batch.records.reserve((body.len() / 96 + 1).min(budget));
+            let mut newlines = memchr::memchr_iter(b'\n', &body);
             let mut start = 0;
-            let mut push = |start: usize, mut end: usize| {
+            loop {
+                let nl = newlines.next();
+                let mut end = nl.unwrap_or(body.len());
                 if end > start && body[end - 1] == b'\r' {
                     end -= 1;
                 }
                 if end > start {
+                    if batch.records.len() == batch.records.capacity() {
+                        // More lines than the first guess: count what is left once and
+                        // reserve exactly. Cheaper than growing by doubling (which copies
+                        // every record), and a body with more lines than its size allows is
+                        // refused before their records are made.
+                        let left = memchr::memchr_iter(b'\n', &body[end..]).count()
+                            + usize::from(!body.ends_with(b"\n"));
+                        if batch.records.len() + left > budget {
+                            return None;
+                        }
+                        batch.records.reserve_exact(left);
+                    }
                     batch.records.push(record(to_str(body.slice(start..end))));
                 }
-            };
-            for nl in memchr::memchr_iter(b'\n', &body) {
-                push(start, nl);
-                start = nl + 1;
+                match nl {
+                    Some(nl) => start = nl + 1,
+                    None => break,
+                }
             }
-            push(start, body.len());
         }
     }
-    batch
+    Some(batch)
 }
 
 #[cfg(test)]
@@ -307,20 +331,29 @@ mod tests {
             Bytes::from_static(b"a\r\n\nb\nc"),
             Framing::NewlineDelimited,
             7,
-        );
+        )
+        .unwrap();
         assert_eq!(bodies(&b), ["a", "b", "c"]);
         assert!(b.records.iter().all(|r| r.observed_time_unix_nano == 7));
     }
 
     #[test]
     fn empty_body_has_no_records() {
-        assert!(frame(Bytes::new(), Framing::NewlineDelimited, 0).is_empty());
-        assert!(frame(Bytes::from_static(b"\n\n"), Framing::NewlineDelimited, 0).is_empty());
+        assert!(
+            frame(Bytes::new(), Framing::NewlineDelimited, 0)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            frame(Bytes::from_static(b"\n\n"), Framing::NewlineDelimited, 0)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn bytes_framing_keeps_the_body_whole() {
-        let b = frame(Bytes::from_static(b"a\nb\n"), Framing::Bytes, 0);
+        let b = frame(Bytes::from_static(b"a\nb\n"), Framing::Bytes, 0).unwrap();
         assert_eq!(bodies(&b), ["a\nb\n"]);
     }
 
@@ -330,7 +363,23 @@ mod tests {
             Bytes::from_static(b"ok\nbad\xffline\n"),
             Framing::NewlineDelimited,
             0,
-        );
+        )
+        .unwrap();
         assert_eq!(bodies(&b), ["ok", "bad\u{fffd}line"]);
+    }
+
+    #[test]
+    fn a_body_of_more_lines_than_its_size_allows_is_refused() {
+        let free = crate::otlp::logs::FREE_ITEMS;
+        // Short lines are fine up to the free allowance, and in bodies of longer lines.
+        let short = Bytes::from("a\n".repeat(free));
+        assert_eq!(
+            frame(short, Framing::NewlineDelimited, 0).unwrap().len(),
+            free
+        );
+        let fuller = Bytes::from("1234567\n".repeat(4 * free));
+        assert!(frame(fuller, Framing::NewlineDelimited, 0).is_some());
+        let dense = Bytes::from("a\n".repeat(4 * free));
+        assert!(frame(dense, Framing::NewlineDelimited, 0).is_none());
     }
 }
