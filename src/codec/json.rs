@@ -418,7 +418,11 @@ impl JsonEncoder {
             + str_bound(r.severity_text.as_bytes())
             + value_bound(&r.body)
             + map_bound(&r.attributes)
-            + map_bound(resource);
+            + if resource.is_empty() {
+                0
+            } else {
+                map_bound(resource)
+            };
         let time = (r.time_unix_nano != 0).then(|| *self.time.get(r.time_unix_nano));
         let observed =
             (r.observed_time_unix_nano != 0).then(|| *self.observed.get(r.observed_time_unix_nano));

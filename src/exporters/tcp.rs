@@ -291,6 +291,10 @@ struct Chunk {
     records: usize,
 }
 
+/// Written buffers kept for reuse once the peer has acknowledged them: as many as are usually
+/// in flight, so the encoder writes into warm memory instead of fresh pages.
+const MAX_SPARE_BUFFERS: usize = 8;
+
 /// How often unacknowledged bytes are checked while nothing else is to be done.
 const ACK_POLL: Duration = Duration::from_millis(1);
 
@@ -365,7 +369,9 @@ impl Sender {
     /// aborts this task and so fails the pending acks) ends it otherwise.
     async fn deliver(&mut self) {
         let records = self.pending.iter().map(Envelope::records).sum();
-        let spare = self.spare.pop().unwrap_or_default();
+        // A buffer that has been written to before: its pages are mapped and likely in cache.
+        let size = self.cfg.write_buffer_size + (64 << 10);
+        let spare = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(size));
         let bytes = std::mem::replace(&mut self.buf, spare);
         self.unacked.push_back(Chunk {
             bytes,
@@ -462,7 +468,7 @@ impl Sender {
             }
             let mut bytes = chunk.bytes;
             bytes.clear();
-            if self.spare.len() < 2 {
+            if self.spare.len() < MAX_SPARE_BUFFERS {
                 self.spare.push(bytes);
             }
         }

@@ -144,17 +144,21 @@ pub async fn collect(
 }
 
 /// Makes room for `more` bytes: twice what is held (at least 64 KiB), capped at `hint` when
-/// the body will fit in it.
+/// the body will fit in it; the whole `hint` once a quarter of it has arrived, so a large body
+/// is moved once rather than at every doubling, and a client is never charged more than four
+/// times what it sent.
 fn grow(buf: &mut Vec<u8>, more: usize, hint: usize) {
     let need = buf.len() + more;
     if need <= buf.capacity() {
         return;
     }
     let doubled = need.max(buf.len() * 2).max(64 << 10);
-    let target = if hint >= need {
-        doubled.min(hint)
-    } else {
+    let target = if hint < need {
         doubled
+    } else if need.saturating_mul(4) >= hint {
+        hint
+    } else {
+        doubled.min(hint)
     };
     buf.reserve_exact(target - buf.len());
 }
@@ -269,7 +273,7 @@ mod tests {
             grow(&mut buf, 16 << 10, declared);
             buf.extend_from_slice(&[0; 16 << 10]);
             received += 16 << 10;
-            assert!(buf.capacity() <= (2 * received).max(64 << 10).min(declared));
+            assert!(buf.capacity() <= (4 * received).max(64 << 10).min(declared));
         }
         // Ends at exactly the declared size: no slack to copy away, no second copy.
         assert_eq!(buf.capacity(), declared);

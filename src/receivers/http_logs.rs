@@ -244,6 +244,18 @@ fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
+/// Lines in `body`, estimated from its first 4 KiB (and a little over, so that the exact count
+/// of what is left, made when the estimate runs out, covers only a short tail).
+fn estimate_lines(body: &[u8]) -> usize {
+    let sample = &body[..body.len().min(4096)];
+    let n = memchr::memchr_iter(b'\n', sample).count();
+    if n == 0 {
+        return body.len() / 96 + 1;
+    }
+    let lines = body.len() * n / sample.len();
+    lines + lines / 16 + 1
+}
+
 const TOO_DENSE: &str = "too many lines for the body's size: beyond the first 4096 lines, a body may hold one line per 8 bytes; split it\n";
 
 /// Splits a body into records. Lines share `body`'s buffer; UTF-8 is checked once for the whole
@@ -280,7 +292,7 @@ pub fn frame(body: Bytes, framing: Framing, observed_time_unix_nano: u64) -> Opt
         Framing::NewlineDelimited => {
             let budget = crate::otlp::logs::FREE_ITEMS
                 .max(body.len() / crate::otlp::logs::MIN_BYTES_PER_ITEM);
-            batch.records.reserve((body.len() / 96 + 1).min(budget));
+            batch.records.reserve(estimate_lines(&body).min(budget));
             let mut newlines = memchr::memchr_iter(b'\n', &body);
             let mut start = 0;
             loop {
