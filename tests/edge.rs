@@ -505,3 +505,80 @@ fn health_and_metrics_stay_reachable_when_descriptors_run_short() {
     let _ = s.write_all(b"");
     assert!(sluice.logs().len() < 1 << 20, "the log did not fill up");
 }
+
+/// Two large requests whose every record `log_transform` parses as JSON (40,000 distinct
+/// services once took 12.6 s and held /health up for 5 s): decoding and processing them runs
+/// off the async threads, so health keeps answering within a probe's timeout (Kubernetes'
+/// default, 1 s) the whole time.
+#[test]
+fn health_answers_while_large_requests_are_processed() {
+    let (http, metrics, health) = (free_port(), free_port(), free_port());
+    let config = decoding_gateway(http, metrics, "    parse_json_body: true")
+        .replace(
+            "receivers:\n",
+            &format!(
+                "extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\nreceivers:\n"
+            ),
+        )
+        .replace("service:\n", "service:\n  extensions: [health_check]\n")
+        .replace("debug: {}", "debug: { queue_size: 1000000 }");
+    let _sluice = Sluice::start(&config, http);
+    let records = 120_000;
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..records)
+                    .map(|i| LogRecord {
+                        body: Some(AnyValue {
+                            value: Some(PValue::StringValue(format!(
+                                r#"{{"service.name":"svc-{i}","level":"warn","trace.id":"0af7651916cd43dd8448eb211c80319c"}}"#
+                            ))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    assert!(request.len() > 8 << 20 && request.len() < 20 << 20);
+    let request = std::sync::Arc::new(request);
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let request = std::sync::Arc::clone(&request);
+            std::thread::spawn(move || {
+                for _ in 0..2 {
+                    let resp = otlp_http_post(http, "application/x-protobuf", &request);
+                    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+                }
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    let mut probes = 0;
+    while !senders.iter().all(|s| s.is_finished()) {
+        let t = Instant::now();
+        let h = get(health, "/").expect("health reachable");
+        assert_eq!(h.status, 200);
+        slowest = slowest.max(t.elapsed());
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert!(
+        probes > 5,
+        "the requests took long enough to probe ({probes} probes)"
+    );
+    assert!(slowest < Duration::from_secs(1), "a probe took {slowest:?}");
+    assert_eq!(
+        metric(
+            metrics,
+            r#"otelcol_exporter_sent_log_records_total{exporter="debug"}"#
+        ),
+        4 * records as u64
+    );
+}

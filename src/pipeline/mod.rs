@@ -8,6 +8,7 @@
 
 pub mod ack;
 pub mod batcher;
+pub mod offload;
 pub mod queue;
 
 use std::future::Future;
@@ -259,7 +260,12 @@ impl WorkerSlot {
             .ok()
             .and_then(|mut g| g.take())
             .unwrap_or_else(|| self.consumer.worker());
-        let result = worker.consume(batch, metadata).await;
+        // Processors run here, synchronously: for a large request, where they cannot hold up
+        // the accept loops, health and metrics.
+        let result = match offload::run(wire_bytes as usize, || worker.dispatch(batch, metadata)) {
+            Ok(wait) => Worker::delivered(wait).await,
+            Err(e) => Err(e),
+        };
         if let Ok(mut g) = self.slot.lock() {
             *g = Some(worker);
         }
@@ -286,6 +292,11 @@ impl Worker {
         metadata: &Metadata,
     ) -> Result<usize, ConsumeError> {
         let wait = self.dispatch(batch, metadata)?;
+        Self::delivered(wait).await
+    }
+
+    /// Waits for what [`Worker::dispatch`] sent to be delivered.
+    async fn delivered(wait: Option<(ack::AckWait, usize)>) -> Result<usize, ConsumeError> {
         match wait {
             None => Ok(0),
             Some((wait, n)) => match wait.wait().await {

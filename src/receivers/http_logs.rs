@@ -30,7 +30,7 @@ use serde::Deserialize;
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
 use crate::model::{Batch, LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::{
-    BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot,
+    BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot, offload,
 };
 use crate::receivers::body;
 use crate::receivers::limits::{self, HttpLimits};
@@ -212,7 +212,8 @@ async fn handle(
         }
     };
 
-    let Some(batch) = frame(body, shared.framing, now_unix_nano()) else {
+    let framing = shared.framing;
+    let Some(batch) = offload::run(body.len(), || frame(body, framing, now_unix_nano())) else {
         return server::text(413, TOO_DENSE);
     };
     match slot

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use super::GrpcConfig;
 use crate::model::{Batch, Signal};
 use crate::otlp::grpc::{self as wire, UnaryBody, code};
-use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot};
+use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot, offload};
 use crate::receivers::body::{self, Refusal};
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -212,14 +212,14 @@ async fn handle(
             return status(code::INVALID_ARGUMENT, why, None);
         }
     };
-    let decoded = match signal {
+    let decoded = offload::run(message.len(), || match signal {
         Signal::Logs if slot.encoded_logs() => {
             crate::otlp::raw::decode_logs(&message).map(Batch::Raw)
         }
         Signal::Logs => crate::otlp::logs::decode(&message).map(Batch::Logs),
         Signal::Traces => crate::otlp::raw::decode_traces(&message).map(Batch::Raw),
         Signal::Metrics => crate::otlp::raw::decode_metrics(&message).map(Batch::Raw),
-    };
+    });
     let batch = match decoded {
         Ok(b) => b,
         Err(e) => {

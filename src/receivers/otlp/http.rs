@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use super::HttpConfig;
 use crate::model::{Batch, Signal};
 use crate::otlp;
-use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot};
+use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot, offload};
 use crate::receivers::body;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
@@ -186,7 +186,7 @@ async fn handle(
             return format.status(refusal.status(), code, refusal.message());
         }
     };
-    let decoded: Result<Batch, String> = match (signal, format) {
+    let decoded: Result<Batch, String> = offload::run(body.len(), || match (signal, format) {
         (Signal::Logs, Format::Protobuf) if slot.encoded_logs() => otlp::raw::decode_logs(&body)
             .map(Batch::Raw)
             .map_err(|e| e.to_string()),
@@ -208,7 +208,7 @@ async fn handle(
         (Signal::Metrics, Format::Json) => otlp::transcode::decode_metrics(&body)
             .map(Batch::Raw)
             .map_err(|e| e.to_string()),
-    };
+    });
     let batch = match decoded {
         Ok(b) => b,
         Err(e) => {
