@@ -186,10 +186,11 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// A connection's places in its listener's limit and in the process-wide budget.
-struct Permits(
-    #[allow(dead_code)] OwnedSemaphorePermit,
-    #[allow(dead_code)] Option<OwnedSemaphorePermit>,
-);
+/// Held, never read: dropping it gives both places back.
+struct Permits {
+    _listener: OwnedSemaphorePermit,
+    _budget: Option<OwnedSemaphorePermit>,
+}
 
 fn admit(own: &Arc<Semaphore>, global: Option<&Arc<Semaphore>>) -> Option<Permits> {
     let mine = Arc::clone(own).try_acquire_owned().ok()?;
@@ -197,7 +198,10 @@ fn admit(own: &Arc<Semaphore>, global: Option<&Arc<Semaphore>>) -> Option<Permit
         Some(g) => Some(Arc::clone(g).try_acquire_owned().ok()?),
         None => None,
     };
-    Some(Permits(mine, theirs))
+    Some(Permits {
+        _listener: mine,
+        _budget: theirs,
+    })
 }
 
 /// Requests in flight on one connection and when the last one ended, for the idle timeout.
