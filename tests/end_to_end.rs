@@ -748,3 +748,26 @@ fn a_stalled_consumer_is_detected_and_unacknowledged_bytes_are_sent_again() {
     let missing = acknowledged.iter().filter(|l| !got.contains(*l)).count();
     assert_eq!(missing, 0, "acknowledged lines that never arrived");
 }
+
+/// A body with more lines than the exporter's whole queue would never fit: it is refused for
+/// good (413, no `Retry-After`) instead of being let past the queue's bound; one that fits is
+/// taken.
+#[test]
+fn a_body_larger_than_the_whole_queue_is_refused_with_413() {
+    let (sluice, collector, http, _metrics) = started("sending_queue: { queue_size: 10 }", "");
+    let resp = post(
+        http,
+        &[],
+        &body_of(&(0..11).map(apache_line).collect::<Vec<_>>()),
+    );
+    assert_eq!(resp.status, 413, "{}", sluice.logs());
+    assert_eq!(resp.header("retry-after"), None);
+    assert!(String::from_utf8_lossy(&resp.body).contains("queue_size"));
+    let resp = post(
+        http,
+        &[],
+        &body_of(&(0..10).map(apache_line).collect::<Vec<_>>()),
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(bodies(&collector, 10, Duration::from_secs(5)).len(), 10);
+}

@@ -124,6 +124,14 @@ pub enum ConsumeError {
     /// A processor (the memory limiter) refuses data for now: retry later, like `Full`.
     #[error("sluice is over its memory limit")]
     OverLimit,
+    /// The batch holds more items than some exporter's whole queue: it would never fit, so it
+    /// is refused for good (HTTP 413, gRPC RESOURCE_EXHAUSTED without a retry hint) rather than
+    /// let past the queue's bound.
+    #[error(
+        "the request holds {items} items, more than an exporter's whole queue \
+         (sending_queue.queue_size {capacity}); split it or raise queue_size"
+    )]
+    TooLarge { items: usize, capacity: usize },
 }
 
 struct WorkerPipeline {
@@ -355,6 +363,13 @@ impl Worker {
                 continue;
             }
             for exporter in &pipeline.exporters {
+                if b.len() > exporter.capacity() {
+                    self.reservations.clear();
+                    return Err(ConsumeError::TooLarge {
+                        items: b.len(),
+                        capacity: exporter.capacity(),
+                    });
+                }
                 match exporter.try_reserve(b.len()) {
                     Ok(r) => self.reservations.push(r),
                     Err(queue::Full) => {
@@ -512,6 +527,34 @@ mod tests {
             rx_a.try_recv().is_none(),
             "nothing may reach the other exporter"
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_a_whole_queue_is_refused_for_good() {
+        let (tx_a, mut rx_a) = queue::bounded(100, Gauge::default());
+        let (tx_b, _rx_b) = queue::bounded(2, Gauge::default());
+        let consumer = Consumer::new(vec![Arc::new(Pipeline {
+            signal: Signal::Logs,
+            id: "logs".into(),
+            processors: vec![],
+            exporters: vec![tx_a, tx_b],
+            batch: None,
+            encoded_logs: false,
+        })]);
+        let mut worker = consumer.worker();
+        let err = worker
+            .consume(batch(3), &Metadata::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConsumeError::TooLarge {
+                items: 3,
+                capacity: 2
+            }
+        );
+        assert!(err.to_string().contains("queue_size 2"));
+        assert!(rx_a.try_recv().is_none(), "nothing reached any exporter");
     }
 
     #[tokio::test]

@@ -119,7 +119,8 @@ pub fn bounded(capacity: usize, queue_size: Gauge) -> (Sender, Receiver) {
 }
 
 impl Sender {
-    /// Reserves room for `records`. A batch larger than the whole queue needs the queue empty.
+    /// Reserves room for `records`. Receivers refuse a batch larger than the whole queue before
+    /// asking (`ConsumeError::TooLarge`); one a batcher made larger needs the queue empty.
     pub fn try_reserve(&self, records: usize) -> Result<Reservation, Full> {
         let want = records.clamp(1, self.capacity);
         let permits = u32::try_from(want).unwrap_or(u32::MAX);

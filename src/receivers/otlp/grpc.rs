@@ -252,6 +252,10 @@ async fn handle(
                     "the records could not be delivered; retry",
                     retry,
                 ),
+                // The same request would never fit: no retry hint.
+                ConsumeError::TooLarge { .. } => {
+                    status(code::RESOURCE_EXHAUSTED, &e.to_string(), None)
+                }
             }
         }
     }

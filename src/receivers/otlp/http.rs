@@ -234,6 +234,10 @@ async fn handle(
 
 /// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
 fn refuse(format: Format, e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
+    if let ConsumeError::TooLarge { .. } = e {
+        // The same request would never fit: no retry hint.
+        return format.status(413, RESOURCE_EXHAUSTED, &e.to_string());
+    }
     let mut resp = match e {
         ConsumeError::Full => {
             format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")
@@ -249,6 +253,7 @@ fn refuse(format: Format, e: ConsumeError, retry_after: &HeaderValue) -> HttpRes
             UNAVAILABLE,
             "the records could not be delivered; retry",
         ),
+        ConsumeError::TooLarge { .. } => format.status(413, RESOURCE_EXHAUSTED, &e.to_string()),
     };
     resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
     resp
