@@ -280,7 +280,8 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             .build_one(key, &telemetry, "")
             .map_err(build_err)?;
         let gauge = ExporterMetrics::queue_gauges(&telemetry, key, exporter.queue_capacity());
-        let (tx, rx) = queue::bounded(exporter.queue_capacity(), gauge);
+        let (tx, rx) =
+            queue::bounded_in_bytes(exporter.queue_capacity(), exporter.queue_bytes(), gauge);
         exporter_senders.insert(key, tx);
         if exporter.takes_encoded_logs() {
             takes_encoded.insert(key);

@@ -771,3 +771,41 @@ fn a_body_larger_than_the_whole_queue_is_refused_with_413() {
     assert_eq!(resp.status, 200);
     assert_eq!(bodies(&collector, 10, Duration::from_secs(5)).len(), 10);
 }
+
+/// The queue is bounded in request bytes as well as records: with the consumer down, one
+/// 670 KB body fills a 1 MiB queue (though it holds only 8,000 of its 100,000 records),
+/// the next is answered 429, and a body larger than the whole queue 413.
+#[test]
+fn the_exporter_queue_is_bounded_in_request_bytes() {
+    let (http, metrics) = (free_port(), free_port());
+    let config = guide_config(
+        http,
+        free_port(),
+        metrics,
+        "sending_queue: { queue_size: 100000, queue_size_bytes: 1MiB }",
+        "shutdown_timeout: 1s",
+    );
+    let mut sluice = Sluice::start(&config, http);
+    let lines =
+        |from: usize, n: usize| body_of(&(from..from + n).map(apache_line).collect::<Vec<_>>());
+    let first = lines(0, 8000);
+    assert!(
+        first.len() > 600_000 && first.len() < 1 << 20,
+        "{}",
+        first.len()
+    );
+    let held = std::thread::spawn(move || post(http, &[], &first).status);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(metrics, r#"otelcol_exporter_queue_size{exporter="tcp"}"#) != 8000 {
+        assert!(Instant::now() < deadline, "the first body is queued");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let resp = post(http, &[], &lines(8000, 8000));
+    assert_eq!(resp.status, 429, "{}", String::from_utf8_lossy(&resp.body));
+    let resp = post(http, &[], &lines(14000, 14000));
+    assert_eq!(resp.status, 413, "{}", String::from_utf8_lossy(&resp.body));
+    assert!(String::from_utf8_lossy(&resp.body).contains("queue_size_bytes"));
+    sluice.sigterm();
+    assert_eq!(held.join().unwrap(), 503);
+    assert!(sluice.wait_exit(Duration::from_secs(10)).success());
+}

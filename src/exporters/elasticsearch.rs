@@ -396,6 +396,10 @@ impl Exporter for ElasticsearchExporter {
         self.cfg.sending_queue.queue_size
     }
 
+    fn queue_bytes(&self) -> usize {
+        self.cfg.sending_queue.queue_size_bytes
+    }
+
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
         Box::pin(self.serve(queue))
     }

@@ -17,14 +17,26 @@ pub struct QueueConfig {
     /// Log records that may wait for delivery before receivers are refused. Default 100000.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// The request bytes those records may have come in (as received, decompressed).
+    /// Default `256MiB`, from `1MiB` to `64GiB`.
+    #[serde(
+        default = "default_queue_bytes",
+        deserialize_with = "crate::config::byte_size"
+    )]
+    pub queue_size_bytes: usize,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             queue_size: default_queue_size(),
+            queue_size_bytes: default_queue_bytes(),
         }
     }
+}
+
+pub fn default_queue_bytes() -> usize {
+    256 << 20
 }
 
 fn default_queue_size() -> usize {
@@ -44,6 +56,14 @@ impl QueueConfig {
             1,
             MAX_QUEUE_SIZE,
             "",
+        );
+        crate::config::check_count(
+            errors,
+            format!("{path}.sending_queue.queue_size_bytes"),
+            self.queue_size_bytes as u64,
+            1 << 20,
+            64 << 30,
+            "bytes",
         );
     }
 }

@@ -191,6 +191,10 @@ impl Exporter for Otlp {
         self.cfg.sending_queue.queue_size
     }
 
+    fn queue_bytes(&self) -> usize {
+        self.cfg.sending_queue.queue_size_bytes
+    }
+
     fn takes_encoded_logs(&self) -> bool {
         true
     }

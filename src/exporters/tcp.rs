@@ -255,6 +255,10 @@ impl Exporter for Tcp {
         self.cfg.sending_queue.queue_size
     }
 
+    fn queue_bytes(&self) -> usize {
+        self.cfg.sending_queue.queue_size_bytes
+    }
+
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
         Box::pin(Sender::new(*self).run(queue))
     }

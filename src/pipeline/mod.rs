@@ -55,6 +55,11 @@ pub trait Exporter: Send {
     /// How many log records may wait in this exporter's queue.
     fn queue_capacity(&self) -> usize;
 
+    /// How many request bytes the records waiting in its queue may have come in.
+    fn queue_bytes(&self) -> usize {
+        crate::exporters::default_queue_bytes()
+    }
+
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()>;
 
     /// Whether it takes logs as encoded OTLP (`Batch::Raw`) as well as decoded records. See
@@ -132,6 +137,12 @@ pub enum ConsumeError {
          (sending_queue.queue_size {capacity}); split it or raise queue_size"
     )]
     TooLarge { items: usize, capacity: usize },
+    /// Likewise for the queue's bound in request bytes.
+    #[error(
+        "the request is {bytes} bytes, more than an exporter's whole queue holds \
+         (sending_queue.queue_size_bytes {capacity}); split it or raise queue_size_bytes"
+    )]
+    TooManyBytes { bytes: usize, capacity: usize },
 }
 
 struct WorkerPipeline {
@@ -270,7 +281,8 @@ impl WorkerSlot {
             .unwrap_or_else(|| self.consumer.worker());
         // Processors run here, synchronously: for a large request, where they cannot hold up
         // the accept loops, health and metrics.
-        let result = match offload::run(wire_bytes as usize, || worker.dispatch(batch, metadata)) {
+        let bytes = wire_bytes as usize;
+        let result = match offload::run(bytes, || worker.dispatch(batch, metadata, bytes)) {
             Ok(wait) => Worker::delivered(wait).await,
             Err(e) => Err(e),
         };
@@ -299,7 +311,7 @@ impl Worker {
         batch: Batch,
         metadata: &Metadata,
     ) -> Result<usize, ConsumeError> {
-        let wait = self.dispatch(batch, metadata)?;
+        let wait = self.dispatch(batch, metadata, 0)?;
         Self::delivered(wait).await
     }
 
@@ -315,10 +327,13 @@ impl Worker {
     }
 
     /// The synchronous half of [`Worker::consume`]: process, reserve room everywhere, enqueue.
+    /// `bytes`: the request's size on the wire, which each queue it enters counts against its
+    /// bound in bytes.
     fn dispatch(
         &mut self,
         batch: Batch,
         metadata: &Metadata,
+        bytes: usize,
     ) -> Result<Option<(ack::AckWait, usize)>, ConsumeError> {
         if !self
             .pipelines
@@ -370,7 +385,14 @@ impl Worker {
                         capacity: exporter.capacity(),
                     });
                 }
-                match exporter.try_reserve(b.len()) {
+                if bytes > exporter.byte_capacity() {
+                    self.reservations.clear();
+                    return Err(ConsumeError::TooManyBytes {
+                        bytes,
+                        capacity: exporter.byte_capacity(),
+                    });
+                }
+                match exporter.try_reserve_sized(b.len(), bytes) {
                     Ok(r) => self.reservations.push(r),
                     Err(queue::Full) => {
                         self.reservations.clear();
@@ -555,6 +577,36 @@ mod tests {
         );
         assert!(err.to_string().contains("queue_size 2"));
         assert!(rx_a.try_recv().is_none(), "nothing reached any exporter");
+    }
+
+    #[tokio::test]
+    async fn a_request_larger_than_a_whole_queue_in_bytes_is_refused_for_good() {
+        let (tx, mut rx) = queue::bounded_in_bytes(100, 64 << 10, Gauge::default());
+        let consumer = Consumer::new(vec![Arc::new(Pipeline {
+            signal: Signal::Logs,
+            id: "logs".into(),
+            processors: vec![],
+            exporters: vec![tx],
+            batch: None,
+            encoded_logs: false,
+        })]);
+        let mut worker = consumer.worker();
+        let err = worker
+            .dispatch(batch(3), &Metadata::default(), 65 << 10)
+            .err();
+        assert_eq!(
+            err,
+            Some(ConsumeError::TooManyBytes {
+                bytes: 65 << 10,
+                capacity: 64 << 10
+            })
+        );
+        assert!(rx.try_recv().is_none());
+        assert!(
+            worker
+                .dispatch(batch(3), &Metadata::default(), 64 << 10)
+                .is_ok()
+        );
     }
 
     #[tokio::test]

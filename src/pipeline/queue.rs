@@ -1,4 +1,6 @@
-//! An exporter's bounded in-memory queue, sized in items (log records, spans, data points).
+//! An exporter's bounded in-memory queue, sized in items (log records, spans, data points) and
+//! in the request bytes those items came in, so that neither many small records nor a few huge
+//! ones can make it hold more than its configured share of memory.
 //!
 //! Room is reserved before anything is sent (so fan-out to several exporters is all or nothing)
 //! and given back only when the exporter releases the [`Envelope`], that is after delivery. A full
@@ -20,6 +22,7 @@ pub struct Envelope {
     records: usize,
     queue_size: Gauge,
     _room: Option<OwnedSemaphorePermit>,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 impl Envelope {
@@ -58,6 +61,9 @@ pub struct Sender {
     tx: mpsc::UnboundedSender<Envelope>,
     room: Arc<Semaphore>,
     capacity: usize,
+    /// Request bytes, counted in KiB so that one permit count covers terabytes.
+    bytes: Arc<Semaphore>,
+    capacity_kib: usize,
     queue_size: Gauge,
 }
 
@@ -71,6 +77,7 @@ pub struct Receiver {
 pub struct Reservation {
     permit: Option<OwnedSemaphorePermit>,
     records: usize,
+    bytes: Option<OwnedSemaphorePermit>,
 }
 
 impl Reservation {
@@ -81,11 +88,8 @@ impl Reservation {
     /// Joins another reservation from the same queue (a batcher merging requests).
     pub fn merge(&mut self, other: Reservation) {
         self.records += other.records;
-        match (&mut self.permit, other.permit) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
-            (mine @ None, theirs) => *mine = theirs,
-            (_, None) => {}
-        }
+        merge_permits(&mut self.permit, other.permit);
+        merge_permits(&mut self.bytes, other.bytes);
     }
 
     /// Splits off the room for `records` of the records this one covers (a batcher cutting a
@@ -93,6 +97,18 @@ impl Reservation {
     /// the part split off then takes what there is and the rest keeps the remainder.
     pub fn split(&mut self, records: usize) -> Reservation {
         let records = records.min(self.records);
+        // The bytes go with the records, in proportion.
+        let kib = self.bytes.as_ref().map_or(0, |p| p.num_permits());
+        let kib_part = if records >= self.records {
+            kib
+        } else {
+            (kib as u128 * records as u128 / self.records.max(1) as u128) as usize
+        };
+        let bytes = if kib_part >= kib {
+            self.bytes.take()
+        } else {
+            self.bytes.as_mut().and_then(|p| p.split(kib_part))
+        };
         self.records -= records;
         let held = self.permit.as_ref().map_or(0, |p| p.num_permits());
         let permit = if records >= held || self.records == 0 {
@@ -100,18 +116,39 @@ impl Reservation {
         } else {
             self.permit.as_mut().and_then(|p| p.split(records))
         };
-        Reservation { permit, records }
+        Reservation {
+            permit,
+            records,
+            bytes,
+        }
     }
 }
 
+fn merge_permits(mine: &mut Option<OwnedSemaphorePermit>, theirs: Option<OwnedSemaphorePermit>) {
+    match (mine, theirs) {
+        (Some(m), Some(t)) => m.merge(t),
+        (m @ None, t) => *m = t,
+        (_, None) => {}
+    }
+}
+
+/// A queue of `capacity` items and no byte bound to speak of (tests).
 pub fn bounded(capacity: usize, queue_size: Gauge) -> (Sender, Receiver) {
+    bounded_in_bytes(capacity, usize::MAX, queue_size)
+}
+
+/// A queue of `capacity` items and `bytes` request bytes (rounded up to KiB).
+pub fn bounded_in_bytes(capacity: usize, bytes: usize, queue_size: Gauge) -> (Sender, Receiver) {
     let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let capacity_kib = bytes.div_ceil(1024).clamp(1, Semaphore::MAX_PERMITS);
     let (tx, rx) = mpsc::unbounded_channel();
     (
         Sender {
             tx,
             room: Arc::new(Semaphore::new(capacity)),
             capacity,
+            bytes: Arc::new(Semaphore::new(capacity_kib)),
+            capacity_kib,
             queue_size,
         },
         Receiver { rx },
@@ -122,15 +159,36 @@ impl Sender {
     /// Reserves room for `records`. Receivers refuse a batch larger than the whole queue before
     /// asking (`ConsumeError::TooLarge`); one a batcher made larger needs the queue empty.
     pub fn try_reserve(&self, records: usize) -> Result<Reservation, Full> {
+        self.try_reserve_sized(records, 0)
+    }
+
+    /// [`Sender::try_reserve`] for items that came in `bytes` of requests.
+    pub fn try_reserve_sized(&self, records: usize, bytes: usize) -> Result<Reservation, Full> {
         let want = records.clamp(1, self.capacity);
         let permits = u32::try_from(want).unwrap_or(u32::MAX);
-        match Arc::clone(&self.room).try_acquire_many_owned(permits) {
-            Ok(permit) => Ok(Reservation {
-                permit: Some(permit),
-                records,
-            }),
-            Err(_) => Err(Full),
-        }
+        let kib = u32::try_from(bytes.div_ceil(1024).min(self.capacity_kib)).unwrap_or(u32::MAX);
+        let room = Arc::clone(&self.room)
+            .try_acquire_many_owned(permits)
+            .map_err(|_| Full)?;
+        let bytes = if kib == 0 {
+            None
+        } else {
+            Some(
+                Arc::clone(&self.bytes)
+                    .try_acquire_many_owned(kib)
+                    .map_err(|_| Full)?,
+            )
+        };
+        Ok(Reservation {
+            permit: Some(room),
+            records,
+            bytes,
+        })
+    }
+
+    /// The request bytes the whole queue holds.
+    pub fn byte_capacity(&self) -> usize {
+        self.capacity_kib.saturating_mul(1024)
     }
 
     pub fn send(&self, reservation: Reservation, batch: Batch, acks: Acks) -> Result<(), Closed> {
@@ -141,6 +199,7 @@ impl Sender {
             records: reservation.records,
             queue_size: self.queue_size.clone(),
             _room: reservation.permit,
+            _bytes: reservation.bytes,
         };
         // On a closed channel the envelope comes back and its drop fails the ack.
         self.tx.send(envelope).map_err(|_| Closed)
@@ -221,6 +280,42 @@ mod tests {
         assert_eq!(tx.room.available_permits(), 8);
         drop(r);
         assert_eq!(tx.room.available_permits(), 10);
+    }
+
+    #[tokio::test]
+    async fn request_bytes_are_bounded_too_and_given_back_on_delivery() {
+        let (tx, mut rx) = bounded_in_bytes(1000, 100 << 10, Gauge::default());
+        let r = tx.try_reserve_sized(2, 60 << 10).unwrap();
+        assert_eq!(
+            tx.try_reserve_sized(2, 60 << 10).err(),
+            Some(Full),
+            "bytes full"
+        );
+        assert!(
+            tx.try_reserve_sized(2, 40 << 10).is_ok(),
+            "items never were"
+        );
+        let (a, _wait) = ack::new();
+        tx.send(r, batch(2), Acks::one(a)).unwrap();
+        rx.recv().await.unwrap().delivered();
+        assert!(tx.try_reserve_sized(2, 60 << 10).is_ok());
+        assert_eq!(tx.byte_capacity(), 100 << 10);
+    }
+
+    #[test]
+    fn split_reservations_share_their_bytes_in_proportion() {
+        let (tx, _rx) = bounded_in_bytes(100, 100 << 10, Gauge::default());
+        let mut r = tx.try_reserve_sized(10, 40 << 10).unwrap();
+        let part = r.split(4);
+        assert_eq!(tx.bytes.available_permits(), 60);
+        drop(part);
+        assert_eq!(
+            tx.bytes.available_permits(),
+            76,
+            "16 KiB went with 4 of 10 records"
+        );
+        drop(r);
+        assert_eq!(tx.bytes.available_permits(), 100);
     }
 
     #[test]

@@ -227,7 +227,7 @@ async fn handle(
 
 /// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
 fn refuse(e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
-    if let ConsumeError::TooLarge { .. } = e {
+    if let ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } = e {
         // The same request would never fit: no retry hint.
         return server::text(413, TOO_LARGE_FOR_QUEUE);
     }
@@ -236,7 +236,9 @@ fn refuse(e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
         ConsumeError::OverLimit => (429, "sluice is over its memory limit; retry later\n"),
         ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),
         ConsumeError::NotDelivered => (503, "the records could not be delivered; retry\n"),
-        ConsumeError::TooLarge { .. } => (413, TOO_LARGE_FOR_QUEUE),
+        ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => {
+            (413, TOO_LARGE_FOR_QUEUE)
+        }
     };
     let mut resp = server::text(status, msg);
     resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
@@ -262,7 +264,7 @@ fn estimate_lines(body: &[u8]) -> usize {
     lines + lines / 16 + 1
 }
 
-const TOO_LARGE_FOR_QUEUE: &str = "the body holds more lines than an exporter's whole queue (sending_queue.queue_size); split it\n";
+const TOO_LARGE_FOR_QUEUE: &str = "the body is more than an exporter's whole queue holds (sending_queue.queue_size or queue_size_bytes); split it\n";
 
 const TOO_DENSE: &str = "too many lines for the body's size: beyond the first 4096 lines, a body may hold one line per 8 bytes; split it\n";
 

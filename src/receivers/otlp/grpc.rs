@@ -253,7 +253,7 @@ async fn handle(
                     retry,
                 ),
                 // The same request would never fit: no retry hint.
-                ConsumeError::TooLarge { .. } => {
+                ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => {
                     status(code::RESOURCE_EXHAUSTED, &e.to_string(), None)
                 }
             }

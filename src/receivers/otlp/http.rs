@@ -234,7 +234,7 @@ async fn handle(
 
 /// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
 fn refuse(format: Format, e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
-    if let ConsumeError::TooLarge { .. } = e {
+    if let ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } = e {
         // The same request would never fit: no retry hint.
         return format.status(413, RESOURCE_EXHAUSTED, &e.to_string());
     }
@@ -253,7 +253,9 @@ fn refuse(format: Format, e: ConsumeError, retry_after: &HeaderValue) -> HttpRes
             UNAVAILABLE,
             "the records could not be delivered; retry",
         ),
-        ConsumeError::TooLarge { .. } => format.status(413, RESOURCE_EXHAUSTED, &e.to_string()),
+        ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => {
+            format.status(413, RESOURCE_EXHAUSTED, &e.to_string())
+        }
     };
     resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
     resp
