@@ -140,7 +140,9 @@ fn minimal_records_at_the_size_limit_cost_a_bounded_multiple_of_their_size() {
     ).replace(
         "      receivers: [otlp]",
         "      receivers: [otlp, http_logs]",
-    );
+    )
+    // Room for a whole full-size request of real records (about 105,000 and 118,000).
+    .replace("debug: {}", "debug: { queue_size: 1000000 }");
     let sluice = Sluice::start(&config, lines);
     let empty = scopes_times_attributes(0, 1, (2 << 20) - 64, true).encode_to_vec();
     assert!(empty.len() <= 4 << 20);

@@ -25,13 +25,14 @@ pub struct Config {
     /// `basic` (default), `normal` or `detailed`.
     #[serde(default)]
     pub verbosity: Verbosity,
-    /// Log records that may wait to be printed. Default 10000.
+    /// Log records that may wait to be printed. Default 100000, as for the other exporters (a
+    /// request with more than this is refused).
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
 }
 
 fn default_queue_size() -> usize {
-    10_000
+    100_000
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]

@@ -530,7 +530,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_exporter_refuses_the_whole_batch_everywhere() {
         let (tx_a, mut rx_a) = queue::bounded(100, Gauge::default());
-        let (tx_b, _rx_b) = queue::bounded(2, Gauge::default());
+        let (tx_b, _rx_b) = queue::bounded(4, Gauge::default());
         let _held = tx_b.try_reserve(2).unwrap();
         let consumer = Consumer::new(vec![Arc::new(Pipeline {
             signal: Signal::Logs,

@@ -14,9 +14,10 @@ pub const OFFLOAD_BYTES: usize = 1 << 20;
 /// tasks. Outside a multi-threaded runtime (unit tests) it always runs in place.
 pub fn run<R>(bytes: usize, work: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    let multi_thread =
-        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if bytes >= OFFLOAD_BYTES && multi_thread {
+    // The size first: the usual small request never looks up the runtime.
+    let offload = bytes >= OFFLOAD_BYTES
+        && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if offload {
         tokio::task::block_in_place(work)
     } else {
         work()
