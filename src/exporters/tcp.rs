@@ -355,16 +355,19 @@ impl Sender {
         tracing::debug!(exporter = %self.id, "tcp exporter drained");
     }
 
-    fn encode(&mut self, envelope: Envelope) {
+    fn encode(&mut self, mut envelope: Envelope) {
         // Config validation keeps this exporter out of traces and metrics pipelines; anything
         // else is refused (dropping the envelope fails its ack) rather than mis-encoded.
-        let Batch::Logs(logs) = &envelope.batch else {
+        let Batch::Logs(logs) = std::mem::take(&mut envelope.batch) else {
             return;
         };
         match self.cfg.encoding {
-            Encoding::Json => self.json.encode_batch(logs, &mut self.buf),
-            Encoding::Text => encode_text_batch(logs, &mut self.buf),
+            Encoding::Json => self.json.encode_batch(&logs, &mut self.buf),
+            Encoding::Text => encode_text_batch(&logs, &mut self.buf),
         }
+        // Only the acknowledgement waits for the peer's ACK; the records and the request body
+        // they point into are freed now (the encoded bytes are what would be sent again).
+        drop(logs);
         self.pending.push(envelope);
     }
 
