@@ -103,9 +103,9 @@ async fn next_frame(
 /// Reads a whole body of at most `bounds.limit` bytes. A body that came in one frame is
 /// returned as that frame, without a copy; otherwise the frames are copied into one buffer.
 ///
-/// The buffer grows with the bytes that have arrived (at most doubling), up to `size_hint`
-/// (given the first frame: `Content-Length`, or a gRPC message's length prefix) so a large body
-/// is not copied again at the end. It is never sized from the declared length alone: a client
+/// The buffer grows with the bytes that have arrived (see [`grow`]: doubling, then the whole
+/// `size_hint` once a quarter of it is in; the hint comes from the first frame: `Content-Length`,
+/// or a gRPC message's length prefix). It is never sized from the declared length alone: a client
 /// that declares 20 MiB and sends 4 bytes costs a few bytes, not a 20 MiB reservation that the
 /// memory limiter would count against everyone.
 pub async fn collect(
