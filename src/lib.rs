@@ -2,6 +2,7 @@
 //! event. See README.md for the components and `service` for how they are wired.
 
 pub mod alloc;
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod elasticsearch;
@@ -18,3 +19,4 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod watched;

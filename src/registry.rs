@@ -2,6 +2,7 @@
 
 use serde_yaml_ng::Value as Yaml;
 
+use crate::auth::Authenticators;
 use crate::config::{ComponentId, ConfigError};
 use crate::extensions::{self, Extension};
 use crate::model::Signal;
@@ -12,11 +13,30 @@ use crate::{exporters, processors, receivers};
 /// What a component's `build` gets besides its own config.
 pub struct Context<'a> {
     pub id: &'a ComponentId,
+    /// The enabled auth extensions, for `auth: {authenticator: ...}`.
+    pub auth: &'a Authenticators,
     /// The YAML path of the component's section, e.g. `exporters.tcp`, for error messages.
     pub path: &'a str,
     pub telemetry: &'a Registry,
     /// The pipeline a processor instance is built for; empty for shared components.
     pub pipeline: &'a str,
+}
+
+/// No auth extensions, for components built outside a service.
+pub static NO_AUTH: Authenticators = Authenticators::new();
+
+#[cfg(test)]
+impl<'a> Context<'a> {
+    /// A context for building one component alone in a unit test.
+    pub fn for_test(id: &'a ComponentId, path: &'a str, telemetry: &'a Registry) -> Self {
+        Context {
+            id,
+            auth: &NO_AUTH,
+            path,
+            telemetry,
+            pipeline: "",
+        }
+    }
 }
 
 /// Decodes and validates a component's config and constructs it. No sockets, no tasks: that
@@ -43,8 +63,11 @@ pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
     ("elasticsearch", exporters::elasticsearch::build),
 ];
 
-pub const EXTENSIONS: &[(&str, Build<Box<dyn Extension>>)] =
-    &[("health_check", extensions::health_check::build)];
+pub const EXTENSIONS: &[(&str, Build<Box<dyn Extension>>)] = &[
+    ("health_check", extensions::health_check::build),
+    ("bearertokenauth", extensions::bearertokenauth::build),
+    ("basicauth", extensions::basicauth::build),
+];
 
 /// Component types that work on logs only; every other type takes all three signals.
 const LOGS_ONLY: &[(&str, &str)] = &[
@@ -76,6 +99,7 @@ pub fn build_errors<T>(build: Build<T>, section: &str, kind: &str, yaml: &str) -
     let path = format!("{section}.{kind}");
     let ctx = Context {
         id: &id,
+        auth: &NO_AUTH,
         path: &path,
         telemetry: &reg,
         pipeline: "",
@@ -94,6 +118,7 @@ mod tests {
     fn ctx<'a>(id: &'a ComponentId, reg: &'a Registry) -> Context<'a> {
         Context {
             id,
+            auth: &NO_AUTH,
             path: "x",
             telemetry: reg,
             pipeline: "logs",
@@ -115,6 +140,8 @@ mod tests {
                 ("exporters", "otlp") => "{endpoint: 'gw:4317', tls: {insecure: true}}",
                 ("exporters", "otlphttp") => "{endpoint: 'http://localhost:4318'}",
                 ("exporters", "elasticsearch") => "{endpoint: 'http://localhost:9200'}",
+                ("extensions", "bearertokenauth") => "{token: abc}",
+                ("extensions", "basicauth") => "{client_auth: {username: a, password: b}}",
                 _ => "~",
             };
             serde_yaml_ng::from_str(yaml).unwrap()

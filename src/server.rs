@@ -13,18 +13,22 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Body;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::auth::{Denied, ServerAuth};
 use crate::pipeline::StartError;
+use crate::receivers::tls::{HANDSHAKE_TIMEOUT, ServerTls};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Counter;
 
@@ -61,6 +65,28 @@ pub struct Options {
     pub max_concurrent_streams: Option<u32>,
     /// Counts connections closed at once because a limit was reached.
     pub refused_connections: Option<Counter>,
+    /// TLS on every connection; failed and timed-out handshakes count in `tls_failures`.
+    pub tls: Option<Arc<ServerTls>>,
+    pub tls_failures: Option<Counter>,
+    /// Every request's credentials checked before its handler runs.
+    pub guard: Option<Arc<Guard>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
+/// The credentials check in front of a listener's handler: a refused request is answered
+/// without its body being read, so it costs no memory and forwards nothing.
+pub struct Guard {
+    pub auth: Arc<dyn ServerAuth>,
+    /// Counts refused requests.
+    pub refused: Counter,
+    /// The answer to a refused request, in the listener's protocol (401 with the challenge, or
+    /// gRPC UNAUTHENTICATED).
+    pub answer: fn(Denied, HeaderValue) -> HttpResponse,
 }
 
 impl Default for Options {
@@ -78,6 +104,9 @@ impl Default for Options {
             keepalive_timeout: Duration::from_secs(20),
             max_concurrent_streams: None,
             refused_connections: None,
+            tls: None,
+            tls_failures: None,
+            guard: None,
         }
     }
 }
@@ -163,7 +192,14 @@ pub async fn serve<M, H, Fut, B>(
                     let conn_shutdown = shutdown.clone();
                     let conn_opts = opts.clone();
                     conns.spawn(async move {
-                        serve_connection(stream, handler, conn_shutdown, conn_opts).await;
+                        match conn_opts.tls.clone() {
+                            None => serve_connection(stream, handler, conn_shutdown, conn_opts).await,
+                            Some(tls) => {
+                                if let Some(s) = handshake(&tls, stream, &conn_shutdown, &conn_opts).await {
+                                    serve_connection(s, handler, conn_shutdown, conn_opts).await;
+                                }
+                            }
+                        }
                         drop(permits);
                     });
                 }
@@ -180,6 +216,38 @@ pub async fn serve<M, H, Fut, B>(
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// The TLS handshake, within [`HANDSHAKE_TIMEOUT`] and abandoned at shutdown; `None` (and
+/// counted) when it fails.
+async fn handshake(
+    tls: &ServerTls,
+    stream: tokio::net::TcpStream,
+    shutdown: &Shutdown,
+    opts: &Options,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let mut stop = shutdown.clone();
+    let accept = tls.acceptor().accept(stream);
+    let failed = |why: &dyn std::fmt::Display| {
+        tracing::debug!(error = %why, "TLS handshake failed");
+        if let Some(c) = &opts.tls_failures {
+            c.add(1);
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept) => match r {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                failed(&e);
+                None
+            }
+            Err(_) => {
+                failed(&"timed out");
+                None
+            }
+        },
+        _ = stop.wait() => None,
+    }
 }
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -256,12 +324,13 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Runs one connection until it ends, or until shutdown, its maximum age or its idle timeout,
 /// when it is closed gracefully (HTTP/1.1: after the current request; HTTP/2: GOAWAY, then
 /// in-flight streams finish, within `max_connection_age_grace` if set).
-async fn serve_connection<H, Fut, B>(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S, H, Fut, B>(
+    stream: S,
     handler: H,
     mut shutdown: Shutdown,
     opts: Options,
 ) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
@@ -273,13 +342,26 @@ async fn serve_connection<H, Fut, B>(
         last_done_ms: AtomicU64::new(0),
     });
     let tracked = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |req| {
-        let guard = tracked.begin();
-        let fut = handler(req);
+    let handler = Arc::new(handler);
+    let guard = opts.guard.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let in_flight = tracked.begin();
+        let check = guard
+            .as_ref()
+            .map(|g| (Arc::clone(g), g.auth.authenticate(req.headers())));
+        let handler = Arc::clone(&handler);
         async move {
-            let resp = fut.await;
-            drop(guard);
-            Ok::<_, Infallible>(resp)
+            if let Some((g, check)) = check
+                && let Err(denied) = check.outcome().await
+            {
+                g.refused.add(1);
+                drop(in_flight);
+                let answer = (g.answer)(denied, g.auth.challenge());
+                return Ok::<_, Infallible>(answer.map(Either::Right));
+            }
+            let resp = handler(req).await;
+            drop(in_flight);
+            Ok(resp.map(Either::Left))
         }
     });
     let io = TokioIo::new(stream);

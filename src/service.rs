@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use crate::auth::Authenticators;
 use crate::config::{
     self, ComponentId, ConfigError, ConfigErrors, LogsTelemetry, RawConfig, check_endpoint,
 };
 use crate::extensions::{Extension, Health, State};
 use crate::model::Signal;
 use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, batcher, queue};
-use crate::registry::{self, Context};
+use crate::registry::{self, Context, NO_AUTH};
 use crate::shutdown;
 use crate::telemetry::{ExporterMetrics, Registry};
 
@@ -66,6 +67,7 @@ impl<T: 'static> Section<'_, T> {
         key: &str,
         telemetry: &Registry,
         pipeline: &str,
+        auth: &Authenticators,
     ) -> Result<T, Vec<ConfigError>> {
         let path = format!("{}.{key}", self.name);
         let id = ComponentId::parse(key).map_err(|m| vec![ConfigError::new(path.clone(), m)])?;
@@ -82,6 +84,7 @@ impl<T: 'static> Section<'_, T> {
         })?;
         let ctx = Context {
             id: &id,
+            auth,
             path: &path,
             telemetry,
             pipeline,
@@ -91,12 +94,18 @@ impl<T: 'static> Section<'_, T> {
 
     /// Validates every declared component, used or not, as the OTel Collector does; returns
     /// the keys that are sound.
-    fn check_all(&self, errors: &mut Vec<ConfigError>) -> BTreeSet<String> {
+    fn check_all(
+        &self,
+        errors: &mut Vec<ConfigError>,
+        auth: &Authenticators,
+        mut each: impl FnMut(&str, &T),
+    ) -> BTreeSet<String> {
         let scratch = Registry::default();
         let mut ok = BTreeSet::new();
         for key in self.declared.keys() {
-            match self.build_one(key, &scratch, "") {
-                Ok(_) => {
+            match self.build_one(key, &scratch, "", auth) {
+                Ok(built) => {
+                    each(key, &built);
                     ok.insert(key.clone());
                 }
                 Err(es) => errors.extend(es),
@@ -143,12 +152,18 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         declared: &raw.extensions,
         table: registry::EXTENSIONS,
     };
-    let good_receivers = receivers.check_all(&mut errors);
-    let good_processors = processors.check_all(&mut errors);
-    let good_exporters = exporters.check_all(&mut errors);
-    let good_extensions = extensions.check_all(&mut errors);
-
     let svc = &raw.service;
+    // Extensions first: receivers and exporters look their authenticators up by id. The
+    // instances built here are the ones they keep (an auth extension runs nothing itself).
+    let mut auth = Authenticators::new();
+    let good_extensions = extensions.check_all(&mut errors, &NO_AUTH, |key, ext| {
+        let enabled = svc.extensions.iter().any(|e| e == key);
+        auth.add(key, enabled, ext.authenticator());
+    });
+    let good_receivers = receivers.check_all(&mut errors, &auth, |_, _| {});
+    let good_processors = processors.check_all(&mut errors, &auth, |_, _| {});
+    let good_exporters = exporters.check_all(&mut errors, &auth, |_, _| {});
+
     if let Err(e) = check_endpoint(&svc.telemetry.metrics.address) {
         errors.push(ConfigError::new("service.telemetry.metrics.address", e));
     }
@@ -277,7 +292,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         .collect::<BTreeSet<_>>()
     {
         let exporter = exporters
-            .build_one(key, &telemetry, "")
+            .build_one(key, &telemetry, "", &auth)
             .map_err(build_err)?;
         let gauge = ExporterMetrics::queue_gauges(&telemetry, key, exporter.queue_capacity());
         let (tx, rx) =
@@ -294,7 +309,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         let mut procs = p
             .processors
             .iter()
-            .map(|k| processors.build_one(k, &telemetry, pid))
+            .map(|k| processors.build_one(k, &telemetry, pid, &auth))
             .collect::<Result<Vec<_>, _>>()
             .map_err(build_err)?;
         let senders: Vec<queue::Sender> = p
@@ -334,7 +349,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let mut built_receivers = Vec::new();
     for (key, pipelines) in feeds {
         let receiver = receivers
-            .build_one(key, &telemetry, "")
+            .build_one(key, &telemetry, "", &auth)
             .map_err(build_err)?;
         built_receivers.push((key.to_string(), receiver, Consumer::new(pipelines)));
     }
@@ -343,7 +358,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         built_extensions.push((
             key.clone(),
             extensions
-                .build_one(key, &telemetry, "")
+                .build_one(key, &telemetry, "", &NO_AUTH)
                 .map_err(build_err)?,
         ));
     }

@@ -337,6 +337,10 @@ pub struct ReceiverMetrics {
     pub refused_connections: Counter,
     /// Requests whose body did not arrive within `read_timeout`.
     pub timed_out_requests: Counter,
+    /// Requests refused by the receiver's authenticator.
+    pub unauthenticated: Counter,
+    /// Connections whose TLS handshake failed or timed out.
+    pub tls_failures: Counter,
 }
 
 impl ReceiverMetrics {
@@ -381,6 +385,16 @@ impl ReceiverMetrics {
             timed_out_requests: registry.counter(
                 "sluice_receiver_timed_out_requests_total",
                 "Requests whose body did not arrive within read_timeout.",
+                &labels,
+            ),
+            unauthenticated: registry.counter(
+                "sluice_receiver_unauthenticated_requests_total",
+                "Requests refused for missing or invalid credentials (401 / UNAUTHENTICATED).",
+                &labels,
+            ),
+            tls_failures: registry.counter(
+                "sluice_receiver_tls_handshake_failures_total",
+                "Connections closed because their TLS handshake failed or timed out.",
                 &labels,
             ),
         }

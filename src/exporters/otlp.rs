@@ -9,6 +9,7 @@
 //!     balancing: dns                      # or none (one pooled connection per address)
 //!     dns_refresh_interval: 30s
 //!     headers: { x-tenant: a }            # gRPC metadata
+//!     auth: { authenticator: bearertokenauth }   # its token sent with every call
 //!     compression: gzip                   # default; or zstd, none
 //!     timeout: 30s
 //!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
@@ -36,17 +37,20 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Uri;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{HeaderMap, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
-use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::exporters::sender::{
+    self, Compression, ExtraHeaders, Outcome, Retry, Settings, Transport,
+};
 use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
 use crate::otlp::grpc::{self as wire, code};
@@ -72,6 +76,10 @@ pub struct Config {
     /// gRPC metadata sent with every call.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Send the credential of an auth extension (`bearertokenauth`, `basicauth` with
+    /// `client_auth`) with every request. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
     /// `gzip` (default, as in the Collector), `zstd` or `none`.
     #[serde(default)]
     pub compression: Compression,
@@ -114,7 +122,7 @@ pub struct Otlp {
     tls: Option<rustls::ClientConfig>,
     host: String,
     port: u16,
-    metadata: HeaderMap,
+    metadata: ExtraHeaders,
     metrics: ExporterMetrics,
 }
 
@@ -151,9 +159,10 @@ pub fn build(
     } else {
         None
     };
-    let metadata = sender::headers(
-        ctx.path,
+    let metadata = ExtraHeaders::build(
+        ctx,
         &cfg.headers,
+        cfg.auth.as_ref(),
         "not valid gRPC metadata",
         &mut errors,
     );
@@ -318,7 +327,7 @@ struct GrpcTransport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     scheme: &'static str,
     targets: Targets,
-    metadata: HeaderMap,
+    metadata: ExtraHeaders,
     encoding: Option<&'static str>,
     timeout: Duration,
 }
@@ -352,9 +361,7 @@ impl Transport for GrpcTransport {
             req.headers_mut()
                 .insert("grpc-encoding", HeaderValue::from_static(e));
         }
-        for (k, v) in &self.metadata {
-            req.headers_mut().insert(k.clone(), v.clone());
-        }
+        self.metadata.apply(req.headers_mut());
         let call = async {
             let resp = self
                 .client

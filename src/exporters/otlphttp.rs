@@ -8,6 +8,7 @@
 //!     # logs_endpoint: http://gateway:4318/v1/logs   (overrides the above; also
 //!     # traces_endpoint, metrics_endpoint)
 //!     headers: { x-tenant: a }
+//!     auth: { authenticator: bearertokenauth }   # its token sent with every request
 //!     compression: gzip                 # default; or zstd, none
 //!     timeout: 30s
 //!     retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
@@ -28,17 +29,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Uri;
 use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use hyper::{HeaderMap, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
-use crate::exporters::sender::{self, Compression, Outcome, Retry, Settings, Transport};
+use crate::exporters::sender::{
+    self, Compression, ExtraHeaders, Outcome, Retry, Settings, Transport,
+};
 use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
 use crate::pipeline::queue;
@@ -68,6 +72,10 @@ pub struct Config {
     /// Extra request headers (authentication, tenancy).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Send the credential of an auth extension (`bearertokenauth`, `basicauth` with
+    /// `client_auth`) with every request. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
     /// `gzip` (default, as in the Collector), `zstd` or `none`.
     #[serde(default)]
     pub compression: Compression,
@@ -98,7 +106,7 @@ pub struct OtlpHttp {
     uris: [Option<Uri>; 3],
     /// The TLS client config, when some endpoint is `https://`.
     tls: Option<rustls::ClientConfig>,
-    headers: HeaderMap,
+    headers: ExtraHeaders,
     metrics: ExporterMetrics,
 }
 
@@ -154,9 +162,10 @@ pub fn build(
             "required (or logs_endpoint, traces_endpoint, metrics_endpoint)",
         ));
     }
-    let headers = sender::headers(
-        ctx.path,
+    let headers = ExtraHeaders::build(
+        ctx,
         &cfg.headers,
+        cfg.auth.as_ref(),
         "not a valid HTTP header",
         &mut errors,
     );
@@ -235,7 +244,7 @@ impl OtlpHttp {
 struct HttpTransport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uris: [Option<Uri>; 3],
-    headers: HeaderMap,
+    headers: ExtraHeaders,
     encoding: Option<&'static str>,
     timeout: Duration,
 }
@@ -262,9 +271,7 @@ impl Transport for HttpTransport {
             req.headers_mut()
                 .insert(CONTENT_ENCODING, HeaderValue::from_static(e));
         }
-        for (k, v) in &self.headers {
-            req.headers_mut().insert(k.clone(), v.clone());
-        }
+        self.headers.apply(req.headers_mut());
         let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => return Outcome::Retry("timed out".into(), None),
             Ok(Err(e)) => return Outcome::Retry(sender::with_causes(&e), None),

@@ -135,6 +135,43 @@ pub const MAX_HEADER_BYTES: usize = 16 << 10;
 
 /// The configured `headers` (HTTP headers or gRPC metadata), each checked; a bad one is
 /// reported as `<path>.headers.<name>: <problem>`.
+/// What an exporter adds to every request: its configured `headers` and, with `auth`, the
+/// credential its authenticator gives (asked per request, so a rotated token is sent at once).
+pub struct ExtraHeaders {
+    pub fixed: hyper::HeaderMap,
+    pub auth: Option<std::sync::Arc<dyn crate::auth::ClientAuth>>,
+}
+
+impl ExtraHeaders {
+    /// `headers` and `auth` from an exporter's config at `path`; errors go to `errors`.
+    pub fn build(
+        ctx: &crate::registry::Context,
+        configured: &std::collections::BTreeMap<String, String>,
+        auth: Option<&crate::auth::AuthConfig>,
+        problem: &str,
+        errors: &mut Vec<crate::config::ConfigError>,
+    ) -> Self {
+        let fixed = headers(ctx.path, configured, problem, errors);
+        let auth = auth.and_then(|a| {
+            ctx.auth
+                .client(ctx.path, a)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        ExtraHeaders { fixed, auth }
+    }
+
+    pub fn apply(&self, to: &mut hyper::HeaderMap) {
+        for (k, v) in &self.fixed {
+            to.insert(k.clone(), v.clone());
+        }
+        if let Some(a) = &self.auth {
+            let (k, v) = a.header();
+            to.insert(k, v);
+        }
+    }
+}
+
 pub fn headers(
     path: &str,
     configured: &std::collections::BTreeMap<String, String>,

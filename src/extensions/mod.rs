@@ -1,5 +1,7 @@
-//! Extensions: components outside the data path (health checks, later auth and discovery).
+//! Extensions: components outside the data path (health checks, authenticators).
 
+pub mod basicauth;
+pub mod bearertokenauth;
 pub mod health_check;
 
 use std::sync::Arc;
@@ -39,4 +41,9 @@ pub trait Extension: Send {
         health: Health,
         shutdown: Shutdown,
     ) -> BoxFuture<Result<Running, StartError>>;
+
+    /// What an auth extension offers receivers and exporters (see `crate::auth`).
+    fn authenticator(&self) -> Option<crate::auth::Authenticator> {
+        None
+    }
 }

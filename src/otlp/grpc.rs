@@ -33,6 +33,7 @@ pub mod code {
     pub const UNIMPLEMENTED: u32 = 12;
     pub const INTERNAL: u32 = 13;
     pub const UNAVAILABLE: u32 = 14;
+    pub const UNAUTHENTICATED: u32 = 16;
     pub const DATA_LOSS: u32 = 15;
 }
 

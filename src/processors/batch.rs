@@ -163,12 +163,7 @@ mod tests {
     fn defaults_follow_the_collector() {
         let id = crate::config::ComponentId::parse("batch").unwrap();
         let reg = crate::telemetry::Registry::default();
-        let ctx = Context {
-            id: &id,
-            path: "processors.batch",
-            telemetry: &reg,
-            pipeline: "logs",
-        };
+        let ctx = Context::for_test(&id, "processors.batch", &reg);
         let p = build(&ctx, serde_yaml_ng::Value::Null).unwrap();
         let s = p.batching().unwrap();
         assert_eq!(s.send_batch_size, 8192);

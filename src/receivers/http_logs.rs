@@ -11,6 +11,8 @@
 //!     read_header_timeout: 30s        # drop clients that do not send headers in time
 //!     idle_timeout: 60s               # close keep-alive connections idle this long
 //!     max_connections: 4096           # more are closed on accept
+//!     tls: { cert_file: /etc/tls/tls.crt, key_file: /etc/tls/tls.key }   # default: plaintext
+//!     auth: { authenticator: basicauth }                                  # default: none
 //! ```
 //!
 //! Each line becomes one record whose body is a slice of the request buffer. The answer is 200
@@ -27,13 +29,16 @@ use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request};
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
 use crate::model::{Batch, LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::{
     BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot, offload,
 };
 use crate::receivers::body;
+use crate::receivers::edge::{Edge, Protocol};
 use crate::receivers::limits::{self, HttpLimits};
+use crate::receivers::tls::TlsSettings;
 use crate::registry::Context;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
@@ -83,6 +88,14 @@ pub struct Config {
         deserialize_with = "crate::config::duration"
     )]
     pub retry_after: Duration,
+    /// TLS on this listener (`receivers::tls`): `cert_file`, `key_file`, `client_ca_file`,
+    /// `min_version`, `max_version`, `reload_interval`. Default: plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// Check every request's credentials with an auth extension (`crate::auth`), before its
+    /// body is read. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
 }
 
 fn default_endpoint() -> String {
@@ -119,6 +132,7 @@ pub struct HttpLogs {
     id: String,
     cfg: Config,
     metrics: ReceiverMetrics,
+    edge: Edge,
 }
 
 pub fn build(
@@ -131,12 +145,23 @@ pub fn build(
         errors.push(ConfigError::new(format!("{}.endpoint", ctx.path), e));
     }
     cfg.limits().check(ctx.path, &mut errors);
+    let id = ctx.id.to_string();
+    let metrics = ReceiverMetrics::new(ctx.telemetry, &id, "http");
+    let edge = Edge::build(
+        ctx.path,
+        cfg.tls.as_ref(),
+        cfg.auth.as_ref(),
+        ctx.auth,
+        Protocol::Http1,
+        &metrics,
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
-    let id = ctx.id.to_string();
     Ok(Box::new(HttpLogs {
-        metrics: ReceiverMetrics::new(ctx.telemetry, &id, "http"),
+        metrics,
+        edge,
         id,
         cfg,
     }))
@@ -160,7 +185,8 @@ impl Receiver for HttpLogs {
                 server::bind(format!("receivers.{}", self.id), &self.cfg.endpoint).await?;
             tracing::info!(receiver = %self.id, endpoint = %self.cfg.endpoint, "http_logs receiver listening");
             let limits = self.cfg.limits();
-            let opts = limits.server_options(&self.metrics);
+            let mut opts = limits.server_options(&self.metrics);
+            self.edge.apply(&mut opts, &self.metrics);
             let shared = Arc::new(Shared {
                 framing: self.cfg.framing,
                 bounds: limits.body_bounds(shutdown.clone()),

@@ -19,6 +19,7 @@ use crate::model::{Batch, Signal};
 use crate::otlp::grpc::{self as wire, UnaryBody, code};
 use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot, offload};
 use crate::receivers::body::{self, Refusal};
+use crate::receivers::edge::Edge;
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -36,12 +37,13 @@ struct Shared {
 pub(super) fn serve(
     listener: TcpListener,
     cfg: GrpcConfig,
+    edge: &Edge,
     metrics: ReceiverMetrics,
     consumer: Consumer,
     shutdown: Shutdown,
 ) -> Running {
     let params = &cfg.keepalive.server_parameters;
-    let opts = server::Options {
+    let mut opts = server::Options {
         max_connection_age: params.max_connection_age,
         max_connection_age_grace: params.max_connection_age_grace,
         http2: true,
@@ -54,6 +56,7 @@ pub(super) fn serve(
         refused_connections: Some(metrics.refused_connections.clone()),
         ..Default::default()
     };
+    edge.apply(&mut opts, &metrics);
     let limit = cfg.limit();
     let shared = Arc::new(Shared {
         limit,

@@ -16,6 +16,7 @@ use crate::model::{Batch, Signal};
 use crate::otlp;
 use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot, offload};
 use crate::receivers::body;
+use crate::receivers::edge::Edge;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -30,12 +31,14 @@ struct Shared {
 pub(super) fn serve(
     listener: TcpListener,
     cfg: HttpConfig,
+    edge: &Edge,
     metrics: ReceiverMetrics,
     consumer: Consumer,
     shutdown: Shutdown,
 ) -> Running {
     let limits = cfg.limits();
-    let opts = limits.server_options(&metrics);
+    let mut opts = limits.server_options(&metrics);
+    edge.apply(&mut opts, &metrics);
     let shared = Arc::new(Shared {
         retry_after: HeaderValue::from(limits.retry_after.as_secs().max(1)),
         bounds: limits.body_bounds(shutdown.clone()),

@@ -12,6 +12,8 @@
 //!         read_header_timeout: 30s
 //!         idle_timeout: 60s
 //!         max_connections: 4096
+//!         tls: { cert_file: /etc/tls/tls.crt, key_file: /etc/tls/tls.key }  # default: plaintext
+//!         auth: { authenticator: bearertokenauth }   # default: none; 401 without credentials
 //!       grpc:
 //!         endpoint: 0.0.0.0:4317       # default localhost:4317
 //!         max_recv_msg_size_mib: 4
@@ -25,6 +27,8 @@
 //!             max_connection_age_grace: 30s
 //!             time: 2h                 # ping quiet connections...
 //!             timeout: 20s             # ...and close them if the ping goes unanswered
+//!         tls: { cert_file: ..., key_file: ..., client_ca_file: ... }   # mutual TLS
+//!         auth: { authenticator: bearertokenauth }   # UNAUTHENTICATED without credentials
 //! ```
 //!
 //! OTLP/HTTP (`http.rs`): `POST /v1/logs` with `application/x-protobuf` or `application/json`,
@@ -43,11 +47,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::auth::AuthConfig;
 use crate::config::{
     ConfigError, MAX_DURATION, byte_size, check_count, check_duration, check_endpoint, decode,
 };
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError};
+use crate::receivers::edge::{Edge, Protocol};
 use crate::receivers::limits::{self, HttpLimits};
+use crate::receivers::tls::TlsSettings;
 use crate::registry::Context;
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -110,6 +117,14 @@ pub struct GrpcConfig {
         deserialize_with = "crate::config::duration"
     )]
     pub retry_after: Duration,
+    /// TLS on this listener (`receivers::tls`): `cert_file`, `key_file`, `client_ca_file`,
+    /// `min_version`, `max_version`, `reload_interval`. Default: plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// Check every request's credentials with an auth extension (`crate::auth`), before its
+    /// body is read. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for GrpcConfig {
@@ -122,6 +137,8 @@ impl Default for GrpcConfig {
             read_timeout: limits::default_read_timeout(),
             keepalive: Keepalive::default(),
             retry_after: limits::default_retry_after(),
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -307,6 +324,14 @@ pub struct HttpConfig {
         deserialize_with = "crate::config::duration"
     )]
     pub retry_after: Duration,
+    /// TLS on this listener (`receivers::tls`): `cert_file`, `key_file`, `client_ca_file`,
+    /// `min_version`, `max_version`, `reload_interval`. Default: plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// Check every request's credentials with an auth extension (`crate::auth`), before its
+    /// body is read. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for HttpConfig {
@@ -320,6 +345,8 @@ impl Default for HttpConfig {
             idle_timeout: limits::default_idle_timeout(),
             max_connections: limits::default_max_connections(),
             retry_after: limits::default_retry_after(),
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -352,6 +379,8 @@ pub struct Otlp {
     grpc: Option<GrpcConfig>,
     http_metrics: ReceiverMetrics,
     grpc_metrics: ReceiverMetrics,
+    http_edge: Edge,
+    grpc_edge: Edge,
 }
 
 pub fn build(
@@ -361,11 +390,25 @@ pub fn build(
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let path = |rest: &str| format!("{}.protocols{rest}", ctx.path);
     let mut errors = Vec::new();
+    let id = ctx.id.to_string();
+    let http_metrics = ReceiverMetrics::new(ctx.telemetry, &id, "http");
+    let grpc_metrics = ReceiverMetrics::new(ctx.telemetry, &id, "grpc");
+    let mut grpc_edge = Edge::default();
+    let mut http_edge = Edge::default();
     if let Some(grpc) = &cfg.protocols.grpc {
         if let Err(e) = check_endpoint(&grpc.endpoint) {
             errors.push(ConfigError::new(path(".grpc.endpoint"), e));
         }
         grpc.check(&path(".grpc"), &mut errors);
+        grpc_edge = Edge::build(
+            &path(".grpc"),
+            grpc.tls.as_ref(),
+            grpc.auth.as_ref(),
+            ctx.auth,
+            Protocol::Grpc,
+            &grpc_metrics,
+            &mut errors,
+        );
     }
     match &cfg.protocols.http {
         None if cfg.protocols.grpc.is_none() => {
@@ -380,15 +423,25 @@ pub fn build(
                 errors.push(ConfigError::new(path(".http.endpoint"), e));
             }
             http.limits().check(&path(".http"), &mut errors);
+            http_edge = Edge::build(
+                &path(".http"),
+                http.tls.as_ref(),
+                http.auth.as_ref(),
+                ctx.auth,
+                Protocol::Http1,
+                &http_metrics,
+                &mut errors,
+            );
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let id = ctx.id.to_string();
     Ok(Box::new(Otlp {
-        http_metrics: ReceiverMetrics::new(ctx.telemetry, &id, "http"),
-        grpc_metrics: ReceiverMetrics::new(ctx.telemetry, &id, "grpc"),
+        http_metrics,
+        grpc_metrics,
+        http_edge,
+        grpc_edge,
         id,
         http: cfg.protocols.http,
         grpc: cfg.protocols.grpc,
@@ -408,6 +461,8 @@ impl Receiver for Otlp {
                 grpc,
                 http_metrics,
                 grpc_metrics,
+                http_edge,
+                grpc_edge,
             } = *self;
             // Bind everything before serving anything, so start-up fails as a whole.
             let mut bound_http = None;
@@ -426,6 +481,7 @@ impl Receiver for Otlp {
                 running.push(http::serve(
                     listener,
                     cfg,
+                    &http_edge,
                     http_metrics,
                     consumer.clone(),
                     shutdown.clone(),
@@ -433,7 +489,14 @@ impl Receiver for Otlp {
             }
             if let Some((listener, cfg)) = bound_grpc {
                 tracing::info!(receiver = %id, endpoint = %cfg.endpoint, "otlp grpc receiver listening");
-                running.push(grpc::serve(listener, cfg, grpc_metrics, consumer, shutdown));
+                running.push(grpc::serve(
+                    listener,
+                    cfg,
+                    &grpc_edge,
+                    grpc_metrics,
+                    consumer,
+                    shutdown,
+                ));
             }
             let all: Running = Box::pin(async move {
                 // Each protocol serves on its own task; this ends when both have drained.

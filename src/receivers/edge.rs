@@ -1,0 +1,96 @@
+//! Who may use a receiver's listener: its `tls` and `auth` settings, made at build time (so
+//! `sluice validate` reads the certificates and finds the authenticator) into what the server
+//! loop applies to every connection and request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use hyper::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+
+use crate::auth::{AuthConfig, Authenticators, Denied};
+use crate::config::ConfigError;
+use crate::otlp::grpc::{code, status_headers};
+use crate::receivers::tls::{ServerTls, TlsSettings};
+use crate::server::{self, Guard, HttpResponse};
+use crate::telemetry::ReceiverMetrics;
+
+/// The listener's protocol, which decides the ALPN offered and how a refusal is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    Grpc,
+}
+
+#[derive(Default)]
+pub struct Edge {
+    tls: Option<Arc<ServerTls>>,
+    guard: Option<Arc<Guard>>,
+}
+
+impl Edge {
+    /// The listener at `path` (e.g. `receivers.otlp.protocols.grpc`) with these settings;
+    /// problems go to `errors` with their paths.
+    pub fn build(
+        path: &str,
+        tls: Option<&TlsSettings>,
+        auth: Option<&AuthConfig>,
+        authenticators: &Authenticators,
+        protocol: Protocol,
+        metrics: &ReceiverMetrics,
+        errors: &mut Vec<ConfigError>,
+    ) -> Edge {
+        let alpn: &'static [u8] = match protocol {
+            Protocol::Http1 => b"http/1.1",
+            Protocol::Grpc => b"h2",
+        };
+        let tls = tls.and_then(|t| t.server(path, alpn, errors)).map(Arc::new);
+        let guard = auth.and_then(|a| match authenticators.server(path, a) {
+            Ok(auth) => Some(Arc::new(Guard {
+                auth,
+                refused: metrics.unauthenticated.clone(),
+                answer: match protocol {
+                    Protocol::Http1 => http_refusal,
+                    Protocol::Grpc => grpc_refusal,
+                },
+            })),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        });
+        Edge { tls, guard }
+    }
+
+    /// Puts TLS and the credentials check on a listener's options.
+    pub fn apply(&self, opts: &mut server::Options, metrics: &ReceiverMetrics) {
+        opts.tls = self.tls.clone();
+        opts.tls_failures = Some(metrics.tls_failures.clone());
+        opts.guard = self.guard.clone();
+    }
+}
+
+/// 401 with the scheme to use, as RFC 9110 asks.
+fn http_refusal(denied: Denied, challenge: HeaderValue) -> HttpResponse {
+    let body = match denied {
+        Denied::Missing => "missing credentials\n",
+        Denied::Invalid => "invalid credentials\n",
+    };
+    let mut resp = server::text(401, body);
+    resp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    resp
+}
+
+/// UNAUTHENTICATED as a Trailers-Only answer.
+fn grpc_refusal(denied: Denied, _challenge: HeaderValue) -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    resp.headers_mut().extend(status_headers(
+        code::UNAUTHENTICATED,
+        &denied.to_string(),
+        None,
+    ));
+    resp
+}
