@@ -227,3 +227,47 @@ service:
     assert!(out.contains("exporters.elasticsearch.sending_queue.queue_size: the value from ${env:QUEUE} is not valid here"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
 }
+
+/// TLS files and authenticators are checked by `validate`, each problem with its path, and a
+/// secret written as a number is refused without being echoed.
+#[test]
+fn validate_checks_tls_files_and_authenticators() {
+    let (code, out) = validate(
+        r#"
+extensions:
+  bearertokenauth: { token: 918273645 }
+  basicauth/unused: { client_auth: { username: a, password: b } }
+  basicauth/clients: { client_auth: { username: a, password: b } }
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        tls: { cert_file: /nonexistent/tls.crt, key_file: /nonexistent/tls.key }
+        auth: { authenticator: basicauth/unused }
+      http:
+        auth: { authenticator: basicauth/clients }
+  http_logs:
+    auth: { authenticator: nothing }
+exporters:
+  otlp:
+    endpoint: gw:4317
+    auth: { authenticator: basicauth/unused }
+service:
+  extensions: [basicauth/clients]
+  pipelines:
+    logs: { receivers: [otlp, http_logs], exporters: [otlp] }
+"#,
+    );
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "extensions.bearertokenauth.token: expected a string; quote the value",
+        "receivers.otlp.protocols.grpc.tls.cert_file: cannot read /nonexistent/tls.crt",
+        "receivers.otlp.protocols.grpc.auth.authenticator: extension \"basicauth/unused\" is not an enabled auth extension",
+        "receivers.otlp.protocols.http.auth.authenticator: extension \"basicauth/clients\" has no server side",
+        "receivers.http_logs.auth.authenticator: extension \"nothing\" is not declared under extensions",
+        "exporters.otlp.auth.authenticator: extension \"basicauth/unused\" is not an enabled auth extension",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    assert!(!out.contains("918273645"), "{out}");
+}

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -537,4 +537,102 @@ impl Mock {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.pem`), a server certificate for localhost / 127.0.0.1 (`server.pem`, `server.key`)
+/// and a client certificate (`client.pem`, `client.key`), signed by it; and a second CA with its
+/// own server certificate (`ca2.pem`, `server2.pem`, `server2.key`), for certificate rotation.
+/// Made once per test process (the tests run in parallel and would overwrite each other's).
+pub fn certificates() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(make_certificates).clone()
+}
+
+fn make_certificates() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (ca, cn) in [("ca", "sluice test CA"), ("ca2", "sluice second CA")] {
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    // Python 3.13's ssl verifies strictly (X509_STRICT): leaves need an authority key id.
+    let server = "subjectAltName=DNS:localhost,IP:127.0.0.1\n\
+                  authorityKeyIdentifier=keyid,issuer\nbasicConstraints=CA:FALSE\n\
+                  extendedKeyUsage=serverAuth";
+    let client = "extendedKeyUsage=clientAuth\nauthorityKeyIdentifier=keyid,issuer\n\
+                  basicConstraints=CA:FALSE";
+    for (name, ca, ext) in [
+        ("server", "ca", server),
+        ("client", "ca", client),
+        ("server2", "ca2", server),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    dir
 }

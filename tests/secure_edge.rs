@@ -1,0 +1,478 @@
+//! TLS and authentication on the receivers, with real clients: curl (OpenSSL), grpcio and the
+//! OpenTelemetry Python SDK, and sluice itself as an agent in front of a sluice gateway.
+//! Certificates are made by the openssl CLI.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Collector, OtlpSink, Sluice, certificates, free_port, metric, run_python};
+
+/// Runs curl with `args` against `url`; its exit code, and the response headers followed by
+/// `status=NNN` (000 when no HTTP answer came).
+fn curl(url: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-w",
+            "status=%{http_code}",
+        ])
+        .args(["--max-time", "10"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl (Debian package curl)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn status(out: &(i32, String)) -> &str {
+    out.1.rsplit("status=").next().unwrap_or("")
+}
+
+/// Replaces `path` with `contents` the way a Secret update does: a new file renamed over it.
+fn replace(path: &Path, contents: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// http_logs over TLS with a bearer token from a file: curl with the token is forwarded; no
+/// token, a wrong one, or plaintext HTTP are refused, counted and forward nothing; a rotated
+/// token file takes effect without a restart.
+#[test]
+fn bearer_token_over_tls_is_required_and_its_file_is_reread() {
+    let certs = certificates();
+    let dir = scratch("bearer");
+    let token = dir.join("token");
+    std::fs::write(&token, "first-token\n").unwrap();
+    let collector = Collector::start();
+    let (port, metrics) = (free_port(), free_port());
+    let sluice = Sluice::start(
+        &format!(
+            r#"
+extensions:
+  bearertokenauth:
+    filename: {token}
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{port}
+    tls: {{ cert_file: {certs}/server.pem, key_file: {certs}/server.key }}
+    auth: {{ authenticator: bearertokenauth }}
+exporters:
+  tcp: {{ endpoint: "{collector}" }}
+service:
+  extensions: [bearertokenauth]
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [http_logs], exporters: [tcp] }}
+"#,
+            token = token.display(),
+            certs = certs.display(),
+            collector = collector.addr,
+        ),
+        port,
+    );
+    let url = format!("https://localhost:{port}/");
+    let ca = certs.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let send = |auth: Option<&str>, line: &str| {
+        let mut args = vec!["--cacert", ca, "--data-binary", line];
+        let header;
+        if let Some(t) = auth {
+            header = format!("Authorization: Bearer {t}");
+            args.extend(["-H", &header]);
+        }
+        curl(&url, &args)
+    };
+
+    let ok = send(Some("first-token"), "hello with a token");
+    assert_eq!(status(&ok), "200", "{ok:?}\n{}", sluice.logs());
+    let missing = send(None, "no token");
+    assert_eq!(status(&missing), "401");
+    assert!(
+        missing
+            .1
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{missing:?}"
+    );
+    assert_eq!(status(&send(Some("first-tokeN"), "wrong token")), "401");
+    // Plaintext HTTP to a TLS port gets no HTTP answer at all.
+    let plain = curl(
+        &format!("http://127.0.0.1:{port}/"),
+        &["--data-binary", "x"],
+    );
+    assert_eq!(status(&plain), "000", "{plain:?}");
+
+    let lines = collector.wait_for(1, Duration::from_secs(10));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("hello with a token"), "{lines:?}");
+    let series = |name: &str| format!("{name}{{receiver=\"http_logs\",transport=\"http\"}}");
+    assert_eq!(
+        metric(
+            metrics,
+            &series("sluice_receiver_unauthenticated_requests_total")
+        ),
+        2
+    );
+    assert!(
+        metric(
+            metrics,
+            &series("sluice_receiver_tls_handshake_failures_total")
+        ) >= 1
+    );
+
+    // Rotation: the new token works within a couple of seconds, the old one stops working.
+    replace(&token, b"second-token\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&send(Some("second-token"), "after rotation")) != "200" {
+        assert!(
+            Instant::now() < deadline,
+            "the new token was never accepted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status(&send(Some("first-token"), "old token")), "401");
+    // A broken update (an empty file) keeps the token in force.
+    replace(&token, b"\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(status(&send(Some("second-token"), "still valid")), "200");
+    let lines = collector.wait_for(3, Duration::from_secs(10));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for refused in ["no token", "wrong token", "old token"] {
+        assert!(!lines.iter().any(|l| l.contains(refused)), "{lines:?}");
+    }
+}
+
+/// OTLP/HTTP with mutual TLS: curl with the client certificate is served, without it the
+/// handshake fails; a renewed server certificate (from another CA) is picked up from disk
+/// without a restart.
+#[test]
+fn mutual_tls_is_enforced_and_a_renewed_certificate_is_reloaded() {
+    let certs = certificates();
+    let dir = scratch("mtls");
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::copy(certs.join("server.pem"), &cert).unwrap();
+    std::fs::copy(certs.join("server.key"), &key).unwrap();
+    let sink = OtlpSink::start(Duration::ZERO);
+    let (port, metrics) = (free_port(), free_port());
+    let sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{port}
+        tls:
+          cert_file: {cert}
+          key_file: {key}
+          client_ca_file: {certs}/ca.pem
+          reload_interval: 1s
+exporters:
+  otlphttp: {{ endpoint: "http://127.0.0.1:{sink}", compression: none }}
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
+"#,
+            cert = cert.display(),
+            key = key.display(),
+            certs = certs.display(),
+            sink = sink.port,
+        ),
+        port,
+    );
+    let body = dir.join("empty.pb");
+    std::fs::write(&body, b"").unwrap();
+    let body_arg = format!("@{}", body.display());
+    let url = format!("https://localhost:{port}/v1/logs");
+    let post = |ca: &str, client_cert: bool| {
+        let (c, k) = (certs.join("client.pem"), certs.join("client.key"));
+        let ca = certs.join(ca);
+        let mut args: Vec<&str> = vec![
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-H",
+            "Content-Type: application/x-protobuf",
+            "--data-binary",
+            &body_arg,
+        ];
+        if client_cert {
+            args.extend(["--cert", c.to_str().unwrap(), "--key", k.to_str().unwrap()]);
+        }
+        curl(&url, &args)
+    };
+    let ok = post("ca.pem", true);
+    assert_eq!(status(&ok), "200", "{ok:?}\n{}", sluice.logs());
+    let anonymous = post("ca.pem", false);
+    assert_eq!(status(&anonymous), "000", "{anonymous:?}");
+    assert!(
+        metric(
+            metrics,
+            "sluice_receiver_tls_handshake_failures_total{receiver=\"otlp\",transport=\"http\"}"
+        ) >= 1
+    );
+
+    // cert-manager renews the Secret with a certificate from another CA.
+    replace(&key, &std::fs::read(certs.join("server2.key")).unwrap());
+    replace(&cert, &std::fs::read(certs.join("server2.pem")).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&post("ca2.pem", true)) != "200" {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        status(&post("ca.pem", true)),
+        "000",
+        "the old CA no longer verifies it"
+    );
+}
+
+/// http_logs with `basicauth`: users from an inline htpasswd ($apr1$, as `htpasswd` writes by
+/// default) and from a file (SHA-512 crypt), checked with curl -u.
+#[test]
+fn basic_auth_checks_htpasswd_users() {
+    let dir = scratch("basic");
+    let hash = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .arg("passwd")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let file = dir.join("htpasswd");
+    std::fs::write(&file, format!("bob:{}\n", hash(&["-6", "bobs-password"]))).unwrap();
+    let alice = hash(&["-apr1", "alices-password"]);
+    let collector = Collector::start();
+    let (port, metrics) = (free_port(), free_port());
+    let _sluice = Sluice::start(
+        &format!(
+            r#"
+extensions:
+  basicauth:
+    htpasswd:
+      file: {file}
+      inline: |
+        alice:{alice}
+receivers:
+  http_logs:
+    endpoint: 127.0.0.1:{port}
+    auth: {{ authenticator: basicauth }}
+exporters:
+  tcp: {{ endpoint: "{collector}" }}
+service:
+  extensions: [basicauth]
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [http_logs], exporters: [tcp] }}
+"#,
+            file = file.display(),
+            collector = collector.addr,
+        ),
+        port,
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let send = |user: &str, line: &str| curl(&url, &["-u", user, "--data-binary", line]);
+    assert_eq!(status(&send("alice:alices-password", "from alice")), "200");
+    assert_eq!(status(&send("bob:bobs-password", "from bob")), "200");
+    // Again: served from the remembered verification.
+    assert_eq!(status(&send("bob:bobs-password", "bob again")), "200");
+    let wrong = send("alice:bobs-password", "wrong password");
+    assert_eq!(status(&wrong), "401");
+    assert!(wrong.1.contains("Basic realm=\"sluice\""), "{wrong:?}");
+    assert_eq!(status(&send("carol:x", "unknown user")), "401");
+    assert_eq!(status(&curl(&url, &["--data-binary", "anonymous"])), "401");
+    let lines = collector.wait_for(3, Duration::from_secs(10));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        metric(
+            metrics,
+            "sluice_receiver_unauthenticated_requests_total{receiver=\"http_logs\",transport=\"http\"}"
+        ),
+        3
+    );
+}
+
+/// OTLP over TLS with a bearer token, from grpcio and the OpenTelemetry Python SDK (gRPC and
+/// HTTP exporters, as applications configure them with headers and a CA).
+#[test]
+fn grpcio_and_the_python_sdk_authenticate_over_tls() {
+    let certs = certificates();
+    let sink = OtlpSink::start(Duration::ZERO);
+    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+    let tls = format!(
+        "{{ cert_file: {0}/server.pem, key_file: {0}/server.key }}",
+        certs.display()
+    );
+    let sluice = Sluice::start(
+        &format!(
+            r#"
+extensions:
+  bearertokenauth: {{ token: "s3cret-token" }}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+        tls: {tls}
+        auth: {{ authenticator: bearertokenauth }}
+      http:
+        endpoint: 127.0.0.1:{http}
+        tls: {tls}
+        auth: {{ authenticator: bearertokenauth }}
+exporters:
+  otlphttp: {{ endpoint: "http://127.0.0.1:{sink}", compression: none }}
+service:
+  extensions: [bearertokenauth]
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
+    traces: {{ receivers: [otlp], exporters: [otlphttp] }}
+"#,
+            sink = sink.port,
+        ),
+        grpc,
+    );
+    let ca = certs.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let grpc_target = format!("localhost:{grpc}");
+    let http_url = format!("https://localhost:{http}");
+    let call = |client: &str, endpoint: &str, token: &str| {
+        run_python("secure_call.py", &[client, endpoint, ca, token])["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        call("grpcio", &grpc_target, "s3cret-token"),
+        "OK",
+        "{}",
+        sluice.logs()
+    );
+    assert_eq!(call("grpcio", &grpc_target, "-"), "UNAUTHENTICATED");
+    assert_eq!(call("grpcio", &grpc_target, "wrong"), "UNAUTHENTICATED");
+    assert_eq!(call("sdk-grpc", &grpc_target, "s3cret-token"), "OK");
+    assert_eq!(call("sdk-grpc", &grpc_target, "wrong"), "FAILURE");
+    assert_eq!(call("sdk-http", &http_url, "s3cret-token"), "OK");
+    assert_eq!(call("sdk-http", &http_url, "-"), "FAILURE");
+    // One logs request and two span exports got through, nothing from the refused ones.
+    assert_eq!(sink.wait_for(3, Duration::from_secs(10)), 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.count(), 3);
+    let refused = |t: &str| {
+        metric(
+            metrics,
+            &format!(
+                "sluice_receiver_unauthenticated_requests_total{{receiver=\"otlp\",transport=\"{t}\"}}"
+            ),
+        )
+    };
+    assert_eq!(refused("grpc"), 3);
+    assert_eq!(refused("http"), 1);
+}
+
+/// The agent -> gateway hop as the chart deploys it: the agent's `otlp` exporter presents the
+/// gateway's token (from the same extension type) and a client certificate over TLS; an agent
+/// with a wrong token delivers nothing and its sender is told to retry.
+#[test]
+fn agent_to_gateway_with_tls_and_a_bearer_token() {
+    let certs = certificates();
+    let sink = OtlpSink::start(Duration::ZERO);
+    let (gw, gw_metrics) = (free_port(), free_port());
+    let _gateway = Sluice::start(
+        &format!(
+            r#"
+extensions:
+  bearertokenauth: {{ token: "agent-token" }}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{gw}
+        tls:
+          cert_file: {certs}/server.pem
+          key_file: {certs}/server.key
+          client_ca_file: {certs}/ca.pem
+        auth: {{ authenticator: bearertokenauth }}
+exporters:
+  otlphttp: {{ endpoint: "http://127.0.0.1:{sink}", compression: none }}
+service:
+  extensions: [bearertokenauth]
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{gw_metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
+"#,
+            certs = certs.display(),
+            sink = sink.port,
+        ),
+        gw,
+    );
+    let agent = |token: &str| {
+        let (port, metrics) = (free_port(), free_port());
+        let s = Sluice::start(
+            &format!(
+                r#"
+extensions:
+  bearertokenauth: {{ token: "{token}" }}
+receivers:
+  http_logs: {{ endpoint: "127.0.0.1:{port}" }}
+exporters:
+  otlp:
+    endpoint: localhost:{gw}
+    tls:
+      ca_file: {certs}/ca.pem
+      cert_file: {certs}/client.pem
+      key_file: {certs}/client.key
+    auth: {{ authenticator: bearertokenauth }}
+    retry_on_failure: {{ enabled: false }}
+service:
+  extensions: [bearertokenauth]
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [http_logs], exporters: [otlp] }}
+"#,
+                certs = certs.display(),
+            ),
+            port,
+        );
+        (s, port)
+    };
+    let (trusted, port) = agent("agent-token");
+    let r = common::post(port, &[], b"line one\nline two\n");
+    assert_eq!(r.status, 200, "{}", trusted.logs());
+    assert_eq!(sink.wait_for(1, Duration::from_secs(10)), 1);
+
+    let (impostor, port) = agent("guessed-token");
+    let r = common::post(port, &[], b"must not arrive\n");
+    assert_eq!(r.status, 503, "{}", impostor.logs());
+    assert!(impostor.logs().contains("UNAUTHENTICATED") || impostor.logs().contains("16"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.count(), 1);
+    assert_eq!(
+        metric(
+            gw_metrics,
+            "sluice_receiver_unauthenticated_requests_total{receiver=\"otlp\",transport=\"grpc\"}"
+        ),
+        1
+    );
+}
