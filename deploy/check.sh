@@ -3,7 +3,8 @@
 # repo (deploy/helm/sluice/ci/*.yaml, deploy/bench/values.yaml):
 #   helm lint --strict; helm template;
 #   kubernetes-validate --strict against Kubernetes 1.30 and the newest version it knows;
-#   `sluice validate` on every sluice config the chart renders;
+#   `sluice validate` on every sluice config the chart renders (with stand-ins for files that
+#   come from Secrets);
 #   checkov on the rendered manifests (skips only with a justification, in deploy/checkov.yaml)
 #   and on the Dockerfile.
 # SLUICE=path picks the sluice binary (default target/debug/sluice, built if missing).
@@ -30,7 +31,7 @@ for v in "${values[@]}"; do
   echo "== $name"
   "$helm" lint --strict --quiet "$chart" "${args[@]}"
   "$helm" template sluice "$chart" --namespace observability "${args[@]}" >"$out/$name.yaml"
-  # ServiceMonitor is a prometheus-operator CRD, which kubernetes-validate has no schema for.
+  # PodMonitor is a prometheus-operator CRD, which kubernetes-validate has no schema for.
   for k8s in 1.30.0 "$newest"; do
     "$venv/kubernetes-validate" --strict --quiet -k "$k8s" "$out/$name.yaml"
   done
@@ -45,6 +46,20 @@ for d in docs:
             f.write(d["data"]["config.yaml"])
 PY
   for cfg in "$out/configs/$name"-*.config.yaml; do
+    # Files the pod gets from Secrets (security.*) are given stand-ins: a certificate and key
+    # made here (also standing in as the CA) and a token, so validate reads real files.
+    if grep -q /var/run/secrets/sluice/ "$cfg"; then
+      secrets=$out/secrets
+      if [ ! -d "$secrets" ]; then
+        mkdir -p "$secrets/tls" "$secrets/auth"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=check -addext \
+          "subjectAltName=DNS:localhost" -keyout "$secrets/tls/tls.key" \
+          -out "$secrets/tls/tls.crt" 2>/dev/null
+        cp "$secrets/tls/tls.crt" "$secrets/tls/ca.crt"
+        echo stand-in-token >"$secrets/auth/token"
+      fi
+      sed -i "s#/var/run/secrets/sluice/#$secrets/#g" "$cfg"
+    fi
     envs=$(grep -o '\${env:[A-Za-z_][A-Za-z0-9_]*' "$cfg" | sed 's/^\${env://' | sort -u || true)
     env_args=()
     for e in $envs; do env_args+=("$e=placeholder"); done

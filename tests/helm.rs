@@ -242,24 +242,24 @@ fn services_select_their_pods_and_expose_the_ports_the_config_listens_on() {
         annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"],
         "off"
     );
-    // Each ServiceMonitor finds a Service of its workload with a `metrics` port.
-    for component in ["gateway", "agent"] {
+    // Each PodMonitor scrapes its workload's pods on their `metrics` port; no Service exposes
+    // metrics or health, which only Prometheus and the kubelet need.
+    for (component, pod) in [("gateway", gateway), ("agent", agent)] {
         let name = format!("obs-sluice-{component}");
-        let monitor = find(&objects, "ServiceMonitor", &name);
-        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
-        let wanted = &monitor["spec"]["selector"]["matchLabels"];
-        let scraped = objects
-            .iter()
-            .filter(|o| o["kind"] == "Service")
-            .any(|svc| {
-                selects(wanted, svc)
-                    && svc["spec"]["ports"]
-                        .as_sequence()
-                        .unwrap()
-                        .iter()
-                        .any(|p| p["name"] == "metrics")
-            });
-        assert!(scraped, "{name} scrapes nothing");
+        let monitor = find(&objects, "PodMonitor", &name);
+        assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+        assert!(selects(&monitor["spec"]["selector"]["matchLabels"], pod));
+        container_port(pod, "metrics");
+    }
+    for svc in objects.iter().filter(|o| o["kind"] == "Service") {
+        for p in svc["spec"]["ports"].as_sequence().unwrap() {
+            assert!(
+                p["name"] != "metrics" && p["name"] != "health",
+                "{:?} exposes {:?}",
+                svc["metadata"]["name"],
+                p["name"]
+            );
+        }
     }
     let pdb = find(&objects, "PodDisruptionBudget", "obs-sluice-gateway");
     assert!(selects(&pdb["spec"]["selector"]["matchLabels"], gateway));
@@ -352,4 +352,151 @@ fn the_bench_values_reproduce_the_guides_pipeline() {
     );
     let c = &gateway["spec"]["containers"][0];
     assert_eq!(c["resources"]["requests"], c["resources"]["limits"]);
+}
+
+/// By default each NetworkPolicy admits named sources only: data ports from the chart's agents
+/// (to the gateway), the ingress controller's namespace and labelled namespaces; metrics from
+/// Prometheus' namespace; the health port from no one (the kubelet's probes come from the node,
+/// which NetworkPolicy always admits).
+#[test]
+fn network_policies_admit_only_named_sources() {
+    let objects = render(&[]);
+    for component in ["gateway", "agent"] {
+        let name = format!("obs-sluice-{component}");
+        let policy = find(&objects, "NetworkPolicy", &name);
+        let pod = &objects
+            .iter()
+            .find(|o| {
+                (o["kind"] == "Deployment" || o["kind"] == "DaemonSet")
+                    && o["metadata"]["name"] == name.as_str()
+            })
+            .unwrap()["spec"]["template"];
+        assert!(selects(&policy["spec"]["podSelector"]["matchLabels"], pod));
+        let rules = policy["spec"]["ingress"].as_sequence().unwrap();
+        let health = container_port(pod, "health");
+        let metrics = container_port(pod, "metrics");
+        for rule in rules {
+            let from = rule["from"]
+                .as_sequence()
+                .expect("every rule names its sources");
+            assert!(
+                !from.is_empty(),
+                "{name}: a rule without sources admits everyone"
+            );
+            for peer in from {
+                assert!(
+                    peer.get("ipBlock").is_none(),
+                    "{name}: sources are named, not address ranges"
+                );
+            }
+            let ports: Vec<u64> = rule["ports"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|p| p["port"].as_u64().unwrap())
+                .collect();
+            assert!(!ports.contains(&health), "{name}: health is admitted");
+            if ports.contains(&metrics) {
+                assert_eq!(ports, [metrics], "{name}: metrics has its own sources");
+                assert_eq!(
+                    from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                    "monitoring"
+                );
+            }
+        }
+    }
+    // The gateway admits the chart's own agents.
+    let gw = find(&objects, "NetworkPolicy", "obs-sluice-gateway");
+    let agent = &find(&objects, "DaemonSet", "obs-sluice-agent")["spec"]["template"];
+    assert!(
+        gw["spec"]["ingress"][0]["from"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|peer| peer
+                .get("podSelector")
+                .is_some_and(|s| selects(&s["matchLabels"], agent)))
+    );
+}
+
+/// `ci/secure.yaml`: the gateway's OTLP receivers demand TLS (mutual) and the bearer token, the
+/// agents present both, and every file the configs name is in a Secret mounted where they look.
+#[test]
+fn secure_values_turn_on_mutual_tls_and_a_bearer_token_from_secrets() {
+    let objects = render(&["deploy/helm/sluice/ci/secure.yaml"]);
+    let gw = config(&objects, "obs-sluice-gateway");
+    let agent = config(&objects, "obs-sluice-agent");
+    for cfg in [&gw, &agent] {
+        assert_eq!(
+            cfg["extensions"]["bearertokenauth"]["filename"],
+            "/var/run/secrets/sluice/auth/token"
+        );
+        assert!(
+            cfg["service"]["extensions"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|e| e == "bearertokenauth")
+        );
+    }
+    let mut files = Vec::new();
+    for protocol in ["grpc", "http"] {
+        let r = &gw["receivers"]["otlp"]["protocols"][protocol];
+        assert_eq!(r["auth"]["authenticator"], "bearertokenauth");
+        for f in ["cert_file", "key_file", "client_ca_file"] {
+            files.push(("obs-sluice-gateway", text(&r["tls"][f]).to_string()));
+        }
+    }
+    // http_logs stays as the ingress reaches it.
+    assert!(gw["receivers"]["http_logs"].get("tls").is_none());
+    let exporter = &agent["exporters"]["otlp"];
+    assert_eq!(exporter["auth"]["authenticator"], "bearertokenauth");
+    assert!(exporter["tls"].get("insecure").is_none());
+    for f in ["ca_file", "cert_file", "key_file"] {
+        files.push(("obs-sluice-agent", text(&exporter["tls"][f]).to_string()));
+    }
+    files.push((
+        "obs-sluice-gateway",
+        "/var/run/secrets/sluice/auth/token".into(),
+    ));
+    files.push((
+        "obs-sluice-agent",
+        "/var/run/secrets/sluice/auth/token".into(),
+    ));
+    for (workload, file) in files {
+        let spec = &objects
+            .iter()
+            .find(|o| {
+                (o["kind"] == "Deployment" || o["kind"] == "DaemonSet")
+                    && o["metadata"]["name"] == workload
+            })
+            .unwrap()["spec"]["template"]["spec"];
+        let (dir, name) = file.rsplit_once('/').unwrap();
+        let mount = spec["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == dir)
+            .unwrap_or_else(|| panic!("{workload}: nothing mounted at {dir}"));
+        assert!(
+            mount.get("subPath").is_none(),
+            "subPath mounts never see updates"
+        );
+        let volume = spec["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        let secret = &volume["secret"];
+        let expected = match (workload, dir.ends_with("auth")) {
+            (_, true) => "sluice-agent-token",
+            ("obs-sluice-gateway", false) => "sluice-gateway-tls",
+            _ => "sluice-agent-tls",
+        };
+        assert_eq!(secret["secretName"], expected, "{workload} {file}");
+        if let Some(items) = secret["items"].as_sequence() {
+            assert!(items.iter().any(|i| i["path"] == name), "{workload} {file}");
+        }
+    }
 }

@@ -3,17 +3,33 @@ The sluice configs. Defaults first; the user's gateway.config / agent.config are
 them (maps key by key, lists replaced), then rendered into the ConfigMaps.
 */}}
 
+{{- define "sluice.bearerExtension" -}}
+{{- if .Values.security.auth.enabled }}
+bearertokenauth:
+  filename: {{ include "sluice.authDir" . }}/token
+{{- end }}
+{{- end -}}
+
+{{- define "sluice.extensionList" -}}
+[health_check{{ if .Values.security.auth.enabled }}, bearertokenauth{{ end }}]
+{{- end -}}
+
 {{- define "sluice.gatewayDefaults" -}}
 extensions:
   health_check:
     endpoint: "0.0.0.0:{{ .Values.gateway.ports.health }}"
+  {{- include "sluice.bearerExtension" . | nindent 2 }}
 receivers:
+  # TLS and auth (security.*) guard the OTLP receivers, which agents and apps use; http_logs
+  # stays plaintext behind the ingress, which terminates its clients' TLS.
   otlp:
     protocols:
       grpc:
         endpoint: "0.0.0.0:{{ .Values.gateway.ports.otlpGrpc }}"
+        {{- include "sluice.serverSecurity" . | nindent 8 }}
       http:
         endpoint: "0.0.0.0:{{ .Values.gateway.ports.otlpHttp }}"
+        {{- include "sluice.serverSecurity" . | nindent 8 }}
   http_logs:
     endpoint: "0.0.0.0:{{ .Values.gateway.ports.httpLogs }}"
 processors:
@@ -28,7 +44,7 @@ exporters:
   debug:
     verbosity: basic
 service:
-  extensions: [health_check]
+  extensions: {{ include "sluice.extensionList" . }}
   shutdown_timeout: "{{ sub (int .Values.gateway.terminationGracePeriodSeconds) 10 }}s"
   telemetry:
     metrics:
@@ -52,6 +68,7 @@ service:
 extensions:
   health_check:
     endpoint: "0.0.0.0:{{ .Values.agent.ports.health }}"
+  {{- include "sluice.bearerExtension" . | nindent 2 }}
 receivers:
   otlp:
     protocols:
@@ -72,9 +89,25 @@ exporters:
     endpoint: "{{ include "sluice.gatewayHeadless" . }}.{{ .Release.Namespace }}.svc:{{ .Values.gateway.ports.otlpGrpc }}"
     balancing: dns
     tls:
+      {{- $tls := .Values.security.tls }}
+      {{- if $tls.enabled }}
+      ca_file: {{ include "sluice.tlsDir" . }}/ca.crt
+      {{- if $tls.mutual }}
+      cert_file: {{ include "sluice.tlsDir" . }}/tls.crt
+      key_file: {{ include "sluice.tlsDir" . }}/tls.key
+      {{- end }}
+      {{- with $tls.serverName }}
+      server_name_override: {{ . }}
+      {{- end }}
+      {{- else }}
       insecure: true
+      {{- end }}
+    {{- if .Values.security.auth.enabled }}
+    auth:
+      authenticator: bearertokenauth
+    {{- end }}
 service:
-  extensions: [health_check]
+  extensions: {{ include "sluice.extensionList" . }}
   shutdown_timeout: "{{ sub (int .Values.agent.terminationGracePeriodSeconds) 10 }}s"
   telemetry:
     metrics:

@@ -60,3 +60,64 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Where the Secrets of `security` are mounted (directories, so updates reach the pod). */}}
+{{- define "sluice.tlsDir" -}}/var/run/secrets/sluice/tls{{- end -}}
+{{- define "sluice.authDir" -}}/var/run/secrets/sluice/auth{{- end -}}
+
+{{/* The gateway OTLP receivers' tls and auth, from `security`. */}}
+{{- define "sluice.serverSecurity" -}}
+{{- $s := .Values.security -}}
+{{- if $s.tls.enabled }}
+tls:
+  cert_file: {{ include "sluice.tlsDir" . }}/tls.crt
+  key_file: {{ include "sluice.tlsDir" . }}/tls.key
+  {{- if $s.tls.mutual }}
+  client_ca_file: {{ include "sluice.tlsDir" . }}/ca.crt
+  {{- end }}
+  reload_interval: {{ $s.tls.reloadInterval }}
+{{- end }}
+{{- if $s.auth.enabled }}
+auth:
+  authenticator: bearertokenauth
+{{- end }}
+{{- end -}}
+
+{{/* The Secret volumes of `security` for a workload ("gateway" or "agent"): mounts, volumes. */}}
+{{- define "sluice.securityMounts" -}}
+{{- $s := .ctx.Values.security -}}
+{{- if $s.tls.enabled }}
+- { name: tls, mountPath: {{ include "sluice.tlsDir" .ctx }}, readOnly: true }
+{{- end }}
+{{- if $s.auth.enabled }}
+- { name: auth, mountPath: {{ include "sluice.authDir" .ctx }}, readOnly: true }
+{{- end }}
+{{- end -}}
+
+{{- define "sluice.securityVolumes" -}}
+{{- $s := .ctx.Values.security -}}
+{{- if $s.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ if eq .component "agent" }}{{ default $s.tls.secretName $s.tls.agentSecretName }}{{ else }}{{ $s.tls.secretName }}{{ end }}
+    defaultMode: 0440
+{{- end }}
+{{- if $s.auth.enabled }}
+- name: auth
+  secret:
+    secretName: {{ $s.auth.tokenSecret }}
+    items: [{ key: {{ $s.auth.tokenKey }}, path: token }]
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{/* Fails the render when `security` is turned on without its Secrets. */}}
+{{- define "sluice.checkSecurity" -}}
+{{- $s := .Values.security -}}
+{{- if and $s.tls.enabled (not $s.tls.secretName) -}}
+{{- fail "security.tls.enabled needs security.tls.secretName" -}}
+{{- end -}}
+{{- if and $s.auth.enabled (not $s.auth.tokenSecret) -}}
+{{- fail "security.auth.enabled needs security.auth.tokenSecret" -}}
+{{- end -}}
+{{- end -}}
