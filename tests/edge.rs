@@ -584,3 +584,138 @@ fn health_answers_while_large_requests_are_processed() {
         4 * records as u64
     );
 }
+
+/// A body that sends `first` and then nothing, ever: a client that declared a large message
+/// and stalled.
+struct Stalled(Option<bytes::Bytes>);
+
+impl hyper::body::Body for Stalled {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// One gRPC connection with 120 streams, each declaring a 4 MiB message and sending 9 bytes of
+/// it: the reservations are not charged to the heap (the memory limiter keeps admitting), a
+/// normal grpcio client is answered meanwhile, and every stalled stream gets DEADLINE_EXCEEDED
+/// at `read_timeout`.
+#[test]
+fn stalled_grpc_streams_reserve_no_memory_and_time_out_while_others_are_served() {
+    let (grpc, metrics) = (free_port(), free_port());
+    let _sluice = Sluice::start(
+        &format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+        max_concurrent_streams: 200
+        read_timeout: 3s
+processors:
+  memory_limiter: {{ limit_mib: 128, spike_limit_mib: 32, check_interval: 100ms }}
+exporters:
+  debug: {{}}
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
+  pipelines:
+    logs: {{ receivers: [otlp], processors: [memory_limiter], exporters: [debug] }}
+"#
+        ),
+        grpc,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let stalled = rt.spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", grpc))
+            .await
+            .unwrap();
+        let (send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut calls = Vec::new();
+        for _ in 0..120 {
+            let mut send = send.clone();
+            // Flag 0, length 4 MiB, then the first 4 bytes of the message.
+            let mut first = vec![0u8];
+            first.extend_from_slice(&(4u32 << 20).to_be_bytes());
+            first.extend_from_slice(b"\x0a\x02\x0a\x00");
+            let req = hyper::Request::post(format!(
+                "http://127.0.0.1:{grpc}/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Stalled(Some(first.into())))
+            .unwrap();
+            calls.push(tokio::spawn(async move {
+                send.ready().await.unwrap();
+                let resp = send.send_request(req).await.unwrap();
+                let status = resp.headers().get("grpc-status").cloned();
+                match status {
+                    Some(s) => s.to_str().unwrap().to_string(),
+                    None => {
+                        use http_body_util::BodyExt;
+                        let collected = resp.into_body().collect().await.unwrap();
+                        let trailers = collected.trailers().cloned().unwrap_or_default();
+                        trailers["grpc-status"].to_str().unwrap().to_string()
+                    }
+                }
+            }));
+        }
+        let mut codes = Vec::new();
+        for c in calls {
+            codes.push(c.await.unwrap());
+        }
+        codes
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    // The reservations are not on the heap: well under the limiter's 96 MiB soft limit.
+    let heap = metric(
+        metrics,
+        r#"sluice_memory_limiter_heap_bytes{processor="memory_limiter",pipeline="logs"}"#,
+    );
+    assert!(heap < 64 << 20, "heap {heap} bytes while 120 streams stall");
+    // A normal client is served meanwhile.
+    let body = std::env::temp_dir().join(format!("sluice-edge-grpc-{}", std::process::id()));
+    std::fs::write(
+        &body,
+        scopes_times_attributes(1, 1, 10, false).encode_to_vec(),
+    )
+    .unwrap();
+    let answer = common::run_python(
+        "grpc_call.py",
+        &[
+            &format!("127.0.0.1:{grpc}"),
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            body.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(answer["code"], "OK", "{answer}");
+    let codes = rt.block_on(stalled).unwrap();
+    assert_eq!(codes.len(), 120);
+    assert!(codes.iter().all(|c| c == "4"), "{codes:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        metric(
+            metrics,
+            r#"sluice_receiver_timed_out_requests_total{receiver="otlp",transport="grpc"}"#
+        ),
+        120
+    );
+}

@@ -1,6 +1,7 @@
 //! OTLP: the protobuf wire format, the mapping of its log messages to the data model, and
 //! traces and metrics kept as validated bytes.
 
+pub mod codec;
 pub mod cut;
 pub mod grpc;
 pub mod json;

@@ -4,14 +4,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Response;
-use hyper::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 
 use crate::auth::{AuthConfig, Authenticators, Denied};
 use crate::config::ConfigError;
-use crate::otlp::grpc::{code, status_headers};
 use crate::receivers::tls::{ServerTls, TlsSettings};
 use crate::server::{self, Guard, HttpResponse};
 use crate::telemetry::ReceiverMetrics;
@@ -84,13 +80,5 @@ fn http_refusal(denied: Denied, challenge: HeaderValue) -> HttpResponse {
 
 /// UNAUTHENTICATED as a Trailers-Only answer.
 fn grpc_refusal(denied: Denied, _challenge: HeaderValue) -> HttpResponse {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    resp.headers_mut().extend(status_headers(
-        code::UNAUTHENTICATED,
-        &denied.to_string(),
-        None,
-    ));
-    resp
+    tonic::Status::unauthenticated(denied.to_string()).into_http()
 }

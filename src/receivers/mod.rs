@@ -3,5 +3,6 @@ pub mod body;
 pub mod edge;
 pub mod http_logs;
 pub mod limits;
+pub mod message;
 pub mod otlp;
 pub mod tls;

@@ -1,25 +1,33 @@
-//! OTLP/gRPC: the logs, trace and metrics services' unary `Export` over HTTP/2 with prior
-//! knowledge.
+//! OTLP/gRPC: the logs, trace and metrics services' unary `Export`, served by tonic's unary
+//! handler on sluice's own HTTP/2 connections (`server::serve`: limits, TLS, auth).
 //!
-//! The request body (one length-prefixed message, gzip or zstd when `grpc-encoding` says so)
-//! goes straight to the zero-copy protobuf decoder. Errors are "Trailers-Only" answers whose
-//! `grpc-status-details-bin` holds a `google.rpc.Status`, with `RetryInfo` when the client
-//! should come back later.
+//! tonic does the protocol: `grpc-encoding` (gzip, zstd) with its output bounded by
+//! `max_recv_msg_size_mib`, status and trailers, `grpc-accept-encoding`. The message arrives as
+//! raw bytes ([`RawCodec`]) and goes straight to the zero-copy protobuf decoder. Errors carry a
+//! `google.rpc.Status` with `RetryInfo` when the client should come back later
+//! ([`status`](super::status)).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::{Code, Status};
 
 use super::GrpcConfig;
+use super::status::{from_consume, over_limit};
 use crate::model::{Batch, Signal};
-use crate::otlp::grpc::{self as wire, UnaryBody, code};
-use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot, offload};
-use crate::receivers::body::{self, Refusal};
+use crate::otlp::codec::RawCodec;
+use crate::otlp::grpc as wire;
+use crate::pipeline::{Consumer, Running, WorkerSlot, offload};
+use crate::receivers::body;
 use crate::receivers::edge::Edge;
+use crate::receivers::message::{Bounded, Limits};
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -27,8 +35,9 @@ use crate::telemetry::ReceiverMetrics;
 struct Shared {
     /// Largest message, compressed or not.
     limit: usize,
-    /// Bounds on reading one message with its 5-byte header.
+    /// How refused requests' bodies are drained.
     bounds: body::Bounds,
+    message: Arc<Limits>,
     retry_after: Duration,
     metrics: ReceiverMetrics,
 }
@@ -65,6 +74,13 @@ pub(super) fn serve(
             timeout: cfg.read_timeout,
             shutdown: shutdown.clone(),
         },
+        message: Arc::new(Limits {
+            limit,
+            timeout: cfg.read_timeout,
+            shutdown: shutdown.clone(),
+            timed_out: metrics.timed_out_requests.clone(),
+            retry_after: cfg.retry_after,
+        }),
         retry_after: cfg.retry_after,
         metrics,
     });
@@ -76,27 +92,11 @@ pub(super) fn serve(
     }))
 }
 
-type GrpcResponse = Response<UnaryBody>;
+type GrpcResponse = Response<tonic::body::Body>;
 
-/// A "Trailers-Only" answer: the status in the headers, no body.
-fn status(code: u32, message: &str, retry: Option<Duration>) -> GrpcResponse {
-    let mut resp = Response::new(UnaryBody::new(None, None));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    resp.headers_mut()
-        .extend(wire::status_headers(code, message, retry));
-    resp
-}
-
-/// Success: an empty `ExportLogsServiceResponse`, then `grpc-status: 0`.
-fn ok() -> GrpcResponse {
-    let mut resp = Response::new(UnaryBody::new(
-        Some(wire::frame(&[], false)),
-        Some(wire::status_headers(code::OK, "", None)),
-    ));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    resp
+/// A status as a whole answer ("Trailers-Only").
+fn answer(status: Status) -> GrpcResponse {
+    status.into_http()
 }
 
 async fn handle(
@@ -110,11 +110,9 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
     if !is_grpc {
-        let mut resp = status(
-            code::INVALID_ARGUMENT,
+        let mut resp = answer(Status::invalid_argument(
             "content-type must be application/grpc",
-            None,
-        );
+        ));
         *resp.status_mut() = hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE;
         return resp;
     }
@@ -122,169 +120,89 @@ async fn handle(
         wire::LOGS_EXPORT => Signal::Logs,
         wire::TRACES_EXPORT => Signal::Traces,
         wire::METRICS_EXPORT => Signal::Metrics,
-        other => {
-            return status(
-                code::UNIMPLEMENTED,
-                &format!("unknown method {other}"),
-                None,
-            );
-        }
+        other => return answer(Status::unimplemented(format!("unknown method {other}"))),
     };
     if !slot.accepts(signal) {
-        return status(
-            code::UNIMPLEMENTED,
-            &format!(
-                "no {} pipeline takes data from this receiver",
-                signal.name()
-            ),
-            None,
-        );
+        return answer(Status::unimplemented(format!(
+            "no {} pipeline takes data from this receiver",
+            signal.name()
+        )));
     }
-    let encoding = req
-        .headers()
-        .get("grpc-encoding")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .to_ascii_lowercase();
-    if !matches!(encoding.as_str(), "identity" | "gzip" | "zstd") {
-        let mut resp = status(
-            code::UNIMPLEMENTED,
-            &format!("grpc-encoding {encoding:?} is not supported"),
-            None,
-        );
-        resp.headers_mut().insert(
-            "grpc-accept-encoding",
-            HeaderValue::from_static("identity,gzip,zstd"),
-        );
-        return resp;
-    }
-
     if !slot.admits() {
         // Refused before the message is read, so a flood of refused requests holds no memory.
         body::drain(req.into_body(), &shared.bounds).await;
         shared.metrics.refused_requests.add(1);
-        return over_limit(shared.retry_after);
+        return answer(over_limit(shared.retry_after));
     }
     let metadata = slot.metadata(req.headers());
-    // One message plus its 5-byte header, at most.
-    let raw = match body::collect(req.into_body(), &shared.bounds, message_size).await {
-        Ok(raw) => raw,
-        Err(Refusal::TooLarge) => return too_large(shared.limit),
-        Err(Refusal::TimedOut) => {
-            shared.metrics.timed_out_requests.add(1);
-            return status(
-                code::DEADLINE_EXCEEDED,
-                "the message did not arrive within read_timeout",
-                None,
-            );
-        }
-        Err(Refusal::ShuttingDown) => {
-            return status(
-                code::UNAVAILABLE,
-                "sluice is shutting down; retry",
-                Some(shared.retry_after),
-            );
-        }
-        Err(_) => return status(code::CANCELLED, "could not read the request", None),
+    let received = Arc::new(AtomicU64::new(0));
+    let req = req.map(|b| Bounded::new(b, Arc::clone(&shared.message), Arc::clone(&received)));
+    let export = Export {
+        signal,
+        slot,
+        shared: Arc::clone(&shared),
+        metadata,
+        received,
     };
-    let wire_bytes = raw.len() as u64;
-    let message = match wire::unframe(&raw, shared.limit) {
-        Ok((false, m)) => m,
-        Ok((true, m)) if encoding != "identity" => {
-            match body::decompress(&encoding, m, shared.limit) {
-                Ok(m) => m,
-                Err(Refusal::DecompressedTooLarge) => return too_large(shared.limit),
-                Err(_) => {
-                    return status(
-                        code::INVALID_ARGUMENT,
-                        &format!("the message is not valid {encoding}"),
-                        None,
-                    );
-                }
-            }
-        }
-        Ok((true, _)) => {
-            return status(
-                code::INTERNAL,
-                "compressed flag set without a grpc-encoding",
-                None,
-            );
-        }
-        Err(wire::FrameError::TooLarge(_)) => return too_large(shared.limit),
-        Err(wire::FrameError::Malformed(why)) => {
-            return status(code::INVALID_ARGUMENT, why, None);
-        }
-    };
-    let decoded = offload::run(message.len(), || match signal {
-        Signal::Logs if slot.encoded_logs() => {
-            crate::otlp::raw::decode_logs(&message).map(Batch::Raw)
-        }
-        Signal::Logs => crate::otlp::logs::decode(&message).map(Batch::Logs),
-        Signal::Traces => crate::otlp::raw::decode_traces(&message).map(Batch::Raw),
-        Signal::Metrics => crate::otlp::raw::decode_metrics(&message).map(Batch::Raw),
-    });
-    let batch = match decoded {
-        Ok(b) => b,
-        Err(e) => {
-            return status(
-                code::INVALID_ARGUMENT,
-                &format!("invalid {}: {e}", super::http::request_name(signal)),
-                None,
-            );
-        }
-    };
-    match slot
-        .consume(batch, &metadata, &shared.metrics, wire_bytes)
-        .await
-    {
-        Ok(()) => ok(),
-        Err(e) => {
-            let retry = Some(shared.retry_after);
-            match e {
-                ConsumeError::Full => status(
-                    code::RESOURCE_EXHAUSTED,
-                    "the pipeline is full; retry later",
-                    retry,
-                ),
-                ConsumeError::OverLimit => over_limit(shared.retry_after),
-                ConsumeError::Closed => {
-                    status(code::UNAVAILABLE, "sluice is shutting down; retry", retry)
-                }
-                ConsumeError::NotDelivered => status(
-                    code::UNAVAILABLE,
-                    "the records could not be delivered; retry",
-                    retry,
-                ),
-                // The same request would never fit: no retry hint.
-                ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => {
-                    status(code::RESOURCE_EXHAUSTED, &e.to_string(), None)
-                }
-            }
-        }
+    let mut grpc = tonic::server::Grpc::new(RawCodec)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(shared.limit);
+    let mut resp = grpc.unary(export, req).await;
+    resp.headers_mut()
+        .entry("grpc-accept-encoding")
+        .or_insert(HeaderValue::from_static("gzip,zstd"));
+    resp
+}
+
+/// One call's `Export`: decode the message, push it into the pipeline, answer.
+struct Export {
+    signal: Signal,
+    slot: Arc<WorkerSlot>,
+    shared: Arc<Shared>,
+    metadata: crate::pipeline::Metadata,
+    received: Arc<AtomicU64>,
+}
+
+impl tower::Service<tonic::Request<Bytes>> for Export {
+    type Response = tonic::Response<Bytes>;
+    type Error = Status;
+    type Future = crate::pipeline::BoxFuture<Result<tonic::Response<Bytes>, Status>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Status>> {
+        std::task::Poll::Ready(Ok(()))
     }
-}
 
-/// The memory limiter refuses: retryable, with the hint.
-fn over_limit(retry_after: Duration) -> GrpcResponse {
-    status(
-        code::RESOURCE_EXHAUSTED,
-        "sluice is over its memory limit; retry later",
-        Some(retry_after),
-    )
-}
-
-/// A gRPC message's size from its 5-byte prefix (flag, then big-endian length).
-fn message_size(first: &[u8]) -> Option<usize> {
-    let len: [u8; 4] = first.get(1..5)?.try_into().ok()?;
-    Some(5 + u32::from_be_bytes(len) as usize)
-}
-
-/// Over `max_recv_msg_size_mib`: RESOURCE_EXHAUSTED without a retry hint, as gRPC servers
-/// answer, since the same message would be refused again.
-fn too_large(limit: usize) -> GrpcResponse {
-    status(
-        code::RESOURCE_EXHAUSTED,
-        &format!("message larger than max_recv_msg_size_mib ({limit} bytes)"),
-        None,
-    )
+    fn call(&mut self, req: tonic::Request<Bytes>) -> Self::Future {
+        let signal = self.signal;
+        let slot = Arc::clone(&self.slot);
+        let shared = Arc::clone(&self.shared);
+        let metadata = std::mem::take(&mut self.metadata);
+        let wire_bytes = self.received.load(Ordering::Relaxed);
+        let message = req.into_inner();
+        Box::pin(async move {
+            let decoded = offload::run(message.len(), || match signal {
+                Signal::Logs if slot.encoded_logs() => {
+                    crate::otlp::raw::decode_logs(&message).map(Batch::Raw)
+                }
+                Signal::Logs => crate::otlp::logs::decode(&message).map(Batch::Logs),
+                Signal::Traces => crate::otlp::raw::decode_traces(&message).map(Batch::Raw),
+                Signal::Metrics => crate::otlp::raw::decode_metrics(&message).map(Batch::Raw),
+            });
+            let batch = decoded.map_err(|e| {
+                Status::new(
+                    Code::InvalidArgument,
+                    format!("invalid {}: {e}", super::http::request_name(signal)),
+                )
+            })?;
+            slot.consume(batch, &metadata, &shared.metrics, wire_bytes)
+                .await
+                .map_err(|e| from_consume(e, shared.retry_after))?;
+            // An empty Export*ServiceResponse: no partial success to report.
+            Ok(tonic::Response::new(Bytes::new()))
+        })
+    }
 }

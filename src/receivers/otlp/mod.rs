@@ -42,6 +42,7 @@
 
 mod grpc;
 mod http;
+pub mod status;
 
 use std::time::Duration;
 
