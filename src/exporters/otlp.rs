@@ -34,7 +34,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Uri;
@@ -45,6 +44,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
+use tonic::Code;
+use tonic_types::StatusExt;
+
 use crate::auth::AuthConfig;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
@@ -53,7 +55,7 @@ use crate::exporters::sender::{
 };
 use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
-use crate::otlp::grpc::{self as wire, code};
+use crate::otlp::grpc as wire;
 use crate::pipeline::{BoxFuture, Exporter, queue};
 use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
@@ -385,41 +387,30 @@ impl Transport for GrpcTransport {
             };
         }
         // The status is in the trailers, or in the headers of a Trailers-Only answer.
-        let status = trailers.as_ref().unwrap_or(&parts.headers);
-        let code = status
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u32>().ok());
-        let message = status
-            .get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .map(wire::percent_decode)
-            .unwrap_or_default();
-        let retry_info = status
-            .get("grpc-status-details-bin")
-            .and_then(|v| {
-                let v = v.as_bytes();
-                base64::engine::general_purpose::STANDARD_NO_PAD
-                    .decode(v.strip_suffix(b"==").or(v.strip_suffix(b"=")).unwrap_or(v))
-                    .ok()
-            })
-            .and_then(|d| wire::retry_delay(&d));
-        let why = || format!("{target}: gRPC status {}: {message}", code.unwrap_or(999));
-        match code {
-            Some(code::OK) => Outcome::Delivered,
-            None => Outcome::Retry(format!("{target}: no grpc-status in the answer"), None),
-            Some(code::RESOURCE_EXHAUSTED) if retry_info.is_some() => {
-                Outcome::Retry(why(), retry_info)
-            }
-            Some(
-                code::UNAVAILABLE
-                | code::CANCELLED
-                | code::DEADLINE_EXCEEDED
-                | code::ABORTED
-                | code::OUT_OF_RANGE
-                | code::DATA_LOSS,
-            ) => Outcome::Retry(why(), retry_info),
-            Some(_) => Outcome::Permanent(why()),
+        let Some(status) =
+            tonic::Status::from_header_map(trailers.as_ref().unwrap_or(&parts.headers))
+        else {
+            return Outcome::Retry(format!("{target}: no grpc-status in the answer"), None);
+        };
+        let retry_info = status.get_details_retry_info().and_then(|r| r.retry_delay);
+        let why = || {
+            format!(
+                "{target}: gRPC status {:?}: {}",
+                status.code(),
+                status.message()
+            )
+        };
+        match status.code() {
+            Code::Ok => Outcome::Delivered,
+            Code::ResourceExhausted if retry_info.is_some() => Outcome::Retry(why(), retry_info),
+            // The codes the Collector's exporter retries.
+            Code::Unavailable
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::DataLoss => Outcome::Retry(why(), retry_info),
+            _ => Outcome::Permanent(why()),
         }
     }
 }

@@ -25,19 +25,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request};
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
 use crate::model::{Batch, LogBatch, LogRecord, Origin, Str, Value};
-use crate::pipeline::{
-    BoxFuture, ConsumeError, Consumer, Receiver, Running, StartError, WorkerSlot, offload,
-};
-use crate::receivers::body;
+use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError, WorkerSlot};
 use crate::receivers::edge::{Edge, Protocol};
 use crate::receivers::limits::{self, HttpLimits};
+use crate::receivers::step::{Invalid, PlainText, Step};
 use crate::receivers::tls::TlsSettings;
 use crate::registry::Context;
 use crate::server::{self, HttpResponse};
@@ -169,9 +167,7 @@ pub fn build(
 
 struct Shared {
     framing: Framing,
-    bounds: body::Bounds,
-    metrics: ReceiverMetrics,
-    retry_after: HeaderValue,
+    step: Step,
 }
 
 impl Receiver for HttpLogs {
@@ -189,9 +185,7 @@ impl Receiver for HttpLogs {
             self.edge.apply(&mut opts, &self.metrics);
             let shared = Arc::new(Shared {
                 framing: self.cfg.framing,
-                bounds: limits.body_bounds(shutdown.clone()),
-                metrics: self.metrics,
-                retry_after: HeaderValue::from(limits.retry_after.as_secs().max(1)),
+                step: limits.step(self.metrics, shutdown.clone()),
             });
             let running: Running = Box::pin(server::serve(listener, shutdown, opts, move || {
                 // One worker per connection: HTTP/1.1 serves its requests one at a time, so the
@@ -216,59 +210,16 @@ async fn handle(
             .insert(hyper::header::ALLOW, HeaderValue::from_static("POST, PUT"));
         return resp;
     }
-    if !slot.admits() {
-        // Refused before the body is read, so a flood of refused requests holds no memory.
-        body::drain(req.into_body(), &shared.bounds).await;
-        shared.metrics.refused_requests.add(1);
-        return refuse(ConsumeError::OverLimit, &shared.retry_after);
-    }
-    let metadata = slot.metadata(req.headers());
-    let (body, wire_bytes) = match body::read(req, &shared.bounds).await {
-        Ok(read) => read,
-        Err(refusal) => {
-            if refusal == body::Refusal::TimedOut {
-                shared.metrics.timed_out_requests.add(1);
-            }
-            let mut resp = server::text(refusal.status(), refusal.message());
-            if refusal == body::Refusal::ShuttingDown {
-                resp.headers_mut()
-                    .insert(RETRY_AFTER, shared.retry_after.clone());
-            }
-            return resp;
-        }
-    };
-
     let framing = shared.framing;
-    let Some(batch) = offload::run(body.len(), || frame(body, framing, now_unix_nano())) else {
-        return server::text(413, TOO_DENSE);
+    let decode = |body| {
+        frame(body, framing, now_unix_nano())
+            .map(Batch::Logs)
+            .ok_or_else(|| Invalid {
+                status: 413,
+                message: TOO_DENSE.into(),
+            })
     };
-    match slot
-        .consume(Batch::Logs(batch), &metadata, &shared.metrics, wire_bytes)
-        .await
-    {
-        Ok(()) => server::text(200, ""),
-        Err(e) => refuse(e, &shared.retry_after),
-    }
-}
-
-/// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
-fn refuse(e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
-    if let ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } = e {
-        // The same request would never fit: no retry hint.
-        return server::text(413, TOO_LARGE_FOR_QUEUE);
-    }
-    let (status, msg) = match e {
-        ConsumeError::Full => (429, "the pipeline is full; retry later\n"),
-        ConsumeError::OverLimit => (429, "sluice is over its memory limit; retry later\n"),
-        ConsumeError::Closed => (503, "sluice is shutting down; retry\n"),
-        ConsumeError::NotDelivered => (503, "the records could not be delivered; retry\n"),
-        ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => {
-            (413, TOO_LARGE_FOR_QUEUE)
-        }
-    };
-    let mut resp = server::text(status, msg);
-    resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
-    resp
+    shared.step.run(req, &slot, &PlainText, decode).await
 }
 
 fn now_unix_nano() -> u64 {
@@ -289,8 +240,6 @@ fn estimate_lines(body: &[u8]) -> usize {
     let lines = body.len() * n / sample.len();
     lines + lines / 16 + 1
 }
-
-const TOO_LARGE_FOR_QUEUE: &str = "the body is more than an exporter's whole queue holds (sending_queue.queue_size or queue_size_bytes); split it\n";
 
 const TOO_DENSE: &str = "too many lines for the body's size: beyond the first 4096 lines, a body may hold one line per 8 bytes; split it\n";
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, check_count, check_duration};
 use crate::receivers::body;
+use crate::receivers::step::Step;
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -112,6 +113,15 @@ impl HttpLimits {
             limit: self.max_request_body_size,
             timeout: self.read_timeout,
             shutdown,
+        }
+    }
+
+    /// The request step of a receiver with these limits.
+    pub fn step(&self, metrics: ReceiverMetrics, shutdown: Shutdown) -> Step {
+        Step {
+            bounds: self.body_bounds(shutdown),
+            metrics,
+            retry_after: hyper::header::HeaderValue::from(self.retry_after.as_secs().max(1)),
         }
     }
 }

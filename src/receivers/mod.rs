@@ -5,4 +5,5 @@ pub mod http_logs;
 pub mod limits;
 pub mod message;
 pub mod otlp;
+pub mod step;
 pub mod tls;

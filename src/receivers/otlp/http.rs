@@ -7,24 +7,23 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
+use tonic::Code;
 
 use super::HttpConfig;
 use crate::model::{Batch, Signal};
 use crate::otlp;
-use crate::pipeline::{ConsumeError, Consumer, Running, WorkerSlot, offload};
-use crate::receivers::body;
+use crate::pipeline::{Consumer, Running, WorkerSlot};
 use crate::receivers::edge::Edge;
+use crate::receivers::step::{Invalid, Step, Words};
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 
 struct Shared {
-    bounds: body::Bounds,
-    metrics: ReceiverMetrics,
-    retry_after: HeaderValue,
+    step: Step,
 }
 
 /// Serves OTLP/HTTP on `listener` until shutdown.
@@ -40,9 +39,7 @@ pub(super) fn serve(
     let mut opts = limits.server_options(&metrics);
     edge.apply(&mut opts, &metrics);
     let shared = Arc::new(Shared {
-        retry_after: HeaderValue::from(limits.retry_after.as_secs().max(1)),
-        bounds: limits.body_bounds(shutdown.clone()),
-        metrics,
+        step: limits.step(metrics, shutdown.clone()),
     });
     Box::pin(server::serve(listener, shutdown, opts, move || {
         // One worker per connection; HTTP/1.1 serves one request at a time on it.
@@ -110,11 +107,8 @@ impl Format {
 }
 
 /// gRPC status codes used in `Status` bodies.
-const INVALID_ARGUMENT: i32 = 3;
-const DEADLINE_EXCEEDED: i32 = 4;
-const RESOURCE_EXHAUSTED: i32 = 8;
-const UNIMPLEMENTED: i32 = 12;
-const UNAVAILABLE: i32 = 14;
+const INVALID_ARGUMENT: i32 = Code::InvalidArgument as i32;
+const UNIMPLEMENTED: i32 = Code::Unimplemented as i32;
 
 /// The protobuf message a signal's requests carry, for error messages.
 pub(super) fn request_name(signal: Signal) -> &'static str {
@@ -167,99 +161,48 @@ async fn handle(
             "Content-Type must be application/x-protobuf or application/json",
         );
     };
-    if !slot.admits() {
-        // Refused before the body is read, so a flood of refused requests holds no memory.
-        body::drain(req.into_body(), &shared.bounds).await;
-        shared.metrics.refused_requests.add(1);
-        return refuse(format, ConsumeError::OverLimit, &shared.retry_after);
-    }
-    let metadata = slot.metadata(req.headers());
-    let (body, wire_bytes) = match body::read(req, &shared.bounds).await {
-        Ok(read) => read,
-        Err(body::Refusal::ShuttingDown) => {
-            return refuse(format, ConsumeError::Closed, &shared.retry_after);
+    let encoded_logs = slot.encoded_logs();
+    let decode = move |body: Bytes| {
+        match (signal, format) {
+            (Signal::Logs, Format::Protobuf) if encoded_logs => otlp::raw::decode_logs(&body)
+                .map(Batch::Raw)
+                .map_err(|e| e.to_string()),
+            (Signal::Logs, Format::Protobuf) => otlp::logs::decode(&body)
+                .map(Batch::Logs)
+                .map_err(|e| e.to_string()),
+            (Signal::Logs, Format::Json) => otlp::json::decode_logs(&body)
+                .map(Batch::Logs)
+                .map_err(|e| e.to_string()),
+            (Signal::Traces, Format::Protobuf) => otlp::raw::decode_traces(&body)
+                .map(Batch::Raw)
+                .map_err(|e| e.to_string()),
+            (Signal::Metrics, Format::Protobuf) => otlp::raw::decode_metrics(&body)
+                .map(Batch::Raw)
+                .map_err(|e| e.to_string()),
+            (Signal::Traces, Format::Json) => otlp::transcode::decode_traces(&body)
+                .map(Batch::Raw)
+                .map_err(|e| e.to_string()),
+            (Signal::Metrics, Format::Json) => otlp::transcode::decode_metrics(&body)
+                .map(Batch::Raw)
+                .map_err(|e| e.to_string()),
         }
-        Err(refusal) => {
-            let code = if refusal == body::Refusal::TimedOut {
-                shared.metrics.timed_out_requests.add(1);
-                DEADLINE_EXCEEDED
-            } else {
-                INVALID_ARGUMENT
-            };
-            return format.status(refusal.status(), code, refusal.message());
-        }
+        .map_err(|e| Invalid {
+            status: 400,
+            message: format!("invalid {}: {e}", request_name(signal)),
+        })
     };
-    let decoded: Result<Batch, String> = offload::run(body.len(), || match (signal, format) {
-        (Signal::Logs, Format::Protobuf) if slot.encoded_logs() => otlp::raw::decode_logs(&body)
-            .map(Batch::Raw)
-            .map_err(|e| e.to_string()),
-        (Signal::Logs, Format::Protobuf) => otlp::logs::decode(&body)
-            .map(Batch::Logs)
-            .map_err(|e| e.to_string()),
-        (Signal::Logs, Format::Json) => otlp::json::decode_logs(&body)
-            .map(Batch::Logs)
-            .map_err(|e| e.to_string()),
-        (Signal::Traces, Format::Protobuf) => otlp::raw::decode_traces(&body)
-            .map(Batch::Raw)
-            .map_err(|e| e.to_string()),
-        (Signal::Metrics, Format::Protobuf) => otlp::raw::decode_metrics(&body)
-            .map(Batch::Raw)
-            .map_err(|e| e.to_string()),
-        (Signal::Traces, Format::Json) => otlp::transcode::decode_traces(&body)
-            .map(Batch::Raw)
-            .map_err(|e| e.to_string()),
-        (Signal::Metrics, Format::Json) => otlp::transcode::decode_metrics(&body)
-            .map(Batch::Raw)
-            .map_err(|e| e.to_string()),
-    });
-    let batch = match decoded {
-        Ok(b) => b,
-        Err(e) => {
-            return format.status(
-                400,
-                INVALID_ARGUMENT,
-                &format!("invalid {}: {e}", request_name(signal)),
-            );
-        }
-    };
-    let success = || match format {
-        Format::Protobuf => format.respond(200, Vec::new()),
-        Format::Json => format.respond(200, b"{}".to_vec()),
-    };
-    match slot
-        .consume(batch, &metadata, &shared.metrics, wire_bytes)
-        .await
-    {
-        Ok(()) => success(),
-        Err(e) => refuse(format, e, &shared.retry_after),
-    }
+    shared.step.run(req, &slot, &format, decode).await
 }
 
-/// The answer to a request the pipeline did not take: retryable, with `Retry-After`.
-fn refuse(format: Format, e: ConsumeError, retry_after: &HeaderValue) -> HttpResponse {
-    if let ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } = e {
-        // The same request would never fit: no retry hint.
-        return format.status(413, RESOURCE_EXHAUSTED, &e.to_string());
+impl Words for Format {
+    fn ok(&self) -> HttpResponse {
+        match self {
+            Format::Protobuf => self.respond(200, Vec::new()),
+            Format::Json => self.respond(200, b"{}".to_vec()),
+        }
     }
-    let mut resp = match e {
-        ConsumeError::Full => {
-            format.status(429, RESOURCE_EXHAUSTED, "the pipeline is full; retry later")
-        }
-        ConsumeError::OverLimit => format.status(
-            429,
-            RESOURCE_EXHAUSTED,
-            "sluice is over its memory limit; retry later",
-        ),
-        ConsumeError::Closed => format.status(503, UNAVAILABLE, "sluice is shutting down; retry"),
-        ConsumeError::NotDelivered => format.status(
-            503,
-            UNAVAILABLE,
-            "the records could not be delivered; retry",
-        ),
-        ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => {
-            format.status(413, RESOURCE_EXHAUSTED, &e.to_string())
-        }
-    };
-    resp.headers_mut().insert(RETRY_AFTER, retry_after.clone());
-    resp
+
+    fn error(&self, status: u16, code: Code, message: &str) -> HttpResponse {
+        self.status(status, code as i32, message)
+    }
 }
