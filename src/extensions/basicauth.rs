@@ -33,13 +33,11 @@ use serde::Deserialize;
 use sha1::{Digest, Sha1};
 use tokio::sync::Semaphore;
 
-use super::Extension;
+use super::{AuthOnly, Extension};
 use crate::auth::htpasswd::Htpasswd;
 use crate::auth::{Authenticator, Check, ClientAuth, Denied, Secret, ServerAuth, secret_header};
 use crate::config::{ConfigError, decode};
-use crate::pipeline::{BoxFuture, Running, StartError};
 use crate::registry::Context;
-use crate::shutdown::Shutdown;
 use crate::watched::Watched;
 
 #[derive(Debug, Deserialize)]
@@ -200,8 +198,6 @@ impl ClientAuth for Login {
     }
 }
 
-struct Ext(Authenticator);
-
 fn random_key() -> [u8; 16] {
     let a = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -284,23 +280,9 @@ pub fn build(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Box::new(Ext(Authenticator {
+    Ok(Box::new(AuthOnly(Authenticator {
         server: server.map(|s| s as Arc<dyn ServerAuth>),
         client,
     })))
 }
 
-impl Extension for Ext {
-    fn start(
-        self: Box<Self>,
-        _health: super::Health,
-        _shutdown: Shutdown,
-    ) -> BoxFuture<Result<Running, StartError>> {
-        // Nothing runs: the htpasswd file is looked at by the requests that use it.
-        Box::pin(async { Ok(Box::pin(async {}) as Running) })
-    }
-
-    fn authenticator(&self) -> Option<Authenticator> {
-        Some(self.0.clone())
-    }
-}

@@ -22,14 +22,12 @@ use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use super::Extension;
+use super::{AuthOnly, Extension};
 use crate::auth::{
     Authenticator, Check, ClientAuth, Denied, Secret, ServerAuth, matches_any, secret_header,
 };
 use crate::config::{ConfigError, decode};
-use crate::pipeline::{BoxFuture, Running, StartError};
 use crate::registry::Context;
-use crate::shutdown::Shutdown;
 use crate::watched::Watched;
 
 #[derive(Debug, Deserialize)]
@@ -155,8 +153,6 @@ impl ClientAuth for BearerToken {
     }
 }
 
-struct Ext(Arc<BearerToken>);
-
 pub fn build(
     ctx: &Context,
     raw: serde_yaml_ng::Value,
@@ -216,36 +212,23 @@ pub fn build(
     };
     match (header, source) {
         (Ok(header), Some(source)) if errors.is_empty() => {
-            Ok(Box::new(Ext(Arc::new(BearerToken {
+            let token = Arc::new(BearerToken {
                 challenge: HeaderValue::from_str(&cfg.scheme)
                     .ok()
                     .filter(|v| !v.is_empty())
                     .unwrap_or(HeaderValue::from_static("Bearer")),
                 header,
                 source,
-            }))))
+            });
+            Ok(Box::new(AuthOnly(Authenticator {
+                server: Some(token.clone()),
+                client: Some(token),
+            })))
         }
         _ => Err(errors),
     }
 }
 
-impl Extension for Ext {
-    fn start(
-        self: Box<Self>,
-        _health: super::Health,
-        _shutdown: Shutdown,
-    ) -> BoxFuture<Result<Running, StartError>> {
-        // Nothing runs: the token file is looked at by the requests that use it.
-        Box::pin(async { Ok(Box::pin(async {}) as Running) })
-    }
-
-    fn authenticator(&self) -> Option<Authenticator> {
-        Some(Authenticator {
-            server: Some(self.0.clone()),
-            client: Some(self.0.clone()),
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {

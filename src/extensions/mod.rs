@@ -47,3 +47,21 @@ pub trait Extension: Send {
         None
     }
 }
+
+/// An auth extension (`bearertokenauth`, `basicauth`): nothing runs; its files are looked at by
+/// the requests that use it (`crate::watched`).
+pub struct AuthOnly(pub crate::auth::Authenticator);
+
+impl Extension for AuthOnly {
+    fn start(
+        self: Box<Self>,
+        _health: Health,
+        _shutdown: Shutdown,
+    ) -> BoxFuture<Result<Running, StartError>> {
+        Box::pin(async { Ok(Box::pin(async {}) as Running) })
+    }
+
+    fn authenticator(&self) -> Option<crate::auth::Authenticator> {
+        Some(self.0.clone())
+    }
+}
