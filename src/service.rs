@@ -294,9 +294,14 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         let exporter = exporters
             .build_one(key, &telemetry, "", &auth)
             .map_err(build_err)?;
-        let gauge = ExporterMetrics::queue_gauges(&telemetry, key, exporter.queue_capacity());
+        let gauges = ExporterMetrics::queue_gauges(
+            &telemetry,
+            key,
+            exporter.queue_capacity(),
+            exporter.queue_bytes(),
+        );
         let (tx, rx) =
-            queue::bounded_in_bytes(exporter.queue_capacity(), exporter.queue_bytes(), gauge);
+            queue::bounded_in_bytes(exporter.queue_capacity(), exporter.queue_bytes(), gauges);
         exporter_senders.insert(key, tx);
         if exporter.takes_encoded_logs() {
             takes_encoded.insert(key);

@@ -437,7 +437,12 @@ impl ExporterMetrics {
 
     /// The queue gauges. The queue belongs to the pipeline, not the exporter, so the service
     /// registers these when it creates the queue.
-    pub fn queue_gauges(registry: &Registry, id: &str, capacity: usize) -> Gauge {
+    pub fn queue_gauges(
+        registry: &Registry,
+        id: &str,
+        capacity: usize,
+        capacity_bytes: usize,
+    ) -> crate::pipeline::queue::Gauges {
         let labels = [("exporter", id)];
         registry
             .gauge(
@@ -446,11 +451,25 @@ impl ExporterMetrics {
                 &labels,
             )
             .set(capacity as i64);
-        registry.gauge(
-            "otelcol_exporter_queue_size",
-            "Log records waiting in or being sent from the exporter's queue.",
-            &labels,
-        )
+        registry
+            .gauge(
+                "sluice_exporter_queue_capacity_bytes",
+                "Capacity of the exporter's queue, in request bytes (sending_queue.queue_size_bytes).",
+                &labels,
+            )
+            .set(capacity_bytes.min(i64::MAX as usize) as i64);
+        crate::pipeline::queue::Gauges {
+            items: registry.gauge(
+                "otelcol_exporter_queue_size",
+                "Log records waiting in or being sent from the exporter's queue.",
+                &labels,
+            ),
+            bytes: registry.gauge(
+                "sluice_exporter_queue_size_bytes",
+                "Request bytes (as received, in KiB steps) of what waits in or is being sent from the exporter's queue.",
+                &labels,
+            ),
+        }
     }
 }
 

@@ -229,7 +229,6 @@ pub fn build(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -581,7 +581,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_larger_than_a_whole_queue_in_bytes_is_refused_for_good() {
-        let (tx, mut rx) = queue::bounded_in_bytes(100, 64 << 10, Gauge::default());
+        let gauges = queue::Gauges::default();
+        let (tx, mut rx) = queue::bounded_in_bytes(100, 64 << 10, gauges.clone());
         let consumer = Consumer::new(vec![Arc::new(Pipeline {
             signal: Signal::Logs,
             id: "logs".into(),
@@ -607,6 +608,12 @@ mod tests {
                 .dispatch(batch(3), &Metadata::default(), 64 << 10)
                 .is_ok()
         );
+        // The bytes gauge counts what waits, until the exporter releases it.
+        assert_eq!(gauges.bytes.get(), 64 << 10);
+        assert_eq!(gauges.items.get(), 3);
+        rx.try_recv().unwrap().delivered();
+        assert_eq!(gauges.bytes.get(), 0);
+        assert_eq!(gauges.items.get(), 0);
     }
 
     #[tokio::test]

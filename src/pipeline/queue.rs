@@ -21,8 +21,9 @@ pub struct Envelope {
     acks: Acks,
     records: usize,
     queue_size: Gauge,
+    queue_bytes: Gauge,
     _room: Option<OwnedSemaphorePermit>,
-    _bytes: Option<OwnedSemaphorePermit>,
+    bytes: Option<OwnedSemaphorePermit>,
 }
 
 impl Envelope {
@@ -42,7 +43,13 @@ impl Envelope {
 impl Drop for Envelope {
     fn drop(&mut self) {
         self.queue_size.add(-(self.records as i64));
+        self.queue_bytes.add(-kib_as_bytes(&self.bytes));
     }
+}
+
+/// The request bytes a byte permit stands for (it counts KiB).
+fn kib_as_bytes(permit: &Option<OwnedSemaphorePermit>) -> i64 {
+    permit.as_ref().map_or(0, |p| p.num_permits() as i64 * 1024)
 }
 
 /// The queue is full; the caller should ask its client to retry later.
@@ -65,6 +72,15 @@ pub struct Sender {
     bytes: Arc<Semaphore>,
     capacity_kib: usize,
     queue_size: Gauge,
+    queue_bytes: Gauge,
+}
+
+/// The gauges a queue keeps up to date: items, and the request bytes they came in (KiB
+/// granularity).
+#[derive(Clone, Default)]
+pub struct Gauges {
+    pub items: Gauge,
+    pub bytes: Gauge,
 }
 
 /// The exporter's side.
@@ -134,11 +150,15 @@ fn merge_permits(mine: &mut Option<OwnedSemaphorePermit>, theirs: Option<OwnedSe
 
 /// A queue of `capacity` items and no byte bound to speak of (tests).
 pub fn bounded(capacity: usize, queue_size: Gauge) -> (Sender, Receiver) {
-    bounded_in_bytes(capacity, usize::MAX, queue_size)
+    let gauges = Gauges {
+        items: queue_size,
+        bytes: Gauge::default(),
+    };
+    bounded_in_bytes(capacity, usize::MAX, gauges)
 }
 
 /// A queue of `capacity` items and `bytes` request bytes (rounded up to KiB).
-pub fn bounded_in_bytes(capacity: usize, bytes: usize, queue_size: Gauge) -> (Sender, Receiver) {
+pub fn bounded_in_bytes(capacity: usize, bytes: usize, gauges: Gauges) -> (Sender, Receiver) {
     let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
     let capacity_kib = bytes.div_ceil(1024).clamp(1, Semaphore::MAX_PERMITS);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -149,7 +169,8 @@ pub fn bounded_in_bytes(capacity: usize, bytes: usize, queue_size: Gauge) -> (Se
             capacity,
             bytes: Arc::new(Semaphore::new(capacity_kib)),
             capacity_kib,
-            queue_size,
+            queue_size: gauges.items,
+            queue_bytes: gauges.bytes,
         },
         Receiver { rx },
     )
@@ -193,13 +214,15 @@ impl Sender {
 
     pub fn send(&self, reservation: Reservation, batch: Batch, acks: Acks) -> Result<(), Closed> {
         self.queue_size.add(reservation.records as i64);
+        self.queue_bytes.add(kib_as_bytes(&reservation.bytes));
         let envelope = Envelope {
             batch,
             acks,
             records: reservation.records,
             queue_size: self.queue_size.clone(),
+            queue_bytes: self.queue_bytes.clone(),
             _room: reservation.permit,
-            _bytes: reservation.bytes,
+            bytes: reservation.bytes,
         };
         // On a closed channel the envelope comes back and its drop fails the ack.
         self.tx.send(envelope).map_err(|_| Closed)
@@ -284,7 +307,7 @@ mod tests {
 
     #[tokio::test]
     async fn request_bytes_are_bounded_too_and_given_back_on_delivery() {
-        let (tx, mut rx) = bounded_in_bytes(1000, 100 << 10, Gauge::default());
+        let (tx, mut rx) = bounded_in_bytes(1000, 100 << 10, Gauges::default());
         let r = tx.try_reserve_sized(2, 60 << 10).unwrap();
         assert_eq!(
             tx.try_reserve_sized(2, 60 << 10).err(),
@@ -304,7 +327,7 @@ mod tests {
 
     #[test]
     fn split_reservations_share_their_bytes_in_proportion() {
-        let (tx, _rx) = bounded_in_bytes(100, 100 << 10, Gauge::default());
+        let (tx, _rx) = bounded_in_bytes(100, 100 << 10, Gauges::default());
         let mut r = tx.try_reserve_sized(10, 40 << 10).unwrap();
         let part = r.split(4);
         assert_eq!(tx.bytes.available_permits(), 60);
