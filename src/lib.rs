@@ -8,6 +8,7 @@ pub mod config;
 pub mod elasticsearch;
 pub mod exporters;
 pub mod extensions;
+pub mod layers;
 pub mod model;
 pub mod otlp;
 pub mod pipeline;

@@ -8,15 +8,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Body;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
 use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -24,9 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
-use crate::auth::{Denied, ServerAuth};
+pub use crate::layers::Guard;
+use crate::layers::{Activity, AuthLayer, TrackLayer};
 use crate::pipeline::StartError;
 use crate::receivers::tls::{HANDSHAKE_TIMEOUT, ServerTls};
 use crate::shutdown::Shutdown;
@@ -70,23 +68,6 @@ pub struct Options {
     pub tls_failures: Option<Counter>,
     /// Every request's credentials checked before its handler runs.
     pub guard: Option<Arc<Guard>>,
-}
-
-impl std::fmt::Debug for Guard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Guard")
-    }
-}
-
-/// The credentials check in front of a listener's handler: a refused request is answered
-/// without its body being read, so it costs no memory and forwards nothing.
-pub struct Guard {
-    pub auth: Arc<dyn ServerAuth>,
-    /// Counts refused requests.
-    pub refused: Counter,
-    /// The answer to a refused request, in the listener's protocol (401 with the challenge, or
-    /// gRPC UNAUTHENTICATED).
-    pub answer: fn(Denied, HeaderValue) -> HttpResponse,
 }
 
 impl Default for Options {
@@ -272,52 +253,6 @@ fn admit(own: &Arc<Semaphore>, global: Option<&Arc<Semaphore>>) -> Option<Permit
     })
 }
 
-/// Requests in flight on one connection and when the last one ended, for the idle timeout.
-struct Activity {
-    start: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds after `start` at which the last request ended.
-    last_done_ms: AtomicU64,
-}
-
-/// Marks a request in flight until dropped (also when the connection is dropped mid-request).
-struct InFlight(Arc<Activity>);
-
-impl Activity {
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
-    }
-
-    /// Completes once the connection has had nothing in flight for `timeout`.
-    async fn idle_for(&self, timeout: Duration) {
-        let mut deadline = self.start + timeout;
-        loop {
-            tokio::time::sleep_until(deadline).await;
-            if self.in_flight.load(Ordering::Relaxed) > 0 {
-                deadline = Instant::now() + timeout;
-                continue;
-            }
-            let last =
-                self.start + Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed));
-            let due = last + timeout;
-            if Instant::now() >= due {
-                return;
-            }
-            deadline = due;
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let a = &self.0;
-        let ms = a.start.elapsed().as_millis().min(u64::MAX as u128) as u64;
-        a.last_done_ms.store(ms, Ordering::Relaxed);
-        a.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// How long a connection closed for being idle gets to finish what raced with the close.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -336,34 +271,18 @@ async fn serve_connection<S, H, Fut, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let activity = Arc::new(Activity {
-        start: Instant::now(),
-        in_flight: AtomicUsize::new(0),
-        last_done_ms: AtomicU64::new(0),
-    });
-    let tracked = Arc::clone(&activity);
+    let activity = Arc::new(Activity::default());
+    // The receiver's handler, behind the layers every listener shares: in-flight tracking for
+    // the idle timeout (outermost, so a refused request counts too), then the credentials check.
     let handler = Arc::new(handler);
-    let guard = opts.guard.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let in_flight = tracked.begin();
-        let check = guard
-            .as_ref()
-            .map(|g| (Arc::clone(g), g.auth.authenticate(req.headers())));
-        let handler = Arc::clone(&handler);
-        async move {
-            if let Some((g, check)) = check
-                && let Err(denied) = check.outcome().await
-            {
-                g.refused.add(1);
-                drop(in_flight);
-                let answer = (g.answer)(denied, g.auth.challenge());
-                return Ok::<_, Infallible>(answer.map(Either::Right));
-            }
-            let resp = handler(req).await;
-            drop(in_flight);
-            Ok(resp.map(Either::Left))
-        }
-    });
+    let service = tower::ServiceBuilder::new()
+        .layer(TrackLayer(Arc::clone(&activity)))
+        .layer(AuthLayer(opts.guard.clone()))
+        .service(tower::service_fn(move |req: Request<Incoming>| {
+            let response = handler(req);
+            async move { Ok::<_, Infallible>(response.await) }
+        }));
+    let service = hyper_util::service::TowerToHyperService::new(service);
     let io = TokioIo::new(stream);
     let age = async {
         match opts.max_connection_age {
