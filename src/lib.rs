@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod auth;
 pub mod codec;
+pub mod component;
 pub mod config;
 pub mod elasticsearch;
 pub mod exporters;

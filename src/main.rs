@@ -1,4 +1,5 @@
-//! The `sluice` binary: `sluice [--config FILE]` runs, `sluice validate --config FILE` checks.
+//! The `sluice` binary: `sluice [--config FILE]` runs, `sluice validate --config FILE` checks,
+//! `sluice components` lists the component types.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Check a config file; print every error with its YAML path and exit 1 if there are any.
     Validate,
+    /// List the component types this build has, with the signals each takes.
+    Components,
 }
 
 fn read_config(path: Option<&Path>) -> anyhow::Result<String> {
@@ -83,6 +86,10 @@ fn main() -> ExitCode {
     sluice::alloc::mark_installed();
     sluice::alloc::set_release(release_free_memory);
     let cli = Cli::parse();
+    if let Some(Command::Components) = cli.command {
+        print!("{}", sluice::registry::listing());
+        return ExitCode::SUCCESS;
+    }
     let text = match read_config(cli.config.as_deref()) {
         Ok(t) => t,
         Err(e) => {

@@ -1,94 +1,90 @@
-//! The one list of component types. Adding a component is one file plus one line here.
+//! The one list of component types. Adding a component is one file (with its `SPEC`, see
+//! `component::Spec`) plus one line here.
 
-use serde_yaml_ng::Value as Yaml;
-
-use crate::auth::Authenticators;
-use crate::config::{ComponentId, ConfigError};
+use crate::component::Spec;
+#[cfg(test)]
+use crate::component::{Build, Context};
+#[cfg(test)]
+use crate::config::ComponentId;
 use crate::extensions::{self, Extension};
 use crate::model::Signal;
 use crate::pipeline::{Exporter, Processor, Receiver};
+#[cfg(test)]
 use crate::telemetry::Registry;
 use crate::{exporters, processors, receivers};
 
-/// What a component's `build` gets besides its own config.
-pub struct Context<'a> {
-    pub id: &'a ComponentId,
-    /// The enabled auth extensions, for `auth: {authenticator: ...}`.
-    pub auth: &'a Authenticators,
-    /// The YAML path of the component's section, e.g. `exporters.tcp`, for error messages.
-    pub path: &'a str,
-    pub telemetry: &'a Registry,
-    /// The pipeline a processor instance is built for; empty for shared components.
-    pub pipeline: &'a str,
+pub const RECEIVERS: &[Spec<Box<dyn Receiver>>] =
+    &[receivers::http_logs::SPEC, receivers::otlp::SPEC];
+
+pub const PROCESSORS: &[Spec<Box<dyn Processor>>] = &[
+    processors::regex_parser::SPEC,
+    processors::log_transform::SPEC,
+    processors::memory_limiter::SPEC,
+    processors::batch::SPEC,
+];
+
+pub const EXPORTERS: &[Spec<Box<dyn Exporter>>] = &[
+    exporters::tcp::SPEC,
+    exporters::otlp::SPEC,
+    exporters::otlphttp::SPEC,
+    exporters::debug::SPEC,
+    exporters::elasticsearch::SPEC,
+];
+
+pub const EXTENSIONS: &[Spec<Box<dyn Extension>>] = &[
+    extensions::health_check::SPEC,
+    extensions::bearertokenauth::SPEC,
+    extensions::basicauth::SPEC,
+];
+
+/// The signals a component of `kind` in `section` (`receivers`, `processors`, `exporters`) takes;
+/// none for an unknown one.
+pub fn signals(section: &str, kind: &str) -> &'static [Signal] {
+    let found = match section {
+        "receivers" => find(RECEIVERS, kind).map(|s| s.signals),
+        "processors" => find(PROCESSORS, kind).map(|s| s.signals),
+        "exporters" => find(EXPORTERS, kind).map(|s| s.signals),
+        _ => None,
+    };
+    found.unwrap_or(&[])
 }
 
-/// No auth extensions, for components built outside a service.
-pub static NO_AUTH: Authenticators = Authenticators::new();
+/// Whether a component of `kind` in `section` can be part of a `signal` pipeline. Unknown kinds
+/// say yes: they are reported as unknown instead.
+pub fn supports(section: &str, kind: &str, signal: Signal) -> bool {
+    let s = signals(section, kind);
+    s.is_empty() || s.contains(&signal)
+}
 
-#[cfg(test)]
-impl<'a> Context<'a> {
-    /// A context for building one component alone in a unit test.
-    pub fn for_test(id: &'a ComponentId, path: &'a str, telemetry: &'a Registry) -> Self {
-        Context {
-            id,
-            auth: &NO_AUTH,
-            path,
-            telemetry,
-            pipeline: "",
+pub fn find<T>(table: &'static [Spec<T>], kind: &str) -> Option<&'static Spec<T>> {
+    table.iter().find(|s| s.kind == kind)
+}
+
+pub fn kinds<T>(table: &[Spec<T>]) -> String {
+    table.iter().map(|s| s.kind).collect::<Vec<_>>().join(", ")
+}
+
+/// Every component type by section, with the signals each takes, as `sluice components` prints
+/// them (like `otelcol components`).
+pub fn listing() -> String {
+    fn section<T>(out: &mut String, name: &str, table: &[Spec<T>]) {
+        out.push_str(name);
+        out.push_str(":\n");
+        for s in table {
+            let signals: Vec<&str> = s.signals.iter().map(|s| s.name()).collect();
+            if signals.is_empty() {
+                out.push_str(&format!("  - {}\n", s.kind));
+            } else {
+                out.push_str(&format!("  - {}: [{}]\n", s.kind, signals.join(", ")));
+            }
         }
     }
-}
-
-/// Decodes and validates a component's config and constructs it. No sockets, no tasks: that
-/// happens when it starts, so `sluice validate` can build everything safely.
-pub type Build<T> = fn(&Context, Yaml) -> Result<T, Vec<ConfigError>>;
-
-pub const RECEIVERS: &[(&str, Build<Box<dyn Receiver>>)] = &[
-    ("http_logs", receivers::http_logs::build),
-    ("otlp", receivers::otlp::build),
-];
-
-pub const PROCESSORS: &[(&str, Build<Box<dyn Processor>>)] = &[
-    ("regex_parser", processors::regex_parser::build),
-    ("log_transform", processors::log_transform::build),
-    ("memory_limiter", processors::memory_limiter::build),
-    ("batch", processors::batch::build),
-];
-
-pub const EXPORTERS: &[(&str, Build<Box<dyn Exporter>>)] = &[
-    ("tcp", exporters::tcp::build),
-    ("otlp", exporters::otlp::build),
-    ("otlphttp", exporters::otlphttp::build),
-    ("debug", exporters::debug::build),
-    ("elasticsearch", exporters::elasticsearch::build),
-];
-
-pub const EXTENSIONS: &[(&str, Build<Box<dyn Extension>>)] = &[
-    ("health_check", extensions::health_check::build),
-    ("bearertokenauth", extensions::bearertokenauth::build),
-    ("basicauth", extensions::basicauth::build),
-];
-
-/// Component types that work on logs only; every other type takes all three signals.
-const LOGS_ONLY: &[(&str, &str)] = &[
-    ("receivers", "http_logs"),
-    ("processors", "regex_parser"),
-    ("processors", "log_transform"),
-    ("exporters", "tcp"),
-    ("exporters", "elasticsearch"),
-];
-
-/// Whether a component of `kind` in `section` can be part of a `signal` pipeline.
-pub fn supports(section: &str, kind: &str, signal: Signal) -> bool {
-    signal == Signal::Logs || !LOGS_ONLY.contains(&(section, kind))
-}
-
-pub fn find<T>(table: &[(&'static str, Build<T>)], kind: &str) -> Option<Build<T>> {
-    table.iter().find(|(k, _)| *k == kind).map(|(_, b)| *b)
-}
-
-pub fn kinds<T>(table: &[(&'static str, Build<T>)]) -> String {
-    table.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+    let mut out = String::new();
+    section(&mut out, "receivers", RECEIVERS);
+    section(&mut out, "processors", PROCESSORS);
+    section(&mut out, "exporters", EXPORTERS);
+    section(&mut out, "extensions", EXTENSIONS);
+    out
 }
 
 /// The errors `build` reports for `yaml` as the config of `section.kind` (none if it builds).
@@ -97,13 +93,7 @@ pub fn build_errors<T>(build: Build<T>, section: &str, kind: &str, yaml: &str) -
     let id = ComponentId::parse(kind).expect("a valid component id");
     let reg = Registry::default();
     let path = format!("{section}.{kind}");
-    let ctx = Context {
-        id: &id,
-        auth: &NO_AUTH,
-        path: &path,
-        telemetry: &reg,
-        pipeline: "",
-    };
+    let ctx = Context::alone(&id, &path, &reg);
     match build(&ctx, serde_yaml_ng::from_str(yaml).expect("valid YAML")) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
@@ -113,93 +103,157 @@ pub fn build_errors<T>(build: Build<T>, section: &str, kind: &str, yaml: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ComponentId;
+    use crate::config::ConfigError;
+    use serde_yaml_ng::Value as Yaml;
 
-    fn ctx<'a>(id: &'a ComponentId, reg: &'a Registry) -> Context<'a> {
-        Context {
-            id,
-            auth: &NO_AUTH,
-            path: "x",
-            telemetry: reg,
-            pipeline: "logs",
+    /// Runs `check` on every component type of every section, with its section's name.
+    fn each_spec(mut check: impl FnMut(&str, &str, &str, Result<(), Vec<ConfigError>>, Yaml)) {
+        fn run<T>(
+            section: &str,
+            table: &[Spec<T>],
+            check: &mut impl FnMut(&str, &str, &str, Result<(), Vec<ConfigError>>, Yaml),
+        ) {
+            let reg = Registry::default();
+            for s in table {
+                let id = ComponentId::parse(s.kind).unwrap();
+                let path = format!("{section}.{}", s.kind);
+                let ctx = Context::alone(&id, &path, &reg);
+                let example: Yaml = serde_yaml_ng::from_str(s.example).unwrap();
+                let built = (s.build)(&ctx, example).map(|_| ());
+                let extra: Yaml = serde_yaml_ng::from_str("{no_such_key: 1}").unwrap();
+                check(
+                    section,
+                    s.kind,
+                    s.example,
+                    built,
+                    (s.build)(&ctx, extra)
+                        .map(|_| ())
+                        .err()
+                        .map(|e| {
+                            Yaml::String(
+                                e.iter()
+                                    .map(|e| e.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join("\n"),
+                            )
+                        })
+                        .unwrap_or(Yaml::Null),
+                );
+            }
         }
+        run("receivers", RECEIVERS, &mut check);
+        run("processors", PROCESSORS, &mut check);
+        run("exporters", EXPORTERS, &mut check);
+        run("extensions", EXTENSIONS, &mut check);
     }
 
-    /// Every component must build from its documented defaults (plus the one required field
-    /// some have), so the defaults in the docs are real.
+    /// Every component builds from the example in its SPEC (its required fields, the rest at
+    /// the documented defaults), and refuses a key it does not know.
     #[test]
-    fn every_component_builds_from_its_defaults() {
-        let reg = Registry::default();
-        // (section, kind) -> the fields a kind requires; the rest stays at its defaults.
-        let required = |section: &str, kind: &str| -> Yaml {
-            let yaml = match (section, kind) {
-                ("exporters", "tcp") => "{endpoint: 'localhost:9001'}",
-                ("processors", "regex_parser") => "{preset: apache_common}",
-                ("processors", "memory_limiter") => "{limit_mib: 1024}",
-                ("receivers", "otlp") => "{protocols: {http: }}",
-                ("exporters", "otlp") => "{endpoint: 'gw:4317', tls: {insecure: true}}",
-                ("exporters", "otlphttp") => "{endpoint: 'http://localhost:4318'}",
-                ("exporters", "elasticsearch") => "{endpoint: 'http://localhost:9200'}",
-                ("extensions", "bearertokenauth") => "{token: abc}",
-                ("extensions", "basicauth") => "{client_auth: {username: a, password: b}}",
-                _ => "~",
+    fn every_component_builds_from_its_example_and_refuses_unknown_keys() {
+        let mut seen = 0;
+        each_spec(|section, kind, example, built, unknown| {
+            seen += 1;
+            assert!(built.is_ok(), "{section}.{kind} from {example}: {built:?}");
+            let Yaml::String(errors) = unknown else {
+                panic!("{section}.{kind} accepted an unknown key");
             };
-            serde_yaml_ng::from_str(yaml).unwrap()
+            assert!(errors.contains("no_such_key"), "{section}.{kind}: {errors}");
+        });
+        assert_eq!(
+            seen,
+            RECEIVERS.len() + PROCESSORS.len() + EXPORTERS.len() + EXTENSIONS.len()
+        );
+    }
+
+    /// Every component built from its example starts (receivers and extensions on port 0) and
+    /// stops cleanly: receivers and extensions when shutdown fires, exporters when their queue
+    /// closes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_component_starts_from_its_example_and_stops_cleanly() {
+        use crate::pipeline::{Consumer, queue};
+        use crate::telemetry::Gauge;
+        use std::time::Duration;
+        let reg = Registry::default();
+        let ctx_for = |kind: &'static str, section: &str| {
+            (
+                ComponentId::parse(kind).unwrap(),
+                format!("{section}.{kind}"),
+            )
         };
-        for (kind, b) in RECEIVERS {
-            let id = ComponentId::parse(kind).unwrap();
-            assert!(
-                b(&ctx(&id, &reg), required("receivers", kind)).is_ok(),
-                "receiver {kind}"
-            );
+        let yaml = |s: &str| serde_yaml_ng::from_str::<Yaml>(s).unwrap();
+        let within = Duration::from_secs(10);
+        for s in RECEIVERS {
+            let (id, path) = ctx_for(s.kind, "receivers");
+            let r = (s.build)(&Context::alone(&id, &path, &reg), yaml(s.example)).unwrap();
+            let (stop, shutdown) = crate::shutdown::channel();
+            let running = r.start(Consumer::new(Vec::new()), shutdown).await.unwrap();
+            let task = tokio::spawn(running);
+            stop.fire();
+            tokio::time::timeout(within, task)
+                .await
+                .unwrap_or_else(|_| panic!("receiver {} did not stop", s.kind))
+                .unwrap();
         }
-        for (kind, b) in PROCESSORS {
-            let id = ComponentId::parse(kind).unwrap();
-            assert!(
-                b(&ctx(&id, &reg), required("processors", kind)).is_ok(),
-                "processor {kind}"
-            );
+        for s in EXPORTERS {
+            let (id, path) = ctx_for(s.kind, "exporters");
+            let e = (s.build)(&Context::alone(&id, &path, &reg), yaml(s.example)).unwrap();
+            let (tx, rx) = queue::bounded(10, Gauge::default());
+            drop(tx);
+            tokio::time::timeout(within, e.run(rx))
+                .await
+                .unwrap_or_else(|_| panic!("exporter {} did not stop", s.kind));
         }
-        for (kind, b) in EXPORTERS {
-            let id = ComponentId::parse(kind).unwrap();
-            assert!(
-                b(&ctx(&id, &reg), required("exporters", kind)).is_ok(),
-                "exporter {kind}"
-            );
+        for s in EXTENSIONS {
+            let (id, path) = ctx_for(s.kind, "extensions");
+            let e = (s.build)(&Context::alone(&id, &path, &reg), yaml(s.example)).unwrap();
+            let (stop, shutdown) = crate::shutdown::channel();
+            let running = e
+                .start(crate::extensions::Health::default(), shutdown)
+                .await
+                .unwrap();
+            let task = tokio::spawn(running);
+            stop.fire();
+            tokio::time::timeout(within, task)
+                .await
+                .unwrap_or_else(|_| panic!("extension {} did not stop", s.kind))
+                .unwrap();
         }
-        for (kind, b) in EXTENSIONS {
-            let id = ComponentId::parse(kind).unwrap();
-            assert!(
-                b(&ctx(&id, &reg), required("extensions", kind)).is_ok(),
-                "extension {kind}"
-            );
+        // Processors start nothing: building is all there is, and each forks per worker.
+        for s in PROCESSORS {
+            let (id, path) = ctx_for(s.kind, "processors");
+            let p = (s.build)(&Context::alone(&id, &path, &reg), yaml(s.example)).unwrap();
+            drop(p);
         }
     }
 
     #[test]
-    fn unknown_keys_are_refused_by_every_component() {
-        let reg = Registry::default();
-        let extra: Yaml = serde_yaml_ng::from_str("{no_such_key: 1}").unwrap();
-        let id = ComponentId::parse("c").unwrap();
-        let c = ctx(&id, &reg);
-        let check = |res: Result<(), Vec<ConfigError>>, kind: &str| {
-            let errs = res.expect_err(kind);
-            assert!(
-                errs.iter().any(|e| e.message.contains("no_such_key")),
-                "{kind}: {errs:?}"
-            );
-        };
-        for (kind, b) in RECEIVERS {
-            check(b(&c, extra.clone()).map(|_| ()), kind);
+    fn kinds_are_unique_within_a_section_and_pipelines_know_their_signals() {
+        fn unique<T>(table: &[Spec<T>]) {
+            let mut kinds: Vec<&str> = table.iter().map(|s| s.kind).collect();
+            kinds.sort_unstable();
+            let n = kinds.len();
+            kinds.dedup();
+            assert_eq!(kinds.len(), n, "a kind is listed twice");
         }
-        for (kind, b) in PROCESSORS {
-            check(b(&c, extra.clone()).map(|_| ()), kind);
-        }
-        for (kind, b) in EXPORTERS {
-            check(b(&c, extra.clone()).map(|_| ()), kind);
-        }
-        for (kind, b) in EXTENSIONS {
-            check(b(&c, extra.clone()).map(|_| ()), kind);
-        }
+        unique(RECEIVERS);
+        unique(PROCESSORS);
+        unique(EXPORTERS);
+        unique(EXTENSIONS);
+        assert!(supports("exporters", "elasticsearch", Signal::Logs));
+        assert!(!supports("exporters", "elasticsearch", Signal::Traces));
+        assert!(supports("receivers", "otlp", Signal::Metrics));
+        assert!(!supports("receivers", "http_logs", Signal::Metrics));
+        assert!(supports("exporters", "no_such_kind", Signal::Traces));
+        let listing = listing();
+        assert!(
+            listing.contains("  - otlp: [logs, traces, metrics]\n"),
+            "{listing}"
+        );
+        assert!(listing.contains("  - tcp: [logs]\n"), "{listing}");
+        assert!(
+            listing.contains("extensions:\n  - health_check\n"),
+            "{listing}"
+        );
     }
 }

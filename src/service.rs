@@ -14,13 +14,14 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::auth::Authenticators;
+use crate::component::{Context, NO_AUTH, Spec};
 use crate::config::{
     self, ComponentId, ConfigError, ConfigErrors, LogsTelemetry, RawConfig, check_endpoint,
 };
 use crate::extensions::{Extension, Health, State};
 use crate::model::Signal;
 use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, batcher, queue};
-use crate::registry::{self, Context, NO_AUTH};
+use crate::registry;
 use crate::shutdown;
 use crate::telemetry::{ExporterMetrics, Registry};
 
@@ -57,7 +58,7 @@ struct Section<'a, T: 'static> {
     name: &'static str,
     singular: &'static str,
     declared: &'a BTreeMap<String, serde_yaml_ng::Value>,
-    table: &'static [(&'static str, registry::Build<T>)],
+    table: &'static [Spec<T>],
 }
 
 impl<T: 'static> Section<'_, T> {
@@ -71,7 +72,7 @@ impl<T: 'static> Section<'_, T> {
     ) -> Result<T, Vec<ConfigError>> {
         let path = format!("{}.{key}", self.name);
         let id = ComponentId::parse(key).map_err(|m| vec![ConfigError::new(path.clone(), m)])?;
-        let build = registry::find(self.table, &id.kind).ok_or_else(|| {
+        let spec = registry::find(self.table, &id.kind).ok_or_else(|| {
             vec![ConfigError::new(
                 path.clone(),
                 format!(
@@ -89,7 +90,7 @@ impl<T: 'static> Section<'_, T> {
             telemetry,
             pipeline,
         };
-        build(&ctx, self.declared[key].clone())
+        (spec.build)(&ctx, self.declared[key].clone())
     }
 
     /// Validates every declared component, used or not, as the OTel Collector does; returns

@@ -271,3 +271,20 @@ service:
     }
     assert!(!out.contains("918273645"), "{out}");
 }
+
+/// `sluice components` lists every component type with the signals it takes, without a config.
+#[test]
+fn components_lists_every_type_with_its_signals() {
+    let (code, out, _) = sluice(&["components"]);
+    assert_eq!(code, 0);
+    for line in [
+        "receivers:",
+        "  - otlp: [logs, traces, metrics]",
+        "  - http_logs: [logs]",
+        "  - batch: [logs, traces, metrics]",
+        "  - elasticsearch: [logs]",
+        "  - bearertokenauth",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+}

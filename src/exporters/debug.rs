@@ -12,11 +12,11 @@ use std::io::Write;
 use serde::Deserialize;
 
 use crate::codec::{write_hex, write_json_map, write_json_value, write_rfc3339};
+use crate::component::Context;
 use crate::config::{ConfigError, decode};
 use crate::model::{Batch, KeyValue, LogBatch};
 use crate::otlp::raw::RawBatch;
 use crate::pipeline::{BoxFuture, Exporter, queue};
-use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize, Default)]
@@ -49,6 +49,15 @@ pub struct Debug {
     cfg: Config,
     metrics: ExporterMetrics,
 }
+
+/// The `debug` exporter type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
+    crate::component::Spec {
+        kind: "debug",
+        signals: crate::component::ALL_SIGNALS,
+        build,
+        example: "~",
+    };
 
 pub fn build(
     ctx: &Context,

@@ -59,6 +59,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
+use crate::component::Context;
 use crate::config::{ConfigError, byte_size, decode, duration};
 use crate::elasticsearch::bulk::{Metrics, Request, Sender};
 use crate::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
@@ -69,7 +70,6 @@ use crate::exporters::sender::{self, Compression};
 use crate::exporters::tls::Tls;
 use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
-use crate::registry::Context;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +196,15 @@ pub struct ElasticsearchExporter {
     prepared: Prepared,
     metrics: Metrics,
 }
+
+/// The `elasticsearch` exporter type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
+    crate::component::Spec {
+        kind: "elasticsearch",
+        signals: crate::component::LOGS,
+        build,
+        example: "{endpoint: 'http://localhost:9200'}",
+    };
 
 pub fn build(
     ctx: &Context,

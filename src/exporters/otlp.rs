@@ -48,6 +48,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::auth::AuthConfig;
+use crate::component::Context;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::sender::{
@@ -57,7 +58,6 @@ use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
 use crate::otlp::grpc as wire;
 use crate::pipeline::{BoxFuture, Exporter, queue};
-use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize, Default)]
@@ -127,6 +127,15 @@ pub struct Otlp {
     metadata: ExtraHeaders,
     metrics: ExporterMetrics,
 }
+
+/// The `otlp` exporter type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
+    crate::component::Spec {
+        kind: "otlp",
+        signals: crate::component::ALL_SIGNALS,
+        build,
+        example: "{endpoint: 'gw:4317', tls: {insecure: true}}",
+    };
 
 pub fn build(
     ctx: &Context,

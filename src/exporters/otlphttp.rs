@@ -38,6 +38,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::component::Context;
 use crate::config::{ConfigError, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::sender::{
@@ -47,7 +48,6 @@ use crate::exporters::tls::{self, Tls};
 use crate::model::Signal;
 use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
-use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize, Default)]
@@ -109,6 +109,15 @@ pub struct OtlpHttp {
     headers: ExtraHeaders,
     metrics: ExporterMetrics,
 }
+
+/// The `otlphttp` exporter type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
+    crate::component::Spec {
+        kind: "otlphttp",
+        signals: crate::component::ALL_SIGNALS,
+        build,
+        example: "{endpoint: 'http://localhost:4318'}",
+    };
 
 pub fn build(
     ctx: &Context,

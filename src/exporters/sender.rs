@@ -145,7 +145,7 @@ pub struct ExtraHeaders {
 impl ExtraHeaders {
     /// `headers` and `auth` from an exporter's config at `path`; errors go to `errors`.
     pub fn build(
-        ctx: &crate::registry::Context,
+        ctx: &crate::component::Context,
         configured: &std::collections::BTreeMap<String, String>,
         auth: Option<&crate::auth::AuthConfig>,
         problem: &str,

@@ -37,13 +37,13 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::codec::{JsonEncoder, encode_text_batch};
+use crate::component::Context;
 use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::model::Batch;
 use crate::model::Signal;
 use crate::pipeline::queue::{self, Envelope};
 use crate::pipeline::{BoxFuture, Exporter};
-use crate::registry::Context;
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +171,15 @@ pub struct Tcp {
     cfg: Config,
     metrics: ExporterMetrics,
 }
+
+/// The `tcp` exporter type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
+    crate::component::Spec {
+        kind: "tcp",
+        signals: crate::component::LOGS,
+        build,
+        example: "{endpoint: 'localhost:9001'}",
+    };
 
 pub fn build(
     ctx: &Context,

@@ -36,8 +36,8 @@ use tokio::sync::Semaphore;
 use super::{AuthOnly, Extension};
 use crate::auth::htpasswd::Htpasswd;
 use crate::auth::{Authenticator, Check, ClientAuth, Denied, Secret, ServerAuth, secret_header};
+use crate::component::Context;
 use crate::config::{ConfigError, decode};
-use crate::registry::Context;
 use crate::watched::Watched;
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +210,15 @@ fn random_key() -> [u8; 16] {
     k[8..].copy_from_slice(&b.to_le_bytes());
     k
 }
+
+/// The `basicauth` extension type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::extensions::Extension>> =
+    crate::component::Spec {
+        kind: "basicauth",
+        signals: crate::component::NO_SIGNALS,
+        build,
+        example: "{client_auth: {username: a, password: b}}",
+    };
 
 pub fn build(
     ctx: &Context,

@@ -26,8 +26,8 @@ use super::{AuthOnly, Extension};
 use crate::auth::{
     Authenticator, Check, ClientAuth, Denied, Secret, ServerAuth, matches_any, secret_header,
 };
+use crate::component::Context;
 use crate::config::{ConfigError, decode};
-use crate::registry::Context;
 use crate::watched::Watched;
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +152,15 @@ impl ClientAuth for BearerToken {
         )
     }
 }
+
+/// The `bearertokenauth` extension type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::extensions::Extension>> =
+    crate::component::Spec {
+        kind: "bearertokenauth",
+        signals: crate::component::NO_SIGNALS,
+        build,
+        example: "{token: abc}",
+    };
 
 pub fn build(
     ctx: &Context,

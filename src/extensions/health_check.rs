@@ -14,9 +14,9 @@ use hyper::Response;
 use serde::Deserialize;
 
 use super::{Extension, Health, State};
+use crate::component::Context;
 use crate::config::{ConfigError, check_endpoint, decode};
 use crate::pipeline::{BoxFuture, Running, StartError};
-use crate::registry::Context;
 use crate::server;
 use crate::shutdown::Shutdown;
 
@@ -43,6 +43,15 @@ pub struct HealthCheck {
     id: String,
     cfg: Config,
 }
+
+/// The `health_check` extension type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::extensions::Extension>> =
+    crate::component::Spec {
+        kind: "health_check",
+        signals: crate::component::NO_SIGNALS,
+        build,
+        example: "{endpoint: '127.0.0.1:0'}",
+    };
 
 pub fn build(
     ctx: &Context,

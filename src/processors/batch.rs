@@ -24,11 +24,11 @@ use std::time::Duration;
 use hyper::header::HeaderName;
 use serde::Deserialize;
 
+use crate::component::Context;
 use crate::config::{ConfigError, decode, duration};
 use crate::model::LogBatch;
 use crate::pipeline::Processor;
 use crate::pipeline::batcher::{Metrics, Settings};
-use crate::registry::Context;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +68,15 @@ fn default_cardinality() -> usize {
 
 /// The most `metadata_keys`; batch keys index them with a byte.
 const MAX_KEYS: usize = 32;
+
+/// The `batch` processor type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
+    crate::component::Spec {
+        kind: "batch",
+        signals: crate::component::ALL_SIGNALS,
+        build,
+        example: "~",
+    };
 
 pub fn build(
     ctx: &Context,

@@ -29,10 +29,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
+use crate::component::Context;
 use crate::config::{ConfigError, decode};
 use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Severity, Str, Value, get_attr};
 use crate::pipeline::Processor;
-use crate::registry::Context;
 use crate::telemetry::ProcessorMetrics;
 
 #[derive(Debug, Deserialize, Clone)]
@@ -117,6 +117,15 @@ fn leak(s: &str) -> Str {
     // Config field names are few and live as long as the process.
     Str::from_static(Box::leak(s.to_string().into_boxed_str()))
 }
+
+/// The `log_transform` processor type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
+    crate::component::Spec {
+        kind: "log_transform",
+        signals: crate::component::LOGS,
+        build,
+        example: "~",
+    };
 
 pub fn build(
     ctx: &Context,

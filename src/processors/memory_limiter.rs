@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::component::Context;
 use crate::config::{ConfigError, decode, duration};
 use crate::model::LogBatch;
 use crate::pipeline::Processor;
-use crate::registry::Context;
 use crate::telemetry::Gauge;
 
 #[derive(Debug, Deserialize)]
@@ -275,6 +275,15 @@ impl Shared {
 }
 
 pub struct MemoryLimiter(Arc<Shared>);
+
+/// The `memory_limiter` processor type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
+    crate::component::Spec {
+        kind: "memory_limiter",
+        signals: crate::component::ALL_SIGNALS,
+        build,
+        example: "{limit_mib: 1024}",
+    };
 
 pub fn build(
     ctx: &Context,

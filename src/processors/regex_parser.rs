@@ -24,10 +24,10 @@ use regex_automata::{Input, PatternID};
 use serde::Deserialize;
 
 use super::segments::{Segments, Spans};
+use crate::component::Context;
 use crate::config::{ConfigError, decode};
 use crate::model::{KeyValue, LogBatch, LogRecord, Severity, Str, Value, get_attr};
 use crate::pipeline::Processor;
-use crate::registry::Context;
 use crate::telemetry::ProcessorMetrics;
 
 /// Apache common log format: `host ident user [time] "method path protocol" status bytes`.
@@ -161,6 +161,15 @@ pub struct RegexParser {
     spans: Spans,
     metrics: ProcessorMetrics,
 }
+
+/// The `regex_parser` processor type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
+    crate::component::Spec {
+        kind: "regex_parser",
+        signals: crate::component::LOGS,
+        build,
+        example: "{preset: apache_common}",
+    };
 
 pub fn build(
     ctx: &Context,

@@ -30,6 +30,7 @@ use hyper::{Method, Request};
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::component::Context;
 use crate::config::{ConfigError, byte_size, check_endpoint, decode};
 use crate::model::{Batch, LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError, WorkerSlot};
@@ -37,7 +38,6 @@ use crate::receivers::edge::{Edge, Protocol};
 use crate::receivers::limits::{self, HttpLimits};
 use crate::receivers::step::{Invalid, PlainText, Step};
 use crate::receivers::tls::TlsSettings;
-use crate::registry::Context;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -132,6 +132,15 @@ pub struct HttpLogs {
     metrics: ReceiverMetrics,
     edge: Edge,
 }
+
+/// The `http_logs` receiver type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Receiver>> =
+    crate::component::Spec {
+        kind: "http_logs",
+        signals: crate::component::LOGS,
+        build,
+        example: "{endpoint: '127.0.0.1:0'}",
+    };
 
 pub fn build(
     ctx: &Context,

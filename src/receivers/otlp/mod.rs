@@ -49,6 +49,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::auth::AuthConfig;
+use crate::component::Context;
 use crate::config::{
     ConfigError, MAX_DURATION, byte_size, check_count, check_duration, check_endpoint, decode,
 };
@@ -56,7 +57,6 @@ use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError};
 use crate::receivers::edge::{Edge, Protocol};
 use crate::receivers::limits::{self, HttpLimits};
 use crate::receivers::tls::TlsSettings;
-use crate::registry::Context;
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -383,6 +383,15 @@ pub struct Otlp {
     http_edge: Edge,
     grpc_edge: Edge,
 }
+
+/// The `otlp` receiver type, as the registry lists it.
+pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Receiver>> =
+    crate::component::Spec {
+        kind: "otlp",
+        signals: crate::component::ALL_SIGNALS,
+        build,
+        example: "{protocols: {http: {endpoint: '127.0.0.1:0'}, grpc: {endpoint: '127.0.0.1:0'}}}",
+    };
 
 pub fn build(
     ctx: &Context,

@@ -1,0 +1,66 @@
+//! What every component type provides and gets: its [`Spec`] (the registry lists these) and the
+//! [`Context`] its `build` receives. Components import this module, never the registry, so the
+//! registry is the only place that knows them all.
+
+use serde_yaml_ng::Value as Yaml;
+
+use crate::auth::Authenticators;
+use crate::config::{ComponentId, ConfigError};
+use crate::model::Signal;
+use crate::telemetry::Registry;
+
+/// What a component's `build` gets besides its own config.
+pub struct Context<'a> {
+    pub id: &'a ComponentId,
+    /// The enabled auth extensions, for `auth: {authenticator: ...}`.
+    pub auth: &'a Authenticators,
+    /// The YAML path of the component's section, e.g. `exporters.tcp`, for error messages.
+    pub path: &'a str,
+    pub telemetry: &'a Registry,
+    /// The pipeline a processor instance is built for; empty for shared components.
+    pub pipeline: &'a str,
+}
+
+/// No auth extensions, for components built outside a service.
+pub static NO_AUTH: Authenticators = Authenticators::new();
+
+impl<'a> Context<'a> {
+    /// A context for building one component alone (tests, `sluice components`).
+    pub fn alone(id: &'a ComponentId, path: &'a str, telemetry: &'a Registry) -> Self {
+        Context {
+            id,
+            auth: &NO_AUTH,
+            path,
+            telemetry,
+            pipeline: "",
+        }
+    }
+
+    #[cfg(test)]
+    pub fn for_test(id: &'a ComponentId, path: &'a str, telemetry: &'a Registry) -> Self {
+        Self::alone(id, path, telemetry)
+    }
+}
+
+/// Decodes and validates a component's config and constructs it. No sockets, no tasks: that
+/// happens when it starts, so `sluice validate` can build everything safely.
+pub type Build<T> = fn(&Context, Yaml) -> Result<T, Vec<ConfigError>>;
+
+/// A component type: each component module exports one as `SPEC`, and the registry lists them.
+pub struct Spec<T: 'static> {
+    /// The type name in configs (`otlp`, `batch`, ...).
+    pub kind: &'static str,
+    /// The signals of the pipelines it can be part of (none for extensions).
+    pub signals: &'static [Signal],
+    pub build: Build<T>,
+    /// A config that builds: the fields it requires, everything else at its default. The
+    /// registry test builds every component from it, so the documented defaults are real.
+    pub example: &'static str,
+}
+
+/// Every signal: logs, traces and metrics.
+pub const ALL_SIGNALS: &[Signal] = &[Signal::Logs, Signal::Traces, Signal::Metrics];
+/// Logs only.
+pub const LOGS: &[Signal] = &[Signal::Logs];
+/// Outside pipelines (extensions).
+pub const NO_SIGNALS: &[Signal] = &[];
