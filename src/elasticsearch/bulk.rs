@@ -24,7 +24,8 @@ use super::mapping::BulkEncoder;
 use super::response::{self, Item};
 use super::retry::{self, RetryConfig};
 use crate::exporters::sender::{Compression, with_causes};
-use crate::model::{Batch, LogBatch, Signal};
+use crate::model::{LogBatch, Signal};
+use crate::pipeline::Batch;
 use crate::pipeline::queue::Envelope;
 use crate::telemetry::{
     Counter, CounterFamily, ExporterMetrics, Histogram, LATENCY_BUCKETS, Registry,

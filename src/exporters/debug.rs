@@ -14,8 +14,9 @@ use serde::Deserialize;
 use crate::codec::{write_hex, write_json_map, write_json_value, write_rfc3339};
 use crate::component::Context;
 use crate::config::{ConfigError, decode};
-use crate::model::{Batch, KeyValue, LogBatch};
+use crate::model::{KeyValue, LogBatch};
 use crate::otlp::raw::RawBatch;
+use crate::pipeline::Batch;
 use crate::pipeline::{BoxFuture, Exporter, queue};
 use crate::telemetry::ExporterMetrics;
 

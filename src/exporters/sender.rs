@@ -13,8 +13,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::config::duration;
-use crate::model::{Batch, Signal};
+use crate::model::Signal;
 use crate::otlp;
+use crate::pipeline::Batch;
 use crate::pipeline::queue::{self, Envelope};
 use crate::telemetry::ExporterMetrics;
 

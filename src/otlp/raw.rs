@@ -916,12 +916,12 @@ mod tests {
     #[test]
     fn decoded_logs_join_encoded_ones_as_one_valid_request() {
         let bytes = Bytes::from(logs_request());
-        let mut batch = crate::model::Batch::Logs(super::super::logs::decode(&bytes).unwrap());
+        let mut batch = crate::pipeline::Batch::Logs(super::super::logs::decode(&bytes).unwrap());
         batch
-            .append(crate::model::Batch::Raw(decode_logs(&bytes).unwrap()))
+            .append(crate::pipeline::Batch::Raw(decode_logs(&bytes).unwrap()))
             .unwrap();
         assert_eq!(batch.len(), 10);
-        let crate::model::Batch::Raw(raw) = &batch else {
+        let crate::pipeline::Batch::Raw(raw) = &batch else {
             panic!("mixed logs become encoded");
         };
         let mut out = Vec::new();

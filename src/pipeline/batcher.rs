@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::ack::{Ack, Acks};
 use super::queue::{self, Reservation};
-use crate::model::Batch;
+use crate::pipeline::Batch;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{Counter, Gauge, Registry};
 

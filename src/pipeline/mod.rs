@@ -7,6 +7,7 @@
 //! queue is the only asynchronous hand-off.
 
 pub mod ack;
+mod batch;
 pub mod batcher;
 pub mod offload;
 pub mod queue;
@@ -17,9 +18,11 @@ use std::sync::{Arc, Mutex};
 
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::model::{Batch, LogBatch, Signal};
+use crate::model::{LogBatch, Signal};
+
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
+pub use batch::Batch;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

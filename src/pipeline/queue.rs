@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::ack::Acks;
-use crate::model::Batch;
+use crate::pipeline::Batch;
 use crate::telemetry::Gauge;
 
 /// A batch in an exporter's queue, with its share of the acknowledgement and of the queue's room.

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use tonic::Code;
 
-use crate::model::Batch;
+use crate::pipeline::Batch;
 use crate::pipeline::{ConsumeError, WorkerSlot, offload};
 use crate::receivers::body::{self, Refusal};
 use crate::server::HttpResponse;

@@ -21,9 +21,10 @@ use tonic::{Code, Status};
 
 use super::GrpcConfig;
 use super::status::{from_consume, over_limit};
-use crate::model::{Batch, Signal};
+use crate::model::Signal;
 use crate::otlp::codec::RawCodec;
 use crate::otlp::grpc as wire;
+use crate::pipeline::Batch;
 use crate::pipeline::{Consumer, Running, WorkerSlot, offload};
 use crate::receivers::body;
 use crate::receivers::edge::Edge;

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tonic::Code;
 
 use super::HttpConfig;
-use crate::model::{Batch, Signal};
+use crate::model::Signal;
 use crate::otlp;
+use crate::pipeline::Batch;
 use crate::pipeline::{Consumer, Running, WorkerSlot};
 use crate::receivers::edge::Edge;
 use crate::receivers::step::{Invalid, Step, Words};

@@ -1,0 +1,349 @@
+//! [`Str`]: UTF-8 text that shares the buffer it arrived in, or is held inline when short.
+//!
+//! This is the data model's only `unsafe` code: the inline representation's word copies and the
+//! unchecked UTF-8 views. Each block says why it is sound.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// UTF-8 text that shares the buffer it was received in, or, when short, is held inline.
+///
+/// Sharing a slice of a `Bytes` costs an atomic increment and decrement; for text of up to
+/// [`Str::INLINE`] bytes (most parsed fields: a status, a method, an IP address) copying those
+/// few bytes inline is cheaper and allocates nothing. Longer text is never copied.
+#[derive(Clone)]
+pub struct Str(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Compile-time and config text (attribute keys): cloned by copying a pointer. The flag
+    /// records, once, whether it can be written into JSON without escaping.
+    Static(&'static str, bool),
+    Shared(Bytes),
+    /// Held as words rather than a byte array: built from word loads, the value stays in
+    /// registers and is stored once where it lands (a `Vec` slot). A byte array is assembled in
+    /// a stack temporary and copied on with wider loads than the stores that filled it, which
+    /// stalls on store forwarding for every captured field.
+    Inline {
+        len: u8,
+        words: [u64; Str::INLINE / 8],
+    },
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Str(Repr::Inline {
+            len: 0,
+            words: [0; Str::INLINE / 8],
+        })
+    }
+}
+
+impl Str {
+    /// The longest text kept inline.
+    pub const INLINE: usize = 32;
+
+    /// Text known at compile time; cloning it touches no reference count.
+    pub const fn from_static(s: &'static str) -> Self {
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut json_safe = true;
+        while i < b.len() {
+            if b[i] < 0x20 || b[i] == b'"' || b[i] == b'\\' {
+                json_safe = false;
+            }
+            i += 1;
+        }
+        Str(Repr::Static(s, json_safe))
+    }
+
+    /// Static text that needs no JSON escaping (attribute keys, mostly), so encoders can skip
+    /// scanning it for every record.
+    pub fn static_json_safe(&self) -> Option<&'static str> {
+        match self.0 {
+            Repr::Static(s, true) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Checks `bytes` once; slices taken at char boundaries later need no further check.
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Str(Repr::Shared(bytes)))
+    }
+
+    /// Wraps bytes that the caller has already validated as UTF-8.
+    ///
+    /// # Safety
+    /// `bytes` must be valid UTF-8; [`Str::as_str`] relies on it without checking.
+    pub unsafe fn from_utf8_unchecked(bytes: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Str(Repr::Shared(bytes))
+    }
+
+    /// `bytes[range]` after checking it is UTF-8: copied inline when short, else shared.
+    pub fn from_utf8_slice(
+        bytes: &Bytes,
+        range: std::ops::Range<usize>,
+    ) -> Result<Self, std::str::Utf8Error> {
+        let part = &bytes[range.clone()];
+        if part.len() <= Str::INLINE {
+            let words = inline_words(bytes, range.start, part.len());
+            // ASCII (most keys and values) is valid UTF-8: checked on the words already loaded,
+            // without a call.
+            if !ascii_prefix(&words, part.len()) {
+                std::str::from_utf8(part)?;
+            }
+            return Ok(Str(Repr::Inline {
+                len: part.len() as u8,
+                words,
+            }));
+        }
+        std::str::from_utf8(part)?;
+        Ok(Str(Repr::Shared(bytes.slice(range))))
+    }
+
+    /// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD. Copies only when the
+    /// input is invalid, which keeps the common case zero-copy.
+    pub fn from_utf8_lossy(bytes: Bytes) -> Self {
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => Str(Repr::Shared(bytes)),
+            Err(_) => Str(Repr::Shared(Bytes::from(
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor either validates or documents the UTF-8 requirement, and
+        // inline copies are taken from valid text at char boundaries.
+        unsafe { std::str::from_utf8_unchecked(self.as_bytes()) }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Static(s, _) => s.as_bytes(),
+            Repr::Shared(b) => b,
+            // SAFETY: the words are plain bytes in memory; `len` is at most INLINE.
+            Repr::Inline { len, words } => unsafe {
+                std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), *len as usize)
+            },
+        }
+    }
+
+    /// Whether this text is a view into a shared buffer (as opposed to held inline).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared(_) | Repr::Static(..))
+    }
+
+    /// A sub-slice: short ones are copied inline, longer ones share the same buffer.
+    ///
+    /// # Safety
+    /// `range` must fall on char boundaries.
+    #[inline(always)]
+    pub unsafe fn slice_unchecked(&self, range: std::ops::Range<usize>) -> Str {
+        debug_assert!(self.as_str().is_char_boundary(range.start));
+        debug_assert!(self.as_str().is_char_boundary(range.end));
+        let bytes = self.as_bytes();
+        let part = &bytes[range.clone()];
+        if part.len() <= Str::INLINE {
+            return Str(Repr::Inline {
+                len: part.len() as u8,
+                words: inline_words(bytes, range.start, part.len()),
+            });
+        }
+        match &self.0 {
+            Repr::Shared(b) => Str(Repr::Shared(b.slice(range))),
+            Repr::Static(s, _) => Str::from_static(&s[range]),
+            // Unreachable: inline text is never longer than INLINE.
+            Repr::Inline { .. } => Str(Repr::Shared(Bytes::copy_from_slice(part))),
+        }
+    }
+}
+
+/// Whether the first `len` bytes held in `words` are all ASCII.
+#[inline(always)]
+fn ascii_prefix(words: &[u64; Str::INLINE / 8], len: usize) -> bool {
+    let mut high = 0u64;
+    for (i, w) in words.iter().enumerate() {
+        let bytes = len.saturating_sub(8 * i).min(8);
+        let mask = if bytes == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * bytes)) - 1
+        };
+        // Native order: on big-endian the first byte is the top one.
+        let mask = if cfg!(target_endian = "big") {
+            mask.swap_bytes()
+        } else {
+            mask
+        };
+        high |= w & mask;
+    }
+    high & 0x8080_8080_8080_8080 == 0
+}
+
+/// `len` (at most [`Str::INLINE`]) bytes of `bytes` from `start` as words, padded with zeros
+/// or with the bytes that follow them (never read). Four word loads when the buffer reaches
+/// that far, the common case for all but the last fields of a line.
+#[inline(always)]
+fn inline_words(bytes: &[u8], start: usize, len: usize) -> [u64; Str::INLINE / 8] {
+    match bytes.get(start..start + Str::INLINE) {
+        Some(window) => {
+            let p = window.as_ptr();
+            // SAFETY: `window` has INLINE = 4 * 8 readable bytes.
+            unsafe {
+                [
+                    p.cast::<u64>().read_unaligned(),
+                    p.add(8).cast::<u64>().read_unaligned(),
+                    p.add(16).cast::<u64>().read_unaligned(),
+                    p.add(24).cast::<u64>().read_unaligned(),
+                ]
+            }
+        }
+        None => {
+            let mut buf = [0u8; Str::INLINE];
+            buf[..len].copy_from_slice(&bytes[start..start + len]);
+            let word = |i: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&buf[i * 8..i * 8 + 8]);
+                u64::from_ne_bytes(w)
+            };
+            [word(0), word(1), word(2), word(3)]
+        }
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Str {}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str(Repr::Shared(Bytes::from(s)))
+    }
+}
+
+impl From<&'static str> for Str {
+    fn from(s: &'static str) -> Self {
+        Str::from_static(s)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lossy_decoding_copies_only_invalid_input() {
+        let valid = Bytes::from_static(b"plain");
+        let s = Str::from_utf8_lossy(valid.clone());
+        assert_eq!(s.as_bytes().as_ptr(), valid.as_ptr());
+        assert!(s.is_shared());
+        let s = Str::from_utf8_lossy(Bytes::from_static(b"bad \xff byte"));
+        assert_eq!(s.as_str(), "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn short_slices_are_inline_and_long_ones_share_the_buffer() {
+        let text = Str::from_utf8(Bytes::from("x".repeat(100))).unwrap();
+        let short = unsafe { text.slice_unchecked(0..Str::INLINE) };
+        let long = unsafe { text.slice_unchecked(10..10 + Str::INLINE + 1) };
+        assert!(!short.is_shared());
+        assert_eq!(short.as_str(), "x".repeat(Str::INLINE));
+        assert!(long.is_shared());
+        assert_eq!(long.as_bytes().as_ptr(), text.as_bytes()[10..].as_ptr());
+        assert_eq!(short, Str::from("x".repeat(Str::INLINE)));
+    }
+
+    #[test]
+    fn inline_slices_copy_exactly_their_bytes_at_every_length_and_offset() {
+        for total in 0..48 {
+            let text: String = (0..total)
+                .map(|i| (b'a' + (i % 26) as u8) as char)
+                .collect();
+            let s = Str::from(text.clone());
+            for start in 0..=total {
+                for end in start..=total.min(start + Str::INLINE) {
+                    let part = unsafe { s.slice_unchecked(start..end) };
+                    assert_eq!(
+                        part.as_str(),
+                        &text[start..end],
+                        "{start}..{end} of {total}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_slices_are_checked_only_within_their_range() {
+        let bytes =
+            Bytes::from_static(b"ab\xff\xffcd\xc3\xa9xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        assert_eq!(Str::from_utf8_slice(&bytes, 0..2).unwrap().as_str(), "ab");
+        assert!(Str::from_utf8_slice(&bytes, 0..3).is_err());
+        assert_eq!(
+            Str::from_utf8_slice(&bytes, 4..8).unwrap().as_str(),
+            "cd\u{e9}"
+        );
+        assert!(
+            Str::from_utf8_slice(&bytes, 4..7).is_err(),
+            "a cut character"
+        );
+        assert_eq!(Str::from_utf8_slice(&bytes, 8..46).unwrap().len(), 38);
+        for end in 0..=bytes.len() {
+            let want = std::str::from_utf8(&bytes[8.min(end)..end]).is_ok();
+            assert_eq!(Str::from_utf8_slice(&bytes, 8.min(end)..end).is_ok(), want);
+        }
+    }
+
+    #[test]
+    fn static_text_knows_whether_json_needs_escaping() {
+        assert_eq!(Str::from_static("host").static_json_safe(), Some("host"));
+        assert_eq!(Str::from_static("a\"b").static_json_safe(), None);
+        assert_eq!(Str::from("host".to_string()).static_json_safe(), None);
+    }
+}
