@@ -224,7 +224,7 @@ fn otlp(c: &mut Criterion) {
 /// checkout service, ~300 bytes of document each in otel mode), with exporter-assigned `_id`s
 /// as the exporter writes them by default. Throughput is in documents.
 fn es_bulk(c: &mut Criterion) {
-    use sluice::elasticsearch::mapping::{BulkEncoder, Mode};
+    use sluice::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
     let batch = sluice::otlp::logs::decode(&otlp_request()).unwrap();
     let mut g = c.benchmark_group("es_bulk_100");
     g.throughput(Throughput::Elements(batch.len() as u64));

@@ -6,7 +6,6 @@ pub mod auth;
 pub mod codec;
 pub mod component;
 pub mod config;
-pub mod elasticsearch;
 pub mod exporters;
 pub mod extensions;
 pub mod layers;

@@ -610,6 +610,8 @@ impl hyper::body::Body for Stalled {
 /// at `read_timeout`.
 #[test]
 fn stalled_grpc_streams_reserve_no_memory_and_time_out_while_others_are_served() {
+    // The grpcio client's venv first: made on first use, it can take longer than the stall.
+    common::python();
     let (grpc, metrics) = (free_port(), free_port());
     let _sluice = Sluice::start(
         &format!(

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+pub mod backoff;
 pub mod debug;
 pub mod elasticsearch;
 pub mod otlp;

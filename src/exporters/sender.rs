@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::config::duration;
+use crate::exporters::backoff;
 use crate::model::Signal;
 use crate::otlp;
 use crate::pipeline::Batch;
@@ -305,7 +306,7 @@ async fn deliver<T: Transport>(
 ) -> bool {
     let retry = s.retry;
     let started = Instant::now();
-    let mut backoff = retry.initial_interval;
+    let mut failures = 0u32;
     loop {
         let (why, hint) = match transport.attempt(signal, body.clone()).await {
             Outcome::Delivered => return true,
@@ -316,6 +317,7 @@ async fn deliver<T: Transport>(
             }
             Outcome::Retry(why, hint) => (why, hint),
         };
+        let backoff = backoff::exponential(retry.initial_interval, retry.max_interval, failures);
         let wait = hint.unwrap_or(backoff).min(retry.max_interval.max(backoff));
         let out_of_time =
             !retry.max_elapsed_time.is_zero() && started.elapsed() + wait > retry.max_elapsed_time;
@@ -326,7 +328,7 @@ async fn deliver<T: Transport>(
         }
         tracing::warn!(exporter = %s.id, error = %why, retry_in = ?wait, "send failed");
         tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(retry.max_interval);
+        failures = failures.saturating_add(1);
     }
 }
 

@@ -39,7 +39,7 @@ use tokio::time::Instant;
 use crate::codec::{JsonEncoder, encode_text_batch};
 use crate::component::Context;
 use crate::config::{ConfigError, check_endpoint, decode, duration};
-use crate::exporters::QueueConfig;
+use crate::exporters::{QueueConfig, backoff};
 use crate::model::Signal;
 use crate::pipeline::Batch;
 use crate::pipeline::queue::{self, Envelope};
@@ -292,7 +292,8 @@ struct Sender {
     /// When the peer last made progress (a write completed or bytes were acknowledged).
     progress: Instant,
     spare: Vec<Vec<u8>>,
-    wait: Duration,
+    /// Failed attempts since the last progress; the reconnect wait doubles with each.
+    failures: u32,
 }
 
 /// Encoded batches written together, released when the peer has acknowledged `end`.
@@ -315,7 +316,7 @@ impl Sender {
     fn new(t: Tcp) -> Self {
         Sender {
             buf: Vec::with_capacity(t.cfg.write_buffer_size + (64 << 10)),
-            wait: t.cfg.reconnect.initial_interval,
+            failures: 0,
             id: t.id,
             cfg: t.cfg,
             metrics: t.metrics,
@@ -490,7 +491,7 @@ impl Sender {
         }
         if released > 0 || self.unacked.is_empty() {
             self.progress = Instant::now();
-            self.wait = self.cfg.reconnect.initial_interval;
+            self.failures = 0;
         } else if self.progress.elapsed() >= self.cfg.write_timeout {
             let e = std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -520,9 +521,11 @@ impl Sender {
             .send_failed
             .of(Signal::Logs)
             .add(records as u64);
-        tracing::warn!(exporter = %self.id, endpoint = %self.cfg.endpoint, error = %e, retry_in = ?self.wait, "tcp send failed");
-        tokio::time::sleep(self.wait).await;
-        self.wait = (self.wait * 2).min(self.cfg.reconnect.max_interval);
+        let r = &self.cfg.reconnect;
+        let wait = backoff::exponential(r.initial_interval, r.max_interval, self.failures);
+        tracing::warn!(exporter = %self.id, endpoint = %self.cfg.endpoint, error = %e, retry_in = ?wait, "tcp send failed");
+        tokio::time::sleep(wait).await;
+        self.failures = self.failures.saturating_add(1);
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::response::Item;
 use crate::config::{ConfigError, duration};
+use crate::exporters::backoff;
 
 /// `retry:` of the `elasticsearch` exporter.
 #[derive(Debug, Deserialize, Clone)]
@@ -88,11 +89,12 @@ impl RetryConfig {
 
     /// The wait before retry number `attempt` (0 = the first).
     pub fn wait(&self, attempt: u32) -> Duration {
-        use std::hash::{BuildHasher, Hasher};
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        backoff(self.initial_interval, self.max_interval, attempt, random)
+        backoff::jittered(
+            self.initial_interval,
+            self.max_interval,
+            attempt,
+            backoff::random(),
+        )
     }
 }
 
@@ -120,19 +122,6 @@ pub fn resend(body: &[u8], ends: &[usize], items: &[Item]) -> Resend {
     out
 }
 
-/// The wait before attempt `attempt` (0 = the first retry): `initial * 2^attempt` capped at
-/// `max`, then "full jitter" (a uniform share of it, at least half), so that many gateways
-/// rejected by one overloaded cluster do not come back in step.
-pub fn backoff(initial: Duration, max: Duration, attempt: u32, random: u64) -> Duration {
-    let base = initial
-        .saturating_mul(1u32 << attempt.min(20))
-        .min(max)
-        .max(Duration::from_millis(1));
-    let half = base / 2;
-    let spread = base.as_nanos().saturating_sub(half.as_nanos()) as u64;
-    half + Duration::from_nanos(if spread == 0 { 0 } else { random % spread })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,17 +147,5 @@ mod tests {
         assert_eq!(r.origin, [0, 2]);
         let none = resend(body, &ends, &[Item::Done, Item::Done, Item::Done]);
         assert!(none.body.is_empty() && none.ends.is_empty());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
-        let (i, m) = (Duration::from_millis(100), Duration::from_secs(5));
-        for (attempt, base) in [(0, 100), (1, 200), (3, 800), (10, 5000)] {
-            for random in [0u64, 1, 12_345_678_901, u64::MAX] {
-                let w = backoff(i, m, attempt, random);
-                let base = Duration::from_millis(base);
-                assert!(w >= base / 2 && w <= base, "attempt {attempt}: {w:?}");
-            }
-        }
     }
 }

@@ -42,6 +42,18 @@
 //! `Elasticsearch::send` pre-encoded and, with `compression: gzip`, pre-compressed at a fast
 //! level: the crate's `bulk()` builder would copy each body and append a newline per line, and
 //! its own compression runs at the slow default level.
+//!
+//! The parts: `routing` picks each record's index (a data stream or a static index); `mapping`
+//! writes `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes; `bulk` sends it and
+//! settles every item, reading answers with `response`, retrying as `retry` says and storing
+//! what will not be indexed with `dead_letter`.
+
+pub mod bulk;
+pub mod dead_letter;
+pub mod mapping;
+pub mod response;
+pub mod retry;
+pub mod routing;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -61,11 +73,11 @@ use url::Url;
 
 use crate::component::Context;
 use crate::config::{ConfigError, byte_size, decode, duration};
-use crate::elasticsearch::bulk::{Metrics, Request, Sender};
-use crate::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
-use crate::elasticsearch::mapping::{BulkEncoder, Mode};
-use crate::elasticsearch::retry::RetryConfig;
 use crate::exporters::QueueConfig;
+use crate::exporters::elasticsearch::bulk::{Metrics, Request, Sender};
+use crate::exporters::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
+use crate::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
+use crate::exporters::elasticsearch::retry::RetryConfig;
 use crate::exporters::sender::{self, Compression};
 use crate::exporters::tls::Tls;
 use crate::pipeline::queue;
