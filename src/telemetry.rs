@@ -184,6 +184,22 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The answer at `path` on `service.telemetry.metrics.address`: the Prometheus text at
+    /// `/metrics`, 404 elsewhere.
+    pub fn page(&self, path: &str) -> crate::server::HttpResponse {
+        if path != "/metrics" {
+            return crate::server::text(404, "not found; metrics are at /metrics\n");
+        }
+        let mut r = hyper::Response::new(self.render().into());
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        r
+    }
+}
+
+impl Registry {
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
     }

@@ -5,6 +5,8 @@
 //! (which wait for their acks); once the last receiver connection is gone the exporter queues
 //! close and exporters drain them; `/metrics` and extensions stop last. All of it is bounded by
 //! `service.shutdown_timeout`, after which undelivered batches fail their acks.
+//!
+//! `wiring` checks a config; `build` constructs the graph from what it checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -13,20 +15,18 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::auth::Authenticators;
-use crate::component::{Context, NO_AUTH, Spec};
-use crate::config::{
-    self, ComponentId, ConfigError, ConfigErrors, LogsTelemetry, RawConfig, check_endpoint,
-};
+mod wiring;
+
+use crate::component::NO_AUTH;
+use crate::config::{self, ConfigError, ConfigErrors, LogsTelemetry, RawConfig};
 use crate::extensions::{Extension, Health, State};
 use crate::model::Signal;
 use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, batcher, queue};
-use crate::registry;
 use crate::shutdown;
 use crate::telemetry::{ExporterMetrics, Registry};
 
 /// The config the binary runs when given none.
-pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+pub const DEFAULT_CONFIG: &str = include_str!("../default.yaml");
 
 /// A validated, constructed service, ready to run.
 pub struct Service {
@@ -54,233 +54,17 @@ pub fn load(text: &str) -> Result<Service, ConfigErrors> {
     build(raw).map_err(|e| config::redact_env_errors(e, &refs))
 }
 
-struct Section<'a, T: 'static> {
-    name: &'static str,
-    singular: &'static str,
-    declared: &'a BTreeMap<String, serde_yaml_ng::Value>,
-    table: &'static [Spec<T>],
-}
-
-impl<T: 'static> Section<'_, T> {
-    /// Builds one instance of `key` (already checked to be declared and of a known type).
-    fn build_one(
-        &self,
-        key: &str,
-        telemetry: &Registry,
-        pipeline: &str,
-        auth: &Authenticators,
-    ) -> Result<T, Vec<ConfigError>> {
-        let path = format!("{}.{key}", self.name);
-        let id = ComponentId::parse(key).map_err(|m| vec![ConfigError::new(path.clone(), m)])?;
-        let spec = registry::find(self.table, &id.kind).ok_or_else(|| {
-            vec![ConfigError::new(
-                path.clone(),
-                format!(
-                    "unknown {} type {:?} (known: {})",
-                    self.singular,
-                    id.kind,
-                    registry::kinds(self.table)
-                ),
-            )]
-        })?;
-        let ctx = Context {
-            id: &id,
-            auth,
-            path: &path,
-            telemetry,
-            pipeline,
-        };
-        (spec.build)(&ctx, self.declared[key].clone())
-    }
-
-    /// Validates every declared component, used or not, as the OTel Collector does; returns
-    /// the keys that are sound.
-    fn check_all(
-        &self,
-        errors: &mut Vec<ConfigError>,
-        auth: &Authenticators,
-        mut each: impl FnMut(&str, &T),
-    ) -> BTreeSet<String> {
-        let scratch = Registry::default();
-        let mut ok = BTreeSet::new();
-        for key in self.declared.keys() {
-            match self.build_one(key, &scratch, "", auth) {
-                Ok(built) => {
-                    each(key, &built);
-                    ok.insert(key.clone());
-                }
-                Err(es) => errors.extend(es),
-            }
-        }
-        ok
-    }
-}
-
-/// The signal a pipeline id's type names.
-fn signal_of(kind: &str) -> Option<Signal> {
-    match kind {
-        "logs" => Some(Signal::Logs),
-        "traces" => Some(Signal::Traces),
-        "metrics" => Some(Signal::Metrics),
-        _ => None,
-    }
-}
-
 pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
-    let mut errors = Vec::new();
-    let telemetry = Registry::new();
-    let receivers = Section {
-        name: "receivers",
-        singular: "receiver",
-        declared: &raw.receivers,
-        table: registry::RECEIVERS,
-    };
-    let processors = Section {
-        name: "processors",
-        singular: "processor",
-        declared: &raw.processors,
-        table: registry::PROCESSORS,
-    };
-    let exporters = Section {
-        name: "exporters",
-        singular: "exporter",
-        declared: &raw.exporters,
-        table: registry::EXPORTERS,
-    };
-    let extensions = Section {
-        name: "extensions",
-        singular: "extension",
-        declared: &raw.extensions,
-        table: registry::EXTENSIONS,
-    };
+    let wiring::Checked {
+        receivers,
+        processors,
+        exporters,
+        extensions,
+        auth,
+        pipelines: wiring,
+    } = wiring::check(&raw)?;
     let svc = &raw.service;
-    // Extensions first: receivers and exporters look their authenticators up by id. The
-    // instances built here are the ones they keep (an auth extension runs nothing itself).
-    let mut auth = Authenticators::new();
-    let good_extensions = extensions.check_all(&mut errors, &NO_AUTH, |key, ext| {
-        let enabled = svc.extensions.iter().any(|e| e == key);
-        auth.add(key, enabled, ext.authenticator());
-    });
-    let good_receivers = receivers.check_all(&mut errors, &auth, |_, _| {});
-    let good_processors = processors.check_all(&mut errors, &auth, |_, _| {});
-    let good_exporters = exporters.check_all(&mut errors, &auth, |_, _| {});
-
-    if let Err(e) = check_endpoint(&svc.telemetry.metrics.address) {
-        errors.push(ConfigError::new("service.telemetry.metrics.address", e));
-    }
-    if tracing_subscriber::EnvFilter::try_new(&svc.telemetry.logs.level).is_err() {
-        errors.push(ConfigError::new(
-            "service.telemetry.logs.level",
-            format!("invalid level {:?}", svc.telemetry.logs.level),
-        ));
-    }
-    for (i, ext) in svc.extensions.iter().enumerate() {
-        if !raw.extensions.contains_key(ext) {
-            errors.push(ConfigError::new(
-                format!("service.extensions[{i}]"),
-                format!("extension {ext:?} is not declared under extensions"),
-            ));
-        }
-    }
-    if svc.pipelines.is_empty() {
-        errors.push(ConfigError::new(
-            "service.pipelines",
-            "at least one pipeline is required",
-        ));
-    }
-
-    // Check pipeline references before constructing anything that runs.
-    let mut wiring: Vec<(&String, Signal, &config::PipelineConfig)> = Vec::new();
-    for (pid, p) in &svc.pipelines {
-        let path = format!("service.pipelines.{pid}");
-        let before = errors.len();
-        let signal = match ComponentId::parse(pid) {
-            Ok(id) => match signal_of(&id.kind) {
-                Some(s) => s,
-                None => {
-                    errors.push(ConfigError::new(
-                        path.clone(),
-                        format!(
-                            "unknown signal {:?}: expected logs, traces or metrics",
-                            id.kind
-                        ),
-                    ));
-                    Signal::Logs
-                }
-            },
-            Err(m) => {
-                errors.push(ConfigError::new(path.clone(), m));
-                Signal::Logs
-            }
-        };
-        let mut refs = |field: &str,
-                        list: &[String],
-                        declared: &BTreeMap<String, serde_yaml_ng::Value>,
-                        singular: &str,
-                        required: bool| {
-            if required && list.is_empty() {
-                errors.push(ConfigError::new(
-                    format!("{path}.{field}"),
-                    format!("a pipeline needs at least one {singular}"),
-                ));
-            }
-            let mut seen = BTreeSet::new();
-            for (i, r) in list.iter().enumerate() {
-                let kind = ComponentId::parse(r).map(|id| id.kind).unwrap_or_default();
-                if !registry::supports(field, &kind, signal) {
-                    errors.push(ConfigError::new(
-                        format!("{path}.{field}[{i}]"),
-                        format!(
-                            "{singular} {r:?} works on logs only, not in a {} pipeline",
-                            signal.name()
-                        ),
-                    ));
-                } else if !declared.contains_key(r) {
-                    errors.push(ConfigError::new(
-                        format!("{path}.{field}[{i}]"),
-                        format!("{singular} {r:?} is not declared under {field}"),
-                    ));
-                } else if !seen.insert(r) {
-                    errors.push(ConfigError::new(
-                        format!("{path}.{field}[{i}]"),
-                        format!("{singular} {r:?} is listed twice"),
-                    ));
-                }
-            }
-        };
-        refs("receivers", &p.receivers, &raw.receivers, "receiver", true);
-        refs(
-            "processors",
-            &p.processors,
-            &raw.processors,
-            "processor",
-            false,
-        );
-        refs("exporters", &p.exporters, &raw.exporters, "exporter", true);
-        let last = p.processors.len().saturating_sub(1);
-        for (i, k) in p.processors.iter().enumerate() {
-            if i != last && ComponentId::parse(k).is_ok_and(|id| id.kind == "batch") {
-                errors.push(ConfigError::new(
-                    format!("{path}.processors[{i}]"),
-                    "batch must be the last processor: it hands its batches to the exporters",
-                ));
-            }
-        }
-        if errors.len() == before {
-            wiring.push((pid, signal, p));
-        }
-    }
-    let all_good = |list: &[String], good: &BTreeSet<String>| list.iter().all(|k| good.contains(k));
-    if !errors.is_empty()
-        || !wiring.iter().all(|(_, _, p)| {
-            all_good(&p.receivers, &good_receivers)
-                && all_good(&p.processors, &good_processors)
-                && all_good(&p.exporters, &good_exporters)
-        })
-        || !all_good(&svc.extensions, &good_extensions)
-    {
-        return Err(ConfigErrors(errors));
-    }
+    let telemetry = Registry::new();
 
     // Construct: exporters once (shared by pipelines), processors per pipeline, receivers once.
     let build_err = |es: Vec<ConfigError>| ConfigErrors(es);
@@ -403,16 +187,7 @@ impl Service {
             move || {
                 let registry = Arc::clone(&registry);
                 move |req: hyper::Request<hyper::body::Incoming>| {
-                    let resp = if req.uri().path() == "/metrics" {
-                        let mut r = hyper::Response::new(registry.render().into());
-                        r.headers_mut().insert(
-                            hyper::header::CONTENT_TYPE,
-                            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                        );
-                        r
-                    } else {
-                        crate::server::text(404, "not found; metrics are at /metrics\n")
-                    };
+                    let resp = registry.page(req.uri().path());
                     async move { resp }
                 }
             },
