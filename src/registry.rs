@@ -8,7 +8,7 @@ use crate::component::{Build, Context};
 use crate::config::ComponentId;
 use crate::extensions::{self, Extension};
 use crate::model::Signal;
-use crate::pipeline::{Exporter, Processor, Receiver};
+use crate::pipeline::{Exporter, Receiver, Stage};
 #[cfg(test)]
 use crate::telemetry::Registry;
 use crate::{exporters, processors, receivers};
@@ -16,7 +16,7 @@ use crate::{exporters, processors, receivers};
 pub const RECEIVERS: &[Spec<Box<dyn Receiver>>] =
     &[receivers::http_logs::SPEC, receivers::otlp::SPEC];
 
-pub const PROCESSORS: &[Spec<Box<dyn Processor>>] = &[
+pub const PROCESSORS: &[Spec<Stage>] = &[
     processors::regex_parser::SPEC,
     processors::log_transform::SPEC,
     processors::memory_limiter::SPEC,

@@ -30,27 +30,26 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Processor: Send + Sync {
     fn process(&mut self, batch: &mut LogBatch);
 
-    /// Whether new data may come in now. Asked before a batch is processed; a refusal is
-    /// answered to the client as retryable (the memory limiter's way of pushing back).
-    fn admit(&self) -> bool {
-        true
-    }
-
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
+}
 
-    /// Whether it looks into log records. A logs pipeline whose processors and exporters all
-    /// leave records alone forwards them as the received bytes, never decoded (see
-    /// `otlp::raw`); a processor that transforms records must keep this `true`.
-    fn reads_records(&self) -> bool {
-        true
-    }
+/// Decides whether new data may come in now: asked before a request's body is read and again
+/// before its batch is processed; a refusal is answered as retryable (the memory limiter's way
+/// of pushing back). One instance serves every worker.
+pub trait Admission: Send + Sync {
+    fn admit(&self) -> bool;
+}
 
-    /// `Some` for the `batch` processor: rather than run inline, it makes the pipeline end in
-    /// a [`batcher`] stage.
-    fn batching(&self) -> Option<batcher::Settings> {
-        None
-    }
+/// What a processor's config builds into: the place it takes in a pipeline.
+pub enum Stage {
+    /// Runs on each connection's worker, in place, and reads (and may change) the records: a
+    /// logs pipeline with one of these decodes them.
+    Inline(Box<dyn Processor>),
+    /// Admits or refuses data before it is read (`memory_limiter`).
+    Gate(Arc<dyn Admission>),
+    /// Ends the pipeline in a batcher (`batch`); only the last processor of a pipeline may be.
+    Batch(batcher::Settings),
 }
 
 /// Delivers batches from its queue until the queue closes (every sender gone) and is drained.
@@ -66,7 +65,7 @@ pub trait Exporter: Send {
     fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()>;
 
     /// Whether it takes logs as encoded OTLP (`Batch::Raw`) as well as decoded records. See
-    /// [`Processor::reads_records`].
+    /// [`Stage::Inline`].
     fn takes_encoded_logs(&self) -> bool {
         false
     }
@@ -99,6 +98,7 @@ pub struct Pipeline {
     pub id: String,
     pub signal: Signal,
     pub processors: Vec<Box<dyn Processor>>,
+    pub gates: Vec<Arc<dyn Admission>>,
     pub exporters: Vec<queue::Sender>,
     pub batch: Option<batcher::Input>,
     /// Logs may stay encoded: no processor reads records and every exporter takes OTLP bytes.
@@ -151,6 +151,7 @@ pub enum ConsumeError {
 struct WorkerPipeline {
     signal: Signal,
     processors: Vec<Box<dyn Processor>>,
+    gates: Vec<Arc<dyn Admission>>,
     exporters: Vec<queue::Sender>,
     batch: Option<batcher::Input>,
 }
@@ -213,6 +214,7 @@ impl Consumer {
                 .map(|p| WorkerPipeline {
                     signal: p.signal,
                     processors: p.processors.iter().map(|proc| proc.fork()).collect(),
+                    gates: p.gates.clone(),
                     exporters: p.exporters.clone(),
                     batch: p.batch.clone(),
                 })
@@ -252,13 +254,13 @@ impl WorkerSlot {
         self.consumer.encoded_logs()
     }
 
-    /// Whether every processor (the memory limiter) would take data now; a receiver asks
+    /// Whether every gate (the memory limiter) would take data now; a receiver asks
     /// before reading a body so that it refuses without holding it.
     pub fn admits(&self) -> bool {
         self.consumer
             .pipelines
             .iter()
-            .all(|p| p.processors.iter().all(|proc| proc.admit()))
+            .all(|p| p.gates.iter().all(|g| g.admit()))
     }
 
     /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
@@ -341,7 +343,7 @@ impl Worker {
         if !self
             .pipelines
             .iter()
-            .all(|p| p.processors.iter().all(|proc| proc.admit()))
+            .all(|p| p.gates.iter().all(|g| g.admit()))
         {
             return Err(ConsumeError::OverLimit);
         }
@@ -505,6 +507,7 @@ mod tests {
                 signal: Signal::Logs,
                 id: "logs/a".into(),
                 processors: vec![],
+                gates: vec![],
                 exporters: vec![tx_a],
                 batch: None,
                 encoded_logs: false,
@@ -513,6 +516,7 @@ mod tests {
                 signal: Signal::Logs,
                 id: "logs/b".into(),
                 processors: vec![Box::new(DropOdd)],
+                gates: vec![],
                 exporters: vec![tx_b],
                 batch: None,
                 encoded_logs: false,
@@ -539,6 +543,7 @@ mod tests {
             signal: Signal::Logs,
             id: "logs".into(),
             processors: vec![],
+            gates: vec![],
             exporters: vec![tx_a, tx_b],
             batch: None,
             encoded_logs: false,
@@ -562,6 +567,7 @@ mod tests {
             signal: Signal::Logs,
             id: "logs".into(),
             processors: vec![],
+            gates: vec![],
             exporters: vec![tx_a, tx_b],
             batch: None,
             encoded_logs: false,
@@ -590,6 +596,7 @@ mod tests {
             signal: Signal::Logs,
             id: "logs".into(),
             processors: vec![],
+            gates: vec![],
             exporters: vec![tx],
             batch: None,
             encoded_logs: false,
@@ -635,6 +642,7 @@ mod tests {
             signal: Signal::Logs,
             id: "logs".into(),
             processors: vec![Box::new(DropAll)],
+            gates: vec![],
             exporters: vec![tx],
             batch: None,
             encoded_logs: false,

@@ -26,8 +26,7 @@ use serde::Deserialize;
 
 use crate::component::Context;
 use crate::config::{ConfigError, decode, duration};
-use crate::model::LogBatch;
-use crate::pipeline::Processor;
+use crate::pipeline::Stage;
 use crate::pipeline::batcher::{Metrics, Settings};
 
 #[derive(Debug, Deserialize)]
@@ -70,18 +69,14 @@ fn default_cardinality() -> usize {
 const MAX_KEYS: usize = 32;
 
 /// The `batch` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
-    crate::component::Spec {
-        kind: "batch",
-        signals: crate::component::ALL_SIGNALS,
-        build,
-        example: "~",
-    };
+pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
+    kind: "batch",
+    signals: crate::component::ALL_SIGNALS,
+    build,
+    example: "~",
+};
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let at = |field: &str| format!("{}.{field}", ctx.path);
@@ -130,33 +125,14 @@ pub fn build(
         return Err(errors);
     }
     let id = ctx.id.to_string();
-    Ok(Box::new(Batch(Settings {
+    Ok(Stage::Batch(Settings {
         send_batch_size: cfg.send_batch_size,
         send_batch_max_size: cfg.send_batch_max_size,
         timeout: cfg.timeout,
         metadata_keys: keys,
         metadata_cardinality_limit: cfg.metadata_cardinality_limit,
         metrics: Metrics::new(ctx.telemetry, &id, ctx.pipeline),
-    })))
-}
-
-/// The processor as the pipeline sees it: nothing inline, only the batcher's settings.
-pub struct Batch(Settings);
-
-impl Processor for Batch {
-    fn process(&mut self, _batch: &mut LogBatch) {}
-
-    fn fork(&self) -> Box<dyn Processor> {
-        Box::new(Batch(self.0.clone()))
-    }
-
-    fn reads_records(&self) -> bool {
-        false
-    }
-
-    fn batching(&self) -> Option<Settings> {
-        Some(self.0.clone())
-    }
+    }))
 }
 
 #[cfg(test)]
@@ -173,8 +149,9 @@ mod tests {
         let id = crate::config::ComponentId::parse("batch").unwrap();
         let reg = crate::telemetry::Registry::default();
         let ctx = Context::for_test(&id, "processors.batch", &reg);
-        let p = build(&ctx, serde_yaml_ng::Value::Null).unwrap();
-        let s = p.batching().unwrap();
+        let Ok(Stage::Batch(s)) = build(&ctx, serde_yaml_ng::Value::Null) else {
+            panic!("batch builds into a batch stage");
+        };
         assert_eq!(s.send_batch_size, 8192);
         assert_eq!(s.timeout, Duration::from_millis(200));
         assert_eq!(s.send_batch_max_size, 0);

@@ -32,7 +32,7 @@ use serde_json::{Map, Value as Json};
 use crate::component::Context;
 use crate::config::{ConfigError, decode};
 use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Severity, Str, Value, get_attr};
-use crate::pipeline::Processor;
+use crate::pipeline::{Processor, Stage};
 use crate::telemetry::ProcessorMetrics;
 
 #[derive(Debug, Deserialize, Clone)]
@@ -119,21 +119,17 @@ fn leak(s: &str) -> Str {
 }
 
 /// The `log_transform` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
-    crate::component::Spec {
-        kind: "log_transform",
-        signals: crate::component::LOGS,
-        build,
-        example: "~",
-    };
+pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
+    kind: "log_transform",
+    signals: crate::component::LOGS,
+    build,
+    example: "~",
+};
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let metrics = ProcessorMetrics::new(ctx.telemetry, &ctx.id.to_string(), ctx.pipeline);
-    Ok(Box::new(LogTransform::new(cfg, metrics)))
+    Ok(Stage::Inline(Box::new(LogTransform::new(cfg, metrics))))
 }
 
 impl LogTransform {

@@ -31,8 +31,7 @@ use serde::Deserialize;
 
 use crate::component::Context;
 use crate::config::{ConfigError, decode, duration};
-use crate::model::LogBatch;
-use crate::pipeline::Processor;
+use crate::pipeline::{Admission, Stage};
 use crate::telemetry::Gauge;
 
 #[derive(Debug, Deserialize)]
@@ -277,18 +276,14 @@ impl Shared {
 pub struct MemoryLimiter(Arc<Shared>);
 
 /// The `memory_limiter` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
-    crate::component::Spec {
-        kind: "memory_limiter",
-        signals: crate::component::ALL_SIGNALS,
-        build,
-        example: "{limit_mib: 1024}",
-    };
+pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
+    kind: "memory_limiter",
+    signals: crate::component::ALL_SIGNALS,
+    build,
+    example: "{limit_mib: 1024}",
+};
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     if cfg.check_interval.is_zero() {
         return Err(vec![ConfigError::new(
@@ -307,12 +302,12 @@ pub fn build(
         &labels,
     )
     .set(soft as i64);
-    Ok(Box::new(MemoryLimiter::new(
+    Ok(Stage::Gate(Arc::new(MemoryLimiter::new(
         soft,
         cfg.check_interval,
         Box::new(Reading::now),
         Gauges::new(t, &labels),
-    )))
+    ))))
 }
 
 impl MemoryLimiter {
@@ -334,20 +329,10 @@ impl MemoryLimiter {
     }
 }
 
-impl Processor for MemoryLimiter {
-    fn process(&mut self, _batch: &mut LogBatch) {}
-
+impl Admission for MemoryLimiter {
     fn admit(&self) -> bool {
         self.0.refresh();
         !self.0.refusing.load(Ordering::Relaxed)
-    }
-
-    fn fork(&self) -> Box<dyn Processor> {
-        Box::new(MemoryLimiter(Arc::clone(&self.0)))
-    }
-
-    fn reads_records(&self) -> bool {
-        false
     }
 }
 
@@ -423,7 +408,9 @@ mod tests {
             }),
             Gauges::default(),
         );
-        let worker = limiter.fork();
+        // One limiter is shared by every worker (an `Arc` of it in each pipeline's gates).
+        let limiter: Arc<dyn Admission> = Arc::new(limiter);
+        let worker = Arc::clone(&limiter);
         assert!(worker.admit());
         used.store(150, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));

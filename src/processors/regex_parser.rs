@@ -27,7 +27,7 @@ use super::segments::{Segments, Spans};
 use crate::component::Context;
 use crate::config::{ConfigError, decode};
 use crate::model::{KeyValue, LogBatch, LogRecord, Severity, Str, Value, get_attr};
-use crate::pipeline::Processor;
+use crate::pipeline::{Processor, Stage};
 use crate::telemetry::ProcessorMetrics;
 
 /// Apache common log format: `host ident user [time] "method path protocol" status bytes`.
@@ -163,22 +163,21 @@ pub struct RegexParser {
 }
 
 /// The `regex_parser` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Processor>> =
-    crate::component::Spec {
-        kind: "regex_parser",
-        signals: crate::component::LOGS,
-        build,
-        example: "{preset: apache_common}",
-    };
+pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
+    kind: "regex_parser",
+    signals: crate::component::LOGS,
+    build,
+    example: "{preset: apache_common}",
+};
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Processor>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let compiled = compile(ctx.path, &cfg)?;
     let metrics = ProcessorMetrics::new(ctx.telemetry, &ctx.id.to_string(), ctx.pipeline);
-    Ok(Box::new(RegexParser::new(Arc::new(compiled), metrics)))
+    Ok(Stage::Inline(Box::new(RegexParser::new(
+        Arc::new(compiled),
+        metrics,
+    ))))
 }
 
 fn compile(path: &str, cfg: &Config) -> Result<Compiled, Vec<ConfigError>> {

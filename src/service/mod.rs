@@ -21,7 +21,7 @@ use crate::component::NO_AUTH;
 use crate::config::{self, ConfigError, ConfigErrors, LogsTelemetry, RawConfig};
 use crate::extensions::{Extension, Health, State};
 use crate::model::Signal;
-use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, StartError, batcher, queue};
+use crate::pipeline::{Consumer, Exporter, Pipeline, Receiver, Stage, StartError, batcher, queue};
 use crate::shutdown;
 use crate::telemetry::{ExporterMetrics, Registry};
 
@@ -96,27 +96,33 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
     let mut batchers = Vec::new();
     for (pid, signal, p) in &wiring {
-        let mut procs = p
-            .processors
-            .iter()
-            .map(|k| processors.build_one(k, &telemetry, pid, &auth))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(build_err)?;
+        let mut procs = Vec::new();
+        let mut gates = Vec::new();
+        let mut batching = None;
+        for k in &p.processors {
+            match processors
+                .build_one(k, &telemetry, pid, &auth)
+                .map_err(build_err)?
+            {
+                Stage::Inline(proc) => procs.push(proc),
+                Stage::Gate(gate) => gates.push(gate),
+                // The wiring check made sure it is the last processor.
+                Stage::Batch(settings) => batching = Some(settings),
+            }
+        }
         let senders: Vec<queue::Sender> = p
             .exporters
             .iter()
             .map(|k| exporter_senders[k.as_str()].clone())
             .collect();
+        // No inline processor reads the records: logs can stay encoded if every exporter agrees.
         let encoded_logs = *signal == Signal::Logs
-            && procs.iter().all(|p| !p.reads_records())
+            && procs.is_empty()
             && p.exporters
                 .iter()
                 .all(|k| takes_encoded.contains(k.as_str()));
-        // Checked above to be last: the batcher replaces the processor at the pipeline's end.
-        let batching = procs.last().and_then(|b| b.batching());
         let (exporters, batch) = match batching {
             Some(settings) => {
-                procs.pop();
                 let (input, batcher) = batcher::stage(settings, senders.clone(), pid);
                 batchers.push(batcher);
                 (senders, Some(input))
@@ -127,6 +133,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             id: pid.to_string(),
             signal: *signal,
             processors: procs,
+            gates,
             exporters,
             batch,
             encoded_logs,

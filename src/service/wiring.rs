@@ -10,14 +10,14 @@ use crate::component::{Context, NO_AUTH, Spec};
 use crate::config::{self, ComponentId, ConfigError, ConfigErrors, RawConfig, check_endpoint};
 use crate::extensions::Extension;
 use crate::model::Signal;
-use crate::pipeline::{Exporter, Processor, Receiver};
+use crate::pipeline::{Exporter, Receiver, Stage};
 use crate::registry;
 use crate::telemetry::Registry;
 
 /// What the graph is built from, once the config checked out.
 pub(super) struct Checked<'a> {
     pub receivers: Section<'a, Box<dyn Receiver>>,
-    pub processors: Section<'a, Box<dyn Processor>>,
+    pub processors: Section<'a, Stage>,
     pub exporters: Section<'a, Box<dyn Exporter>>,
     pub extensions: Section<'a, Box<dyn Extension>>,
     /// The enabled auth extensions, built once; receivers and exporters keep them.
@@ -135,7 +135,13 @@ pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
         auth.add(key, enabled, ext.authenticator());
     });
     let good_receivers = receivers.check_all(&mut errors, &auth, |_, _| {});
-    let good_processors = processors.check_all(&mut errors, &auth, |_, _| {});
+    // Which processors end a pipeline in a batcher, as their built stage says.
+    let mut batching = BTreeSet::new();
+    let good_processors = processors.check_all(&mut errors, &auth, |key, stage| {
+        if matches!(stage, Stage::Batch(_)) {
+            batching.insert(key.to_string());
+        }
+    });
     let good_exporters = exporters.check_all(&mut errors, &auth, |_, _| {});
 
     if let Err(e) = check_endpoint(&svc.telemetry.metrics.address) {
@@ -232,7 +238,7 @@ pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
         refs("exporters", &p.exporters, &raw.exporters, "exporter", true);
         let last = p.processors.len().saturating_sub(1);
         for (i, k) in p.processors.iter().enumerate() {
-            if i != last && ComponentId::parse(k).is_ok_and(|id| id.kind == "batch") {
+            if i != last && batching.contains(k) {
                 errors.push(ConfigError::new(
                     format!("{path}.processors[{i}]"),
                     "batch must be the last processor: it hands its batches to the exporters",
