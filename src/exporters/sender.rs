@@ -17,7 +17,7 @@ use crate::exporters::backoff;
 use crate::model::Signal;
 use crate::otlp;
 use crate::pipeline::Batch;
-use crate::pipeline::queue::{self, Envelope};
+use crate::pipeline::queue::{self, Envelope, Take};
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -251,30 +251,23 @@ pub struct Settings {
 pub async fn run<T: Transport>(s: Settings, transport: T, mut queue: queue::Receiver) {
     let mut pending: Vec<Envelope> = Vec::new();
     let mut body = Vec::new();
-    let mut next: Option<Envelope> = None;
-    loop {
-        let first = match next.take() {
-            Some(e) => e,
-            None => match queue.recv().await {
-                Some(e) => e,
-                None => break,
-            },
-        };
+    while let Some(first) = queue.recv().await {
         let signal = first.batch.signal();
         let mut records = first.records();
         pending.push(first);
-        while records < s.max_batch_records {
-            match queue.try_recv() {
-                Some(e) if e.batch.signal() == signal => {
-                    records += e.records();
-                    pending.push(e);
+        if records < s.max_batch_records {
+            queue.take_ready(|e| {
+                if e.batch.signal() != signal {
+                    return Take::Back(e);
                 }
-                Some(other) => {
-                    next = Some(other);
-                    break;
+                records += e.records();
+                pending.push(e);
+                if records < s.max_batch_records {
+                    Take::More
+                } else {
+                    Take::Full
                 }
-                None => break,
-            }
+            });
         }
         // Concatenated Export*ServiceRequest messages are one valid request.
         body.clear();

@@ -42,7 +42,7 @@ use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::{QueueConfig, backoff};
 use crate::model::Signal;
 use crate::pipeline::Batch;
-use crate::pipeline::queue::{self, Envelope};
+use crate::pipeline::queue::{self, Envelope, Take};
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::telemetry::ExporterMetrics;
 
@@ -346,11 +346,15 @@ impl Sender {
             };
             let Some(first) = next else { break };
             self.encode(first);
-            while self.buf.len() < self.cfg.write_buffer_size {
-                match queue.try_recv() {
-                    Some(next) => self.encode(next),
-                    None => break,
-                }
+            if self.buf.len() < self.cfg.write_buffer_size {
+                queue.take_ready(|next| {
+                    self.encode(next);
+                    if self.buf.len() < self.cfg.write_buffer_size {
+                        Take::More
+                    } else {
+                        Take::Full
+                    }
+                });
             }
             self.deliver().await;
         }

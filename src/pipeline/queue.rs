@@ -86,6 +86,9 @@ pub struct Gauges {
 /// The exporter's side.
 pub struct Receiver {
     rx: mpsc::UnboundedReceiver<Envelope>,
+    /// An envelope [`Receiver::take_ready`] was handed but did not belong with the others;
+    /// it comes first next time.
+    held: Option<Envelope>,
 }
 
 /// Room for one batch, reserved but not yet used. `None` holds no permit: what is left of a
@@ -172,7 +175,7 @@ pub fn bounded_in_bytes(capacity: usize, bytes: usize, gauges: Gauges) -> (Sende
             queue_size: gauges.items,
             queue_bytes: gauges.bytes,
         },
-        Receiver { rx },
+        Receiver { rx, held: None },
     )
 }
 
@@ -236,13 +239,43 @@ impl Sender {
 impl Receiver {
     /// The next batch; `None` once every sender is gone and the queue is drained.
     pub async fn recv(&mut self) -> Option<Envelope> {
-        self.rx.recv().await
+        match self.held.take() {
+            Some(e) => Some(e),
+            None => self.rx.recv().await,
+        }
     }
 
     /// A batch that is already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Envelope> {
-        self.rx.try_recv().ok()
+        self.held.take().or_else(|| self.rx.try_recv().ok())
     }
+
+    /// The one way exporters gather what is queued into one request: hands each envelope that
+    /// is already queued to `take`, without waiting, until `take` says the request is full or
+    /// gives one back (another signal: it is held and comes first next time), or nothing more
+    /// is queued.
+    pub fn take_ready(&mut self, mut take: impl FnMut(Envelope) -> Take) {
+        while let Some(e) = self.try_recv() {
+            match take(e) {
+                Take::More => {}
+                Take::Full => return,
+                Take::Back(e) => {
+                    self.held = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What [`Receiver::take_ready`]'s caller did with an envelope.
+pub enum Take {
+    /// Added; there is room for more.
+    More,
+    /// Added; the request is full.
+    Full,
+    /// Not added: it belongs in the next request.
+    Back(Envelope),
 }
 
 #[cfg(test)]
@@ -277,6 +310,37 @@ mod tests {
             .unwrap();
         drop(rx.recv().await.unwrap());
         assert_eq!(wait.wait().await, Delivery::Failed);
+    }
+
+    /// Exporters gather queued batches with `take_ready`: it stops when told the request is
+    /// full, and a batch given back comes first on the next receive.
+    #[tokio::test]
+    async fn take_ready_gathers_until_full_and_keeps_what_it_gives_back() {
+        let (tx, mut rx) = bounded(100, Gauge::default());
+        for n in [1, 2, 3, 4] {
+            let (a, _w) = ack::new();
+            tx.send(tx.try_reserve(n).unwrap(), batch(n), Acks::one(a))
+                .unwrap();
+        }
+        let first = rx.recv().await.unwrap();
+        let mut taken = vec![first.records()];
+        rx.take_ready(|e| {
+            taken.push(e.records());
+            if taken.len() < 2 {
+                Take::More
+            } else {
+                Take::Full
+            }
+        });
+        assert_eq!(taken, [1, 2]);
+        rx.take_ready(Take::Back);
+        assert_eq!(
+            rx.recv().await.unwrap().records(),
+            3,
+            "given back, so it comes first"
+        );
+        assert_eq!(rx.try_recv().unwrap().records(), 4);
+        assert!(rx.try_recv().is_none());
     }
 
     #[tokio::test]

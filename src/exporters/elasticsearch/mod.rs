@@ -80,7 +80,7 @@ use crate::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
 use crate::exporters::elasticsearch::retry::RetryConfig;
 use crate::exporters::sender::{self, Compression};
 use crate::exporters::tls::Tls;
-use crate::pipeline::queue;
+use crate::pipeline::queue::{self, Take};
 use crate::pipeline::{BoxFuture, Exporter};
 
 #[derive(Debug, Deserialize)]
@@ -479,11 +479,15 @@ impl ElasticsearchExporter {
             let deadline = tokio::time::Instant::now() + cfg.flush.interval;
             let mut permit = None;
             loop {
-                while req.len() < cfg.flush.bytes {
-                    match queue.try_recv() {
-                        Some(e) => req.add(e, &mut encoder),
-                        None => break,
-                    }
+                if req.len() < cfg.flush.bytes {
+                    queue.take_ready(|e| {
+                        req.add(e, &mut encoder);
+                        if req.len() < cfg.flush.bytes {
+                            Take::More
+                        } else {
+                            Take::Full
+                        }
+                    });
                 }
                 if req.len() >= cfg.flush.bytes || tokio::time::Instant::now() >= deadline {
                     break;
