@@ -509,11 +509,14 @@ impl Receiver for Otlp {
                 ));
             }
             let all: Running = Box::pin(async move {
-                // Each protocol serves on its own task; this ends when both have drained.
-                let tasks: Vec<_> = running.into_iter().map(tokio::spawn).collect();
-                for t in tasks {
-                    let _ = t.await;
+                // Each protocol serves on its own task; this ends when both have drained. A
+                // JoinSet, so that when the service gives up waiting and aborts this future, the
+                // protocols' tasks are aborted with it rather than left running detached.
+                let mut tasks = tokio::task::JoinSet::new();
+                for r in running {
+                    tasks.spawn(r);
                 }
+                while tasks.join_next().await.is_some() {}
             });
             Ok(all)
         })
