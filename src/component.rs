@@ -2,7 +2,7 @@
 //! [`Context`] its `build` receives. Components import this module, never the registry, so the
 //! registry is the only place that knows them all.
 
-use serde_yaml_ng::Value as Yaml;
+pub use serde_yaml_ng::Value as Yaml;
 
 use crate::auth::Authenticators;
 use crate::config::{ComponentId, ConfigError};
@@ -44,7 +44,10 @@ impl<'a> Context<'a> {
 
 /// Decodes and validates a component's config and constructs it. No sockets, no tasks: that
 /// happens when it starts, so `sluice validate` can build everything safely.
-pub type Build<T> = fn(&Context, Yaml) -> Result<T, Vec<ConfigError>>;
+pub type Build<T> = fn(&Context, Yaml) -> Built<T>;
+
+/// What `build` returns: the component, or every problem in its config, each with its path.
+pub type Built<T> = Result<T, Vec<ConfigError>>;
 
 /// A component type: each component module exports one as `SPEC`, and the registry lists them.
 pub struct Spec<T: 'static> {
@@ -58,9 +61,37 @@ pub struct Spec<T: 'static> {
     pub example: &'static str,
 }
 
+impl<T> Spec<T> {
+    pub const fn new(
+        kind: &'static str,
+        signals: &'static [Signal],
+        build: Build<T>,
+        example: &'static str,
+    ) -> Self {
+        Spec {
+            kind,
+            signals,
+            build,
+            example,
+        }
+    }
+}
+
 /// Every signal: logs, traces and metrics.
 pub const ALL_SIGNALS: &[Signal] = &[Signal::Logs, Signal::Traces, Signal::Metrics];
 /// Logs only.
 pub const LOGS: &[Signal] = &[Signal::Logs];
 /// Outside pipelines (extensions).
 pub const NO_SIGNALS: &[Signal] = &[];
+
+/// Declares a section's component modules and lists their `SPEC`s in one place, so adding a
+/// component is its file plus its name in that list:
+/// `components!(RECEIVERS: Box<dyn Receiver> = [http_logs, otlp]);`
+macro_rules! components {
+    ($list:ident: $ty:ty = [$($name:ident),* $(,)?]) => {
+        $(pub mod $name;)*
+        /// Every component type of this section, as the registry lists them.
+        pub const $list: &[$crate::component::Spec<$ty>] = &[$($name::SPEC),*];
+    };
+}
+pub(crate) use components;

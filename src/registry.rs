@@ -1,41 +1,23 @@
-//! The one list of component types. Adding a component is one file (with its `SPEC`, see
-//! `component::Spec`) plus one line here.
+//! Finding component types. Each section lists its own in one `components!` line
+//! (`receivers/mod.rs`, `processors/mod.rs`, `exporters/mod.rs`, `extensions/mod.rs`), which
+//! declares the modules too: adding a component is one file (with its `SPEC`, see
+//! `component::Spec`) plus its name in that line.
 
 use crate::component::Spec;
 #[cfg(test)]
 use crate::component::{Build, Context};
 #[cfg(test)]
 use crate::config::ComponentId;
-use crate::extensions::{self, Extension};
+
 use crate::model::Signal;
-use crate::pipeline::{Exporter, Receiver, Stage};
+
 #[cfg(test)]
 use crate::telemetry::Registry;
-use crate::{exporters, processors, receivers};
 
-pub const RECEIVERS: &[Spec<Box<dyn Receiver>>] =
-    &[receivers::http_logs::SPEC, receivers::otlp::SPEC];
-
-pub const PROCESSORS: &[Spec<Stage>] = &[
-    processors::regex_parser::SPEC,
-    processors::log_transform::SPEC,
-    processors::memory_limiter::SPEC,
-    processors::batch::SPEC,
-];
-
-pub const EXPORTERS: &[Spec<Box<dyn Exporter>>] = &[
-    exporters::tcp::SPEC,
-    exporters::otlp::SPEC,
-    exporters::otlphttp::SPEC,
-    exporters::debug::SPEC,
-    exporters::elasticsearch::SPEC,
-];
-
-pub const EXTENSIONS: &[Spec<Box<dyn Extension>>] = &[
-    extensions::health_check::SPEC,
-    extensions::bearertokenauth::SPEC,
-    extensions::basicauth::SPEC,
-];
+pub use crate::exporters::EXPORTERS;
+pub use crate::extensions::EXTENSIONS;
+pub use crate::processors::PROCESSORS;
+pub use crate::receivers::RECEIVERS;
 
 /// The signals a component of `kind` in `section` (`receivers`, `processors`, `exporters`) takes;
 /// none for an unknown one.

@@ -12,8 +12,8 @@ use std::io::Write;
 use serde::Deserialize;
 
 use crate::codec::{write_hex, write_json_map, write_json_value, write_rfc3339};
-use crate::component::Context;
-use crate::config::{ConfigError, decode};
+use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::config::decode;
 use crate::model::{KeyValue, LogBatch};
 use crate::otlp::raw::RawBatch;
 use crate::pipeline::Batch;
@@ -52,18 +52,9 @@ pub struct Debug {
 }
 
 /// The `debug` exporter type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
-    crate::component::Spec {
-        kind: "debug",
-        signals: crate::component::ALL_SIGNALS,
-        build,
-        example: "~",
-    };
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("debug", ALL_SIGNALS, build, "~");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     crate::config::check_count(

@@ -1,15 +1,16 @@
-//! Exporters: one file per destination. See `registry` for the list.
+//! Exporters: one file (or folder) per destination, listed in `EXPORTERS`; the rest are their
+//! shared parts.
 
 use serde::Deserialize;
 
 pub mod backoff;
-pub mod debug;
-pub mod elasticsearch;
-pub mod otlp;
-pub mod otlphttp;
+pub mod client;
 pub mod sender;
-pub mod tcp;
 pub mod tls;
+
+crate::component::components!(
+    EXPORTERS: Box<dyn crate::pipeline::Exporter> = [tcp, otlp, otlphttp, debug, elasticsearch]
+);
 
 /// The exporter's queue, as the OTel Collector's `sending_queue`, sized in log records.
 #[derive(Debug, Deserialize, Clone, Copy)]

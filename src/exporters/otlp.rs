@@ -28,7 +28,6 @@
 //! RESOURCE_EXHAUSTED when the server sent `RetryInfo` (whose delay is honoured), as the OTel
 //! Collector does; other codes fail the batch.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,54 +46,32 @@ use serde::Deserialize;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::auth::AuthConfig;
-use crate::component::Context;
-use crate::config::{ConfigError, decode, duration};
-use crate::exporters::QueueConfig;
-use crate::exporters::sender::{
-    self, Compression, ExtraHeaders, Outcome, Retry, Settings, Transport,
-};
-use crate::exporters::tls::{self, Tls};
+use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::config::{ConfigError, decode_squashed, duration};
+use crate::exporters::client::{ExtraHeaders, with_causes};
+use crate::exporters::sender::{self, ClientConfig, Outcome, Transport};
+use crate::exporters::tls;
 use crate::model::Signal;
 use crate::otlp::grpc as wire;
 use crate::pipeline::{BoxFuture, Exporter, queue};
 use crate::telemetry::ExporterMetrics;
 
-#[derive(Debug, Deserialize, Default)]
+/// Where `otlp` sends and how it spreads calls; the client settings (`tls`, `headers`,
+/// `auth`, `compression`, `timeout`, `retry_on_failure`, `sending_queue`) are
+/// [`ClientConfig`], in the same mapping.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `host:port` of the receiving collector (`https://host:port` forces TLS,
     /// `http://host:port` plaintext). Required.
     #[serde(default)]
     pub endpoint: String,
-    #[serde(default)]
-    pub tls: Tls,
     /// `none` (default) or `dns`: spread requests over every address the host resolves to.
     #[serde(default)]
     pub balancing: Balancing,
     /// How often `balancing: dns` resolves the host again. Default `30s`.
     #[serde(default = "default_refresh", deserialize_with = "duration")]
     pub dns_refresh_interval: Duration,
-    /// gRPC metadata sent with every call.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Send the credential of an auth extension (`bearertokenauth`, `basicauth` with
-    /// `client_auth`) with every request. Default: none.
-    #[serde(default)]
-    pub auth: Option<AuthConfig>,
-    /// `gzip` (default, as in the Collector), `zstd` or `none`.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Give up on one call after this long (it is then retried). Default `30s`.
-    #[serde(default = "default_timeout", deserialize_with = "duration")]
-    pub timeout: Duration,
-    #[serde(default)]
-    pub retry_on_failure: Retry,
-    #[serde(default)]
-    pub sending_queue: QueueConfig,
-    /// Queued records merged into one call, at most. Default 8192.
-    #[serde(default = "default_max_batch")]
-    pub max_batch_records: usize,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,17 +86,10 @@ fn default_refresh() -> Duration {
     Duration::from_secs(30)
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_max_batch() -> usize {
-    8192
-}
-
 pub struct Otlp {
     id: String,
     cfg: Config,
+    client: ClientConfig,
     /// The TLS client config, `None` for plaintext.
     tls: Option<rustls::ClientConfig>,
     host: String,
@@ -129,19 +99,11 @@ pub struct Otlp {
 }
 
 /// The `otlp` exporter type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
-    crate::component::Spec {
-        kind: "otlp",
-        signals: crate::component::ALL_SIGNALS,
-        build,
-        example: "{endpoint: 'gw:4317', tls: {insecure: true}}",
-    };
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("otlp", ALL_SIGNALS, build, "{endpoint: 'gw:4317', tls: {insecure: true}}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
-    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
+    let (cfg, client): (Config, ClientConfig) =
+        decode_squashed(ctx.path, raw).map_err(|e| vec![e])?;
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();
     let (target, secure) = match (
@@ -150,7 +112,7 @@ pub fn build(
     ) {
         (Some(t), _) => (t, true),
         (_, Some(t)) => (t, false),
-        _ => (cfg.endpoint.as_str(), !cfg.tls.insecure),
+        _ => (cfg.endpoint.as_str(), !client.tls.insecure),
     };
     let target = target.trim_end_matches('/');
     let host_port = target.rsplit_once(':').and_then(|(h, p)| {
@@ -166,25 +128,11 @@ pub fn build(
         ));
     }
     let tls = if secure {
-        cfg.tls.client_config(ctx.path, &mut errors)
+        client.tls.client_config(ctx.path, &mut errors)
     } else {
         None
     };
-    let metadata = ExtraHeaders::build(
-        ctx,
-        &cfg.headers,
-        cfg.auth.as_ref(),
-        "not valid gRPC metadata",
-        &mut errors,
-    );
-    sender::check(
-        ctx.path,
-        &cfg.sending_queue,
-        &cfg.retry_on_failure,
-        cfg.timeout,
-        cfg.max_batch_records,
-        &mut errors,
-    );
+    let metadata = client.check(ctx, "not valid gRPC metadata", &mut errors);
     if cfg.dns_refresh_interval.is_zero() {
         errors.push(ConfigError::new(
             at("dns_refresh_interval"),
@@ -199,6 +147,7 @@ pub fn build(
         metrics: ExporterMetrics::new(ctx.telemetry, &id),
         id,
         cfg,
+        client,
         tls,
         host,
         port,
@@ -208,11 +157,11 @@ pub fn build(
 
 impl Exporter for Otlp {
     fn queue_capacity(&self) -> usize {
-        self.cfg.sending_queue.queue_size
+        self.client.sending_queue.queue_size
     }
 
     fn queue_bytes(&self) -> usize {
-        self.cfg.sending_queue.queue_size_bytes
+        self.client.sending_queue.queue_size_bytes
     }
 
     fn takes_encoded_logs(&self) -> bool {
@@ -224,6 +173,7 @@ impl Exporter for Otlp {
             let Otlp {
                 id,
                 cfg,
+                client,
                 tls,
                 host,
                 port,
@@ -232,7 +182,7 @@ impl Exporter for Otlp {
             } = *self;
             let scheme = if tls.is_some() { "https" } else { "http" };
             // Calls to resolved addresses still verify the certificate against the host.
-            let server_name = cfg
+            let server_name = client
                 .tls
                 .server_name_override
                 .clone()
@@ -241,24 +191,17 @@ impl Exporter for Otlp {
                 Some(config) => tls::connector(config, true, server_name),
                 None => tls::plaintext_connector(),
             };
-            let mut client = Client::builder(TokioExecutor::new());
-            client.http2_only(true);
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder.http2_only(true);
             let transport = GrpcTransport {
-                client: client.build(connector),
+                client: builder.build(connector),
                 scheme,
                 targets: Targets::new(host, port, cfg.balancing, cfg.dns_refresh_interval),
                 metadata,
-                encoding: cfg.compression.name(),
-                timeout: cfg.timeout,
+                encoding: client.compression.name(),
+                timeout: client.timeout,
             };
-            let settings = Settings {
-                id,
-                compression: cfg.compression,
-                retry: cfg.retry_on_failure,
-                max_batch_records: cfg.max_batch_records,
-                metrics,
-            };
-            sender::run(settings, transport, queue).await;
+            sender::run(client.settings(id, metrics), transport, queue).await;
         })
     }
 }
@@ -378,7 +321,7 @@ impl Transport for GrpcTransport {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| sender::with_causes(&e))?;
+                .map_err(|e| with_causes(&e))?;
             let (parts, body) = resp.into_parts();
             let collected = body.collect().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((parts, collected.trailers().cloned()))

@@ -24,7 +24,6 @@
 //! and the original senders are told to retry. `https://` endpoints use TLS (rustls) as `tls`
 //! says; `http://` ones are plaintext.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,20 +36,19 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::auth::AuthConfig;
-use crate::component::Context;
-use crate::config::{ConfigError, decode, duration};
-use crate::exporters::QueueConfig;
-use crate::exporters::sender::{
-    self, Compression, ExtraHeaders, Outcome, Retry, Settings, Transport,
-};
-use crate::exporters::tls::{self, Tls};
+use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::config::{ConfigError, decode_squashed};
+use crate::exporters::client::{ExtraHeaders, with_causes};
+use crate::exporters::sender::{self, ClientConfig, Outcome, Transport};
+use crate::exporters::tls;
 use crate::model::Signal;
 use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::telemetry::ExporterMetrics;
 
-#[derive(Debug, Deserialize, Default)]
+/// Where `otlphttp` sends; the client settings (`tls`, `headers`, `auth`, `compression`,
+/// `timeout`, `retry_on_failure`, `sending_queue`) are [`ClientConfig`], in the same mapping.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Base URL of the receiving collector; logs are POSTed to `<endpoint>/v1/logs`, traces
@@ -66,42 +64,11 @@ pub struct Config {
     /// The full URL for metrics, overriding `endpoint`.
     #[serde(default)]
     pub metrics_endpoint: Option<String>,
-    /// TLS for `https://` endpoints (`insecure` does not apply: the scheme decides).
-    #[serde(default)]
-    pub tls: Tls,
-    /// Extra request headers (authentication, tenancy).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Send the credential of an auth extension (`bearertokenauth`, `basicauth` with
-    /// `client_auth`) with every request. Default: none.
-    #[serde(default)]
-    pub auth: Option<AuthConfig>,
-    /// `gzip` (default, as in the Collector), `zstd` or `none`.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Give up on one request after this long (it is then retried). Default `30s`.
-    #[serde(default = "default_timeout", deserialize_with = "duration")]
-    pub timeout: Duration,
-    #[serde(default)]
-    pub retry_on_failure: Retry,
-    #[serde(default)]
-    pub sending_queue: QueueConfig,
-    /// Queued records merged into one request, at most. Default 8192.
-    #[serde(default = "default_max_batch")]
-    pub max_batch_records: usize,
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_max_batch() -> usize {
-    8192
 }
 
 pub struct OtlpHttp {
     id: String,
-    cfg: Config,
+    client: ClientConfig,
     /// Where logs, traces and metrics go, in that order; `None` where none is configured.
     uris: [Option<Uri>; 3],
     /// The TLS client config, when some endpoint is `https://`.
@@ -111,19 +78,11 @@ pub struct OtlpHttp {
 }
 
 /// The `otlphttp` exporter type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
-    crate::component::Spec {
-        kind: "otlphttp",
-        signals: crate::component::ALL_SIGNALS,
-        build,
-        example: "{endpoint: 'http://localhost:4318'}",
-    };
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("otlphttp", ALL_SIGNALS, build, "{endpoint: 'http://localhost:4318'}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
-    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
+    let (cfg, client): (Config, ClientConfig) =
+        decode_squashed(ctx.path, raw).map_err(|e| vec![e])?;
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();
     let mut uri = |field: &'static str, own: &Option<String>, path: &str| -> Option<Uri> {
@@ -161,7 +120,7 @@ pub fn build(
         .flatten()
         .any(|u| u.scheme_str() == Some("https"))
     {
-        cfg.tls.client_config(ctx.path, &mut errors)
+        client.tls.client_config(ctx.path, &mut errors)
     } else {
         None
     };
@@ -171,21 +130,7 @@ pub fn build(
             "required (or logs_endpoint, traces_endpoint, metrics_endpoint)",
         ));
     }
-    let headers = ExtraHeaders::build(
-        ctx,
-        &cfg.headers,
-        cfg.auth.as_ref(),
-        "not a valid HTTP header",
-        &mut errors,
-    );
-    sender::check(
-        ctx.path,
-        &cfg.sending_queue,
-        &cfg.retry_on_failure,
-        cfg.timeout,
-        cfg.max_batch_records,
-        &mut errors,
-    );
+    let headers = client.check(ctx, "not a valid HTTP header", &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -193,7 +138,7 @@ pub fn build(
     Ok(Box::new(OtlpHttp {
         metrics: ExporterMetrics::new(ctx.telemetry, &id),
         id,
-        cfg,
+        client,
         uris,
         tls,
         headers,
@@ -202,11 +147,11 @@ pub fn build(
 
 impl Exporter for OtlpHttp {
     fn queue_capacity(&self) -> usize {
-        self.cfg.sending_queue.queue_size
+        self.client.sending_queue.queue_size
     }
 
     fn queue_bytes(&self) -> usize {
-        self.cfg.sending_queue.queue_size_bytes
+        self.client.sending_queue.queue_size_bytes
     }
 
     fn takes_encoded_logs(&self) -> bool {
@@ -222,7 +167,7 @@ impl OtlpHttp {
     async fn serve(self: Box<Self>, queue: queue::Receiver) {
         let OtlpHttp {
             id,
-            cfg,
+            client: cfg,
             uris,
             tls,
             headers,
@@ -239,14 +184,7 @@ impl OtlpHttp {
             encoding: cfg.compression.name(),
             timeout: cfg.timeout,
         };
-        let settings = Settings {
-            id,
-            compression: cfg.compression,
-            retry: cfg.retry_on_failure,
-            max_batch_records: cfg.max_batch_records,
-            metrics,
-        };
-        sender::run(settings, transport, queue).await;
+        sender::run(cfg.settings(id, metrics), transport, queue).await;
     }
 }
 
@@ -283,7 +221,7 @@ impl Transport for HttpTransport {
         self.headers.apply(req.headers_mut());
         let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => return Outcome::Retry("timed out".into(), None),
-            Ok(Err(e)) => return Outcome::Retry(sender::with_causes(&e), None),
+            Ok(Err(e)) => return Outcome::Retry(with_causes(&e), None),
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status();

@@ -6,28 +6,25 @@
 //! answers its client only then. A permanent refusal, or retrying past `max_elapsed_time`,
 //! fails the batch's acknowledgement and the original senders are told to retry.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::config::duration;
+use crate::auth::AuthConfig;
+use crate::component::Context;
+use crate::config::{ConfigError, duration};
+use crate::exporters::QueueConfig;
 use crate::exporters::backoff;
+use crate::exporters::client::{Compression, ExtraHeaders};
+use crate::exporters::tls::Tls;
 use crate::model::Signal;
 use crate::otlp;
 use crate::pipeline::Batch;
 use crate::pipeline::queue::{self, Envelope, Take};
 use crate::telemetry::ExporterMetrics;
-
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    Gzip,
-    Zstd,
-    None,
-}
 
 /// The Collector's `retry_on_failure`.
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -74,146 +71,87 @@ fn default_max_elapsed() -> Duration {
     Duration::from_secs(300)
 }
 
-impl Compression {
-    /// The name used in `Content-Encoding` / `grpc-encoding`, if any.
-    pub fn name(self) -> Option<&'static str> {
-        match self {
-            Compression::Gzip => Some("gzip"),
-            Compression::Zstd => Some("zstd"),
-            Compression::None => None,
-        }
-    }
-
-    pub fn compress(self, body: &[u8]) -> Bytes {
-        match self {
-            Compression::None => Bytes::copy_from_slice(body),
-            Compression::Gzip => {
-                use std::io::Write;
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                // Writing to a Vec cannot fail.
-                let _ = enc.write_all(body);
-                Bytes::from(enc.finish().unwrap_or_default())
-            }
-            Compression::Zstd => Bytes::from(zstd::encode_all(body, 1).unwrap_or_default()),
-        }
-    }
+/// What both OTLP exporters take besides where to send, with the Collector's names, written in
+/// the same mapping as the exporter's own keys (`config::decode_squashed`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// TLS for the connection (`exporters::tls`).
+    #[serde(default)]
+    pub tls: Tls,
+    /// Extra request headers or gRPC metadata (authentication, tenancy).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Send the credential of an auth extension (`bearertokenauth`, `basicauth` with
+    /// `client_auth`) with every request. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// `gzip` (default, as in the Collector), `zstd` or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Give up on one request after this long (it is then retried). Default `30s`.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub retry_on_failure: Retry,
+    #[serde(default)]
+    pub sending_queue: QueueConfig,
+    /// Queued records merged into one request, at most. Default 8192.
+    #[serde(default = "default_max_batch")]
+    pub max_batch_records: usize,
 }
 
-/// Checks the settings both OTLP exporters share, reporting under `path`.
-pub fn check(
-    path: &str,
-    queue: &crate::exporters::QueueConfig,
-    retry: &Retry,
-    timeout: Duration,
-    max_batch_records: usize,
-    errors: &mut Vec<crate::config::ConfigError>,
-) {
-    use crate::config::ConfigError;
-    queue.check(path, errors);
-    if retry.initial_interval.is_zero() || retry.max_interval < retry.initial_interval {
-        errors.push(ConfigError::new(
-            format!("{path}.retry_on_failure"),
-            "need 0 < initial_interval <= max_interval",
-        ));
-    }
-    if timeout.is_zero() {
-        errors.push(ConfigError::new(
-            format!("{path}.timeout"),
-            "must be greater than zero",
-        ));
-    }
-    if max_batch_records == 0 {
-        errors.push(ConfigError::new(
-            format!("{path}.max_batch_records"),
-            "must be greater than zero",
-        ));
-    }
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
-/// The most `headers` an exporter sends, and their size in all.
-pub const MAX_HEADERS: usize = 64;
-pub const MAX_HEADER_BYTES: usize = 16 << 10;
-
-/// The configured `headers` (HTTP headers or gRPC metadata), each checked; a bad one is
-/// reported as `<path>.headers.<name>: <problem>`.
-/// What an exporter adds to every request: its configured `headers` and, with `auth`, the
-/// credential its authenticator gives (asked per request, so a rotated token is sent at once).
-pub struct ExtraHeaders {
-    pub fixed: hyper::HeaderMap,
-    pub auth: Option<std::sync::Arc<dyn crate::auth::ClientAuth>>,
+fn default_max_batch() -> usize {
+    8192
 }
 
-impl ExtraHeaders {
-    /// `headers` and `auth` from an exporter's config at `path`; errors go to `errors`.
-    pub fn build(
-        ctx: &crate::component::Context,
-        configured: &std::collections::BTreeMap<String, String>,
-        auth: Option<&crate::auth::AuthConfig>,
+impl ClientConfig {
+    /// Checks every setting, reporting under the exporter's path, and makes what is added to
+    /// every request; `problem` says what a bad header is ("not a valid HTTP header").
+    pub fn check(
+        &self,
+        ctx: &Context,
         problem: &str,
-        errors: &mut Vec<crate::config::ConfigError>,
-    ) -> Self {
-        let fixed = headers(ctx.path, configured, problem, errors);
-        let auth = auth.and_then(|a| {
-            ctx.auth
-                .client(ctx.path, a)
-                .map_err(|e| errors.push(e))
-                .ok()
-        });
-        ExtraHeaders { fixed, auth }
+        errors: &mut Vec<ConfigError>,
+    ) -> ExtraHeaders {
+        let path = ctx.path;
+        self.sending_queue.check(path, errors);
+        let retry = &self.retry_on_failure;
+        if retry.initial_interval.is_zero() || retry.max_interval < retry.initial_interval {
+            errors.push(ConfigError::new(
+                format!("{path}.retry_on_failure"),
+                "need 0 < initial_interval <= max_interval",
+            ));
+        }
+        if self.timeout.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.timeout"),
+                "must be greater than zero",
+            ));
+        }
+        if self.max_batch_records == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_batch_records"),
+                "must be greater than zero",
+            ));
+        }
+        ExtraHeaders::build(ctx, &self.headers, self.auth.as_ref(), problem, errors)
     }
 
-    pub fn apply(&self, to: &mut hyper::HeaderMap) {
-        for (k, v) in &self.fixed {
-            to.insert(k.clone(), v.clone());
-        }
-        if let Some(a) = &self.auth {
-            let (k, v) = a.header();
-            to.insert(k, v);
-        }
-    }
-}
-
-pub fn headers(
-    path: &str,
-    configured: &std::collections::BTreeMap<String, String>,
-    problem: &str,
-    errors: &mut Vec<crate::config::ConfigError>,
-) -> hyper::HeaderMap {
-    use hyper::header::{HeaderName, HeaderValue};
-    let mut out = hyper::HeaderMap::new();
-    // Beyond these a peer refuses the request anyway (HTTP/2's usual header list limit is
-    // 16 KiB), and a header map holds at most 32768 entries before it panics.
-    let total: usize = configured.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if configured.len() > MAX_HEADERS || total > MAX_HEADER_BYTES {
-        errors.push(crate::config::ConfigError::new(
-            format!("{path}.headers"),
-            format!(
-                "at most {MAX_HEADERS} headers of {} KiB in all (got {} of {} bytes)",
-                MAX_HEADER_BYTES >> 10,
-                configured.len(),
-                total
-            ),
-        ));
-        return out;
-    }
-    for (k, v) in configured {
-        match (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
-            (Ok(k), Ok(mut v)) => {
-                // Values often carry tenants' keys: never shown in logs or Debug output.
-                v.set_sensitive(true);
-                out.insert(k, v);
-            }
-            _ => errors.push(crate::config::ConfigError::new(
-                format!("{path}.headers.{k}"),
-                problem,
-            )),
+    /// What the send loop needs besides its transport.
+    pub fn settings(&self, id: String, metrics: ExporterMetrics) -> Settings {
+        Settings {
+            id,
+            compression: self.compression,
+            retry: self.retry_on_failure,
+            max_batch_records: self.max_batch_records,
+            metrics,
         }
     }
-    out
 }
 
 /// How one attempt ended.
@@ -323,20 +261,4 @@ async fn deliver<T: Transport>(
         tokio::time::sleep(wait).await;
         failures = failures.saturating_add(1);
     }
-}
-
-/// An error with every cause after it (`client error (Connect): invalid peer certificate:
-/// UnknownIssuer`): hyper's own message names only the stage that failed.
-pub fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }

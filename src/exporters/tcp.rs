@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::codec::{JsonEncoder, encode_text_batch};
-use crate::component::Context;
+use crate::component::{Built, Context, LOGS, Spec, Yaml};
 use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::{QueueConfig, backoff};
 use crate::model::Signal;
@@ -173,18 +173,9 @@ pub struct Tcp {
 }
 
 /// The `tcp` exporter type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
-    crate::component::Spec {
-        kind: "tcp",
-        signals: crate::component::LOGS,
-        build,
-        example: "{endpoint: 'localhost:9001'}",
-    };
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("tcp", LOGS, build, "{endpoint: 'localhost:9001'}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     if let Err(e) = check_endpoint(&cfg.endpoint) {

@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 use super::{AuthOnly, Extension};
 use crate::auth::htpasswd::Htpasswd;
 use crate::auth::{Authenticator, Check, ClientAuth, Denied, Secret, ServerAuth, secret_header};
-use crate::component::Context;
+use crate::component::{Built, Context, NO_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode};
 use crate::watched::Watched;
 
@@ -212,18 +212,9 @@ fn random_key() -> [u8; 16] {
 }
 
 /// The `basicauth` extension type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::extensions::Extension>> =
-    crate::component::Spec {
-        kind: "basicauth",
-        signals: crate::component::NO_SIGNALS,
-        build,
-        example: "{client_auth: {username: a, password: b}}",
-    };
+pub const SPEC: Spec<Box<dyn Extension>> = Spec::new("basicauth", NO_SIGNALS, build, "{client_auth: {username: a, password: b}}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Extension>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();

@@ -26,7 +26,7 @@ use super::{AuthOnly, Extension};
 use crate::auth::{
     Authenticator, Check, ClientAuth, Denied, Secret, ServerAuth, matches_any, secret_header,
 };
-use crate::component::Context;
+use crate::component::{Built, Context, NO_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode};
 use crate::watched::Watched;
 
@@ -154,18 +154,9 @@ impl ClientAuth for BearerToken {
 }
 
 /// The `bearertokenauth` extension type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::extensions::Extension>> =
-    crate::component::Spec {
-        kind: "bearertokenauth",
-        signals: crate::component::NO_SIGNALS,
-        build,
-        example: "{token: abc}",
-    };
+pub const SPEC: Spec<Box<dyn Extension>> = Spec::new("bearertokenauth", NO_SIGNALS, build, "{token: abc}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Extension>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();

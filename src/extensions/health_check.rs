@@ -14,7 +14,7 @@ use hyper::Response;
 use serde::Deserialize;
 
 use super::{Extension, Health, State};
-use crate::component::Context;
+use crate::component::{Built, Context, NO_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, check_endpoint, decode};
 use crate::pipeline::{BoxFuture, Running, StartError};
 use crate::server;
@@ -45,18 +45,9 @@ pub struct HealthCheck {
 }
 
 /// The `health_check` extension type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::extensions::Extension>> =
-    crate::component::Spec {
-        kind: "health_check",
-        signals: crate::component::NO_SIGNALS,
-        build,
-        example: "{endpoint: '127.0.0.1:0'}",
-    };
+pub const SPEC: Spec<Box<dyn Extension>> = Spec::new("health_check", NO_SIGNALS, build, "{endpoint: '127.0.0.1:0'}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Extension>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     if let Err(e) = check_endpoint(&cfg.endpoint) {

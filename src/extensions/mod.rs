@@ -1,8 +1,8 @@
 //! Extensions: components outside the data path (health checks, authenticators).
 
-pub mod basicauth;
-pub mod bearertokenauth;
-pub mod health_check;
+crate::component::components!(
+    EXTENSIONS: Box<dyn Extension> = [health_check, bearertokenauth, basicauth]
+);
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

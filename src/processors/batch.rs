@@ -24,7 +24,7 @@ use std::time::Duration;
 use hyper::header::HeaderName;
 use serde::Deserialize;
 
-use crate::component::Context;
+use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode, duration};
 use crate::pipeline::Stage;
 use crate::pipeline::batcher::{Metrics, Settings};
@@ -69,14 +69,9 @@ fn default_cardinality() -> usize {
 const MAX_KEYS: usize = 32;
 
 /// The `batch` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
-    kind: "batch",
-    signals: crate::component::ALL_SIGNALS,
-    build,
-    example: "~",
-};
+pub const SPEC: Spec<Stage> = Spec::new("batch", ALL_SIGNALS, build, "~");
 
-pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let at = |field: &str| format!("{}.{field}", ctx.path);

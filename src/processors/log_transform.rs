@@ -29,8 +29,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use crate::component::Context;
-use crate::config::{ConfigError, decode};
+use crate::component::{Built, Context, LOGS, Spec, Yaml};
+use crate::config::decode;
 use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Severity, Str, Value, get_attr};
 use crate::pipeline::{Processor, Stage};
 use crate::telemetry::ProcessorMetrics;
@@ -119,14 +119,9 @@ fn leak(s: &str) -> Str {
 }
 
 /// The `log_transform` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
-    kind: "log_transform",
-    signals: crate::component::LOGS,
-    build,
-    example: "~",
-};
+pub const SPEC: Spec<Stage> = Spec::new("log_transform", LOGS, build, "~");
 
-pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let metrics = ProcessorMetrics::new(ctx.telemetry, &ctx.id.to_string(), ctx.pipeline);
     Ok(Stage::Inline(Box::new(LogTransform::new(cfg, metrics))))

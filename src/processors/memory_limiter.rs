@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::component::Context;
+use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode, duration};
 use crate::pipeline::{Admission, Stage};
 use crate::telemetry::Gauge;
@@ -276,14 +276,9 @@ impl Shared {
 pub struct MemoryLimiter(Arc<Shared>);
 
 /// The `memory_limiter` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
-    kind: "memory_limiter",
-    signals: crate::component::ALL_SIGNALS,
-    build,
-    example: "{limit_mib: 1024}",
-};
+pub const SPEC: Spec<Stage> = Spec::new("memory_limiter", ALL_SIGNALS, build, "{limit_mib: 1024}");
 
-pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     if cfg.check_interval.is_zero() {
         return Err(vec![ConfigError::new(

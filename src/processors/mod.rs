@@ -1,6 +1,6 @@
-//! Processors: one file per transformation. See `registry` for the list.
-pub mod batch;
-pub mod log_transform;
-pub mod memory_limiter;
-pub mod regex_parser;
+//! Processors: one file per transformation, listed in `PROCESSORS`.
 pub mod segments;
+
+crate::component::components!(
+    PROCESSORS: crate::pipeline::Stage = [regex_parser, log_transform, memory_limiter, batch]
+);

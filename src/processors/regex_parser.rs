@@ -24,7 +24,7 @@ use regex_automata::{Input, PatternID};
 use serde::Deserialize;
 
 use super::segments::{Segments, Spans};
-use crate::component::Context;
+use crate::component::{Built, Context, LOGS, Spec, Yaml};
 use crate::config::{ConfigError, decode};
 use crate::model::{KeyValue, LogBatch, LogRecord, Severity, Str, Value, get_attr};
 use crate::pipeline::{Processor, Stage};
@@ -163,14 +163,9 @@ pub struct RegexParser {
 }
 
 /// The `regex_parser` processor type, as the registry lists it.
-pub const SPEC: crate::component::Spec<crate::pipeline::Stage> = crate::component::Spec {
-    kind: "regex_parser",
-    signals: crate::component::LOGS,
-    build,
-    example: "{preset: apache_common}",
-};
+pub const SPEC: Spec<Stage> = Spec::new("regex_parser", LOGS, build, "{preset: apache_common}");
 
-pub fn build(ctx: &Context, raw: serde_yaml_ng::Value) -> Result<Stage, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let compiled = compile(ctx.path, &cfg)?;
     let metrics = ProcessorMetrics::new(ctx.telemetry, &ctx.id.to_string(), ctx.pipeline);

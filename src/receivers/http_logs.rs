@@ -21,7 +21,7 @@
 //! decoded with a bound on the output, so a decompression bomb gets 413, not an OOM.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -29,93 +29,39 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Request};
 use serde::Deserialize;
 
-use crate::auth::AuthConfig;
-use crate::component::Context;
-use crate::config::{ConfigError, byte_size, check_endpoint, decode};
+use crate::component::{Built, Context, LOGS, Spec, Yaml};
+use crate::config::decode_squashed;
 use crate::model::{LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::Batch;
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError, WorkerSlot};
-use crate::receivers::edge::{Edge, Protocol};
-use crate::receivers::limits::{self, HttpLimits};
+use crate::receivers::edge::Edge;
+use crate::receivers::limits::{HttpServerConfig, ServerDefaults};
 use crate::receivers::step::{Invalid, PlainText, Step};
-use crate::receivers::tls::TlsSettings;
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 
+/// `http_logs`' own keys; the listener's (`endpoint`, limits, `tls`, `auth`) are
+/// [`HttpServerConfig`], written in the same mapping.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `host:port` to listen on. Default `localhost:9000`.
-    #[serde(default = "default_endpoint")]
-    pub endpoint: String,
     /// `newline_delimited` (default): one record per non-empty line, `\r\n` accepted.
     /// `bytes`: the whole body is one record.
     #[serde(default)]
     pub framing: Framing,
-    /// Largest accepted body, before and after decompression. Default `10MiB`, at most `1GiB`.
-    #[serde(default = "default_max_body", deserialize_with = "byte_size")]
-    pub max_request_body_size: usize,
-    /// Close each connection once it is this old (after its current request). Default: never.
-    #[serde(default, deserialize_with = "crate::config::optional_duration")]
-    pub max_connection_age: Option<Duration>,
-    /// The whole body must arrive within this (408 otherwise). Default `30s`, at most `1h`.
-    #[serde(
-        default = "limits::default_read_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
-    pub read_timeout: Duration,
-    /// Close a connection whose request headers take longer than this to arrive. Default
-    /// `30s`, at most `1h`.
-    #[serde(
-        default = "limits::default_read_header_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
-    pub read_header_timeout: Duration,
-    /// Close a connection that has had no request for this long. Default `60s`.
-    #[serde(
-        default = "limits::default_idle_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
-    pub idle_timeout: Duration,
-    /// Connections served at once; more are closed on accept. Default 4096.
-    #[serde(default = "limits::default_max_connections")]
-    pub max_connections: usize,
-    /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
-    #[serde(
-        default = "limits::default_retry_after",
-        deserialize_with = "crate::config::duration"
-    )]
-    pub retry_after: Duration,
-    /// TLS on this listener (`receivers::tls`): `cert_file`, `key_file`, `client_ca_file`,
-    /// `min_version`, `max_version`, `reload_interval`. Default: plaintext.
-    #[serde(default)]
-    pub tls: Option<TlsSettings>,
-    /// Check every request's credentials with an auth extension (`crate::auth`), before its
-    /// body is read. Default: none.
-    #[serde(default)]
-    pub auth: Option<AuthConfig>,
 }
 
-fn default_endpoint() -> String {
-    "localhost:9000".to_string()
-}
+/// `endpoint` defaults to `localhost:9000`, `max_request_body_size` to `10MiB`.
+#[derive(Debug)]
+pub struct Defaults;
 
-fn default_max_body() -> usize {
-    10 << 20
-}
-
-impl Config {
-    fn limits(&self) -> HttpLimits {
-        HttpLimits {
-            max_request_body_size: self.max_request_body_size,
-            read_timeout: self.read_timeout,
-            read_header_timeout: self.read_header_timeout,
-            idle_timeout: self.idle_timeout,
-            max_connections: self.max_connections,
-            max_connection_age: self.max_connection_age,
-            retry_after: self.retry_after,
-        }
+impl ServerDefaults for Defaults {
+    fn endpoint() -> String {
+        "localhost:9000".to_string()
+    }
+    fn max_request_body_size() -> usize {
+        10 << 20
     }
 }
 
@@ -130,40 +76,21 @@ pub enum Framing {
 pub struct HttpLogs {
     id: String,
     cfg: Config,
+    server: HttpServerConfig<Defaults>,
     metrics: ReceiverMetrics,
     edge: Edge,
 }
 
 /// The `http_logs` receiver type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Receiver>> =
-    crate::component::Spec {
-        kind: "http_logs",
-        signals: crate::component::LOGS,
-        build,
-        example: "{endpoint: '127.0.0.1:0'}",
-    };
+pub const SPEC: Spec<Box<dyn Receiver>> = Spec::new("http_logs", LOGS, build, "{endpoint: '127.0.0.1:0'}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Receiver>, Vec<ConfigError>> {
-    let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
+    let (cfg, server): (Config, HttpServerConfig<Defaults>) =
+        decode_squashed(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
-    if let Err(e) = check_endpoint(&cfg.endpoint) {
-        errors.push(ConfigError::new(format!("{}.endpoint", ctx.path), e));
-    }
-    cfg.limits().check(ctx.path, &mut errors);
     let id = ctx.id.to_string();
     let metrics = ReceiverMetrics::new(ctx.telemetry, &id, "http");
-    let edge = Edge::build(
-        ctx.path,
-        cfg.tls.as_ref(),
-        cfg.auth.as_ref(),
-        ctx.auth,
-        Protocol::Http1,
-        &metrics,
-        &mut errors,
-    );
+    let edge = server.check(ctx.path, ctx, &metrics, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -172,6 +99,7 @@ pub fn build(
         edge,
         id,
         cfg,
+        server,
     }))
 }
 
@@ -187,15 +115,14 @@ impl Receiver for HttpLogs {
         shutdown: Shutdown,
     ) -> BoxFuture<Result<Running, StartError>> {
         Box::pin(async move {
-            let listener =
-                server::bind(format!("receivers.{}", self.id), &self.cfg.endpoint).await?;
-            tracing::info!(receiver = %self.id, endpoint = %self.cfg.endpoint, "http_logs receiver listening");
-            let limits = self.cfg.limits();
-            let mut opts = limits.server_options(&self.metrics);
+            let server = &self.server;
+            let listener = server::bind(format!("receivers.{}", self.id), &server.endpoint).await?;
+            tracing::info!(receiver = %self.id, endpoint = %server.endpoint, "http_logs receiver listening");
+            let mut opts = server.server_options(&self.metrics);
             self.edge.apply(&mut opts, &self.metrics);
             let shared = Arc::new(Shared {
                 framing: self.cfg.framing,
-                step: limits.step(self.metrics, shutdown.clone()),
+                step: server.step(self.metrics, shutdown.clone()),
             });
             let running: Running = Box::pin(server::serve(listener, shutdown, opts, move || {
                 // One worker per connection: HTTP/1.1 serves its requests one at a time, so the

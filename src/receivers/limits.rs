@@ -1,26 +1,102 @@
-//! The timeouts and connection limits every HTTP receiver takes, with the Collector's names
-//! (`confighttp`'s `read_timeout`, `read_header_timeout`, `idle_timeout`), their defaults and
-//! ranges in one place, so `http_logs` and OTLP/HTTP cannot drift apart.
+//! What every HTTP receiver's listener takes, with the Collector's `confighttp` names
+//! (`endpoint`, `max_request_body_size`, `read_timeout`, `read_header_timeout`, `idle_timeout`,
+//! `tls`, `auth`), their defaults and ranges in one place, so `http_logs` and OTLP/HTTP cannot
+//! drift apart.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::config::{ConfigError, check_count, check_duration};
+use serde::Deserialize;
+
+use crate::auth::AuthConfig;
+use crate::component::Context;
+use crate::config::{ConfigError, byte_size, check_count, check_duration, check_endpoint};
 use crate::receivers::body;
+use crate::receivers::edge::{Edge, Protocol};
 use crate::receivers::step::Step;
+use crate::receivers::tls::TlsSettings;
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 
-/// An HTTP receiver's limits, as its config gives them.
-#[derive(Debug, Clone)]
-pub struct HttpLimits {
+/// The two defaults that differ between HTTP receivers.
+pub trait ServerDefaults: std::fmt::Debug {
+    fn endpoint() -> String;
+    fn max_request_body_size() -> usize;
+}
+
+/// An HTTP listener's settings: `D` gives its default endpoint and body limit. A receiver with
+/// keys of its own takes them out before decoding this (see `http_logs`), because serde's
+/// `flatten` would lose `deny_unknown_fields`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+pub struct HttpServerConfig<D: ServerDefaults> {
+    /// `host:port` to listen on.
+    #[serde(default = "D::endpoint")]
+    pub endpoint: String,
+    /// Largest accepted body, before and after decompression; 413 beyond it. At most `1GiB`.
+    #[serde(default = "D::max_request_body_size", deserialize_with = "byte_size")]
     pub max_request_body_size: usize,
-    pub read_timeout: Duration,
-    pub read_header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
+    /// Close each connection once it is this old (after its current request), so that clients
+    /// behind an L4 balancer reconnect and reach replicas added later. Default: never.
+    #[serde(default, deserialize_with = "crate::config::optional_duration")]
     pub max_connection_age: Option<Duration>,
+    /// The whole body must arrive within this (408 otherwise). Default `30s`, at most `1h`.
+    #[serde(
+        default = "default_read_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub read_timeout: Duration,
+    /// Close a connection whose request headers take longer than this to arrive. Default
+    /// `30s`, at most `1h`.
+    #[serde(
+        default = "default_read_header_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub read_header_timeout: Duration,
+    /// Close a connection that has had no request for this long. Default `60s`.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed on accept. Default 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
+    #[serde(
+        default = "default_retry_after",
+        deserialize_with = "crate::config::duration"
+    )]
     pub retry_after: Duration,
+    /// TLS on this listener (`receivers::tls`): `cert_file`, `key_file`, `client_ca_file`,
+    /// `min_version`, `max_version`, `reload_interval`. Default: plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// Check every request's credentials with an auth extension (`crate::auth`), before its
+    /// body is read. Default: none.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    #[serde(skip)]
+    defaults: PhantomData<D>,
+}
+
+impl<D: ServerDefaults> Default for HttpServerConfig<D> {
+    fn default() -> Self {
+        HttpServerConfig {
+            endpoint: D::endpoint(),
+            max_request_body_size: D::max_request_body_size(),
+            max_connection_age: None,
+            read_timeout: default_read_timeout(),
+            read_header_timeout: default_read_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            retry_after: default_retry_after(),
+            tls: None,
+            auth: None,
+            defaults: PhantomData,
+        }
+    }
 }
 
 /// `read_timeout`: the whole body must arrive within it. Default `30s`.
@@ -59,10 +135,21 @@ pub const MAX_BODY: u64 = 1 << 30;
 /// The largest `max_connections` of one receiver.
 pub const MAX_CONNECTIONS: u64 = 1 << 20;
 
-impl HttpLimits {
-    /// Every out-of-range value, with its path under `path`.
-    pub fn check(&self, path: &str, errors: &mut Vec<ConfigError>) {
+impl<D: ServerDefaults> HttpServerConfig<D> {
+    /// Checks every setting of the listener at `path` (e.g. `receivers.otlp.protocols.http`)
+    /// and makes its [`Edge`] (TLS and authentication); problems go to `errors` with their
+    /// paths.
+    pub fn check(
+        &self,
+        path: &str,
+        ctx: &Context,
+        metrics: &ReceiverMetrics,
+        errors: &mut Vec<ConfigError>,
+    ) -> Edge {
         let at = |field: &str| format!("{path}.{field}");
+        if let Err(e) = check_endpoint(&self.endpoint) {
+            errors.push(ConfigError::new(at("endpoint"), e));
+        }
         check_count(
             errors,
             at("max_request_body_size"),
@@ -92,6 +179,15 @@ impl HttpLimits {
             check_duration(errors, at("max_connection_age"), age, MS, 8760 * HOUR);
         }
         check_duration(errors, at("retry_after"), self.retry_after, SECOND, HOUR);
+        Edge::build(
+            path,
+            self.tls.as_ref(),
+            self.auth.as_ref(),
+            ctx.auth,
+            Protocol::Http1,
+            metrics,
+            errors,
+        )
     }
 
     /// The listener's settings.

@@ -23,7 +23,7 @@ use super::dead_letter::{self, DeadLetter, Why};
 use super::mapping::BulkEncoder;
 use super::response::{self, Item};
 use super::retry::{self, RetryConfig};
-use crate::exporters::sender::{Compression, with_causes};
+use crate::exporters::client::{Compression, with_causes};
 use crate::model::{LogBatch, Signal};
 use crate::pipeline::Batch;
 use crate::pipeline::queue::Envelope;

@@ -71,14 +71,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::component::Context;
+use crate::component::{Built, Context, LOGS, Spec, Yaml};
 use crate::config::{ConfigError, byte_size, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::elasticsearch::bulk::{Metrics, Request, Sender};
 use crate::exporters::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
 use crate::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
 use crate::exporters::elasticsearch::retry::RetryConfig;
-use crate::exporters::sender::{self, Compression};
+use crate::exporters::client::{self, Compression};
 use crate::exporters::tls::Tls;
 use crate::pipeline::queue::{self, Take};
 use crate::pipeline::{BoxFuture, Exporter};
@@ -210,18 +210,9 @@ pub struct ElasticsearchExporter {
 }
 
 /// The `elasticsearch` exporter type, as the registry lists it.
-pub const SPEC: crate::component::Spec<Box<dyn crate::pipeline::Exporter>> =
-    crate::component::Spec {
-        kind: "elasticsearch",
-        signals: crate::component::LOGS,
-        build,
-        example: "{endpoint: 'http://localhost:9200'}",
-    };
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("elasticsearch", LOGS, build, "{endpoint: 'http://localhost:9200'}");
 
-pub fn build(
-    ctx: &Context,
-    raw: serde_yaml_ng::Value,
-) -> Result<Box<dyn Exporter>, Vec<ConfigError>> {
+pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let prepared = prepare(ctx.path, &cfg, &mut errors);
@@ -330,7 +321,7 @@ fn prepare(path: &str, cfg: &Config, errors: &mut Vec<ConfigError>) -> Prepared 
         }
     };
 
-    let headers = sender::headers(path, &cfg.headers, "not a valid HTTP header", errors);
+    let headers = client::headers(path, &cfg.headers, "not a valid HTTP header", errors);
     if cfg.compression == Compression::Zstd {
         errors.push(ConfigError::new(
             at("compression"),

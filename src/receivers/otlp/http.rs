@@ -36,11 +36,10 @@ pub(super) fn serve(
     consumer: Consumer,
     shutdown: Shutdown,
 ) -> Running {
-    let limits = cfg.limits();
-    let mut opts = limits.server_options(&metrics);
+    let mut opts = cfg.server_options(&metrics);
     edge.apply(&mut opts, &metrics);
     let shared = Arc::new(Shared {
-        step: limits.step(metrics, shutdown.clone()),
+        step: cfg.step(metrics, shutdown.clone()),
     });
     Box::pin(server::serve(listener, shutdown, opts, move || {
         // One worker per connection; HTTP/1.1 serves one request at a time on it.
