@@ -182,7 +182,8 @@ mod tests {
             let e = (s.build)(&Context::alone(&id, &path, &reg), yaml(s.example)).unwrap();
             let (tx, rx) = queue::bounded(10, Gauge::default());
             drop(tx);
-            tokio::time::timeout(within, e.run(rx))
+            let (_keep, deadline) = crate::shutdown::channel();
+            tokio::time::timeout(within, e.run(rx, deadline))
                 .await
                 .unwrap_or_else(|_| panic!("exporter {} did not stop", s.kind));
         }
@@ -237,5 +238,57 @@ mod tests {
             listing.contains("extensions:\n  - health_check\n"),
             "{listing}"
         );
+    }
+
+    /// An exporter whose peer is down keeps retrying while the queue drains, but gives up at
+    /// the shutdown deadline: it returns promptly, and the batch it held fails back to its
+    /// sender instead of being reported delivered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_exporter_gives_up_at_the_shutdown_deadline() {
+        use crate::model::{LogBatch, LogRecord};
+        use crate::pipeline::ack::{self, Acks, Delivery};
+        use crate::pipeline::{Batch, queue};
+        use crate::telemetry::Gauge;
+        use std::time::Duration;
+        // A port nothing listens on: connections are refused, and every exporter retries.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let reg = Registry::default();
+        for s in EXPORTERS {
+            let config = match s.kind {
+                "tcp" => format!("{{endpoint: '127.0.0.1:{port}'}}"),
+                "otlp" => format!("{{endpoint: '127.0.0.1:{port}', tls: {{insecure: true}}}}"),
+                "otlphttp" | "elasticsearch" => format!("{{endpoint: 'http://127.0.0.1:{port}'}}"),
+                _ => continue, // no peer to be down
+            };
+            let id = ComponentId::parse(s.kind).unwrap();
+            let path = format!("exporters.{}", s.kind);
+            let e = (s.build)(
+                &Context::alone(&id, &path, &reg),
+                serde_yaml_ng::from_str(&config).unwrap(),
+            )
+            .unwrap();
+            let (tx, rx) = queue::bounded(10, Gauge::default());
+            let (share, wait) = ack::new();
+            let mut batch = LogBatch::default();
+            batch.records.push(LogRecord::default());
+            tx.send(
+                tx.try_reserve(1).unwrap(),
+                Batch::Logs(batch),
+                Acks::one(share),
+            )
+            .unwrap();
+            drop(tx);
+            let (give_up, deadline) = crate::shutdown::channel();
+            let run = tokio::spawn(e.run(rx, deadline));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            give_up.fire();
+            tokio::time::timeout(Duration::from_secs(5), run)
+                .await
+                .unwrap_or_else(|_| panic!("{} kept going past the deadline", s.kind))
+                .unwrap();
+            assert_eq!(wait.wait().await, Delivery::Failed, "{}", s.kind);
+        }
     }
 }

@@ -31,4 +31,22 @@ impl Shutdown {
     pub async fn wait(&mut self) {
         let _ = self.0.wait_for(|fired| *fired).await;
     }
+
+    /// Sleeps for `d`, or less if fired first; `false` when fired. For retry and reconnect
+    /// waits, which must not outlast a shutdown.
+    pub async fn sleep(&self, d: std::time::Duration) -> bool {
+        self.unless(tokio::time::sleep(d)).await.is_some()
+    }
+
+    /// Runs `f` to completion unless this fires first (`None` then, and `f` is dropped).
+    pub async fn unless<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        if self.is_fired() {
+            return None;
+        }
+        let mut this = self.clone();
+        tokio::select! {
+            out = f => Some(out),
+            _ = this.wait() => None,
+        }
+    }
 }

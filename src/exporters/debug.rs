@@ -18,6 +18,7 @@ use crate::model::{KeyValue, LogBatch};
 use crate::otlp::raw::RawBatch;
 use crate::pipeline::Batch;
 use crate::pipeline::{BoxFuture, Exporter, queue};
+use crate::shutdown::Shutdown;
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize, Default)]
@@ -86,7 +87,7 @@ impl Exporter for Debug {
         self.cfg.verbosity == Verbosity::Basic
     }
 
-    fn run(self: Box<Self>, mut queue: queue::Receiver) -> BoxFuture<()> {
+    fn run(self: Box<Self>, mut queue: queue::Receiver, _deadline: Shutdown) -> BoxFuture<()> {
         Box::pin(async move {
             let mut buf = Vec::new();
             while let Some(envelope) = queue.recv().await {

@@ -54,6 +54,7 @@ use crate::exporters::tls;
 use crate::model::Signal;
 use crate::otlp::grpc as wire;
 use crate::pipeline::{BoxFuture, Exporter, queue};
+use crate::shutdown::Shutdown;
 use crate::telemetry::ExporterMetrics;
 
 /// Where `otlp` sends and how it spreads calls; the client settings (`tls`, `headers`,
@@ -168,7 +169,7 @@ impl Exporter for Otlp {
         true
     }
 
-    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
+    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
         Box::pin(async move {
             let Otlp {
                 id,
@@ -201,7 +202,7 @@ impl Exporter for Otlp {
                 encoding: client.compression.name(),
                 timeout: client.timeout,
             };
-            sender::run(client.settings(id, metrics), transport, queue).await;
+            sender::run(client.settings(id, metrics, deadline), transport, queue).await;
         })
     }
 }

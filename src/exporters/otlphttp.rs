@@ -44,6 +44,7 @@ use crate::exporters::tls;
 use crate::model::Signal;
 use crate::pipeline::queue;
 use crate::pipeline::{BoxFuture, Exporter};
+use crate::shutdown::Shutdown;
 use crate::telemetry::ExporterMetrics;
 
 /// Where `otlphttp` sends; the client settings (`tls`, `headers`, `auth`, `compression`,
@@ -158,13 +159,13 @@ impl Exporter for OtlpHttp {
         true
     }
 
-    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
-        Box::pin(self.serve(queue))
+    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
+        Box::pin(self.serve(queue, deadline))
     }
 }
 
 impl OtlpHttp {
-    async fn serve(self: Box<Self>, queue: queue::Receiver) {
+    async fn serve(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) {
         let OtlpHttp {
             id,
             client: cfg,
@@ -184,7 +185,7 @@ impl OtlpHttp {
             encoding: cfg.compression.name(),
             timeout: cfg.timeout,
         };
-        sender::run(cfg.settings(id, metrics), transport, queue).await;
+        sender::run(cfg.settings(id, metrics, deadline), transport, queue).await;
     }
 }
 

@@ -24,6 +24,7 @@ use crate::model::Signal;
 use crate::otlp;
 use crate::pipeline::Batch;
 use crate::pipeline::queue::{self, Envelope, Take};
+use crate::shutdown::Shutdown;
 use crate::telemetry::ExporterMetrics;
 
 /// The Collector's `retry_on_failure`.
@@ -143,13 +144,14 @@ impl ClientConfig {
     }
 
     /// What the send loop needs besides its transport.
-    pub fn settings(&self, id: String, metrics: ExporterMetrics) -> Settings {
+    pub fn settings(&self, id: String, metrics: ExporterMetrics, deadline: Shutdown) -> Settings {
         Settings {
             id,
             compression: self.compression,
             retry: self.retry_on_failure,
             max_batch_records: self.max_batch_records,
             metrics,
+            deadline,
         }
     }
 }
@@ -182,6 +184,8 @@ pub struct Settings {
     /// Queued records merged into one request, at most.
     pub max_batch_records: usize,
     pub metrics: ExporterMetrics,
+    /// Fired at the shutdown deadline: retrying stops.
+    pub deadline: Shutdown,
 }
 
 /// Delivers batches from `queue` until it closes and is drained. Queued batches of one signal
@@ -239,7 +243,15 @@ async fn deliver<T: Transport>(
     let started = Instant::now();
     let mut failures = 0u32;
     loop {
-        let (why, hint) = match transport.attempt(signal, body.clone()).await {
+        let Some(outcome) = s
+            .deadline
+            .unless(transport.attempt(signal, body.clone()))
+            .await
+        else {
+            tracing::warn!(exporter = %s.id, "shutdown deadline: giving up on the batch");
+            return false;
+        };
+        let (why, hint) = match outcome {
             Outcome::Delivered => return true,
             Outcome::Permanent(why) => {
                 s.metrics.send_failed.of(signal).add(records);
@@ -258,7 +270,10 @@ async fn deliver<T: Transport>(
             return false;
         }
         tracing::warn!(exporter = %s.id, error = %why, retry_in = ?wait, "send failed");
-        tokio::time::sleep(wait).await;
+        if !s.deadline.sleep(wait).await {
+            tracing::warn!(exporter = %s.id, "shutdown deadline: giving up on the batch");
+            return false;
+        }
         failures = failures.saturating_add(1);
     }
 }

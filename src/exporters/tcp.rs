@@ -41,7 +41,7 @@ use crate::component::{Built, Context, LOGS, Spec, Yaml};
 use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::{QueueConfig, backoff};
 use crate::model::Signal;
-use crate::pipeline::Batch;
+use crate::shutdown::Shutdown;
 use crate::pipeline::queue::{self, Envelope, Take};
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::telemetry::ExporterMetrics;
@@ -259,8 +259,8 @@ impl Exporter for Tcp {
         self.cfg.sending_queue.queue_size_bytes
     }
 
-    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
-        Box::pin(Sender::new(*self).run(queue))
+    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
+        Box::pin(Sender::new(*self, deadline).run(queue))
     }
 }
 
@@ -285,6 +285,8 @@ struct Sender {
     spare: Vec<Vec<u8>>,
     /// Failed attempts since the last progress; the reconnect wait doubles with each.
     failures: u32,
+    /// Fired at the shutdown deadline: reconnecting stops and what is held is dropped.
+    deadline: Shutdown,
 }
 
 /// Encoded batches written together, released when the peer has acknowledged `end`.
@@ -304,8 +306,9 @@ const MAX_SPARE_BUFFERS: usize = 8;
 const ACK_POLL: Duration = Duration::from_millis(1);
 
 impl Sender {
-    fn new(t: Tcp) -> Self {
+    fn new(t: Tcp, deadline: Shutdown) -> Self {
         Sender {
+            deadline,
             buf: Vec::with_capacity(t.cfg.write_buffer_size + (64 << 10)),
             failures: 0,
             id: t.id,
@@ -336,6 +339,11 @@ impl Sender {
                 }
             };
             let Some(first) = next else { break };
+            if self.deadline.is_fired() {
+                // Dropping the receiver fails this envelope and every queued one.
+                tracing::warn!(exporter = %self.id, "shutdown deadline: dropping what is left");
+                return;
+            }
             self.encode(first);
             if self.buf.len() < self.cfg.write_buffer_size {
                 queue.take_ready(|next| {
@@ -350,7 +358,7 @@ impl Sender {
             self.deliver().await;
         }
         // Drained: wait for the peer to acknowledge the rest before closing.
-        while !self.unacked.is_empty() {
+        while !self.unacked.is_empty() && !self.deadline.is_fired() {
             tokio::time::sleep(ACK_POLL).await;
             self.settle().await;
         }
@@ -361,9 +369,7 @@ impl Sender {
     }
 
     fn encode(&mut self, mut envelope: Envelope) {
-        // Config validation keeps this exporter out of traces and metrics pipelines; anything
-        // else is refused (dropping the envelope fails its ack) rather than mis-encoded.
-        let Batch::Logs(logs) = std::mem::take(&mut envelope.batch) else {
+        let Some(logs) = envelope.take_logs() else {
             return;
         };
         match self.cfg.encoding {
@@ -391,12 +397,7 @@ impl Sender {
             envelopes: std::mem::take(&mut self.pending),
             records,
         });
-        loop {
-            match self.write_unsent().await {
-                Ok(()) => break,
-                Err(e) => self.reconnect_later(e).await,
-            }
-        }
+        self.resend().await;
         self.settle().await;
     }
 
@@ -497,8 +498,10 @@ impl Sender {
         }
     }
 
+    /// Writes until every unacknowledged chunk is written, reconnecting as needed; gives up
+    /// at the shutdown deadline.
     async fn resend(&mut self) {
-        loop {
+        while !self.deadline.is_fired() {
             match self.write_unsent().await {
                 Ok(()) => return,
                 Err(e) => self.reconnect_later(e).await,
@@ -519,7 +522,7 @@ impl Sender {
         let r = &self.cfg.reconnect;
         let wait = backoff::exponential(r.initial_interval, r.max_interval, self.failures);
         tracing::warn!(exporter = %self.id, endpoint = %self.cfg.endpoint, error = %e, retry_in = ?wait, "tcp send failed");
-        tokio::time::sleep(wait).await;
+        self.deadline.sleep(wait).await;
         self.failures = self.failures.saturating_add(1);
     }
 }

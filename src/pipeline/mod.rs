@@ -62,7 +62,11 @@ pub trait Exporter: Send {
         crate::exporters::default_queue_bytes()
     }
 
-    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()>;
+    /// Delivers from `queue` until it closes (the receivers have stopped) and is drained.
+    /// `deadline` fires when the service's `shutdown_timeout` runs out: stop retrying and
+    /// reconnecting, drop what is left (which fails it back to its senders) and return. The
+    /// service aborts an exporter that has not returned soon after.
+    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()>;
 
     /// Whether it takes logs as encoded OTLP (`Batch::Raw`) as well as decoded records. See
     /// [`Stage::Inline`].

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::ack::Acks;
+use crate::model::LogBatch;
 use crate::pipeline::Batch;
 use crate::telemetry::Gauge;
 
@@ -27,6 +28,20 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Takes the decoded log records out, for an exporter that takes nothing else: the wiring
+    /// sends such an exporter only logs pipelines, decoded (`Exporter::takes_encoded_logs`).
+    /// `None` for anything else; the caller then drops the envelope, which fails it back to its
+    /// sender rather than mis-encoding it.
+    pub fn take_logs(&mut self) -> Option<LogBatch> {
+        match std::mem::take(&mut self.batch) {
+            Batch::Logs(logs) => Some(logs),
+            other => {
+                self.batch = other;
+                None
+            }
+        }
+    }
+
     /// Releases the batch as delivered. Dropping an envelope any other way counts as a failure,
     /// so a batch lost to a bug or a shutdown deadline can never be acknowledged as a success.
     pub fn delivered(self) {

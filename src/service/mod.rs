@@ -212,10 +212,11 @@ impl Service {
             tracing::info!(extension = %id, "extension started");
         }
 
+        let (give_up, deadline) = shutdown::channel();
         let mut exporter_tasks = JoinSet::new();
         for (id, exporter, rx) in self.exporters {
             tracing::info!(exporter = %id, "exporter started");
-            exporter_tasks.spawn(exporter.run(rx));
+            exporter_tasks.spawn(exporter.run(rx, deadline.clone()));
         }
         for batcher in self.batchers {
             exporter_tasks.spawn(batcher.run(receivers_shutdown.clone()));
@@ -256,10 +257,18 @@ impl Service {
                 "shutdown timeout reached; undelivered batches were answered with errors"
             );
         }
-        // Aborting the exporters drops the envelopes they hold, which fails their acks; the
-        // receivers then get a moment to tell waiting clients (503) before they go too.
-        exporter_tasks.abort_all();
-        while exporter_tasks.join_next().await.is_some() {}
+        // Exporters stop retrying and drop what they hold, which fails its acks; one that does
+        // not return within a second is aborted (the same, less tidily). The receivers then get
+        // a moment to tell waiting clients (503) before they go too.
+        give_up.fire();
+        let returned = async { while exporter_tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(1), returned)
+            .await
+            .is_err()
+        {
+            exporter_tasks.abort_all();
+            while exporter_tasks.join_next().await.is_some() {}
+        }
         let answered = async { while receiver_tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(2), answered)
             .await

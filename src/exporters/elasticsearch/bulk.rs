@@ -24,9 +24,9 @@ use super::mapping::BulkEncoder;
 use super::response::{self, Item};
 use super::retry::{self, RetryConfig};
 use crate::exporters::client::{Compression, with_causes};
-use crate::model::{LogBatch, Signal};
-use crate::pipeline::Batch;
+use crate::model::Signal;
 use crate::pipeline::queue::Envelope;
+use crate::shutdown::Shutdown;
 use crate::telemetry::{
     Counter, CounterFamily, ExporterMetrics, Histogram, LATENCY_BUCKETS, Registry,
 };
@@ -62,21 +62,15 @@ impl Request {
     }
 
     /// Encodes `envelope`'s records and keeps it until they are settled.
-    pub fn add(&mut self, envelope: Envelope, encoder: &mut BulkEncoder) {
-        let before = self.ends.len();
-        let decoded;
-        let logs: &LogBatch = match &envelope.batch {
-            Batch::Logs(logs) => logs,
-            // Not sent to this exporter (it does not take encoded logs), but harmless.
-            Batch::Raw(raw) if raw.signal == Signal::Logs => {
-                let mut buf = Vec::new();
-                raw.encode(&mut buf);
-                decoded = crate::otlp::logs::decode(&Bytes::from(buf)).unwrap_or_default();
-                &decoded
-            }
-            Batch::Raw(_) => &LogBatch::default(),
+    pub fn add(&mut self, mut envelope: Envelope, encoder: &mut BulkEncoder) {
+        let Some(logs) = envelope.take_logs() else {
+            return;
         };
-        let ends = encoder.encode_batch(logs, &mut self.body);
+        let before = self.ends.len();
+        let ends = encoder.encode_batch(&logs, &mut self.body);
+        // Documents are encoded: the records, and the request body they point into, are freed
+        // now rather than when Elasticsearch answers.
+        drop(logs);
         self.ends.extend(ends);
         self.per_envelope.push(self.ends.len() - before);
         self.envelopes.push(envelope);
@@ -232,6 +226,8 @@ struct Failure {
 struct Settled {
     indexed: u64,
     failures: Vec<Failure>,
+    /// Items left unsettled at the shutdown deadline.
+    abandoned: Vec<usize>,
 }
 
 /// Sends bulk requests for one exporter; shared by its sending tasks.
@@ -244,6 +240,9 @@ pub struct Sender {
     pub dead_letter: Option<DeadLetter>,
     pub metrics: Metrics,
     throttle: Throttle,
+    /// Fired at the shutdown deadline: retrying stops, and what is unsettled fails back to its
+    /// senders (not to the dead letter: it was not refused).
+    deadline: Shutdown,
 }
 
 impl Sender {
@@ -256,8 +255,10 @@ impl Sender {
         retry: RetryConfig,
         dead_letter: Option<DeadLetter>,
         metrics: Metrics,
+        deadline: Shutdown,
     ) -> Self {
         Sender {
+            deadline,
             id,
             client,
             compression,
@@ -275,14 +276,14 @@ impl Sender {
         let total = req.ends.len();
         let body = Bytes::from(std::mem::take(&mut req.body));
         let ends = std::mem::take(&mut req.ends);
-        let settled = self.settle(body, ends).await;
+        let mut settled = self.settle(body, ends).await;
         self.metrics
             .exporter
             .sent
             .of(Signal::Logs)
             .add(settled.indexed);
         let mut unsettled = vec![false; total];
-        let failures = settled.failures;
+        let failures = std::mem::take(&mut settled.failures);
         if !failures.is_empty() {
             let stored = match &self.dead_letter {
                 Some(dl) => self.store_dead(dl, &failures).await,
@@ -296,6 +297,9 @@ impl Sender {
                     unsettled[f.item] = true;
                 }
             }
+        }
+        for &item in &settled.abandoned {
+            unsettled[item] = true;
         }
         req.acknowledge(&unsettled);
     }
@@ -338,8 +342,15 @@ impl Sender {
                 }
                 return settled;
             }
+            if !self.deadline.sleep(self.retry.wait(attempt)).await {
+                tracing::warn!(
+                    exporter = %self.id, documents = pending.ends.len(),
+                    "shutdown deadline: failing the unsettled documents back to their senders"
+                );
+                settled.abandoned = pending.origin;
+                return settled;
+            }
             self.metrics.retried.add(pending.ends.len() as u64);
-            tokio::time::sleep(self.retry.wait(attempt)).await;
             attempt += 1;
         }
     }

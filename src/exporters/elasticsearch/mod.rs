@@ -82,6 +82,7 @@ use crate::exporters::client::{self, Compression};
 use crate::exporters::tls::Tls;
 use crate::pipeline::queue::{self, Take};
 use crate::pipeline::{BoxFuture, Exporter};
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -412,13 +413,13 @@ impl Exporter for ElasticsearchExporter {
         self.cfg.sending_queue.queue_size_bytes
     }
 
-    fn run(self: Box<Self>, queue: queue::Receiver) -> BoxFuture<()> {
-        Box::pin(self.serve(queue))
+    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
+        Box::pin(self.serve(queue, deadline))
     }
 }
 
 impl ElasticsearchExporter {
-    async fn serve(self: Box<Self>, mut queue: queue::Receiver) {
+    async fn serve(self: Box<Self>, mut queue: queue::Receiver, deadline: Shutdown) {
         let ElasticsearchExporter {
             id,
             cfg,
@@ -457,6 +458,7 @@ impl ElasticsearchExporter {
             cfg.retry.clone(),
             dead_letter,
             metrics,
+            deadline.clone(),
         ));
         let workers = Arc::new(Semaphore::new(cfg.num_workers));
         let mut tasks = JoinSet::new();
@@ -465,6 +467,11 @@ impl ElasticsearchExporter {
             let Some(first) = queue.recv().await else {
                 break;
             };
+            if deadline.is_fired() {
+                // Dropping the queue and the sending tasks fails everything still held.
+                tracing::warn!(exporter = %id, "shutdown deadline: dropping what is left");
+                return;
+            }
             let mut req = Request::with_capacity(cfg.flush.bytes);
             req.add(first, &mut encoder);
             let deadline = tokio::time::Instant::now() + cfg.flush.interval;
