@@ -78,8 +78,11 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
 }
 
 impl Exporter for Debug {
-    fn queue_capacity(&self) -> usize {
-        self.cfg.queue_size
+    fn sending_queue(&self) -> crate::exporters::QueueConfig {
+        crate::exporters::QueueConfig {
+            queue_size: self.cfg.queue_size,
+            ..Default::default()
+        }
     }
 
     /// `basic` only counts; the other verbosities print record fields.

@@ -37,7 +37,7 @@ impl Default for QueueConfig {
     }
 }
 
-pub fn default_queue_bytes() -> usize {
+fn default_queue_bytes() -> usize {
     256 << 20
 }
 

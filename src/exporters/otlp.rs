@@ -49,13 +49,11 @@ use tonic_types::StatusExt;
 use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode_squashed, duration};
 use crate::exporters::client::{ExtraHeaders, with_causes};
-use crate::exporters::sender::{self, ClientConfig, Outcome, Transport};
+use crate::exporters::sender::{ClientConfig, OtlpExporter, Outcome, Transport};
 use crate::exporters::tls;
 use crate::model::Signal;
 use crate::otlp::grpc as wire;
-use crate::pipeline::{BoxFuture, Exporter, queue};
-use crate::shutdown::Shutdown;
-use crate::telemetry::ExporterMetrics;
+use crate::pipeline::Exporter;
 
 /// Where `otlp` sends and how it spreads calls; the client settings (`tls`, `headers`,
 /// `auth`, `compression`, `timeout`, `retry_on_failure`, `sending_queue`) are
@@ -85,18 +83,6 @@ pub enum Balancing {
 
 fn default_refresh() -> Duration {
     Duration::from_secs(30)
-}
-
-pub struct Otlp {
-    id: String,
-    cfg: Config,
-    client: ClientConfig,
-    /// The TLS client config, `None` for plaintext.
-    tls: Option<rustls::ClientConfig>,
-    host: String,
-    port: u16,
-    metadata: ExtraHeaders,
-    metrics: ExporterMetrics,
 }
 
 /// The `otlp` exporter type, as the registry lists it.
@@ -143,68 +129,28 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let Some((host, port)) = host_port.filter(|_| errors.is_empty()) else {
         return Err(errors);
     };
-    let id = ctx.id.to_string();
-    Ok(Box::new(Otlp {
-        metrics: ExporterMetrics::new(ctx.telemetry, &id),
-        id,
-        cfg,
-        client,
-        tls,
-        host,
-        port,
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // Calls to resolved addresses still verify the certificate against the host.
+    let server_name = client
+        .tls
+        .server_name_override
+        .clone()
+        .or_else(|| (cfg.balancing == Balancing::Dns).then(|| host.clone()));
+    let connector = match tls {
+        Some(config) => tls::connector(config, true, server_name),
+        None => tls::plaintext_connector(),
+    };
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.http2_only(true);
+    let transport = GrpcTransport {
+        client: builder.build(connector),
+        scheme,
+        targets: Targets::new(host, port, cfg.balancing, cfg.dns_refresh_interval),
         metadata,
-    }))
-}
-
-impl Exporter for Otlp {
-    fn queue_capacity(&self) -> usize {
-        self.client.sending_queue.queue_size
-    }
-
-    fn queue_bytes(&self) -> usize {
-        self.client.sending_queue.queue_size_bytes
-    }
-
-    fn takes_encoded_logs(&self) -> bool {
-        true
-    }
-
-    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
-        Box::pin(async move {
-            let Otlp {
-                id,
-                cfg,
-                client,
-                tls,
-                host,
-                port,
-                metadata,
-                metrics,
-            } = *self;
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            // Calls to resolved addresses still verify the certificate against the host.
-            let server_name = client
-                .tls
-                .server_name_override
-                .clone()
-                .or_else(|| (cfg.balancing == Balancing::Dns).then(|| host.clone()));
-            let connector = match tls {
-                Some(config) => tls::connector(config, true, server_name),
-                None => tls::plaintext_connector(),
-            };
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder.http2_only(true);
-            let transport = GrpcTransport {
-                client: builder.build(connector),
-                scheme,
-                targets: Targets::new(host, port, cfg.balancing, cfg.dns_refresh_interval),
-                metadata,
-                encoding: client.compression.name(),
-                timeout: client.timeout,
-            };
-            sender::run(client.settings(id, metrics, deadline), transport, queue).await;
-        })
-    }
+        encoding: client.compression.name(),
+        timeout: client.timeout,
+    };
+    Ok(Box::new(OtlpExporter::new(ctx, client, transport)))
 }
 
 /// Where calls go: the endpoint as written, or (DNS balancing) each address it resolves to in

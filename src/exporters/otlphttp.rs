@@ -39,13 +39,10 @@ use serde::Deserialize;
 use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode_squashed};
 use crate::exporters::client::{ExtraHeaders, with_causes};
-use crate::exporters::sender::{self, ClientConfig, Outcome, Transport};
+use crate::exporters::sender::{ClientConfig, OtlpExporter, Outcome, Transport};
 use crate::exporters::tls;
 use crate::model::Signal;
-use crate::pipeline::queue;
-use crate::pipeline::{BoxFuture, Exporter};
-use crate::shutdown::Shutdown;
-use crate::telemetry::ExporterMetrics;
+use crate::pipeline::Exporter;
 
 /// Where `otlphttp` sends; the client settings (`tls`, `headers`, `auth`, `compression`,
 /// `timeout`, `retry_on_failure`, `sending_queue`) are [`ClientConfig`], in the same mapping.
@@ -65,17 +62,6 @@ pub struct Config {
     /// The full URL for metrics, overriding `endpoint`.
     #[serde(default)]
     pub metrics_endpoint: Option<String>,
-}
-
-pub struct OtlpHttp {
-    id: String,
-    client: ClientConfig,
-    /// Where logs, traces and metrics go, in that order; `None` where none is configured.
-    uris: [Option<Uri>; 3],
-    /// The TLS client config, when some endpoint is `https://`.
-    tls: Option<rustls::ClientConfig>,
-    headers: ExtraHeaders,
-    metrics: ExporterMetrics,
 }
 
 /// The `otlphttp` exporter type, as the registry lists it.
@@ -135,58 +121,18 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let id = ctx.id.to_string();
-    Ok(Box::new(OtlpHttp {
-        metrics: ExporterMetrics::new(ctx.telemetry, &id),
-        id,
-        client,
+    let connector = match tls {
+        Some(config) => tls::connector(config, false, client.tls.server_name_override.clone()),
+        None => tls::plaintext_connector(),
+    };
+    let transport = HttpTransport {
+        client: Client::builder(TokioExecutor::new()).build(connector),
         uris,
-        tls,
         headers,
-    }))
-}
-
-impl Exporter for OtlpHttp {
-    fn queue_capacity(&self) -> usize {
-        self.client.sending_queue.queue_size
-    }
-
-    fn queue_bytes(&self) -> usize {
-        self.client.sending_queue.queue_size_bytes
-    }
-
-    fn takes_encoded_logs(&self) -> bool {
-        true
-    }
-
-    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
-        Box::pin(self.serve(queue, deadline))
-    }
-}
-
-impl OtlpHttp {
-    async fn serve(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) {
-        let OtlpHttp {
-            id,
-            client: cfg,
-            uris,
-            tls,
-            headers,
-            metrics,
-        } = *self;
-        let connector = match tls {
-            Some(config) => tls::connector(config, false, cfg.tls.server_name_override.clone()),
-            None => tls::plaintext_connector(),
-        };
-        let transport = HttpTransport {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            uris,
-            headers,
-            encoding: cfg.compression.name(),
-            timeout: cfg.timeout,
-        };
-        sender::run(cfg.settings(id, metrics, deadline), transport, queue).await;
-    }
+        encoding: client.compression.name(),
+        timeout: client.timeout,
+    };
+    Ok(Box::new(OtlpExporter::new(ctx, client, transport)))
 }
 
 struct HttpTransport {

@@ -24,6 +24,7 @@ use crate::model::Signal;
 use crate::otlp;
 use crate::pipeline::Batch;
 use crate::pipeline::queue::{self, Envelope, Take};
+use crate::pipeline::{BoxFuture, Exporter};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ExporterMetrics;
 
@@ -153,6 +154,47 @@ impl ClientConfig {
             metrics,
             deadline,
         }
+    }
+}
+
+/// An OTLP exporter (`otlp`, `otlphttp`): its client settings and the transport that puts its
+/// requests on the wire, made at build time (a client is only a description until it sends).
+pub struct OtlpExporter<T> {
+    id: String,
+    client: ClientConfig,
+    transport: T,
+    metrics: ExporterMetrics,
+}
+
+impl<T: Transport + 'static> OtlpExporter<T> {
+    pub fn new(ctx: &Context, client: ClientConfig, transport: T) -> Self {
+        let id = ctx.id.to_string();
+        OtlpExporter {
+            metrics: ExporterMetrics::new(ctx.telemetry, &id),
+            id,
+            client,
+            transport,
+        }
+    }
+}
+
+impl<T: Transport + 'static> Exporter for OtlpExporter<T> {
+    fn sending_queue(&self) -> QueueConfig {
+        self.client.sending_queue
+    }
+
+    fn takes_encoded_logs(&self) -> bool {
+        true
+    }
+
+    fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
+        let OtlpExporter {
+            id,
+            client,
+            transport,
+            metrics,
+        } = *self;
+        Box::pin(run(client.settings(id, metrics, deadline), transport, queue))
     }
 }
 

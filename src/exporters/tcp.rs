@@ -251,12 +251,8 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
 }
 
 impl Exporter for Tcp {
-    fn queue_capacity(&self) -> usize {
-        self.cfg.sending_queue.queue_size
-    }
-
-    fn queue_bytes(&self) -> usize {
-        self.cfg.sending_queue.queue_size_bytes
+    fn sending_queue(&self) -> QueueConfig {
+        self.cfg.sending_queue
     }
 
     fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {

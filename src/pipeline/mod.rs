@@ -54,13 +54,8 @@ pub enum Stage {
 
 /// Delivers batches from its queue until the queue closes (every sender gone) and is drained.
 pub trait Exporter: Send {
-    /// How many log records may wait in this exporter's queue.
-    fn queue_capacity(&self) -> usize;
-
-    /// How many request bytes the records waiting in its queue may have come in.
-    fn queue_bytes(&self) -> usize {
-        crate::exporters::default_queue_bytes()
-    }
+    /// How many records, and how many request bytes they came in, may wait in its queue.
+    fn sending_queue(&self) -> crate::exporters::QueueConfig;
 
     /// Delivers from `queue` until it closes (the receivers have stopped) and is drained.
     /// `deadline` fires when the service's `shutdown_timeout` runs out: stop retrying and

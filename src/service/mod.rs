@@ -79,14 +79,10 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         let exporter = exporters
             .build_one(key, &telemetry, "", &auth)
             .map_err(build_err)?;
-        let gauges = ExporterMetrics::queue_gauges(
-            &telemetry,
-            key,
-            exporter.queue_capacity(),
-            exporter.queue_bytes(),
-        );
-        let (tx, rx) =
-            queue::bounded_in_bytes(exporter.queue_capacity(), exporter.queue_bytes(), gauges);
+        let room = exporter.sending_queue();
+        let (records, bytes) = (room.queue_size, room.queue_size_bytes);
+        let gauges = ExporterMetrics::queue_gauges(&telemetry, key, records, bytes);
+        let (tx, rx) = queue::bounded_in_bytes(records, bytes, gauges);
         exporter_senders.insert(key, tx);
         if exporter.takes_encoded_logs() {
             takes_encoded.insert(key);

@@ -405,12 +405,8 @@ fn redact(text: &str) -> String {
 }
 
 impl Exporter for ElasticsearchExporter {
-    fn queue_capacity(&self) -> usize {
-        self.cfg.sending_queue.queue_size
-    }
-
-    fn queue_bytes(&self) -> usize {
-        self.cfg.sending_queue.queue_size_bytes
+    fn sending_queue(&self) -> QueueConfig {
+        self.cfg.sending_queue
     }
 
     fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
