@@ -194,7 +194,11 @@ impl<T: Transport + 'static> Exporter for OtlpExporter<T> {
             transport,
             metrics,
         } = *self;
-        Box::pin(run(client.settings(id, metrics, deadline), transport, queue))
+        Box::pin(run(
+            client.settings(id, metrics, deadline),
+            transport,
+            queue,
+        ))
     }
 }
 

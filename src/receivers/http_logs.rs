@@ -35,7 +35,7 @@ use crate::model::{LogBatch, LogRecord, Origin, Str, Value};
 use crate::pipeline::Batch;
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError, WorkerSlot};
 use crate::receivers::edge::Edge;
-use crate::receivers::limits::{HttpServerConfig, ServerDefaults};
+use crate::receivers::limits::HttpServerConfig;
 use crate::receivers::step::{Invalid, PlainText, Step};
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
@@ -52,18 +52,8 @@ pub struct Config {
     pub framing: Framing,
 }
 
-/// `endpoint` defaults to `localhost:9000`, `max_request_body_size` to `10MiB`.
-#[derive(Debug)]
-pub struct Defaults;
-
-impl ServerDefaults for Defaults {
-    fn endpoint() -> String {
-        "localhost:9000".to_string()
-    }
-    fn max_request_body_size() -> usize {
-        10 << 20
-    }
-}
+/// The listener: `endpoint` defaults to `localhost:9000`, `max_request_body_size` to `10MiB`.
+pub type ServerConfig = HttpServerConfig<9000, 10>;
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -76,7 +66,7 @@ pub enum Framing {
 pub struct HttpLogs {
     id: String,
     cfg: Config,
-    server: HttpServerConfig<Defaults>,
+    server: ServerConfig,
     metrics: ReceiverMetrics,
     edge: Edge,
 }
@@ -85,7 +75,7 @@ pub struct HttpLogs {
 pub const SPEC: Spec<Box<dyn Receiver>> = Spec::new("http_logs", LOGS, build, "{endpoint: '127.0.0.1:0'}");
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
-    let (cfg, server): (Config, HttpServerConfig<Defaults>) =
+    let (cfg, server): (Config, ServerConfig) =
         decode_squashed(ctx.path, raw).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let id = ctx.id.to_string();

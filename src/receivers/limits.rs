@@ -3,7 +3,6 @@
 //! `tls`, `auth`), their defaults and ranges in one place, so `http_logs` and OTLP/HTTP cannot
 //! drift apart.
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,23 +18,18 @@ use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 
-/// The two defaults that differ between HTTP receivers.
-pub trait ServerDefaults: std::fmt::Debug {
-    fn endpoint() -> String;
-    fn max_request_body_size() -> usize;
-}
-
-/// An HTTP listener's settings: `D` gives its default endpoint and body limit. A receiver with
-/// keys of its own takes them out before decoding this (see `http_logs`), because serde's
-/// `flatten` would lose `deny_unknown_fields`.
+/// An HTTP listener's settings, with the two defaults that differ between receivers as
+/// parameters: `endpoint` defaults to `localhost:<PORT>`, `max_request_body_size` to
+/// `<BODY_MIB>MiB`. A receiver with keys of its own writes them beside these
+/// (`config::decode_squashed`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, bound = "")]
-pub struct HttpServerConfig<D: ServerDefaults> {
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig<const PORT: u16, const BODY_MIB: usize> {
     /// `host:port` to listen on.
-    #[serde(default = "D::endpoint")]
+    #[serde(default = "default_endpoint::<PORT>")]
     pub endpoint: String,
     /// Largest accepted body, before and after decompression; 413 beyond it. At most `1GiB`.
-    #[serde(default = "D::max_request_body_size", deserialize_with = "byte_size")]
+    #[serde(default = "default_body::<BODY_MIB>", deserialize_with = "byte_size")]
     pub max_request_body_size: usize,
     /// Close each connection once it is this old (after its current request), so that clients
     /// behind an L4 balancer reconnect and reach replicas added later. Default: never.
@@ -77,15 +71,21 @@ pub struct HttpServerConfig<D: ServerDefaults> {
     /// body is read. Default: none.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
-    #[serde(skip)]
-    defaults: PhantomData<D>,
 }
 
-impl<D: ServerDefaults> Default for HttpServerConfig<D> {
+fn default_endpoint<const PORT: u16>() -> String {
+    format!("localhost:{PORT}")
+}
+
+fn default_body<const BODY_MIB: usize>() -> usize {
+    BODY_MIB << 20
+}
+
+impl<const PORT: u16, const BODY_MIB: usize> Default for HttpServerConfig<PORT, BODY_MIB> {
     fn default() -> Self {
         HttpServerConfig {
-            endpoint: D::endpoint(),
-            max_request_body_size: D::max_request_body_size(),
+            endpoint: default_endpoint::<PORT>(),
+            max_request_body_size: default_body::<BODY_MIB>(),
             max_connection_age: None,
             read_timeout: default_read_timeout(),
             read_header_timeout: default_read_header_timeout(),
@@ -94,7 +94,6 @@ impl<D: ServerDefaults> Default for HttpServerConfig<D> {
             retry_after: default_retry_after(),
             tls: None,
             auth: None,
-            defaults: PhantomData,
         }
     }
 }
@@ -135,7 +134,7 @@ pub const MAX_BODY: u64 = 1 << 30;
 /// The largest `max_connections` of one receiver.
 pub const MAX_CONNECTIONS: u64 = 1 << 20;
 
-impl<D: ServerDefaults> HttpServerConfig<D> {
+impl<const PORT: u16, const BODY_MIB: usize> HttpServerConfig<PORT, BODY_MIB> {
     /// Checks every setting of the listener at `path` (e.g. `receivers.otlp.protocols.http`)
     /// and makes its [`Edge`] (TLS and authentication); problems go to `errors` with their
     /// paths.

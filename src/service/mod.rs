@@ -55,14 +55,10 @@ pub fn load(text: &str) -> Result<Service, ConfigErrors> {
 }
 
 pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
-    let wiring::Checked {
-        receivers,
-        processors,
-        exporters,
-        extensions,
-        auth,
-        pipelines: wiring,
-    } = wiring::check(&raw)?;
+    let checked = wiring::check(&raw)?;
+    let (receivers, processors, exporters) =
+        (&checked.receivers, &checked.processors, &checked.exporters);
+    let (auth, wiring) = (&checked.auth, &checked.pipelines);
     let svc = &raw.service;
     let telemetry = Registry::new();
 
@@ -77,7 +73,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         .collect::<BTreeSet<_>>()
     {
         let exporter = exporters
-            .build_one(key, &telemetry, "", &auth)
+            .build_one(key, &telemetry, "", auth)
             .map_err(build_err)?;
         let room = exporter.sending_queue();
         let (records, bytes) = (room.queue_size, room.queue_size_bytes);
@@ -91,13 +87,13 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     }
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
     let mut batchers = Vec::new();
-    for (pid, signal, p) in &wiring {
+    for (pid, signal, p) in wiring {
         let mut procs = Vec::new();
         let mut gates = Vec::new();
         let mut batching = None;
         for k in &p.processors {
             match processors
-                .build_one(k, &telemetry, pid, &auth)
+                .build_one(k, &telemetry, pid, auth)
                 .map_err(build_err)?
             {
                 Stage::Inline(proc) => procs.push(proc),
@@ -142,7 +138,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let mut built_receivers = Vec::new();
     for (key, pipelines) in feeds {
         let receiver = receivers
-            .build_one(key, &telemetry, "", &auth)
+            .build_one(key, &telemetry, "", auth)
             .map_err(build_err)?;
         built_receivers.push((key.to_string(), receiver, Consumer::new(pipelines)));
     }
@@ -150,7 +146,8 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     for key in &svc.extensions {
         built_extensions.push((
             key.clone(),
-            extensions
+            checked
+                .extensions
                 .build_one(key, &telemetry, "", &NO_AUTH)
                 .map_err(build_err)?,
         ));

@@ -33,7 +33,21 @@ pub(super) struct Section<'a, T: 'static> {
     table: &'static [Spec<T>],
 }
 
-impl<T: 'static> Section<'_, T> {
+impl<'a, T: 'static> Section<'a, T> {
+    fn new(
+        name: &'static str,
+        declared: &'a BTreeMap<String, serde_yaml_ng::Value>,
+        table: &'static [Spec<T>],
+    ) -> Self {
+        Section {
+            name,
+            // `receivers` -> `receiver`, for messages about one of them.
+            singular: name.strip_suffix('s').unwrap_or(name),
+            declared,
+            table,
+        }
+    }
+
     /// Builds one instance of `key` (already checked to be declared and of a known type).
     pub(super) fn build_one(
         &self,
@@ -102,30 +116,10 @@ fn signal_of(kind: &str) -> Option<Signal> {
 /// graph is built from.
 pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
     let mut errors = Vec::new();
-    let receivers = Section {
-        name: "receivers",
-        singular: "receiver",
-        declared: &raw.receivers,
-        table: registry::RECEIVERS,
-    };
-    let processors = Section {
-        name: "processors",
-        singular: "processor",
-        declared: &raw.processors,
-        table: registry::PROCESSORS,
-    };
-    let exporters = Section {
-        name: "exporters",
-        singular: "exporter",
-        declared: &raw.exporters,
-        table: registry::EXPORTERS,
-    };
-    let extensions = Section {
-        name: "extensions",
-        singular: "extension",
-        declared: &raw.extensions,
-        table: registry::EXTENSIONS,
-    };
+    let receivers = Section::new("receivers", &raw.receivers, registry::RECEIVERS);
+    let processors = Section::new("processors", &raw.processors, registry::PROCESSORS);
+    let exporters = Section::new("exporters", &raw.exporters, registry::EXPORTERS);
+    let extensions = Section::new("extensions", &raw.extensions, registry::EXTENSIONS);
     let svc = &raw.service;
     // Extensions first: receivers and exporters look their authenticators up by id. The
     // instances built here are the ones they keep (an auth extension runs nothing itself).

@@ -46,13 +46,14 @@ mod http;
 pub mod status;
 
 use serde::{Deserialize, Deserializer};
+use tokio::net::TcpListener;
 
 pub use self::grpc_config::{GrpcConfig, Keepalive, ServerParameters};
 use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
 use crate::config::{ConfigError, decode};
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError};
 use crate::receivers::edge::Edge;
-use crate::receivers::limits::{HttpServerConfig, ServerDefaults};
+use crate::receivers::limits::HttpServerConfig;
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -82,21 +83,9 @@ where
     Option::<T>::deserialize(d).map(|v| Some(v.unwrap_or_default()))
 }
 
-/// OTLP/HTTP: the shared HTTP listener settings, with the Collector's defaults.
-pub type HttpConfig = HttpServerConfig<HttpDefaults>;
-
-/// `endpoint` defaults to `localhost:4318`, `max_request_body_size` to `20MiB`.
-#[derive(Debug)]
-pub struct HttpDefaults;
-
-impl ServerDefaults for HttpDefaults {
-    fn endpoint() -> String {
-        "localhost:4318".into()
-    }
-    fn max_request_body_size() -> usize {
-        20 << 20
-    }
-}
+/// OTLP/HTTP: the shared HTTP listener settings, with the Collector's defaults (`endpoint`
+/// `localhost:4318`, `max_request_body_size` `20MiB`).
+pub type HttpConfig = HttpServerConfig<4318, 20>;
 
 pub struct Otlp {
     id: String,
@@ -164,38 +153,21 @@ impl Receiver for Otlp {
                 grpc_edge,
             } = *self;
             // Bind everything before serving anything, so start-up fails as a whole.
-            let mut bound_http = None;
-            if let Some(cfg) = http {
-                let path = format!("receivers.{id}.protocols.http");
-                bound_http = Some((server::bind(path, &cfg.endpoint).await?, cfg));
-            }
-            let mut bound_grpc = None;
-            if let Some(cfg) = grpc {
-                let path = format!("receivers.{id}.protocols.grpc");
-                bound_grpc = Some((server::bind(path, &cfg.endpoint).await?, cfg));
-            }
+            let http = match http {
+                Some(cfg) => Some((listen(&id, "http", &cfg.endpoint).await?, cfg)),
+                None => None,
+            };
+            let grpc = match grpc {
+                Some(cfg) => Some((listen(&id, "grpc", &cfg.endpoint).await?, cfg)),
+                None => None,
+            };
             let mut running: Vec<Running> = Vec::new();
-            if let Some((listener, cfg)) = bound_http {
-                tracing::info!(receiver = %id, endpoint = %cfg.endpoint, "otlp http receiver listening");
-                running.push(http::serve(
-                    listener,
-                    cfg,
-                    &http_edge,
-                    http_metrics,
-                    consumer.clone(),
-                    shutdown.clone(),
-                ));
+            if let Some((listener, cfg)) = http {
+                let (consumer, shutdown) = (consumer.clone(), shutdown.clone());
+                running.push(http::serve(listener, cfg, &http_edge, http_metrics, consumer, shutdown));
             }
-            if let Some((listener, cfg)) = bound_grpc {
-                tracing::info!(receiver = %id, endpoint = %cfg.endpoint, "otlp grpc receiver listening");
-                running.push(grpc::serve(
-                    listener,
-                    cfg,
-                    &grpc_edge,
-                    grpc_metrics,
-                    consumer,
-                    shutdown,
-                ));
+            if let Some((listener, cfg)) = grpc {
+                running.push(grpc::serve(listener, cfg, &grpc_edge, grpc_metrics, consumer, shutdown));
             }
             let all: Running = Box::pin(async move {
                 // Each protocol serves on its own task; this ends when both have drained. A
@@ -210,6 +182,13 @@ impl Receiver for Otlp {
             Ok(all)
         })
     }
+}
+
+/// Binds one protocol's listener at `endpoint`.
+async fn listen(id: &str, protocol: &str, endpoint: &str) -> Result<TcpListener, StartError> {
+    let listener = server::bind(format!("receivers.{id}.protocols.{protocol}"), endpoint).await?;
+    tracing::info!(receiver = %id, %endpoint, "otlp {protocol} receiver listening");
+    Ok(listener)
 }
 
 #[cfg(test)]
