@@ -5,41 +5,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, OtlpSink, Sluice, free_port, metric};
+use common::{Client, Launch, OtlpSink, Sluice, metric};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 
 fn start(sink: &OtlpSink, batch: &str) -> (Sluice, u16, u16) {
-    let (http, metrics) = (free_port(), free_port());
-    let config = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-processors:
-  batch: {batch}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink}
-    compression: none
-    max_batch_records: 50
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlphttp]
-"#,
-        sink = sink.port
-    );
-    (Sluice::start(&config, http), http, metrics)
+    let sluice = Launch::fixture("otlp_http_batch_to_sink")
+        .put("batch", &format!("batch: {batch}"))
+        .port("SINK_PORT", sink.port)
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
+    (sluice, http, metrics)
 }
 
 /// A request of `n` records whose bodies are `"{tag}-{i}"`.

@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Client, Collector, Response, Sluice, free_port, metric, run_python};
+use common::{Client, Collector, Launch, Response, Sluice, free_port, metric, run_python};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -15,33 +15,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::Value as Json;
 
-fn start(exporter_extra: &str) -> (Sluice, Collector, u16, u16) {
+fn start() -> (Sluice, Collector, u16, u16) {
     let collector = Collector::start();
-    let (http, metrics) = (free_port(), free_port());
-    let config = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-  tcp:
-    endpoint: {tcp}
-    encoding: json
-    {exporter_extra}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [tcp]
-"#,
-        tcp = collector.addr
-    );
-    (Sluice::start(&config, http), collector, http, metrics)
+    let sluice = Launch::fixture("otlp_http_to_tcp")
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
+    (sluice, collector, http, metrics)
 }
 
 fn send(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
@@ -99,7 +79,7 @@ fn request() -> ExportLogsServiceRequest {
 
 #[test]
 fn protobuf_and_json_logs_arrive_with_every_field() {
-    let (_sluice, collector, port, metrics) = start("");
+    let (_sluice, collector, port, metrics) = start();
     let proto = request().encode_to_vec();
     let resp = send(
         port,
@@ -158,7 +138,7 @@ fn protobuf_and_json_logs_arrive_with_every_field() {
 
 #[test]
 fn gzip_and_zstd_requests_are_decoded() {
-    let (_sluice, collector, port, _) = start("");
+    let (_sluice, collector, port, _) = start();
     let proto = request().encode_to_vec();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&proto).unwrap();
@@ -201,7 +181,7 @@ fn status_of(resp: &Response) -> (i32, String) {
 
 #[test]
 fn malformed_requests_get_a_clear_4xx_with_a_status_body() {
-    let (_sluice, collector, port, _) = start("");
+    let (_sluice, collector, port, _) = start();
     let pb = [("Content-Type", "application/x-protobuf")];
 
     let resp = send(port, "/v1/logs", &pb, b"\x0a\x05ab");
@@ -251,32 +231,12 @@ fn malformed_requests_get_a_clear_4xx_with_a_status_body() {
 #[test]
 fn a_full_pipeline_answers_429_with_retry_after_and_a_status() {
     // The exporter's port has no listener, so nothing leaves its one-record queue.
-    let (http, metrics) = (free_port(), free_port());
-    let config = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-        retry_after: 3s
-exporters:
-  tcp:
-    endpoint: 127.0.0.1:{dead}
-    sending_queue: {{ queue_size: 1 }}
-service:
-  shutdown_timeout: 1s
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [tcp]
-"#,
-        dead = free_port()
-    );
-    let mut sluice = Sluice::start(&config, http);
+    let mut sluice = Launch::fixture("otlp_http_to_tcp")
+        .env("TCP_ADDR", &format!("127.0.0.1:{}", free_port()))
+        .env("QUEUE_SIZE", "1")
+        .env("RETRY_AFTER", "3s")
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let pb = [("Content-Type", "application/x-protobuf")];
     let held =
         std::thread::spawn(move || send(http, "/v1/logs", &pb, &request().encode_to_vec()).status);
@@ -311,7 +271,7 @@ fn python_sdk_sends_with(endpoint: &str, n: usize, protocol: &str) -> Json {
 
 #[test]
 fn python_sdk_logs_arrive_over_otlp_http_field_by_field() {
-    let (_sluice, collector, port, _) = start("");
+    let (_sluice, collector, port, _) = start();
     let n = 250;
     let ids = python_sdk_sends(port, n);
     check_python_records(&collector, n, &ids);
@@ -342,43 +302,15 @@ fn check_python_records(collector: &Collector, n: usize, ids: &Json) {
 /// grpc port, metrics port).
 fn start_grpc(extra: &str, exporter: &str) -> (Sluice, Collector, u16, u16) {
     let collector = Collector::start();
-    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-    let config = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-        {extra}
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-  tcp:
-    endpoint: {exporter}
-    {queue}
-service:
-  shutdown_timeout: 1s
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [tcp]
-"#,
-        exporter = if exporter.is_empty() {
-            collector.addr.to_string()
-        } else {
-            exporter.to_string()
-        },
-        queue = if exporter.is_empty() {
-            ""
-        } else {
-            "sending_queue: { queue_size: 1 }"
-        },
-    );
-    (Sluice::start(&config, grpc), collector, grpc, metrics)
+    let mut launch = Launch::fixture("otlp_grpc_http_to_tcp").put("grpc", extra);
+    launch = if exporter.is_empty() {
+        launch.env("TCP_ADDR", &collector.addr.to_string())
+    } else {
+        launch.env("TCP_ADDR", exporter).env("QUEUE_SIZE", "1")
+    };
+    let sluice = launch.start();
+    let (grpc, metrics) = (sluice.port("GRPC_PORT"), sluice.port("METRICS_PORT"));
+    (sluice, collector, grpc, metrics)
 }
 
 #[test]
@@ -466,60 +398,29 @@ fn full_pipeline_is_resource_exhausted_with_retry_info() {
 /// unchanged.
 fn agent_forwards_to_a_late_gateway(protocol: &str) {
     let collector = Collector::start();
-    let (agent_port, gateway_port) = (free_port(), free_port());
+    let gateway_port = free_port();
     let exporter = match protocol {
         "grpc" => format!(
-            "otlp:\n    endpoint: 127.0.0.1:{gateway_port}\n    tls: {{ insecure: true }}\n    balancing: dns"
+            "otlp:\n  endpoint: 127.0.0.1:{gateway_port}\n  tls: {{ insecure: true }}\n  balancing: dns"
         ),
-        _ => format!(
-            "otlphttp:\n    endpoint: http://127.0.0.1:{gateway_port}\n    compression: zstd"
-        ),
+        _ => format!("otlphttp:\n  endpoint: http://127.0.0.1:{gateway_port}\n  compression: zstd"),
     };
-    let exporter_id = exporter.split(':').next().unwrap_or_default().to_string();
-    let agent = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      {protocol}:
-        endpoint: 127.0.0.1:{agent_port}
-exporters:
-  {exporter}
-    retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms }}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{m}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [{exporter_id}]
-"#,
-        m = free_port()
+    let exporter = format!(
+        "{exporter}\n  retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms }}"
     );
-    let gateway = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      {protocol}:
-        endpoint: 127.0.0.1:{gateway_port}
-exporters:
-  tcp:
-    endpoint: {tcp}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{m}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [tcp]
-"#,
-        tcp = collector.addr,
-        m = free_port()
-    );
-    let _agent = Sluice::start(&agent, agent_port);
+    let listen = |port: &str| format!("{protocol}: {{ endpoint: '127.0.0.1:${{env:{port}}}' }}");
+    let _agent = Launch::fixture("otlp_logs_to")
+        .put("protocols", &listen("AGENT_PORT"))
+        .put("exporter", &exporter)
+        .env("EXPORTER", exporter.split(':').next().unwrap_or_default())
+        .port("GATEWAY_PORT", gateway_port)
+        .start();
+    let agent_port = _agent.port("AGENT_PORT");
+    let gateway = Launch::fixture("otlp_logs_to")
+        .put("protocols", &listen("GATEWAY_PORT"))
+        .put("exporter", &format!("tcp: {{ endpoint: '{}' }}", collector.addr))
+        .env("EXPORTER", "tcp")
+        .env("GATEWAY_PORT", &gateway_port.to_string());
     let n = 300;
     let endpoint = match protocol {
         "grpc" => format!("127.0.0.1:{agent_port}"),
@@ -529,7 +430,7 @@ service:
     let sender = std::thread::spawn(move || python_sdk_sends_with(&endpoint, n, &protocol_name));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(collector.count(), 0);
-    let _gateway = Sluice::start(&gateway, gateway_port);
+    let _gateway = gateway.start();
     let ids = sender.join().unwrap();
     check_python_records(&collector, n, &ids);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, OtlpSink, Sluice, free_port, peak_rss_mib};
+use common::{Client, Launch, OtlpSink, peak_rss_mib};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -54,40 +54,12 @@ fn request(thread: usize, n: usize) -> Vec<u8> {
 fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
     let sink = OtlpSink::start(Duration::ZERO);
     sink.paused.store(true, Ordering::Relaxed);
-    let (http, metrics) = (free_port(), free_port());
-    let sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-processors:
-  memory_limiter:
-    check_interval: 20ms
-    limit_mib: {LIMIT_MIB}
-    spike_limit_mib: {SPIKE_MIB}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink}
-    compression: none
-    timeout: 120s
-    sending_queue: {{ queue_size: 10000000 }}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [otlphttp]
-"#,
-            sink = sink.port
-        ),
-        http,
-    );
+    let sluice = Launch::fixture("otlp_http_limited_to_sink")
+        .env("LIMIT_MIB", &LIMIT_MIB.to_string())
+        .env("SPIKE_MIB", &SPIKE_MIB.to_string())
+        .port("SINK_PORT", sink.port)
+        .start();
+    let http = sluice.port("HTTP_PORT");
 
     // Clients that retry refused requests after Retry-After, as OTel SDKs do.
     let refusals = Arc::new(AtomicUsize::new(0));

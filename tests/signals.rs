@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{OtlpSink, Sluice, free_port, run_python};
+use common::{Launch, OtlpSink, Sluice, run_python};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
@@ -59,75 +59,14 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn start_pair(sink: &OtlpSink) -> (Sluice, Sluice, u16, u16) {
-    let (gw_grpc, gw_metrics) = (free_port(), free_port());
-    let gateway = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{gw_grpc}
-processors:
-  memory_limiter: {{ limit_mib: 4096 }}
-  batch: {{ timeout: 100ms }}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink}
-    compression: none
-  debug: {{}}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{gw_metrics}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [memory_limiter, batch]
-      exporters: [otlphttp, debug]
-    metrics:
-      receivers: [otlp]
-      processors: [memory_limiter, batch]
-      exporters: [otlphttp, debug]
-"#,
-            sink = sink.port
-        ),
-        gw_grpc,
-    );
-    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-    let agent = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-      http:
-        endpoint: 127.0.0.1:{http}
-processors:
-  batch: {{ timeout: 100ms }}
-exporters:
-  otlp:
-    endpoint: 127.0.0.1:{gw_grpc}
-    tls: {{ insecure: true }}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp]
-    metrics:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp]
-"#
-        ),
-        http,
-    );
+    let gateway = Launch::fixture("gateway_grpc_traces_metrics")
+        .port("SINK_PORT", sink.port)
+        .start();
+    let agent = Launch::fixture("agent_traces_metrics")
+        .port("GATEWAY_PORT", gateway.port("GRPC_PORT"))
+        .ready_on("HTTP_PORT")
+        .start();
+    let (grpc, http) = (agent.port("GRPC_PORT"), agent.port("HTTP_PORT"));
     (agent, gateway, grpc, http)
 }
 
@@ -271,29 +210,8 @@ fn sdk_spans_and_metrics_cross_agent_and_gateway_over_http() {
 
 #[test]
 fn traces_and_metrics_requests_get_clear_answers() {
-    let (http, metrics) = (free_port(), free_port());
-    let _sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-  debug: {{}}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [debug]
-"#
-        ),
-        http,
-    );
+    let sluice = Launch::fixture("otlp_http_traces_debug").start();
+    let http = sluice.port("HTTP_PORT");
     let post = |path: &str, ct: &str, body: &[u8]| {
         common::Client::connect(http)
             .unwrap()
@@ -337,36 +255,10 @@ service:
 #[test]
 fn otlp_json_examples_from_the_specification_are_forwarded() {
     let sink = OtlpSink::start(Duration::ZERO);
-    let (http, metrics_port) = (free_port(), free_port());
-    let _sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink}
-    compression: none
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlphttp]
-    metrics:
-      receivers: [otlp]
-      exporters: [otlphttp]
-"#,
-            sink = sink.port,
-            metrics = metrics_port
-        ),
-        http,
-    );
+    let sluice = Launch::fixture("otlp_http_traces_metrics_forward")
+        .port("SINK_PORT", sink.port)
+        .start();
+    let (http, metrics_port) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let fixture = |name: &str| {
         std::fs::read(format!(
             "{}/tests/fixtures/otlp/{name}",
@@ -514,39 +406,10 @@ fn forwarded_logs_leave_byte_for_byte_as_they_came() {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     let sink = OtlpSink::start(Duration::ZERO);
-    let http = free_port();
-    let _sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-processors:
-  memory_limiter:
-    limit_mib: 4000
-  batch:
-    send_batch_size: 1
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink}
-    compression: none
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [memory_limiter, batch]
-      exporters: [otlphttp]
-"#,
-            sink = sink.port,
-            metrics = free_port()
-        ),
-        http,
-    );
+    let sluice = Launch::fixture("otlp_http_logs_forward")
+        .port("SINK_PORT", sink.port)
+        .start();
+    let http = sluice.port("HTTP_PORT");
     let mut body = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Mock, OtlpSink, Sluice, certificates, free_port};
+use common::{Client, Launch, Mock, OtlpSink, Sluice, certificates, free_port};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -102,31 +102,15 @@ fn bodies(sink: &OtlpSink) -> Vec<String> {
         .collect()
 }
 
-fn agent(http: u16, exporter: &str) -> Sluice {
-    Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-{exporter}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [{name}]
-"#,
-            name = exporter.trim().split(':').next().unwrap(),
-            metrics = free_port()
-        ),
-        http,
-    )
+/// otlp (HTTP) -> the `exporter` given (YAML, one exporter); its HTTP port with it.
+fn agent(exporter: &str) -> (Sluice, u16) {
+    let name = exporter.trim().split(':').next().unwrap();
+    let sluice = Launch::fixture("otlp_http_logs_to")
+        .put("exporter", exporter)
+        .env("EXPORTER", name)
+        .start();
+    let http = sluice.port("HTTP_PORT");
+    (sluice, http)
 }
 
 /// otlphttp to `https://localhost`: verified against the configured CA, and refused (the batch
@@ -138,9 +122,7 @@ fn otlphttp_exports_over_tls_and_verifies_the_server() {
     let tls_port = free_port();
     let _socat = Terminator::start(&certs, tls_port, sink.port, false);
 
-    let http = free_port();
-    let _trusting = agent(
-        http,
+    let (_trusting, http) = agent(
         &format!(
             "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
              tls: {{ ca_file: {} }}",
@@ -152,9 +134,7 @@ fn otlphttp_exports_over_tls_and_verifies_the_server() {
     assert_eq!(bodies(&sink), ["over tls"]);
 
     // The system roots do not include the test CA: the handshake fails, nothing is delivered.
-    let http2 = free_port();
-    let untrusting = agent(
-        http2,
+    let (untrusting, http2) = agent(
         &format!(
             "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
              retry_on_failure: {{ enabled: false }}"
@@ -184,40 +164,13 @@ fn otlphttp_exports_over_tls_and_verifies_the_server() {
 fn otlp_grpc_exports_over_mutual_tls() {
     let certs = certificates();
     let sink = OtlpSink::start(Duration::ZERO);
-    let (gw_grpc, gw_http) = (free_port(), free_port());
-    let _gateway = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{gw_grpc}
-      http:
-        endpoint: 127.0.0.1:{gw_http}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink}
-    compression: none
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [otlphttp]
-"#,
-            sink = sink.port,
-            metrics = free_port()
-        ),
-        gw_grpc,
-    );
+    let gateway = Launch::fixture("gateway_logs_to_sink")
+        .port("SINK_PORT", sink.port)
+        .start();
+    let gw_grpc = gateway.port("GRPC_PORT");
     let tls_port = free_port();
     let _socat = Terminator::start(&certs, tls_port, gw_grpc, true);
-    let http = free_port();
-    let _agent = agent(
-        http,
+    let (_agent, http) = agent(
         &format!(
             "  otlp:\n    endpoint: localhost:{tls_port}\n    tls:\n      ca_file: {ca}\n      \
              cert_file: {cert}\n      key_file: {key}",
@@ -231,9 +184,7 @@ service:
     assert_eq!(bodies(&sink), ["grpc over mutual tls"]);
 
     // Without its certificate the agent is turned away by the server.
-    let http2 = free_port();
-    let _anonymous = agent(
-        http2,
+    let (_anonymous, http2) = agent(
         &format!(
             "  otlp:\n    endpoint: localhost:{tls_port}\n    tls: {{ ca_file: {ca} }}\n    \
              retry_on_failure: {{ enabled: false }}",
@@ -271,27 +222,24 @@ fn elasticsearch_exports_over_mutual_tls() {
             certs.join("ca.pem").display()
         )
     };
-    let http = free_port();
-    let _with_cert = agent(http, &exporter(true));
+    let (_with_cert, http) = agent(&exporter(true));
     let r = post(http, &logs("over mutual tls"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let docs = mock.docs();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["_source"]["message"], "over mutual tls");
 
-    let http2 = free_port();
-    let without = agent(http2, &exporter(false));
+    let (without, http2) = agent(&exporter(false));
     let r = post(http2, &logs("must not arrive"));
     assert_eq!(r.status, 503, "{}", without.logs());
     assert_eq!(mock.docs().len(), 1);
 
     // insecure_skip_verify: no CA, the server's certificate is accepted unchecked.
-    let http3 = free_port();
     let skipping = exporter(true).replace(
         &format!("ca_file: {}", certs.join("ca.pem").display()),
         "insecure_skip_verify: true",
     );
-    let _skipping = agent(http3, &skipping);
+    let (_skipping, http3) = agent(&skipping);
     let r = post(http3, &logs("unverified"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(mock.docs().len(), 2);

@@ -30,13 +30,148 @@ pub fn write_config(yaml: &str) -> PathBuf {
     path
 }
 
+/// How a test starts sluice: from a fixture config (`tests/fixtures/configs/<name>.yaml`) or
+/// inline YAML. Every `${env:<NAME>_PORT}` the config refers to gets a free port unless the test
+/// gives one (a peer's, with [`Launch::port`]); other `${env:...}` come from [`Launch::env`].
+/// [`Launch::start`] waits until the first port the config names that the test did not give
+/// (the first receiver's, by the fixtures' layout) accepts connections.
+pub struct Launch {
+    yaml: String,
+    env: Vec<(String, String)>,
+    given: Vec<String>,
+    ready: Option<String>,
+    open_files: Option<u64>,
+}
+
+impl Launch {
+    pub fn fixture(name: &str) -> Launch {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/configs")
+            .join(format!("{name}.yaml"));
+        let yaml = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Launch::yaml(&yaml)
+    }
+
+    pub fn yaml(yaml: &str) -> Launch {
+        Launch {
+            yaml: yaml.to_string(),
+            env: Vec::new(),
+            given: Vec::new(),
+            ready: None,
+            open_files: None,
+        }
+    }
+
+    /// `${env:<var>}` is this port (a peer the test runs), not a fresh one.
+    pub fn port(mut self, var: &str, port: u16) -> Launch {
+        self.given.push(var.to_string());
+        self.env(var, &port.to_string())
+    }
+
+    pub fn env(mut self, var: &str, value: &str) -> Launch {
+        self.env.push((var.to_string(), value.to_string()));
+        self
+    }
+
+    /// Puts `yaml` where the fixture has the line `#= <slot>`, indented as that line is: for
+    /// the part a test varies that is more than a scalar (`${env:...}` covers scalars).
+    pub fn put(mut self, slot: &str, yaml: &str) -> Launch {
+        let marker = format!("#= {slot}");
+        let line = self
+            .yaml
+            .lines()
+            .find(|l| l.trim() == marker)
+            .unwrap_or_else(|| panic!("the fixture has no `{marker}` line"))
+            .to_string();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let lines: Vec<&str> = yaml.trim_matches('\n').lines().collect();
+        // The snippet's own indentation is taken off first, so tests write it from column 0.
+        let own = lines
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start().len())
+            .min()
+            .unwrap_or(0);
+        let text: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{indent}{}", l.get(own..).unwrap_or("")))
+            .collect();
+        self.yaml = self.yaml.replacen(&line, &text.join("\n"), 1);
+        self
+    }
+
+    /// Wait for this port variable instead of the first one.
+    pub fn ready_on(mut self, var: &str) -> Launch {
+        self.ready = Some(var.to_string());
+        self
+    }
+
+    /// Run under an open-files limit (soft and hard), as `ulimit -n` sets it.
+    pub fn open_files(mut self, n: u64) -> Launch {
+        self.open_files = Some(n);
+        self
+    }
+
+    pub fn start(mut self) -> Sluice {
+        let mut ports = Vec::new();
+        for var in port_vars(&self.yaml) {
+            if let Some((_, v)) = self.env.iter().find(|(k, _)| *k == var) {
+                ports.push((var, v.parse().unwrap()));
+            } else {
+                let port = free_port();
+                self.env.push((var.clone(), port.to_string()));
+                ports.push((var, port));
+            }
+        }
+        let ready = match &self.ready {
+            Some(var) => var.clone(),
+            None => ports
+                .iter()
+                .map(|(v, _)| v.clone())
+                .find(|v| !self.given.contains(v))
+                .expect("the config listens on some ${env:..._PORT}"),
+        };
+        let ready_port = ports.iter().find(|(v, _)| *v == ready).unwrap().1;
+        let config = write_config(&self.yaml);
+        let mut cmd = match self.open_files {
+            None => Command::new(env!("CARGO_BIN_EXE_sluice")),
+            Some(n) => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_sluice"));
+                cmd
+            }
+        };
+        cmd.arg("--config").arg(&config).envs(self.env.iter().cloned());
+        let mut sluice = Sluice::spawn(cmd, &config, ready_port);
+        sluice.ports = ports;
+        sluice
+    }
+}
+
+/// The `${env:<NAME>_PORT}` variables of a config, in the order they first appear.
+fn port_vars(yaml: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in yaml.split("${env:").skip(1) {
+        let name = part.split(['}', ':']).next().unwrap_or_default();
+        if name.ends_with("_PORT") && !out.iter().any(|v| v == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
 pub struct Sluice {
     pub child: Child,
     pub log: PathBuf,
+    ports: Vec<(String, u16)>,
 }
 
 impl Sluice {
-    /// Starts sluice and waits until `ready_port` accepts connections.
+    /// Starts sluice from YAML with fixed ports and waits until `ready_port` accepts
+    /// connections. Prefer [`Launch`]; this is for configs whose ports the test chose itself.
     pub fn start(yaml: &str, ready_port: u16) -> Sluice {
         let config = write_config(yaml);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -44,17 +179,13 @@ impl Sluice {
         Self::spawn(cmd, &config, ready_port)
     }
 
-    /// [`Sluice::start`] under an open-files limit (soft and hard), as `ulimit -n` sets it.
-    pub fn start_with_open_files(yaml: &str, ready_port: u16, open_files: u64) -> Sluice {
-        let config = write_config(yaml);
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "ulimit -n {open_files} && exec \"$0\" --config \"$1\""
-            ))
-            .arg(env!("CARGO_BIN_EXE_sluice"))
-            .arg(&config);
-        Self::spawn(cmd, &config, ready_port)
+    /// The port [`Launch`] gave `${env:<var>}`.
+    pub fn port(&self, var: &str) -> u16 {
+        self.ports
+            .iter()
+            .find(|(v, _)| v == var)
+            .unwrap_or_else(|| panic!("the config has no ${{env:{var}}}"))
+            .1
     }
 
     fn spawn(mut cmd: Command, config: &std::path::Path, ready_port: u16) -> Sluice {
@@ -64,7 +195,11 @@ impl Sluice {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let s = Sluice { child, log };
+        let s = Sluice {
+            child,
+            log,
+            ports: Vec::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", ready_port)).is_err() {
             assert!(
