@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Collector, Sluice, free_port, get, metric, peak_rss_mib, post};
+use common::{Collector, Launch, get, metric, peak_rss_mib, post};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as PValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -59,31 +59,9 @@ fn otlp_http_post(port: u16, content_type: &str, body: &[u8]) -> common::Respons
         .unwrap()
 }
 
-/// otlp (HTTP) -> log_transform (so records are decoded) -> debug, with metrics on `metrics`.
-fn decoding_gateway(http: u16, metrics: u16, processor: &str) -> String {
-    format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-processors:
-  log_transform:
-{processor}
-exporters:
-  debug: {{}}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [log_transform]
-      exporters: [debug]
-"#
-    )
+/// otlp (HTTP) -> log_transform (so records are decoded, with `options`) -> debug.
+fn decoding_gateway(options: &str) -> Launch {
+    Launch::fixture("otlp_http_decode_debug").put("log_transform", options)
 }
 
 /// Each ScopeLogs once got its own copy of the resource's attributes: 8,000 attributes and
@@ -92,8 +70,8 @@ service:
 /// on the wire and about 200 in memory), so what any request costs is a constant times its size.
 #[test]
 fn many_scopes_share_one_resource_so_a_small_request_costs_little_memory() {
-    let (http, metrics) = (free_port(), free_port());
-    let sluice = Sluice::start(&decoding_gateway(http, metrics, "    {}"), http);
+    let sluice = decoding_gateway("").start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let request = scopes_times_attributes(8000, 2000, 1, false);
     let proto = request.encode_to_vec();
     assert!(proto.len() < 128 << 10, "{} bytes", proto.len());
@@ -131,19 +109,17 @@ fn many_scopes_share_one_resource_so_a_small_request_costs_little_memory() {
 /// full-size requests of real records stay within README's stated bound.
 #[test]
 fn minimal_records_at_the_size_limit_cost_a_bounded_multiple_of_their_size() {
-    let (http, metrics, lines) = (free_port(), free_port(), free_port());
-    let config = decoding_gateway(http, metrics, "    {}").replace(
-        "receivers:\n",
-        &format!(
-            "receivers:\n  http_logs:\n    endpoint: 127.0.0.1:{lines}\n    max_request_body_size: 10MiB\n"
-        ),
-    ).replace(
-        "      receivers: [otlp]",
-        "      receivers: [otlp, http_logs]",
-    )
-    // Room for a whole full-size request of real records (about 105,000 and 118,000).
-    .replace("debug: {}", "debug: { queue_size: 1000000 }");
-    let sluice = Sluice::start(&config, lines);
+    let sluice = decoding_gateway("")
+        .put(
+            "receivers",
+            "http_logs: { endpoint: '127.0.0.1:${env:LINES_PORT}', max_request_body_size: 10MiB }",
+        )
+        .put("more_receivers", "- http_logs")
+        // Room for a whole full-size request of real records (about 105,000 and 118,000).
+        .env("DEBUG_QUEUE_SIZE", "1000000")
+        .ready_on("LINES_PORT")
+        .start();
+    let (http, lines) = (sluice.port("HTTP_PORT"), sluice.port("LINES_PORT"));
     let empty = scopes_times_attributes(0, 1, (2 << 20) - 64, true).encode_to_vec();
     assert!(empty.len() <= 4 << 20);
     let resp = otlp_http_post(http, "application/x-protobuf", &empty);
@@ -169,11 +145,8 @@ fn minimal_records_at_the_size_limit_cost_a_bounded_multiple_of_their_size() {
 /// copying it, found by hash instead of a scan of all before it.
 #[test]
 fn distinct_services_in_json_bodies_share_the_resource_they_came_from() {
-    let (http, metrics) = (free_port(), free_port());
-    let sluice = Sluice::start(
-        &decoding_gateway(http, metrics, "    parse_json_body: true"),
-        http,
-    );
+    let sluice = decoding_gateway("parse_json_body: true").start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let records = 40_000;
     let request = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -242,38 +215,16 @@ fn answer(s: &mut TcpStream, limit: Duration) -> String {
 #[test]
 fn stalled_uploads_reserve_no_memory_and_are_cut_off_while_others_are_served() {
     let collector = Collector::start();
-    let (http, metrics) = (free_port(), free_port());
-    let sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{http}
-    max_request_body_size: 20MiB
-    read_timeout: 3s
-processors:
-  memory_limiter:
-    check_interval: 10ms
-    limit_mib: 96
-    spike_limit_mib: 32
-exporters:
-  tcp:
-    endpoint: {tcp}
-    encoding: text
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [http_logs]
-      processors: [memory_limiter]
-      exporters: [tcp]
-"#,
-            tcp = collector.addr
-        ),
-        http,
-    );
+    let sluice = Launch::fixture("http_logs_to")
+        .put("http_logs", "max_request_body_size: 20MiB\nread_timeout: 3s")
+        .put(
+            "processors",
+            "processors:\n  memory_limiter: { check_interval: 10ms, limit_mib: 96, spike_limit_mib: 32 }",
+        )
+        .put("exporters", &format!("tcp: {{ endpoint: '{}', encoding: text }}", collector.addr))
+        .put("pipeline", "processors: [memory_limiter]\nexporters: [tcp]")
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let started = Instant::now();
     // 40 x 20 MiB declared: 800 MiB of reservations, had they been made up front.
     let mut stalled: Vec<TcpStream> = (0..40).map(|_| stalled_upload(http, 20 << 20, 4)).collect();
@@ -305,30 +256,17 @@ service:
 #[test]
 fn a_body_sent_a_byte_a_second_is_cut_off_and_cannot_hold_up_shutdown() {
     let collector = Collector::start();
-    let http = free_port();
-    let config = |read_timeout: &str| {
-        format!(
-            r#"
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{http}
-    read_timeout: {read_timeout}
-exporters:
-  tcp:
-    endpoint: {tcp}
-service:
-  shutdown_timeout: 30s
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [http_logs]
-      exporters: [tcp]
-"#,
-            tcp = collector.addr,
-            metrics = free_port()
-        )
+    let start = |read_timeout: &str| {
+        Launch::fixture("http_logs_to")
+            .put("http_logs", &format!("read_timeout: {read_timeout}"))
+            .put("processors", "")
+            .put(
+                "exporters",
+                &format!("tcp: {{ endpoint: '{}' }}", collector.addr),
+            )
+            .put("pipeline", "exporters: [tcp]")
+            .env("SHUTDOWN_TIMEOUT", "30s")
+            .start()
     };
     let trickle = |port: u16| {
         std::thread::spawn(move || {
@@ -354,7 +292,8 @@ service:
         })
     };
     {
-        let _sluice = Sluice::start(&config("2s"), http);
+        let sluice = start("2s");
+        let http = sluice.port("HTTP_PORT");
         let (answer, sent) = trickle(http).join().unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 408"),
@@ -363,7 +302,8 @@ service:
         assert!(sent <= 5, "cut off after {sent} bytes");
     }
     // With a long read_timeout, SIGTERM still does not wait for the trickle.
-    let mut sluice = Sluice::start(&config("5m"), http);
+    let mut sluice = start("5m");
+    let http = sluice.port("HTTP_PORT");
     let client = trickle(http);
     std::thread::sleep(Duration::from_secs(2));
     let t = Instant::now();
@@ -405,44 +345,18 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     false
 }
 
-fn grpc_gateway(grpc: u16, health: u16, metrics: u16, server_parameters: &str) -> String {
-    format!(
-        r#"
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-        keepalive:
-          server_parameters: {server_parameters}
-      http:
-        endpoint: 127.0.0.1:{http}
-exporters:
-  debug: {{}}
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [debug]
-"#,
-        http = free_port()
-    )
+/// OTLP over gRPC with these keepalive `server_parameters`, and HTTP, to debug; with a health
+/// check.
+fn grpc_gateway(server_parameters: &str) -> Launch {
+    Launch::fixture("otlp_grpc_gateway_health")
+        .put("server_parameters", server_parameters)
+        .ready_on("GRPC_PORT")
 }
 
 #[test]
 fn idle_grpc_connections_and_unfinished_prefaces_are_closed() {
-    let (grpc, health, metrics) = (free_port(), free_port(), free_port());
-    let _sluice = Sluice::start(
-        &grpc_gateway(grpc, health, metrics, "{ max_connection_idle: 1s }"),
-        grpc,
-    );
+    let sluice = grpc_gateway("max_connection_idle: 1s").start();
+    let grpc = sluice.port("GRPC_PORT");
     let mut idle: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut s = TcpStream::connect(("127.0.0.1", grpc)).unwrap();
@@ -465,11 +379,13 @@ fn idle_grpc_connections_and_unfinished_prefaces_are_closed() {
 /// metrics still answer; once the flood ends, data clients are served again.
 #[test]
 fn health_and_metrics_stay_reachable_when_descriptors_run_short() {
-    let (grpc, health, metrics) = (free_port(), free_port(), free_port());
-    let sluice = Sluice::start_with_open_files(
-        &grpc_gateway(grpc, health, metrics, "{ max_connection_idle: 1h }"),
-        grpc,
-        256,
+    let sluice = grpc_gateway("max_connection_idle: 1h")
+        .open_files(256)
+        .start();
+    let (grpc, health, metrics) = (
+        sluice.port("GRPC_PORT"),
+        sluice.port("HEALTH_PORT"),
+        sluice.port("METRICS_PORT"),
     );
     let flood: Vec<TcpStream> = (0..300)
         .filter_map(|_| {
@@ -514,17 +430,20 @@ fn health_and_metrics_stay_reachable_when_descriptors_run_short() {
 /// default, 1 s) the whole time.
 #[test]
 fn health_answers_while_large_requests_are_processed() {
-    let (http, metrics, health) = (free_port(), free_port(), free_port());
-    let config = decoding_gateway(http, metrics, "    parse_json_body: true")
-        .replace(
-            "receivers:\n",
-            &format!(
-                "extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\nreceivers:\n"
-            ),
+    let sluice = decoding_gateway("parse_json_body: true")
+        .put(
+            "extensions",
+            "extensions: { health_check: { endpoint: '127.0.0.1:${env:HEALTH_PORT}' } }",
         )
-        .replace("service:\n", "service:\n  extensions: [health_check]\n")
-        .replace("debug: {}", "debug: { queue_size: 1000000 }");
-    let _sluice = Sluice::start(&config, http);
+        .put("service", "extensions: [health_check]")
+        .env("DEBUG_QUEUE_SIZE", "1000000")
+        .ready_on("HTTP_PORT")
+        .start();
+    let (http, health, metrics) = (
+        sluice.port("HTTP_PORT"),
+        sluice.port("HEALTH_PORT"),
+        sluice.port("METRICS_PORT"),
+    );
     let records = 120_000;
     let request = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -612,29 +531,8 @@ impl hyper::body::Body for Stalled {
 fn stalled_grpc_streams_reserve_no_memory_and_time_out_while_others_are_served() {
     // The grpcio client's venv first: made on first use, it can take longer than the stall.
     common::python();
-    let (grpc, metrics) = (free_port(), free_port());
-    let _sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-        max_concurrent_streams: 200
-        read_timeout: 3s
-processors:
-  memory_limiter: {{ limit_mib: 128, spike_limit_mib: 32, check_interval: 100ms }}
-exporters:
-  debug: {{}}
-service:
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [otlp], processors: [memory_limiter], exporters: [debug] }}
-"#
-        ),
-        grpc,
-    );
+    let sluice = Launch::fixture("otlp_grpc_limited_debug").start();
+    let (grpc, metrics) = (sluice.port("GRPC_PORT"), sluice.port("METRICS_PORT"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,38 +12,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, Mock, Sluice, free_port, metric, run_python};
+use common::{Client, Launch, Mock, Sluice, free_port, metric, run_python};
 use serde_json::{Value as Json, json};
 
-/// sluice with an `http_logs` receiver on `http` feeding `exporters` (YAML lines indented for
-/// the `exporters:` section) through `processors`.
-fn start(http: u16, metrics: u16, processors: &str, exporters: &str, names: &str) -> Sluice {
-    let config = format!(
-        r#"
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{http}
-{processors}
-exporters:
-{exporters}
-service:
-  shutdown_timeout: 5s
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [http_logs]
-      {pipeline_processors}
-      exporters: [{names}]
-"#,
-        pipeline_processors = if processors.is_empty() {
-            String::new()
-        } else {
-            "processors: [regex_parser]".to_string()
-        },
-    );
-    Sluice::start(&config, http)
+/// sluice with an `http_logs` receiver feeding `exporters` (YAML for the `exporters:` section,
+/// whose ids are `names`) through `processors` (a whole `processors:` section, or nothing);
+/// with its HTTP and metrics ports.
+fn start(processors: &str, exporters: &str, names: &str) -> (Sluice, u16, u16) {
+    let mut pipeline = format!("exporters: [{names}]");
+    if !processors.is_empty() {
+        pipeline.push_str("\nprocessors: [regex_parser]");
+    }
+    let sluice = Launch::fixture("http_logs_to")
+        .put("processors", processors)
+        .put("exporters", exporters)
+        .put("pipeline", &pipeline)
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
+    (sluice, http, metrics)
 }
 
 /// Posts `lines` to http_logs until accepted, retrying on 429 and 503 as a client should.
@@ -94,39 +80,10 @@ fn assert_each_once(docs: &[Json], expected: usize) {
 #[test]
 fn python_sdk_logs_become_otel_and_ecs_documents_field_by_field() {
     let mock = Mock::start(&[]);
-    let (http, metrics) = (free_port(), free_port());
-    let es = format!("http://127.0.0.1:{}", mock.port);
-    let config = format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{http}
-processors:
-  log_transform:
-  batch:
-    timeout: 100ms
-exporters:
-  elasticsearch/otel:
-    endpoint: {es}
-    flush: {{ interval: 100ms }}
-  elasticsearch/ecs:
-    endpoint: {es}
-    mapping: {{ mode: ecs }}
-    flush: {{ interval: 100ms }}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [log_transform, batch]
-      exporters: [elasticsearch/otel, elasticsearch/ecs]
-"#
-    );
-    let _sluice = Sluice::start(&config, http);
+    let sluice = Launch::fixture("otlp_http_to_es_otel_and_ecs")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", mock.port))
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let n = 120;
     let ids = run_python(
         "send_logs.py",
@@ -243,15 +200,8 @@ fn es_exporter(mock: &Mock, extra: &str) -> String {
 #[test]
 fn items_answered_429_are_retried_until_each_is_stored_exactly_once() {
     let mock = Mock::start(&[]);
-    let (http, metrics) = (free_port(), free_port());
     let retry = "    retry: { initial_interval: 100ms, max_interval: 500ms, max_retries: 100 }\n";
-    let _sluice = start(
-        http,
-        metrics,
-        "",
-        &es_exporter(&mock, retry),
-        "elasticsearch",
-    );
+    let (_sluice, http, metrics) = start("", &es_exporter(&mock, retry), "elasticsearch");
     // Rejections start once sluice is up, so a slow start cannot use up their window.
     let reject = Client::connect(mock.port)
         .unwrap()
@@ -282,15 +232,8 @@ fn items_answered_429_are_retried_until_each_is_stored_exactly_once() {
 #[test]
 fn an_outage_under_load_pushes_back_then_every_document_arrives_once() {
     let mock = Mock::start(&[]);
-    let (http, metrics) = (free_port(), free_port());
     let extra = "    retry: { initial_interval: 200ms, max_interval: 2s, max_retries: 1000 }\n    num_workers: 2\n    sending_queue: { queue_size: 1000 }\n";
-    let sluice = start(
-        http,
-        metrics,
-        "",
-        &es_exporter(&mock, extra),
-        "elasticsearch",
-    );
+    let (sluice, http, _) = start("", &es_exporter(&mock, extra), "elasticsearch");
     let per = 200;
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -345,7 +288,6 @@ fn mapping_errors_are_counted_and_dead_lettered_and_the_rest_stored() {
         Mock::start(&["--long-field", "code"]),
         Mock::start(&["--long-field", "code"]),
     );
-    let (http, metrics) = (free_port(), free_port());
     let dlq = std::env::temp_dir().join(format!("sluice-dlq-{}.ndjson", std::process::id()));
     let _ = std::fs::remove_file(&dlq);
     let exporters = format!(
@@ -360,9 +302,7 @@ fn mapping_errors_are_counted_and_dead_lettered_and_the_rest_stored() {
     );
     let processors =
         "processors:\n  regex_parser:\n    regex: '^(?P<code>\\S+) (?P<text>.*)$'\n".to_string();
-    let _sluice = start(
-        http,
-        metrics,
+    let (_sluice, http, metrics) = start(
         &processors,
         &exporters,
         "elasticsearch/file, elasticsearch/index",
@@ -416,16 +356,9 @@ fn mapping_errors_are_counted_and_dead_lettered_and_the_rest_stored() {
 #[test]
 fn without_a_dead_letter_the_sender_is_told_its_data_was_not_stored() {
     let mock = Mock::start(&["--long-field", "code"]);
-    let (http, metrics) = (free_port(), free_port());
     let processors =
         "processors:\n  regex_parser:\n    regex: '^(?P<code>\\S+) (?P<text>.*)$'\n".to_string();
-    let _sluice = start(
-        http,
-        metrics,
-        &processors,
-        &es_exporter(&mock, ""),
-        "elasticsearch",
-    );
+    let (_sluice, http, metrics) = start(&processors, &es_exporter(&mock, ""), "elasticsearch");
     let ok = Client::connect(http).unwrap().post(b"200 fine").unwrap();
     assert_eq!(ok.status, 200);
     let bad = Client::connect(http).unwrap().post(b"oops broken").unwrap();
@@ -442,15 +375,8 @@ fn auth_header_and_gzip_as_configured_and_credentials_never_printed() {
     // base64("elastic:hunter2-secret")
     let want = "Basic ZWxhc3RpYzpodW50ZXIyLXNlY3JldA==";
     let mock = Mock::start(&["--require-auth", want]);
-    let (http, metrics) = (free_port(), free_port());
     let good = "    user: elastic\n    password: hunter2-secret\n";
-    let sluice = start(
-        http,
-        metrics,
-        "",
-        &es_exporter(&mock, good),
-        "elasticsearch",
-    );
+    let (sluice, http, _) = start("", &es_exporter(&mock, good), "elasticsearch");
     post_until_accepted(http, &numbered(0, 50));
     assert_each_once(&mock.wait_for_docs(50, Duration::from_secs(10)), 50);
     let stats = mock.json("/_mock/stats");
@@ -459,9 +385,8 @@ fn auth_header_and_gzip_as_configured_and_credentials_never_printed() {
     drop(sluice);
 
     // Wrong credentials: refused, reported, never printed.
-    let (http, metrics) = (free_port(), free_port());
     let bad = "    user: elastic\n    password: wrong-secret\n    retry: { enabled: false }\n";
-    let mut sluice = start(http, metrics, "", &es_exporter(&mock, bad), "elasticsearch");
+    let (mut sluice, http, _) = start("", &es_exporter(&mock, bad), "elasticsearch");
     let r = Client::connect(http).unwrap().post(b"refused").unwrap();
     assert_eq!(r.status, 503, "not stored, so not acknowledged");
     sluice.sigterm();
@@ -478,14 +403,13 @@ fn a_dead_endpoint_fails_over_and_a_413_splits_the_request() {
     // Bodies over 20 kB are refused 413, as http.max_content_length refuses them.
     let mock = Mock::start(&["--max-content-length", "20000"]);
     let dead = free_port();
-    let (http, metrics) = (free_port(), free_port());
     let exporter = format!(
         "  elasticsearch:\n    endpoints: [http://127.0.0.1:{dead}, http://127.0.0.1:{}]\n    \
          mapping: {{ mode: raw }}\n    compression: none\n    flush: {{ bytes: 200000, interval: 50ms }}\n    \
          retry: {{ initial_interval: 50ms, max_interval: 200ms }}\n",
         mock.port
     );
-    let _sluice = start(http, metrics, "", &exporter, "elasticsearch");
+    let (_sluice, http, metrics) = start("", &exporter, "elasticsearch");
     for r in 0..10 {
         assert_eq!(post_until_accepted(http, &numbered(r * 300, 300)), 0);
     }

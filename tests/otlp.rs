@@ -418,7 +418,10 @@ fn agent_forwards_to_a_late_gateway(protocol: &str) {
     let agent_port = _agent.port("AGENT_PORT");
     let gateway = Launch::fixture("otlp_logs_to")
         .put("protocols", &listen("GATEWAY_PORT"))
-        .put("exporter", &format!("tcp: {{ endpoint: '{}' }}", collector.addr))
+        .put(
+            "exporter",
+            &format!("tcp: {{ endpoint: '{}' }}", collector.addr),
+        )
         .env("EXPORTER", "tcp")
         .env("GATEWAY_PORT", &gateway_port.to_string());
     let n = 300;

@@ -122,24 +122,20 @@ fn otlphttp_exports_over_tls_and_verifies_the_server() {
     let tls_port = free_port();
     let _socat = Terminator::start(&certs, tls_port, sink.port, false);
 
-    let (_trusting, http) = agent(
-        &format!(
-            "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
+    let (_trusting, http) = agent(&format!(
+        "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
              tls: {{ ca_file: {} }}",
-            certs.join("ca.pem").display()
-        ),
-    );
+        certs.join("ca.pem").display()
+    ));
     let r = post(http, &logs("over tls"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(bodies(&sink), ["over tls"]);
 
     // The system roots do not include the test CA: the handshake fails, nothing is delivered.
-    let (untrusting, http2) = agent(
-        &format!(
-            "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
+    let (untrusting, http2) = agent(&format!(
+        "  otlphttp:\n    endpoint: https://localhost:{tls_port}\n    compression: none\n    \
              retry_on_failure: {{ enabled: false }}"
-        ),
-    );
+    ));
     let r = Client::connect(http2)
         .unwrap()
         .request(
@@ -170,27 +166,23 @@ fn otlp_grpc_exports_over_mutual_tls() {
     let gw_grpc = gateway.port("GRPC_PORT");
     let tls_port = free_port();
     let _socat = Terminator::start(&certs, tls_port, gw_grpc, true);
-    let (_agent, http) = agent(
-        &format!(
-            "  otlp:\n    endpoint: localhost:{tls_port}\n    tls:\n      ca_file: {ca}\n      \
+    let (_agent, http) = agent(&format!(
+        "  otlp:\n    endpoint: localhost:{tls_port}\n    tls:\n      ca_file: {ca}\n      \
              cert_file: {cert}\n      key_file: {key}",
-            ca = certs.join("ca.pem").display(),
-            cert = certs.join("client.pem").display(),
-            key = certs.join("client.key").display()
-        ),
-    );
+        ca = certs.join("ca.pem").display(),
+        cert = certs.join("client.pem").display(),
+        key = certs.join("client.key").display()
+    ));
     let r = post(http, &logs("grpc over mutual tls"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(bodies(&sink), ["grpc over mutual tls"]);
 
     // Without its certificate the agent is turned away by the server.
-    let (_anonymous, http2) = agent(
-        &format!(
-            "  otlp:\n    endpoint: localhost:{tls_port}\n    tls: {{ ca_file: {ca} }}\n    \
+    let (_anonymous, http2) = agent(&format!(
+        "  otlp:\n    endpoint: localhost:{tls_port}\n    tls: {{ ca_file: {ca} }}\n    \
              retry_on_failure: {{ enabled: false }}",
-            ca = certs.join("ca.pem").display()
-        ),
-    );
+        ca = certs.join("ca.pem").display()
+    ));
     let r = post(http2, &logs("no client certificate"));
     assert_eq!(r.status, 503, "the sender is told to retry");
     assert_eq!(bodies(&sink), ["grpc over mutual tls"]);

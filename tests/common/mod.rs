@@ -48,8 +48,8 @@ impl Launch {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/configs")
             .join(format!("{name}.yaml"));
-        let yaml = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let yaml =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Launch::yaml(&yaml)
     }
 
@@ -144,7 +144,9 @@ impl Launch {
                 cmd
             }
         };
-        cmd.arg("--config").arg(&config).envs(self.env.iter().cloned());
+        cmd.arg("--config")
+            .arg(&config)
+            .envs(self.env.iter().cloned());
         let mut sluice = Sluice::spawn(cmd, &config, ready_port);
         sluice.ports = ports;
         sluice
