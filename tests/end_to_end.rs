@@ -11,46 +11,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-const GUIDE_RE: &str = r#"^(?P<host>[\w\.]+) - (?P<user>[\w\-]+) \[(?P<timestamp>[^\]]*)\] "(?P<method>[\w]+) (?P<path>[^"]*)" (?P<status>[\d]+) (?P<bytes_out>[\d]+)$"#;
-
-/// A config with the guide's pipeline on free ports, plus `extra` YAML for the tcp exporter.
-fn guide_config(
-    http: u16,
-    tcp: u16,
-    metrics: u16,
-    exporter_extra: &str,
-    service_extra: &str,
-) -> String {
-    format!(
-        r#"
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{http}
-processors:
-  regex_parser/apache:
-    regex: '{GUIDE_RE}'
-exporters:
-  tcp:
-    endpoint: 127.0.0.1:{tcp}
-    encoding: json
-    {exporter_extra}
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:{health}
-service:
-  extensions: [health_check]
-  {service_extra}
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [http_logs]
-      processors: [regex_parser/apache]
-      exporters: [tcp]
-"#,
-        health = free_port()
-    )
+/// The guide's pipeline (`tests/fixtures/configs/guide_pipeline.yaml`) on free ports, plus
+/// `exporter_extra` YAML for the tcp exporter and `service_extra` for the service; the tcp
+/// peer's port is `TCP_PORT` (a free one, so a dead peer, unless the test gives its own).
+fn guide(exporter_extra: &str, service_extra: &str) -> Launch {
+    Launch::fixture("guide_pipeline")
+        .put("tcp", exporter_extra)
+        .put("service", service_extra)
 }
 
 fn body_of(lines: &[String]) -> Vec<u8> {
@@ -188,15 +155,14 @@ fn guide_config_verbatim_delivers_every_line_once_with_fields_and_metrics_agree(
 
 #[test]
 fn tcp_peer_down_then_up_loses_and_duplicates_nothing() {
-    let (http, tcp, metrics) = (free_port(), free_port(), free_port());
-    let config = guide_config(
-        http,
-        tcp,
-        metrics,
+    let tcp = free_port();
+    let sluice = guide(
         "reconnect: { initial_interval: 50ms, max_interval: 300ms }",
         "",
-    );
-    let sluice = Sluice::start(&config, http);
+    )
+    .port("TCP_PORT", tcp)
+    .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
 
     let total = 20 * 250;
     let senders: Vec<_> = (0..4)
@@ -232,10 +198,11 @@ fn tcp_peer_down_then_up_loses_and_duplicates_nothing() {
 
 #[test]
 fn sigterm_under_load_delivers_every_acknowledged_record() {
-    let (http, metrics) = (free_port(), free_port());
     let collector = Collector::start();
-    let config = guide_config(http, collector.addr.port(), metrics, "", "");
-    let mut sluice = Sluice::start(&config, http);
+    let mut sluice = guide("", "")
+        .port("TCP_PORT", collector.addr.port())
+        .start();
+    let http = sluice.port("HTTP_PORT");
 
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -303,16 +270,12 @@ fn sigterm_under_load_delivers_every_acknowledged_record() {
 
 /// Starts the guide pipeline with a collector and returns both plus the HTTP port.
 fn started(exporter_extra: &str, receiver_extra: &str) -> (Sluice, Collector, u16, u16) {
-    let (http, metrics) = (free_port(), free_port());
     let collector = Collector::start();
-    let mut config = guide_config(http, collector.addr.port(), metrics, exporter_extra, "");
-    if !receiver_extra.is_empty() {
-        config = config.replace(
-            &format!("endpoint: 127.0.0.1:{http}\n"),
-            &format!("endpoint: 127.0.0.1:{http}\n    {receiver_extra}\n"),
-        );
-    }
-    let sluice = Sluice::start(&config, http);
+    let sluice = guide(exporter_extra, "")
+        .put("http_logs", receiver_extra)
+        .port("TCP_PORT", collector.addr.port())
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     (sluice, collector, http, metrics)
 }
 
@@ -421,15 +384,8 @@ fn invalid_utf8_empty_body_and_missing_final_newline_are_handled() {
 #[test]
 fn full_queue_answers_429_with_retry_after_and_counts_refusals() {
     // The consumer's port has no listener, so nothing leaves the queue.
-    let (http, metrics) = (free_port(), free_port());
-    let config = guide_config(
-        http,
-        free_port(),
-        metrics,
-        "sending_queue: { queue_size: 10 }",
-        "shutdown_timeout: 1s",
-    );
-    let mut sluice = Sluice::start(&config, http);
+    let mut sluice = guide("sending_queue: { queue_size: 10 }", "shutdown_timeout: 1s").start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let held = std::thread::spawn(move || {
         post(
             http,
@@ -465,21 +421,9 @@ fn full_queue_answers_429_with_retry_after_and_counts_refusals() {
 
 #[test]
 fn health_check_is_503_while_draining() {
-    let (http, metrics, health) = (free_port(), free_port(), free_port());
-    let config = format!(
-        r#"
-receivers: {{ http_logs: {{ endpoint: "127.0.0.1:{http}" }} }}
-exporters: {{ tcp: {{ endpoint: "127.0.0.1:{dead}" }} }}
-extensions: {{ health_check: {{ endpoint: "127.0.0.1:{health}" }} }}
-service:
-  extensions: [health_check]
-  shutdown_timeout: 3s
-  telemetry: {{ metrics: {{ address: "127.0.0.1:{metrics}" }} }}
-  pipelines: {{ logs: {{ receivers: [http_logs], exporters: [tcp] }} }}
-"#,
-        dead = free_port()
-    );
-    let mut sluice = Sluice::start(&config, http);
+    // The consumer's port has no listener: what is sent stays in flight.
+    let mut sluice = guide("", "shutdown_timeout: 3s").start();
+    let (http, health) = (sluice.port("HTTP_PORT"), sluice.port("HEALTH_PORT"));
     assert_eq!(get(health, "/").unwrap().status, 200);
     let held = std::thread::spawn(move || post(http, &[], b"stuck\n").status);
     std::thread::sleep(Duration::from_millis(300));
@@ -527,32 +471,19 @@ fn connections_are_closed_after_max_connection_age() {
 /// severity, `log.level`, trace and span ids, and the service in the resource.
 #[test]
 fn log_transform_sets_severity_ids_and_resource_on_ecs_json_lines() {
-    let (http, metrics) = (free_port(), free_port());
     let collector = Collector::start();
-    let config = format!(
-        r#"
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{http}
-processors:
-  log_transform:
-    parse_json_body: true
-exporters:
-  tcp:
-    endpoint: {tcp}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [http_logs]
-      processors: [log_transform]
-      exporters: [tcp]
-"#,
-        tcp = collector.addr
-    );
-    let _sluice = Sluice::start(&config, http);
+    let sluice = Launch::fixture("http_logs_to")
+        .put(
+            "processors",
+            "processors: { log_transform: { parse_json_body: true } }",
+        )
+        .put(
+            "exporters",
+            &format!("tcp: {{ endpoint: '{}' }}", collector.addr),
+        )
+        .put("pipeline", "processors: [log_transform]\nexporters: [tcp]")
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let body = concat!(
         r#"{"@timestamp":"2026-11-23T03:00:00Z","log":{"level":"ERROR"},"message":"redis timeout","trace.id":"0af7651916cd43dd8448eb211c80319c","span.id":"b7ad6b7169203331","service.name":"backend","service.version":"1.0.3","event.dataset":"backend.app"}"#,
         "\n",
@@ -600,34 +531,20 @@ service:
 /// retry hint, nothing is forwarded, and the state shows in the metrics.
 #[test]
 fn memory_limiter_over_its_limit_refuses_with_retry_after() {
-    let (http, metrics) = (free_port(), free_port());
     let collector = Collector::start();
-    let config = format!(
-        r#"
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{http}
-    retry_after: 2s
-processors:
-  memory_limiter:
-    check_interval: 10ms
-    limit_mib: 1
-exporters:
-  tcp:
-    endpoint: {tcp}
-service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-  pipelines:
-    logs:
-      receivers: [http_logs]
-      processors: [memory_limiter]
-      exporters: [tcp]
-"#,
-        tcp = collector.addr
-    );
-    let _sluice = Sluice::start(&config, http);
+    let sluice = Launch::fixture("http_logs_to")
+        .put("http_logs", "retry_after: 2s")
+        .put(
+            "processors",
+            "processors: { memory_limiter: { check_interval: 10ms, limit_mib: 1 } }",
+        )
+        .put(
+            "exporters",
+            &format!("tcp: {{ endpoint: '{}' }}", collector.addr),
+        )
+        .put("pipeline", "processors: [memory_limiter]\nexporters: [tcp]")
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let resp = post(http, &[], b"one\ntwo\n");
     assert_eq!(resp.status, 429);
     assert_eq!(resp.header("retry-after"), Some("2"));
@@ -694,15 +611,13 @@ fn a_stalled_consumer_is_detected_and_unacknowledged_bytes_are_sent_again() {
             reader.join().unwrap();
         })
     };
-    let (http, metrics) = (free_port(), free_port());
-    let config = guide_config(
-        http,
-        tcp,
-        metrics,
-        "write_timeout: 1s\n    reconnect: { initial_interval: 50ms, max_interval: 200ms }",
+    let sluice = guide(
+        "write_timeout: 1s\nreconnect: { initial_interval: 50ms, max_interval: 200ms }",
         "",
-    );
-    let sluice = Sluice::start(&config, http);
+    )
+    .port("TCP_PORT", tcp)
+    .start();
+    let http = sluice.port("HTTP_PORT");
     // About 24 MB of JSON: far more than the socket buffers hold.
     let per_request = 500;
     let senders: Vec<_> = (0..4)
@@ -777,15 +692,12 @@ fn a_body_larger_than_the_whole_queue_is_refused_with_413() {
 /// the next is answered 429, and a body larger than the whole queue 413.
 #[test]
 fn the_exporter_queue_is_bounded_in_request_bytes() {
-    let (http, metrics) = (free_port(), free_port());
-    let config = guide_config(
-        http,
-        free_port(),
-        metrics,
+    let mut sluice = guide(
         "sending_queue: { queue_size: 100000, queue_size_bytes: 1MiB }",
         "shutdown_timeout: 1s",
-    );
-    let mut sluice = Sluice::start(&config, http);
+    )
+    .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let lines =
         |from: usize, n: usize| body_of(&(from..from + n).map(apache_line).collect::<Vec<_>>());
     let first = lines(0, 8000);
