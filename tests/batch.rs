@@ -47,15 +47,7 @@ fn send_concurrently(port: u16, bodies: Vec<Vec<u8>>) -> Vec<(u16, Instant)> {
         .into_iter()
         .map(|body| {
             std::thread::spawn(move || {
-                let resp = Client::connect(port)
-                    .unwrap()
-                    .request(
-                        "POST",
-                        "/v1/logs",
-                        &[("Content-Type", "application/x-protobuf")],
-                        &body,
-                    )
-                    .unwrap();
+                let resp = Client::connect(port).unwrap().post_logs(&body).unwrap();
                 (resp.status, Instant::now())
             })
         })

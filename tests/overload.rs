@@ -72,14 +72,7 @@ fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
                 for n in 0..REQUESTS_PER_THREAD {
                     let body = request(t, n);
                     loop {
-                        let resp = client
-                            .request(
-                                "POST",
-                                "/v1/logs",
-                                &[("Content-Type", "application/x-protobuf")],
-                                &body,
-                            )
-                            .unwrap();
+                        let resp = client.post_logs(&body).unwrap();
                         match resp.status {
                             200 => break,
                             429 => {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Collector, OtlpSink, Sluice, certificates, free_port, metric, run_python};
+use common::{Collector, Launch, OtlpSink, certificates, metric, run_python};
 
 /// Runs curl with `args` against `url`; its exit code, and the response headers followed by
 /// `status=NNN` (000 when no HTTP answer came).
@@ -61,32 +61,12 @@ fn bearer_token_over_tls_is_required_and_its_file_is_reread() {
     let token = dir.join("token");
     std::fs::write(&token, "first-token\n").unwrap();
     let collector = Collector::start();
-    let (port, metrics) = (free_port(), free_port());
-    let sluice = Sluice::start(
-        &format!(
-            r#"
-extensions:
-  bearertokenauth:
-    filename: {token}
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{port}
-    tls: {{ cert_file: {certs}/server.pem, key_file: {certs}/server.key }}
-    auth: {{ authenticator: bearertokenauth }}
-exporters:
-  tcp: {{ endpoint: "{collector}" }}
-service:
-  extensions: [bearertokenauth]
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [http_logs], exporters: [tcp] }}
-"#,
-            token = token.display(),
-            certs = certs.display(),
-            collector = collector.addr,
-        ),
-        port,
-    );
+    let sluice = Launch::fixture("secure_http_logs_bearer_tls")
+        .env("TOKEN_FILE", token.to_str().unwrap())
+        .env("CERTS", certs.to_str().unwrap())
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .start();
+    let (port, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let url = format!("https://localhost:{port}/");
     let ca = certs.join("ca.pem");
     let ca = ca.to_str().unwrap();
@@ -170,34 +150,13 @@ fn mutual_tls_is_enforced_and_a_renewed_certificate_is_reloaded() {
     std::fs::copy(certs.join("server.pem"), &cert).unwrap();
     std::fs::copy(certs.join("server.key"), &key).unwrap();
     let sink = OtlpSink::start(Duration::ZERO);
-    let (port, metrics) = (free_port(), free_port());
-    let sluice = Sluice::start(
-        &format!(
-            r#"
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{port}
-        tls:
-          cert_file: {cert}
-          key_file: {key}
-          client_ca_file: {certs}/ca.pem
-          reload_interval: 1s
-exporters:
-  otlphttp: {{ endpoint: "http://127.0.0.1:{sink}", compression: none }}
-service:
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
-"#,
-            cert = cert.display(),
-            key = key.display(),
-            certs = certs.display(),
-            sink = sink.port,
-        ),
-        port,
-    );
+    let sluice = Launch::fixture("secure_otlp_http_mtls")
+        .env("CERT_FILE", cert.to_str().unwrap())
+        .env("KEY_FILE", key.to_str().unwrap())
+        .env("CERTS", certs.to_str().unwrap())
+        .port("SINK_PORT", sink.port)
+        .start();
+    let (port, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let body = dir.join("empty.pb");
     std::fs::write(&body, b"").unwrap();
     let body_arg = format!("@{}", body.display());
@@ -264,33 +223,12 @@ fn basic_auth_checks_htpasswd_users() {
     std::fs::write(&file, format!("bob:{}\n", hash(&["-6", "bobs-password"]))).unwrap();
     let alice = hash(&["-apr1", "alices-password"]);
     let collector = Collector::start();
-    let (port, metrics) = (free_port(), free_port());
-    let _sluice = Sluice::start(
-        &format!(
-            r#"
-extensions:
-  basicauth:
-    htpasswd:
-      file: {file}
-      inline: |
-        alice:{alice}
-receivers:
-  http_logs:
-    endpoint: 127.0.0.1:{port}
-    auth: {{ authenticator: basicauth }}
-exporters:
-  tcp: {{ endpoint: "{collector}" }}
-service:
-  extensions: [basicauth]
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [http_logs], exporters: [tcp] }}
-"#,
-            file = file.display(),
-            collector = collector.addr,
-        ),
-        port,
-    );
+    let sluice = Launch::fixture("secure_http_logs_basicauth")
+        .env("HTPASSWD_FILE", file.to_str().unwrap())
+        .env("ALICE_HASH", &alice)
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .start();
+    let (port, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let url = format!("http://127.0.0.1:{port}/");
     let send = |user: &str, line: &str| curl(&url, &["-u", user, "--data-binary", line]);
     assert_eq!(status(&send("alice:alices-password", "from alice")), "200");
@@ -319,39 +257,15 @@ service:
 fn grpcio_and_the_python_sdk_authenticate_over_tls() {
     let certs = certificates();
     let sink = OtlpSink::start(Duration::ZERO);
-    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-    let tls = format!(
-        "{{ cert_file: {0}/server.pem, key_file: {0}/server.key }}",
-        certs.display()
-    );
-    let sluice = Sluice::start(
-        &format!(
-            r#"
-extensions:
-  bearertokenauth: {{ token: "s3cret-token" }}
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-        tls: {tls}
-        auth: {{ authenticator: bearertokenauth }}
-      http:
-        endpoint: 127.0.0.1:{http}
-        tls: {tls}
-        auth: {{ authenticator: bearertokenauth }}
-exporters:
-  otlphttp: {{ endpoint: "http://127.0.0.1:{sink}", compression: none }}
-service:
-  extensions: [bearertokenauth]
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
-    traces: {{ receivers: [otlp], exporters: [otlphttp] }}
-"#,
-            sink = sink.port,
-        ),
-        grpc,
+    let sluice = Launch::fixture("secure_otlp_bearer_tls")
+        .env("TOKEN", "s3cret-token")
+        .env("CERTS", certs.to_str().unwrap())
+        .port("SINK_PORT", sink.port)
+        .start();
+    let (grpc, http, metrics) = (
+        sluice.port("GRPC_PORT"),
+        sluice.port("HTTP_PORT"),
+        sluice.port("METRICS_PORT"),
     );
     let ca = certs.join("ca.pem");
     let ca = ca.to_str().unwrap();
@@ -398,63 +312,19 @@ service:
 fn agent_to_gateway_with_tls_and_a_bearer_token() {
     let certs = certificates();
     let sink = OtlpSink::start(Duration::ZERO);
-    let (gw, gw_metrics) = (free_port(), free_port());
-    let _gateway = Sluice::start(
-        &format!(
-            r#"
-extensions:
-  bearertokenauth: {{ token: "agent-token" }}
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{gw}
-        tls:
-          cert_file: {certs}/server.pem
-          key_file: {certs}/server.key
-          client_ca_file: {certs}/ca.pem
-        auth: {{ authenticator: bearertokenauth }}
-exporters:
-  otlphttp: {{ endpoint: "http://127.0.0.1:{sink}", compression: none }}
-service:
-  extensions: [bearertokenauth]
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{gw_metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
-"#,
-            certs = certs.display(),
-            sink = sink.port,
-        ),
-        gw,
-    );
+    let gateway = Launch::fixture("secure_gateway")
+        .env("TOKEN", "agent-token")
+        .env("CERTS", certs.to_str().unwrap())
+        .port("SINK_PORT", sink.port)
+        .start();
+    let gw_metrics = gateway.port("METRICS_PORT");
     let agent = |token: &str| {
-        let (port, metrics) = (free_port(), free_port());
-        let s = Sluice::start(
-            &format!(
-                r#"
-extensions:
-  bearertokenauth: {{ token: "{token}" }}
-receivers:
-  http_logs: {{ endpoint: "127.0.0.1:{port}" }}
-exporters:
-  otlp:
-    endpoint: localhost:{gw}
-    tls:
-      ca_file: {certs}/ca.pem
-      cert_file: {certs}/client.pem
-      key_file: {certs}/client.key
-    auth: {{ authenticator: bearertokenauth }}
-    retry_on_failure: {{ enabled: false }}
-service:
-  extensions: [bearertokenauth]
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}
-  pipelines:
-    logs: {{ receivers: [http_logs], exporters: [otlp] }}
-"#,
-                certs = certs.display(),
-            ),
-            port,
-        );
+        let s = Launch::fixture("secure_agent")
+            .env("TOKEN", token)
+            .env("CERTS", certs.to_str().unwrap())
+            .port("GATEWAY_PORT", gateway.port("GRPC_PORT"))
+            .start();
+        let port = s.port("HTTP_PORT");
         (s, port)
     };
     let (trusted, port) = agent("agent-token");

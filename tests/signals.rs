@@ -432,12 +432,7 @@ fn forwarded_logs_leave_byte_for_byte_as_they_came() {
     body.extend_from_slice(&tail);
     let r = common::Client::connect(http)
         .unwrap()
-        .request(
-            "POST",
-            "/v1/logs",
-            &[("Content-Type", "application/x-protobuf")],
-            &body,
-        )
+        .post_logs(&body)
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(sink.wait_for(1, Duration::from_secs(20)), 1);

@@ -349,6 +349,12 @@ impl Client {
         })
     }
 
+    /// `POST /v1/logs` of an OTLP/protobuf logs request.
+    pub fn post_logs(&mut self, body: &[u8]) -> std::io::Result<Response> {
+        let pb = [("Content-Type", "application/x-protobuf")];
+        self.request("POST", "/v1/logs", &pb, body)
+    }
+
     pub fn post(&mut self, body: &[u8]) -> std::io::Result<Response> {
         self.request("POST", "/", &[], body)
     }
