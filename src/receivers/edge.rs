@@ -7,7 +7,8 @@ use std::sync::Arc;
 use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 
 use crate::auth::{AuthConfig, Authenticators, Denied};
-use crate::config::ConfigError;
+use crate::component::Context;
+use crate::config::{ConfigError, check_endpoint};
 use crate::receivers::tls::{ServerTls, TlsSettings};
 use crate::server::{self, Guard, HttpResponse};
 use crate::telemetry::ReceiverMetrics;
@@ -25,18 +26,30 @@ pub struct Edge {
     guard: Option<Arc<Guard>>,
 }
 
+/// What a listener's config says about who may use it.
+pub struct Listener<'a> {
+    pub endpoint: &'a str,
+    pub tls: Option<&'a TlsSettings>,
+    pub auth: Option<&'a AuthConfig>,
+    pub protocol: Protocol,
+}
+
 impl Edge {
-    /// The listener at `path` (e.g. `receivers.otlp.protocols.grpc`) with these settings;
-    /// problems go to `errors` with their paths.
+    /// The listener at `path` (e.g. `receivers.otlp.protocols.grpc`): its endpoint checked,
+    /// its certificates read and its authenticator found; problems go to `errors` with their
+    /// paths.
     pub fn build(
         path: &str,
-        tls: Option<&TlsSettings>,
-        auth: Option<&AuthConfig>,
-        authenticators: &Authenticators,
-        protocol: Protocol,
+        listener: &Listener,
+        ctx: &Context,
         metrics: &ReceiverMetrics,
         errors: &mut Vec<ConfigError>,
     ) -> Edge {
+        if let Err(e) = check_endpoint(listener.endpoint) {
+            errors.push(ConfigError::new(format!("{path}.endpoint"), e));
+        }
+        let (tls, auth, protocol) = (listener.tls, listener.auth, listener.protocol);
+        let authenticators: &Authenticators = ctx.auth;
         let alpn: &'static [u8] = match protocol {
             Protocol::Http1 => b"http/1.1",
             Protocol::Grpc => b"h2",

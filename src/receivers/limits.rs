@@ -9,9 +9,11 @@ use serde::Deserialize;
 
 use crate::auth::AuthConfig;
 use crate::component::Context;
-use crate::config::{ConfigError, byte_size, check_count, check_duration, check_endpoint};
+use crate::config::{
+    ConfigError, byte_size, check_count, check_duration, duration, optional_duration,
+};
 use crate::receivers::body;
-use crate::receivers::edge::{Edge, Protocol};
+use crate::receivers::edge::{Edge, Listener, Protocol};
 use crate::receivers::step::Step;
 use crate::receivers::tls::TlsSettings;
 use crate::server;
@@ -33,35 +35,23 @@ pub struct HttpServerConfig<const PORT: u16, const BODY_MIB: usize> {
     pub max_request_body_size: usize,
     /// Close each connection once it is this old (after its current request), so that clients
     /// behind an L4 balancer reconnect and reach replicas added later. Default: never.
-    #[serde(default, deserialize_with = "crate::config::optional_duration")]
+    #[serde(default, deserialize_with = "optional_duration")]
     pub max_connection_age: Option<Duration>,
     /// The whole body must arrive within this (408 otherwise). Default `30s`, at most `1h`.
-    #[serde(
-        default = "default_read_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_read_timeout", deserialize_with = "duration")]
     pub read_timeout: Duration,
     /// Close a connection whose request headers take longer than this to arrive. Default
     /// `30s`, at most `1h`.
-    #[serde(
-        default = "default_read_header_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_read_header_timeout", deserialize_with = "duration")]
     pub read_header_timeout: Duration,
     /// Close a connection that has had no request for this long. Default `60s`.
-    #[serde(
-        default = "default_idle_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
     pub idle_timeout: Duration,
     /// Connections served at once; more are closed on accept. Default 4096.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// The `Retry-After` sent with 429 and 503 answers. Default `1s`.
-    #[serde(
-        default = "default_retry_after",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_retry_after", deserialize_with = "duration")]
     pub retry_after: Duration,
     /// TLS on this listener (`receivers::tls`): `cert_file`, `key_file`, `client_ca_file`,
     /// `min_version`, `max_version`, `reload_interval`. Default: plaintext.
@@ -145,10 +135,14 @@ impl<const PORT: u16, const BODY_MIB: usize> HttpServerConfig<PORT, BODY_MIB> {
         metrics: &ReceiverMetrics,
         errors: &mut Vec<ConfigError>,
     ) -> Edge {
+        let listener = Listener {
+            endpoint: &self.endpoint,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
+            protocol: Protocol::Http1,
+        };
+        let edge = Edge::build(path, &listener, ctx, metrics, errors);
         let at = |field: &str| format!("{path}.{field}");
-        if let Err(e) = check_endpoint(&self.endpoint) {
-            errors.push(ConfigError::new(at("endpoint"), e));
-        }
         check_count(
             errors,
             at("max_request_body_size"),
@@ -178,15 +172,7 @@ impl<const PORT: u16, const BODY_MIB: usize> HttpServerConfig<PORT, BODY_MIB> {
             check_duration(errors, at("max_connection_age"), age, MS, 8760 * HOUR);
         }
         check_duration(errors, at("retry_after"), self.retry_after, SECOND, HOUR);
-        Edge::build(
-            path,
-            self.tls.as_ref(),
-            self.auth.as_ref(),
-            ctx.auth,
-            Protocol::Http1,
-            metrics,
-            errors,
-        )
+        edge
     }
 
     /// The listener's settings.

@@ -6,8 +6,10 @@ use serde::Deserialize;
 
 use crate::auth::AuthConfig;
 use crate::component::Context;
-use crate::config::{ConfigError, MAX_DURATION, check_count, check_duration, check_endpoint};
-use crate::receivers::edge::{Edge, Protocol};
+use crate::config::{
+    ConfigError, MAX_DURATION, check_count, check_duration, duration, optional_duration,
+};
+use crate::receivers::edge::{Edge, Listener, Protocol};
 use crate::receivers::limits;
 use crate::receivers::tls::TlsSettings;
 use crate::telemetry::ReceiverMetrics;
@@ -83,29 +85,20 @@ pub struct ServerParameters {
     /// Close (GOAWAY) a connection that has had no call in flight for this long, counted from
     /// the accept, so idle clients and ones that never finish the HTTP/2 preface give their
     /// connection back. Default `5m`.
-    #[serde(
-        default = "default_max_connection_idle",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_max_connection_idle", deserialize_with = "duration")]
     pub max_connection_idle: Duration,
     /// Send GOAWAY once a connection is this old, so clients reconnect and spread over replicas
     /// the HPA adds (gRPC clients hold one connection for ever otherwise). Default: never.
-    #[serde(default, deserialize_with = "crate::config::optional_duration")]
+    #[serde(default, deserialize_with = "optional_duration")]
     pub max_connection_age: Option<Duration>,
     /// How long in-flight calls get after that GOAWAY. Default: as long as they need.
-    #[serde(default, deserialize_with = "crate::config::optional_duration")]
+    #[serde(default, deserialize_with = "optional_duration")]
     pub max_connection_age_grace: Option<Duration>,
     /// Ping a connection that has been quiet this long, to find dead peers. Default `2h`.
-    #[serde(
-        default = "default_keepalive_time",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_keepalive_time", deserialize_with = "duration")]
     pub time: Duration,
     /// Close the connection when a ping is not answered within this. Default `20s`.
-    #[serde(
-        default = "default_keepalive_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
+    #[serde(default = "default_keepalive_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
 }
 
@@ -155,10 +148,14 @@ impl GrpcConfig {
         metrics: &ReceiverMetrics,
         errors: &mut Vec<ConfigError>,
     ) -> Edge {
+        let listener = Listener {
+            endpoint: &self.endpoint,
+            tls: self.tls.as_ref(),
+            auth: self.auth.as_ref(),
+            protocol: Protocol::Grpc,
+        };
+        let edge = Edge::build(path, &listener, ctx, metrics, errors);
         let at = |field: &str| format!("{path}.{field}");
-        if let Err(e) = check_endpoint(&self.endpoint) {
-            errors.push(ConfigError::new(at("endpoint"), e));
-        }
         let ms = Duration::from_millis(1);
         let hour = Duration::from_secs(3600);
         check_count(
@@ -214,15 +211,7 @@ impl GrpcConfig {
             MAX_DURATION,
         );
         check_duration(errors, at("timeout"), sp.timeout, ms, hour);
-        Edge::build(
-            path,
-            self.tls.as_ref(),
-            self.auth.as_ref(),
-            ctx.auth,
-            Protocol::Grpc,
-            metrics,
-            errors,
-        )
+        edge
     }
 
     /// The largest message, compressed or not, in bytes.

@@ -1,0 +1,217 @@
+use super::*;
+use crate::model::Str;
+use serde_json::{Value as Json, json};
+
+fn s(v: &str) -> Value {
+    Value::Str(Str::from(v.to_string()))
+}
+
+fn kv(k: &'static str, v: Value) -> KeyValue {
+    (Str::from_static(k), v)
+}
+
+fn sample() -> LogBatch {
+    let origin = Origin {
+        resource: vec![
+            kv("service.name", s("checkout")),
+            kv("host.name", s("node-3")),
+            kv("k8s.pod.name", s("checkout-7d9f")),
+        ]
+        .into(),
+        scope_name: Str::from_static("app.logger"),
+        ..Default::default()
+    };
+    let record = LogRecord {
+        time_unix_nano: 1_700_000_000_123_456_789,
+        observed_time_unix_nano: 1_700_000_001_000_000_000,
+        severity_number: 17,
+        severity_text: Str::from_static("ERROR"),
+        body: s("payment declined"),
+        attributes: vec![
+            kv("http.method", s("POST")),
+            kv("data_stream.dataset", s("checkout")),
+            kv("user.id", s("u42")),
+        ],
+        trace_id: [0xab; 16],
+        span_id: [0xcd; 8],
+        ..Default::default()
+    };
+    LogBatch {
+        origins: vec![origin],
+        records: vec![record],
+    }
+}
+
+fn lines(mode: Mode, batch: &LogBatch) -> Vec<Json> {
+    let mut out = Vec::new();
+    let ends = BulkEncoder::new(mode, None, None).encode_batch(batch, &mut out);
+    assert_eq!(ends.last(), Some(&out.len()));
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn otel_mode_writes_the_otel_index_template_layout() {
+    let got = lines(Mode::Otel, &sample());
+    assert_eq!(
+        got[0],
+        json!({"create": {"_index": "logs-checkout.otel-default"}})
+    );
+    assert_eq!(
+        got[1],
+        json!({
+            "@timestamp": "2023-11-14T22:13:20.123456789Z",
+            "observed_timestamp": "2023-11-14T22:13:21.000000000Z",
+            "data_stream": {"type": "logs", "dataset": "checkout.otel", "namespace": "default"},
+            "severity_text": "ERROR",
+            "severity_number": 17,
+            "body": {"text": "payment declined"},
+            "attributes": {"http.method": "POST", "user.id": "u42"},
+            "resource": {"attributes": {
+                "service.name": "checkout", "host.name": "node-3", "k8s.pod.name": "checkout-7d9f"
+            }},
+            "scope": {"name": "app.logger"},
+            "trace_id": "abababababababababababababababab",
+            "span_id": "cdcdcdcdcdcdcdcd"
+        })
+    );
+}
+
+#[test]
+fn ecs_mode_uses_ecs_names() {
+    let got = lines(Mode::Ecs, &sample());
+    assert_eq!(
+        got[0],
+        json!({"create": {"_index": "logs-checkout-default"}})
+    );
+    assert_eq!(
+        got[1],
+        json!({
+            "@timestamp": "2023-11-14T22:13:20.123456789Z",
+            "data_stream.type": "logs",
+            "data_stream.dataset": "checkout",
+            "data_stream.namespace": "default",
+            "trace.id": "abababababababababababababababab",
+            "span.id": "cdcdcdcdcdcdcdcd",
+            "log.level": "ERROR",
+            "event.severity": 17,
+            "message": "payment declined",
+            "http.request.method": "POST",
+            "user.id": "u42",
+            "service.name": "checkout",
+            "host.name": "node-3",
+            "kubernetes.pod.name": "checkout-7d9f",
+            "log.logger": "app.logger"
+        })
+    );
+}
+
+#[test]
+fn apache_captures_map_to_ecs_fields_and_raw_keeps_them() {
+    let mut batch = sample();
+    batch.records[0].attributes = vec![
+        kv("host", s("127.0.0.1")),
+        kv("user", s("frank")),
+        kv("method", s("GET")),
+        kv("path", s("/a.gif")),
+        kv("protocol", s("HTTP/1.0")),
+        kv("status", s("200")),
+        kv("bytes_out", s("-")),
+    ];
+    let ecs = &lines(Mode::Ecs, &batch)[1];
+    assert_eq!(ecs["source.address"], "127.0.0.1");
+    assert_eq!(ecs["user.name"], "frank");
+    assert_eq!(ecs["http.request.method"], "GET");
+    assert_eq!(ecs["url.original"], "/a.gif");
+    assert_eq!(ecs["http.version"], "1.0");
+    assert_eq!(ecs["http.response.status_code"], "200");
+    assert!(
+        ecs.get("http.response.body.bytes").is_none(),
+        "'-' is no number"
+    );
+
+    let raw = &lines(Mode::Raw, &batch)[1];
+    assert_eq!(raw["message"], "payment declined");
+    assert_eq!(
+        raw["host"], "127.0.0.1",
+        "record attributes keep their names"
+    );
+    assert_eq!(raw["bytes_out"], "-");
+    assert_eq!(raw["service.name"], "checkout");
+}
+
+#[test]
+fn structured_bodies_and_a_static_index_with_a_pipeline() {
+    let mut batch = sample();
+    batch.records[0].body = Value::Map(vec![kv("event.action", s("login"))]);
+    let mut out = Vec::new();
+    let mut enc = BulkEncoder::new(Mode::Otel, Some("my-logs".into()), Some("geoip".into()));
+    enc.encode_batch(&batch, &mut out);
+    let got: Vec<Json> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(
+        got[0],
+        json!({"create": {"_index": "my-logs", "pipeline": "geoip"}})
+    );
+    assert_eq!(
+        got[1]["body"],
+        json!({"structured": {"event.action": "login"}})
+    );
+    let ecs = lines(Mode::Ecs, &batch);
+    assert_eq!(
+        ecs[1]["event.action"], "login",
+        "a map body's fields are fields"
+    );
+}
+
+#[test]
+fn each_item_ends_where_the_encoder_says() {
+    let mut batch = sample();
+    batch.records.push(batch.records[0].clone());
+    batch.records[1].attributes.clear();
+    let mut out = Vec::new();
+    let ends = BulkEncoder::new(Mode::Otel, None, None).encode_batch(&batch, &mut out);
+    assert_eq!(ends.len(), 2);
+    let second = &out[ends[0]..ends[1]];
+    let action: Json =
+        serde_json::from_slice(second.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(
+        action,
+        json!({"create": {"_index": "logs-generic.otel-default"}}),
+        "the second record has no dataset of its own"
+    );
+}
+
+#[test]
+fn assigned_ids_are_unique_and_sit_in_the_action_line() {
+    let mut batch = sample();
+    batch.records.push(batch.records[0].clone());
+    let mut out = Vec::new();
+    let mut enc = BulkEncoder::new(Mode::Otel, None, None).with_ids(0x0102_0304_0506_0708);
+    enc.encode_batch(&batch, &mut out);
+    enc.encode_batch(&batch, &mut out);
+    let ids: Vec<String> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{\"create\""))
+        .map(|l| {
+            let a: Json = serde_json::from_slice(l).unwrap();
+            assert_eq!(a["create"]["_index"], "logs-checkout.otel-default");
+            a["create"]["_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert!(
+        ids.iter()
+            .all(|id| id.len() == 22 && id.starts_with("AECAwQFBgcI"))
+    );
+    assert_eq!(ids[1], "AECAwQFBgcIAAAAAAAAAAB", "prefix, then the counter");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{ids:?}");
+}

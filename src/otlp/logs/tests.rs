@@ -1,0 +1,237 @@
+use super::*;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue as PKeyValue, KeyValueList,
+    any_value::Value as PValue,
+};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord as PLogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+fn any(v: PValue) -> Option<AnyValue> {
+    Some(AnyValue { value: Some(v) })
+}
+
+fn kv(k: &str, v: PValue) -> PKeyValue {
+    PKeyValue {
+        key: k.into(),
+        value: any(v),
+        ..Default::default()
+    }
+}
+
+fn s(v: &str) -> PValue {
+    PValue::StringValue(v.into())
+}
+
+fn sample() -> ExportLogsServiceRequest {
+    let long = "a long string value that will not fit inline, so it is shared".to_string();
+    let nested = PValue::KvlistValue(KeyValueList {
+        values: vec![
+            kv(
+                "inner",
+                PValue::ArrayValue(ArrayValue {
+                    values: vec![
+                        AnyValue {
+                            value: Some(PValue::IntValue(-7)),
+                        },
+                        AnyValue {
+                            value: Some(PValue::DoubleValue(0.5)),
+                        },
+                        AnyValue {
+                            value: Some(PValue::BoolValue(false)),
+                        },
+                        AnyValue {
+                            value: Some(PValue::BytesValue(vec![0, 1, 2])),
+                        },
+                        AnyValue { value: Some(s("")) },
+                        AnyValue { value: None },
+                    ],
+                }),
+            ),
+            kv("long", s(&long)),
+        ],
+    });
+    let record = |i: u64| PLogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000 + i,
+        observed_time_unix_nano: 1_700_000_000_000_000_500 + i,
+        severity_number: 17,
+        severity_text: "ERROR".into(),
+        body: any(s(&format!("record {i} says \"hi\" ünïcödé"))),
+        attributes: vec![
+            kv("http.status", PValue::IntValue(500)),
+            kv("nested", nested.clone()),
+        ],
+        dropped_attributes_count: 3,
+        flags: 1,
+        trace_id: (0..16).collect(),
+        span_id: (20..28).collect(),
+        event_name: if i == 0 {
+            "app.start".into()
+        } else {
+            String::new()
+        },
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![
+            ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", s("checkout")), kv("long", s(&long))],
+                    dropped_attributes_count: 1,
+                    ..Default::default()
+                }),
+                scope_logs: vec![
+                    ScopeLogs {
+                        scope: Some(InstrumentationScope {
+                            name: "io.opentelemetry.app".into(),
+                            version: "1.2.3".into(),
+                            attributes: vec![kv("scope.attr", PValue::BoolValue(true))],
+                            dropped_attributes_count: 2,
+                        }),
+                        log_records: vec![record(0), record(1)],
+                        schema_url: "https://opentelemetry.io/schemas/1.30.0".into(),
+                    },
+                    ScopeLogs {
+                        scope: Some(InstrumentationScope {
+                            name: "other".into(),
+                            ..Default::default()
+                        }),
+                        log_records: vec![PLogRecord {
+                            body: any(s("minimal")),
+                            ..Default::default()
+                        }],
+                        schema_url: String::new(),
+                    },
+                ],
+                schema_url: "https://opentelemetry.io/schemas/1.29.0".into(),
+            },
+            ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", s("cart"))],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: "cart".into(),
+                        ..Default::default()
+                    }),
+                    log_records: vec![record(2)],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn round_trips_every_field_through_the_prost_types() {
+    let original = sample();
+    let wire = Bytes::from(original.encode_to_vec());
+    let batch = decode(&wire).unwrap();
+    assert_eq!(batch.records.len(), 4);
+    assert_eq!(batch.origins.len(), 3);
+    assert_eq!(batch.records[0].severity_text.as_str(), "ERROR");
+    assert_eq!(
+        batch.records[0].trace_id,
+        *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+    );
+    let mut out = Vec::new();
+    encode(&batch, &mut out);
+    let back = ExportLogsServiceRequest::decode(&out[..]).unwrap();
+    assert_eq!(back, original);
+}
+
+#[test]
+fn long_strings_share_the_request_buffer() {
+    let wire = Bytes::from(sample().encode_to_vec());
+    let batch = decode(&wire).unwrap();
+    let long = crate::model::get_attr(&batch.origins[0].resource, "long")
+        .and_then(Value::as_str)
+        .unwrap();
+    assert!(long.is_shared());
+    let range = wire.as_ptr_range();
+    assert!(range.contains(&long.as_bytes().as_ptr()));
+}
+
+#[test]
+fn records_of_one_origin_are_regrouped_when_interleaved() {
+    let wire = Bytes::from(sample().encode_to_vec());
+    let mut batch = decode(&wire).unwrap();
+    batch.records.swap(0, 3); // origin 2 first, origin 0 last
+    let mut out = Vec::new();
+    encode(&batch, &mut out);
+    let back = ExportLogsServiceRequest::decode(&out[..]).unwrap();
+    let per_scope: Vec<Vec<usize>> = back
+        .resource_logs
+        .iter()
+        .map(|r| r.scope_logs.iter().map(|s| s.log_records.len()).collect())
+        .collect();
+    assert_eq!(per_scope, [vec![2, 1], vec![1]]);
+}
+
+#[test]
+fn malformed_input_is_an_error_never_a_panic() {
+    let wire = sample().encode_to_vec();
+    for n in 0..wire.len() {
+        let _ = decode(&Bytes::copy_from_slice(&wire[..n]));
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..20_000 {
+        let mut junk = wire.clone();
+        for _ in 0..4 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed % junk.len() as u64) as usize;
+            junk[at] = (seed >> 32) as u8;
+        }
+        let _ = decode(&Bytes::from(junk));
+    }
+    assert!(decode(&Bytes::from_static(b"\x0a\x05ab")).is_err());
+    assert!(
+        decode(&Bytes::from_static(b"\x0b")).is_err(),
+        "group wire type"
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused() {
+    let mut v = AnyValue {
+        value: Some(PValue::IntValue(1)),
+    };
+    for _ in 0..(MAX_DEPTH + 2) {
+        v = AnyValue {
+            value: Some(PValue::ArrayValue(ArrayValue { values: vec![v] })),
+        };
+    }
+    let mut req = sample();
+    req.resource_logs[0].scope_logs[0].log_records[0].body = Some(v);
+    let err = decode(&Bytes::from(req.encode_to_vec())).unwrap_err();
+    assert_eq!(err, DecodeError::TooDeep(MAX_DEPTH));
+}
+
+#[test]
+fn invalid_utf8_and_bad_id_lengths_say_what_was_wrong() {
+    let mut req = sample();
+    req.resource_logs[0].scope_logs[0].log_records[0].trace_id = vec![1, 2, 3];
+    let err = decode(&Bytes::from(req.encode_to_vec())).unwrap_err();
+    assert_eq!(err.to_string(), "trace_id must be 16 bytes, not 3");
+
+    let mut req = sample();
+    req.resource_logs[0].scope_logs[0].log_records[0].severity_text = "XXXX".into();
+    let mut wire = req.encode_to_vec();
+    let at = wire.windows(4).position(|w| w == b"XXXX").unwrap();
+    wire[at + 1] = 0xff;
+    let err = decode(&Bytes::from(wire)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::Utf8 {
+                what: "severity_text",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
