@@ -1,6 +1,7 @@
 //! Receivers: one file per protocol, listed in `RECEIVERS`; the rest are their shared parts.
 pub mod body;
 pub mod edge;
+pub mod filelog;
 pub mod limits;
 pub mod message;
 pub mod step;
