@@ -6,6 +6,8 @@ pub use serde_yaml_ng::Value as Yaml;
 
 use crate::auth::Authenticators;
 use crate::config::{ComponentId, ConfigError};
+use crate::extensions::Lent;
+use crate::extensions::file_storage::Storages;
 use crate::model::Signal;
 use crate::telemetry::Registry;
 
@@ -14,6 +16,8 @@ pub struct Context<'a> {
     pub id: &'a ComponentId,
     /// The enabled auth extensions, for `auth: {authenticator: ...}`.
     pub auth: &'a Authenticators,
+    /// The enabled storage extensions, for `storage: <extension>`.
+    pub storage: &'a Storages,
     /// The YAML path of the component's section, e.g. `exporters.tcp`, for error messages.
     pub path: &'a str,
     pub telemetry: &'a Registry,
@@ -21,15 +25,16 @@ pub struct Context<'a> {
     pub pipeline: &'a str,
 }
 
-/// No auth extensions, for components built outside a service.
-pub static NO_AUTH: Authenticators = Authenticators::new();
+/// No extensions, for components built outside a service (and for extensions themselves).
+pub static NOTHING_LENT: Lent = Lent::new();
 
 impl<'a> Context<'a> {
     /// A context for building one component alone (tests, `sluice components`).
     pub fn alone(id: &'a ComponentId, path: &'a str, telemetry: &'a Registry) -> Self {
         Context {
             id,
-            auth: &NO_AUTH,
+            auth: &NOTHING_LENT.auth,
+            storage: &NOTHING_LENT.storage,
             path,
             telemetry,
             pipeline: "",

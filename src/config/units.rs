@@ -156,14 +156,15 @@ pub fn parse_byte_size(s: &str) -> Result<usize, String> {
     let n: usize = t[..split]
         .parse()
         .map_err(|_| format!("invalid size {s:?}: expected e.g. 10MiB"))?;
-    let mult: usize = match t[split..].trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
+    // Units in any case, as the Collector takes them (`1kb`, `16KiB`).
+    let mult: usize = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
         other => return Err(format!("invalid size unit {other:?} in {s:?}")),
     };
     n.checked_mul(mult)

@@ -1,8 +1,31 @@
 //! Extensions: components outside the data path (health checks, authenticators).
 
 crate::component::components!(
-    EXTENSIONS: Box<dyn Extension> = [health_check, bearertokenauth, basicauth]
+    EXTENSIONS: Box<dyn Extension> = [health_check, bearertokenauth, basicauth, file_storage]
 );
+
+/// What enabled extensions lend to the components that name them: authenticators and storage
+/// directories.
+#[derive(Default)]
+pub struct Lent {
+    pub auth: crate::auth::Authenticators,
+    pub storage: file_storage::Storages,
+}
+
+impl Lent {
+    pub const fn new() -> Self {
+        Lent {
+            auth: crate::auth::Authenticators::new(),
+            storage: file_storage::Storages::new(),
+        }
+    }
+
+    /// Records extension `id`; `enabled` when `service.extensions` lists it.
+    pub fn add(&mut self, id: &str, enabled: bool, ext: &dyn Extension) {
+        self.auth.add(id, enabled, ext.authenticator());
+        self.storage.add(id, enabled, ext.storage());
+    }
+}
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -44,6 +67,11 @@ pub trait Extension: Send {
 
     /// What an auth extension offers receivers and exporters (see `crate::auth`).
     fn authenticator(&self) -> Option<crate::auth::Authenticator> {
+        None
+    }
+
+    /// The directory of a storage extension (`file_storage`).
+    fn storage(&self) -> Option<std::path::PathBuf> {
         None
     }
 }

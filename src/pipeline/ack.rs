@@ -116,6 +116,16 @@ impl AckWait {
         self.seen
     }
 
+    /// Waits for the outcome without giving the wait up, so it can be asked again.
+    pub async fn settled(&mut self) -> Delivery {
+        if let Some(d) = self.seen {
+            return d;
+        }
+        let d = (&mut self.rx).await.unwrap_or(Delivery::Failed);
+        self.seen = Some(d);
+        d
+    }
+
     pub async fn wait(self) -> Delivery {
         // The sender lives in `Inner`, whose drop always sends; a closed channel cannot happen,
         // but if it did the only safe reading is "not delivered".

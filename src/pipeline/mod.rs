@@ -332,8 +332,9 @@ impl Worker {
 
     /// The synchronous half of [`Worker::consume`]: process, reserve room everywhere, enqueue.
     /// `bytes`: the request's size on the wire, which each queue it enters counts against its
-    /// bound in bytes.
-    fn dispatch(
+    /// bound in bytes. A receiver that keeps several batches in flight (`filelog`) waits on
+    /// the returned acknowledgement itself.
+    pub fn dispatch(
         &mut self,
         batch: Batch,
         metadata: &Metadata,

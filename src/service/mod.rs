@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 mod wiring;
 
-use crate::component::NO_AUTH;
+use crate::component::NOTHING_LENT;
 use crate::config::{self, ConfigError, ConfigErrors, LogsTelemetry, RawConfig};
 use crate::extensions::{Extension, Health, State};
 use crate::model::Signal;
@@ -58,7 +58,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let checked = wiring::check(&raw)?;
     let (receivers, processors, exporters) =
         (&checked.receivers, &checked.processors, &checked.exporters);
-    let (auth, wiring) = (&checked.auth, &checked.pipelines);
+    let (lent, wiring) = (&checked.lent, &checked.pipelines);
     let svc = &raw.service;
     let telemetry = Registry::new();
 
@@ -73,7 +73,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         .collect::<BTreeSet<_>>()
     {
         let exporter = exporters
-            .build_one(key, &telemetry, "", auth)
+            .build_one(key, &telemetry, "", lent)
             .map_err(build_err)?;
         let room = exporter.sending_queue();
         let (records, bytes) = (room.queue_size, room.queue_size_bytes);
@@ -93,7 +93,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         let mut batching = None;
         for k in &p.processors {
             match processors
-                .build_one(k, &telemetry, pid, auth)
+                .build_one(k, &telemetry, pid, lent)
                 .map_err(build_err)?
             {
                 Stage::Inline(proc) => procs.push(proc),
@@ -138,7 +138,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     let mut built_receivers = Vec::new();
     for (key, pipelines) in feeds {
         let receiver = receivers
-            .build_one(key, &telemetry, "", auth)
+            .build_one(key, &telemetry, "", lent)
             .map_err(build_err)?;
         built_receivers.push((key.to_string(), receiver, Consumer::new(pipelines)));
     }
@@ -148,7 +148,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
             key.clone(),
             checked
                 .extensions
-                .build_one(key, &telemetry, "", &NO_AUTH)
+                .build_one(key, &telemetry, "", &NOTHING_LENT)
                 .map_err(build_err)?,
         ));
     }

@@ -5,10 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::auth::Authenticators;
-use crate::component::{Context, NO_AUTH, Spec};
+use crate::component::{Context, NOTHING_LENT, Spec};
 use crate::config::{self, ComponentId, ConfigError, ConfigErrors, RawConfig, check_endpoint};
-use crate::extensions::Extension;
+use crate::extensions::{Extension, Lent};
 use crate::model::Signal;
 use crate::pipeline::{Exporter, Receiver, Stage};
 use crate::registry;
@@ -20,8 +19,9 @@ pub(super) struct Checked<'a> {
     pub processors: Section<'a, Stage>,
     pub exporters: Section<'a, Box<dyn Exporter>>,
     pub extensions: Section<'a, Box<dyn Extension>>,
-    /// The enabled auth extensions, built once; receivers and exporters keep them.
-    pub auth: Authenticators,
+    /// What the enabled extensions lend (authenticators, storage), built once; receivers and
+    /// exporters keep it.
+    pub lent: Lent,
     /// Each pipeline with its signal.
     pub pipelines: Vec<(&'a String, Signal, &'a config::PipelineConfig)>,
 }
@@ -54,7 +54,7 @@ impl<'a, T: 'static> Section<'a, T> {
         key: &str,
         telemetry: &Registry,
         pipeline: &str,
-        auth: &Authenticators,
+        lent: &Lent,
     ) -> Result<T, Vec<ConfigError>> {
         let path = format!("{}.{key}", self.name);
         let id = ComponentId::parse(key).map_err(|m| vec![ConfigError::new(path.clone(), m)])?;
@@ -71,7 +71,8 @@ impl<'a, T: 'static> Section<'a, T> {
         })?;
         let ctx = Context {
             id: &id,
-            auth,
+            auth: &lent.auth,
+            storage: &lent.storage,
             path: &path,
             telemetry,
             pipeline,
@@ -84,13 +85,13 @@ impl<'a, T: 'static> Section<'a, T> {
     fn check_all(
         &self,
         errors: &mut Vec<ConfigError>,
-        auth: &Authenticators,
+        lent: &Lent,
         mut each: impl FnMut(&str, &T),
     ) -> BTreeSet<String> {
         let scratch = Registry::default();
         let mut ok = BTreeSet::new();
         for key in self.declared.keys() {
-            match self.build_one(key, &scratch, "", auth) {
+            match self.build_one(key, &scratch, "", lent) {
                 Ok(built) => {
                     each(key, &built);
                     ok.insert(key.clone());
@@ -123,20 +124,20 @@ pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
     let svc = &raw.service;
     // Extensions first: receivers and exporters look their authenticators up by id. The
     // instances built here are the ones they keep (an auth extension runs nothing itself).
-    let mut auth = Authenticators::new();
-    let good_extensions = extensions.check_all(&mut errors, &NO_AUTH, |key, ext| {
+    let mut lent = Lent::new();
+    let good_extensions = extensions.check_all(&mut errors, &NOTHING_LENT, |key, ext| {
         let enabled = svc.extensions.iter().any(|e| e == key);
-        auth.add(key, enabled, ext.authenticator());
+        lent.add(key, enabled, ext.as_ref());
     });
-    let good_receivers = receivers.check_all(&mut errors, &auth, |_, _| {});
+    let good_receivers = receivers.check_all(&mut errors, &lent, |_, _| {});
     // Which processors end a pipeline in a batcher, as their built stage says.
     let mut batching = BTreeSet::new();
-    let good_processors = processors.check_all(&mut errors, &auth, |key, stage| {
+    let good_processors = processors.check_all(&mut errors, &lent, |key, stage| {
         if matches!(stage, Stage::Batch(_)) {
             batching.insert(key.to_string());
         }
     });
-    let good_exporters = exporters.check_all(&mut errors, &auth, |_, _| {});
+    let good_exporters = exporters.check_all(&mut errors, &lent, |_, _| {});
 
     if let Err(e) = check_endpoint(&svc.telemetry.metrics.address) {
         errors.push(ConfigError::new("service.telemetry.metrics.address", e));
@@ -259,7 +260,7 @@ pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
         processors,
         exporters,
         extensions,
-        auth,
+        lent,
         pipelines: wiring,
     })
 }

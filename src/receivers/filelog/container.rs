@@ -169,12 +169,12 @@ pub struct Message {
 
 /// Joins fragments per stream. A message in one line passes through as a range of it; one in
 /// fragments is copied together (the fragments are in different lines).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Joiner {
     pending: [Pending; 2],
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Pending {
     text: Vec<u8>,
     /// The first fragment's time: the message's.
@@ -267,6 +267,11 @@ impl Joiner {
                 part,
             });
         }
+    }
+
+    /// A copy, to go back to if what was read after it is refused.
+    pub fn snapshot(&self) -> Joiner {
+        self.clone()
     }
 
     /// Bytes held in unfinished messages.

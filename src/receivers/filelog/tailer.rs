@@ -1,0 +1,413 @@
+//! The loop that finds files, reads them, sends what it read and commits offsets as
+//! acknowledgements come back. It runs on its own thread (file reads block) and waits on the
+//! runtime for acknowledgements.
+//!
+//! - Finding: every `poll_interval` the `include` patterns are expanded (minus `exclude`). A
+//!   file is known by device and inode while it is open (an inode cannot be reused while a
+//!   handle holds it), and by its fingerprint across restarts.
+//! - Rotation: a file no longer matched (kubelet's rename of `0.log` to `0.log.<time>`, or a
+//!   deletion) is read through its open handle to the end, then let go. A file shorter than
+//!   what was read (copy-truncate) is read again from the start.
+//! - Sending: up to `PER_FILE` batches per file and `IN_FLIGHT` in all are in flight; a refused
+//!   batch (a full queue, the memory limiter) is put back and reading pauses until the next
+//!   round. A failed delivery rewinds the file to its acknowledged offset.
+//! - Checkpoints: saved after acknowledgements moved an offset, at most once a round, and once
+//!   more after the last acknowledgement at shutdown.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::runtime::Handle;
+
+use super::checkpoint::{Checkpoint, Fingerprint, Store};
+use super::file::{Read, Settings, Tracked};
+use super::{FileLog, MAX_BATCH_RECORDS, StartAt};
+use crate::pipeline::{Batch, ConsumeError, Consumer, Metadata, Worker};
+use crate::shutdown::Shutdown;
+use crate::telemetry::{Counter, Gauge, ReceiverMetrics, Registry};
+
+/// Batches in flight per file, and in all.
+const PER_FILE: usize = 4;
+const IN_FLIGHT: usize = 16;
+/// Bytes read at once from one file.
+const READ_SIZE: usize = 1 << 20;
+
+/// The receiver's own metrics, beside the receiver counters every receiver has.
+pub struct Metrics {
+    open_files: Gauge,
+    bytes_read: Counter,
+    lines_read: Counter,
+    unparsed: Counter,
+    checkpoint_writes: Counter,
+    checkpoint_failures: Counter,
+    unacknowledged: Gauge,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry, id: &str) -> Metrics {
+        let labels = [("receiver", id)];
+        Metrics {
+            open_files: registry.gauge(
+                "otelcol_fileconsumer_open_files",
+                "Files the receiver holds open.",
+                &labels,
+            ),
+            bytes_read: registry.counter(
+                "sluice_filelog_read_bytes_total",
+                "Bytes read from files (again after a refusal or failed delivery).",
+                &labels,
+            ),
+            lines_read: registry.counter(
+                "sluice_filelog_read_lines_total",
+                "Lines read from files.",
+                &labels,
+            ),
+            unparsed: registry.counter(
+                "sluice_filelog_unparsed_lines_total",
+                "Lines the container operator could not parse, kept whole.",
+                &labels,
+            ),
+            checkpoint_writes: registry.counter(
+                "sluice_filelog_checkpoint_writes_total",
+                "Checkpoint files written.",
+                &labels,
+            ),
+            checkpoint_failures: registry.counter(
+                "sluice_filelog_checkpoint_write_failures_total",
+                "Checkpoint files that could not be written (retried next round).",
+                &labels,
+            ),
+            unacknowledged: registry.gauge(
+                "sluice_filelog_unacknowledged_bytes",
+                "Bytes of open files not yet acknowledged by every exporter.",
+                &labels,
+            ),
+        }
+    }
+}
+
+pub struct Tailer {
+    id: String,
+    include: Vec<glob::Pattern>,
+    exclude: Vec<glob::Pattern>,
+    poll_interval: Duration,
+    start_at: StartAt,
+    max_files: usize,
+    settings: Settings,
+    files: Vec<Tracked>,
+    /// Checkpoints loaded at start and not yet matched to an open file.
+    restored: Vec<Checkpoint>,
+    /// Whether any checkpoint existed at start: then every file found is one that appeared
+    /// while sluice was down, and is read from its beginning whatever `start_at` says.
+    resumed: bool,
+    store: Option<Store>,
+    worker: Worker,
+    receiver: ReceiverMetrics,
+    metrics: Metrics,
+    first_scan: bool,
+    dirty: bool,
+    /// Paths of the latest scan, to keep unmatched checkpoints of files still there.
+    present: BTreeSet<String>,
+}
+
+impl Tailer {
+    pub fn new(r: FileLog, consumer: Consumer) -> Tailer {
+        let (store, restored) = (r.store, r.restored);
+        let container = r.cfg.operators.first().map(|op| match op {
+            super::Operator::Container {
+                add_metadata_from_filepath,
+                ..
+            } => *add_metadata_from_filepath,
+        });
+        Tailer {
+            resumed: !restored.is_empty(),
+            restored,
+            store,
+            include: r.include,
+            exclude: r.exclude,
+            poll_interval: r.cfg.poll_interval,
+            start_at: r.cfg.start_at,
+            max_files: r.cfg.max_concurrent_files,
+            settings: Settings {
+                fingerprint_size: r.cfg.fingerprint_size,
+                max_log_size: r.cfg.max_log_size,
+                include_file_name: r.cfg.include_file_name,
+                include_file_path: r.cfg.include_file_path,
+                container,
+                max_batch_records: MAX_BATCH_RECORDS,
+                read_size: READ_SIZE.max(r.cfg.max_log_size + (64 << 10)),
+            },
+            files: Vec::new(),
+            worker: consumer.worker(),
+            receiver: r.metrics,
+            metrics: r.files,
+            id: r.id,
+            first_scan: true,
+            dirty: false,
+            present: BTreeSet::new(),
+        }
+    }
+
+    pub fn run(mut self, handle: &Handle, shutdown: Shutdown) {
+        let mut last_scan: Option<Instant> = None;
+        tracing::info!(receiver = %self.id, "filelog receiver started");
+        while !shutdown.is_fired() {
+            if last_scan.is_none_or(|t| t.elapsed() >= self.poll_interval) {
+                self.scan();
+                last_scan = Some(Instant::now());
+            }
+            let progressed = self.read_all();
+            self.settle_all();
+            if progressed {
+                continue;
+            }
+            let wait = self.poll_interval;
+            let files = &mut self.files;
+            handle.block_on(async {
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait() => {}
+                    _ = oldest_settled(files) => {}
+                }
+            });
+        }
+        // Reading stops; what is in flight settles as the exporters drain (or give up at the
+        // shutdown deadline), and its offsets are saved.
+        while self.files.iter().any(|f| f.in_flight() > 0) {
+            let files = &mut self.files;
+            handle.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(1), oldest_settled(files)).await;
+            });
+            self.settle_all();
+        }
+        self.save();
+        tracing::info!(receiver = %self.id, "filelog receiver stopped");
+    }
+
+    /// Finds the files to read now.
+    fn scan(&mut self) {
+        let mut paths = BTreeSet::new();
+        for pattern in &self.include {
+            let Ok(found) = glob::glob(pattern.as_str()) else {
+                continue;
+            };
+            for path in found.flatten() {
+                if !self.exclude.iter().any(|x| x.matches_path(&path)) {
+                    paths.insert(path);
+                }
+            }
+        }
+        for f in &mut self.files {
+            f.seen = false;
+        }
+        for path in &paths {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            if let Some(f) = self
+                .files
+                .iter_mut()
+                .find(|f| f.dev == meta.dev() && f.ino == meta.ino())
+            {
+                f.seen = true;
+                continue;
+            }
+            if self.files.len() >= self.max_files {
+                continue;
+            }
+            self.open(path);
+        }
+        for f in &mut self.files {
+            if !f.seen && !f.gone {
+                tracing::debug!(receiver = %self.id, path = %f.path, "file renamed or deleted: reading it to its end");
+                f.gone = true;
+            }
+        }
+        self.present = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        self.first_scan = false;
+        self.metrics.open_files.set(self.files.len() as i64);
+    }
+
+    fn open(&mut self, path: &Path) {
+        let restored = &mut self.restored;
+        let fresh_at_end = self.first_scan && !self.resumed && self.start_at == StartAt::End;
+        let mut matched = false;
+        let opened = Tracked::open(path, &self.settings, |fp: &Fingerprint, head: &[u8], len| {
+            if let Some(i) = restored
+                .iter()
+                .position(|c| c.fingerprint.same_file(fp.dev, fp.ino, head))
+            {
+                matched = true;
+                return restored.swap_remove(i).offset;
+            }
+            if fresh_at_end { len } else { 0 }
+        });
+        match opened {
+            Ok(f) => {
+                tracing::debug!(receiver = %self.id, path = %f.path, offset = f.read, resumed = matched, "reading file");
+                self.files.push(f);
+                self.dirty = true;
+            }
+            Err(e) => {
+                tracing::warn!(receiver = %self.id, path = %path.display(), error = %e, "cannot open file");
+            }
+        }
+    }
+
+    /// Reads and sends what each file has, within the in-flight limits; whether anything was
+    /// sent.
+    fn read_all(&mut self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut progressed = false;
+        let mut in_flight: usize = self.files.iter().map(Tracked::in_flight).sum();
+        let mut i = 0;
+        while i < self.files.len() {
+            let f = &mut self.files[i];
+            let size = match f.size() {
+                Ok(s) => s,
+                Err(_) => {
+                    f.gone = true;
+                    f.read
+                }
+            };
+            if size < f.read {
+                tracing::info!(receiver = %self.id, path = %f.path, "file truncated: reading it again from the start");
+                let _ = f.truncated(&self.settings);
+                self.dirty = true;
+            }
+            if f.fingerprint.len < self.settings.fingerprint_size as u64 && size > f.fingerprint.len {
+                let _ = f.refresh_fingerprint(&self.settings);
+            }
+            while in_flight < IN_FLIGHT && f.in_flight() < PER_FILE {
+                let read = match f.read_batch(&self.settings, size, f.gone, now) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(receiver = %self.id, path = %f.path, error = %e, "cannot read file");
+                        break;
+                    }
+                };
+                self.metrics.bytes_read.add(read.bytes as u64);
+                self.metrics.lines_read.add(read.lines);
+                self.metrics.unparsed.add(read.unparsed);
+                match send(&mut self.worker, f, read) {
+                    Ok(()) => {
+                        progressed = true;
+                        in_flight += 1;
+                    }
+                    Err(e) => {
+                        self.receiver.refused_requests.add(1);
+                        tracing::debug!(receiver = %self.id, error = %e, "pipeline refused a batch: reading pauses");
+                        return progressed;
+                    }
+                }
+            }
+            // A file let go once read to its end and settled.
+            if f.gone && f.in_flight() == 0 && f.read >= size && f.finished() {
+                tracing::debug!(receiver = %self.id, path = %f.path, "file read to its end and let go");
+                self.files.swap_remove(i);
+                self.dirty = true;
+                continue;
+            }
+            i += 1;
+        }
+        progressed
+    }
+
+    /// Takes in the acknowledgements that came back; saves checkpoints if an offset moved.
+    fn settle_all(&mut self) {
+        let mut unacked = 0u64;
+        for f in &mut self.files {
+            let before = f.acked;
+            let (delivered, failed) = f.settle();
+            if delivered > 0 {
+                self.receiver.accepted.of(crate::model::Signal::Logs).add(delivered);
+            }
+            if failed > 0 {
+                self.receiver.refused.of(crate::model::Signal::Logs).add(failed);
+                tracing::warn!(receiver = %self.id, path = %f.path, records = failed, "delivery failed: reading again from the acknowledged offset");
+            }
+            if f.acked != before {
+                self.dirty = true;
+            }
+            unacked += f.size().unwrap_or(f.acked).saturating_sub(f.acked);
+        }
+        self.metrics.unacknowledged.set(unacked as i64);
+        self.metrics.open_files.set(self.files.len() as i64);
+        if self.dirty {
+            self.save();
+        }
+    }
+
+    fn save(&mut self) {
+        let Some(store) = &self.store else {
+            self.dirty = false;
+            return;
+        };
+        let mut all: Vec<Checkpoint> = self.files.iter().map(Tracked::checkpoint).collect();
+        // Checkpoints of files still there but not opened yet (over `max_concurrent_files`).
+        all.extend(
+            self.restored
+                .iter()
+                .filter(|c| self.present.contains(&c.path))
+                .cloned(),
+        );
+        match store.save(&all) {
+            Ok(()) => {
+                self.metrics.checkpoint_writes.add(1);
+                self.dirty = false;
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.add(1);
+                tracing::warn!(receiver = %self.id, error = %e, "checkpoint not saved; retrying next round");
+            }
+        }
+    }
+}
+
+/// Sends one read batch; on refusal, puts it back.
+fn send(worker: &mut Worker, f: &mut Tracked, read: Read) -> Result<(), ConsumeError> {
+    let Read {
+        batch,
+        bytes,
+        commit,
+        undo,
+        ..
+    } = read;
+    let records = batch.len() as u64;
+    if records == 0 {
+        // Only fragments of a message still being joined: nothing to wait for.
+        f.sent(commit, None, 0);
+        return Ok(());
+    }
+    match worker.dispatch(Batch::Logs(batch), &Metadata::default(), bytes) {
+        Ok(wait) => {
+            f.sent(commit, wait.map(|(w, _)| w), records);
+            Ok(())
+        }
+        Err(e) => {
+            f.refused(undo);
+            Err(e)
+        }
+    }
+}
+
+/// Resolves when the oldest batch in flight of some file settles (never, if none is).
+async fn oldest_settled(files: &mut [Tracked]) {
+    match files.iter_mut().find(|f| f.in_flight() > 0) {
+        Some(f) => f.oldest_settled().await,
+        None => std::future::pending().await,
+    }
+}
