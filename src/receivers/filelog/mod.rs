@@ -30,6 +30,7 @@ pub mod checkpoint;
 pub mod container;
 mod file;
 mod tailer;
+mod watch;
 
 use std::time::Duration;
 

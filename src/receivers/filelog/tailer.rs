@@ -2,9 +2,11 @@
 //! acknowledgements come back. It runs on its own thread (file reads block) and waits on the
 //! runtime for acknowledgements.
 //!
-//! - Finding: every `poll_interval` the `include` patterns are expanded (minus `exclude`). A
-//!   file is known by device and inode while it is open (an inode cannot be reused while a
-//!   handle holds it), and by its fingerprint across restarts.
+//! - Finding: the `include` patterns are expanded (minus `exclude`) when inotify reports a file
+//!   created, renamed or removed (at most once per `poll_interval`), and every ten intervals in
+//!   case an event was missed; without inotify, every `poll_interval`. Writes wake the loop to
+//!   read the open files. A file is known by device and inode while it is open (an inode
+//!   cannot be reused while a handle holds it), and by its fingerprint across restarts.
 //! - Rotation: a file no longer matched (kubelet's rename of `0.log` to `0.log.<time>`, or a
 //!   deletion) is read through its open handle to the end, then let go. A file shorter than
 //!   what was read (copy-truncate) is read again from the start.
@@ -17,12 +19,14 @@
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle;
 
 use super::checkpoint::{Checkpoint, Fingerprint, Store};
 use super::file::{Read, Settings, Tracked};
+use super::watch::Watch;
 use super::{FileLog, MAX_BATCH_RECORDS, StartAt};
 use crate::pipeline::{Batch, ConsumeError, Consumer, Metadata, Worker};
 use crate::shutdown::Shutdown;
@@ -151,10 +155,29 @@ impl Tailer {
     }
 
     pub fn run(mut self, handle: &Handle, shutdown: Shutdown) {
+        // The watcher (inotify, on its own thread) lives as long as this loop.
+        let watch = match Watch::start(&self.include) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::info!(receiver = %self.id, reason = %e, "not watching for changes: polling every poll_interval");
+                None
+            }
+        };
+        // Watching, a full scan is a safety net for missed events; polling, it is the way
+        // changes are found.
+        let idle = match watch {
+            Some(_) => (self.poll_interval * 10).max(Duration::from_secs(1)),
+            None => self.poll_interval,
+        };
         let mut last_scan: Option<Instant> = None;
-        tracing::info!(receiver = %self.id, "filelog receiver started");
+        tracing::info!(receiver = %self.id, watching = watch.is_some(), "filelog receiver started");
         while !shutdown.is_fired() {
-            if last_scan.is_none_or(|t| t.elapsed() >= self.poll_interval) {
+            let since = last_scan.map_or(Duration::MAX, |t| t.elapsed());
+            let changed = watch.as_ref().is_some_and(|w| w.rescan.load(std::sync::atomic::Ordering::Acquire));
+            if since >= idle || (changed && since >= self.poll_interval) {
+                if let Some(w) = &watch {
+                    w.take_rescan();
+                }
                 self.scan();
                 last_scan = Some(Instant::now());
             }
@@ -163,14 +186,27 @@ impl Tailer {
             if progressed {
                 continue;
             }
-            let wait = self.poll_interval;
+            // A rescan held back by the rate limit is due at `poll_interval` after the last.
+            let wait = if changed {
+                self.poll_interval.saturating_sub(since).max(Duration::from_millis(1))
+            } else {
+                idle
+            };
             let files = &mut self.files;
+            let wake = watch.as_ref().map(|w| Arc::clone(&w.wake));
             handle.block_on(async {
                 let mut stop = shutdown.clone();
+                let changes = async {
+                    match &wake {
+                        Some(n) => n.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.wait() => {}
                     _ = oldest_settled(files) => {}
+                    _ = changes => {}
                 }
             });
         }
