@@ -265,6 +265,70 @@ fn services_select_their_pods_and_expose_the_ports_the_config_listens_on() {
     assert!(selects(&pdb["spec"]["selector"]["matchLabels"], gateway));
 }
 
+/// The agent reads its node's container logs (`logs/node`: filelog with the container operator,
+/// checkpoints in a hostPath) with the log directories mounted read-only, as uid 0 with no
+/// capability, and never its own pods' logs; without container logs it runs as 65532 with no
+/// host mounts.
+#[test]
+fn agents_read_container_logs_read_only_and_skip_their_own() {
+    let objects = render(&[]);
+    let cfg = config(&objects, "obs-sluice-agent");
+    let filelog = &cfg["receivers"]["filelog"];
+    assert_eq!(filelog["include"][0], "/var/log/pods/*/*/*.log");
+    assert_eq!(
+        filelog["exclude"][0],
+        "/var/log/pods/observability_obs-sluice-agent-*/*/*.log"
+    );
+    assert_eq!(filelog["storage"], "file_storage");
+    assert_eq!(filelog["operators"][0]["type"], "container");
+    let node = &cfg["service"]["pipelines"]["logs/node"];
+    assert_eq!(node["receivers"][0], "filelog");
+    assert_eq!(node["exporters"][0], "otlp");
+    assert!(
+        cfg["service"]["extensions"]
+            .as_sequence()
+            .unwrap()
+            .contains(&Value::from("file_storage"))
+    );
+    let ds = find(&objects, "DaemonSet", "obs-sluice-agent");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let mounts = c["volumeMounts"].as_sequence().unwrap();
+    let mount = |name: &str| {
+        mounts
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no mount {name}"))
+    };
+    assert_eq!(mount("pod-logs")["mountPath"], "/var/log/pods");
+    assert_eq!(mount("pod-logs")["readOnly"], true);
+    assert_eq!(mount("container-logs")["readOnly"], true);
+    assert_eq!(
+        mount("checkpoints")["mountPath"],
+        text(&cfg["extensions"]["file_storage"]["directory"])
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsUser"], 0);
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+    assert!(sc["capabilities"].get("add").is_none());
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+
+    let objects = render(&["deploy/helm/sluice/ci/otlp-only-agent.yaml"]);
+    let cfg = config(&objects, "obs-sluice-agent");
+    assert!(cfg["receivers"].get("filelog").is_none());
+    let ds = find(&objects, "DaemonSet", "obs-sluice-agent");
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["securityContext"]["runAsUser"], 65532);
+    assert!(
+        !c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "pod-logs")
+    );
+}
+
 #[test]
 fn agents_forward_to_the_gateways_headless_service_in_dns_mode() {
     let objects = render(&[]);

@@ -14,6 +14,10 @@ bearertokenauth:
 [health_check{{ if .Values.security.auth.enabled }}, bearertokenauth{{ end }}]
 {{- end -}}
 
+{{- define "sluice.agentExtensionList" -}}
+[health_check{{ if .Values.security.auth.enabled }}, bearertokenauth{{ end }}{{ if .Values.agent.containerLogs.enabled }}, file_storage{{ end }}]
+{{- end -}}
+
 {{- define "sluice.gatewayDefaults" -}}
 extensions:
   health_check:
@@ -65,10 +69,16 @@ service:
 {{- end -}}
 
 {{- define "sluice.agentDefaults" -}}
+{{- $logs := .Values.agent.containerLogs }}
 extensions:
   health_check:
     endpoint: "0.0.0.0:{{ .Values.agent.ports.health }}"
   {{- include "sluice.bearerExtension" . | nindent 2 }}
+  {{- if $logs.enabled }}
+  file_storage:
+    directory: /var/lib/sluice
+    create_directory: true
+  {{- end }}
 receivers:
   otlp:
     protocols:
@@ -76,6 +86,18 @@ receivers:
         endpoint: "0.0.0.0:{{ .Values.agent.ports.otlpGrpc }}"
       http:
         endpoint: "0.0.0.0:{{ .Values.agent.ports.otlpHttp }}"
+  {{- if $logs.enabled }}
+  filelog:
+    include: {{ toJson $logs.include }}
+    # The agent's own logs would come back through the gateway for ever.
+    exclude: {{ append $logs.exclude (printf "/var/log/pods/%s_%s-agent-*/*/*.log" .Release.Namespace (include "sluice.fullname" .)) | toJson }}
+    start_at: end
+    include_file_path: true
+    storage: file_storage
+    operators:
+      - type: container
+        add_metadata_from_filepath: true
+  {{- end }}
 processors:
   memory_limiter:
     check_interval: 1s
@@ -107,12 +129,18 @@ exporters:
       authenticator: bearertokenauth
     {{- end }}
 service:
-  extensions: {{ include "sluice.extensionList" . }}
+  extensions: {{ include "sluice.agentExtensionList" . }}
   shutdown_timeout: "{{ sub (int .Values.agent.terminationGracePeriodSeconds) 10 }}s"
   telemetry:
     metrics:
       address: "0.0.0.0:{{ .Values.agent.ports.metrics }}"
   pipelines:
+    {{- if $logs.enabled }}
+    logs/node:
+      receivers: [filelog]
+      processors: [memory_limiter, batch]
+      exporters: [otlp]
+    {{- end }}
     logs:
       receivers: [otlp]
       processors: [memory_limiter, batch]

@@ -48,6 +48,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Container security: non-root, read-only root filesystem, no capabilities. */}}
+{{- define "sluice.logReaderSecurityContext" -}}
+runAsNonRoot: false
+runAsUser: 0
+runAsGroup: 0
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
 {{- define "sluice.containerSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 65532
