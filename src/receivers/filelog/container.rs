@@ -148,13 +148,70 @@ fn docker(line: &[u8]) -> Result<Line, Unparsed> {
     })
 }
 
-/// RFC 3339 with up to nine fractional digits, `Z` or an offset, as runtimes write it.
+/// RFC 3339 with up to nine fractional digits, `Z` or an offset, as runtimes write it. The
+/// runtimes' own shape (`2024-05-01T10:00:00.123456789Z`) is read directly; anything else
+/// goes through chrono's full parser.
 pub fn rfc3339(text: &[u8]) -> Result<u64, Unparsed> {
+    if let Some(n) = utc_fast(text) {
+        return Ok(n);
+    }
     let text = std::str::from_utf8(text).map_err(|_| Unparsed::Time)?;
     let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| Unparsed::Time)?;
     t.timestamp_nanos_opt()
         .and_then(|n| u64::try_from(n).ok())
         .ok_or(Unparsed::Time)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, checked field by field; `None` for any other shape, which
+/// the full parser then judges.
+fn utc_fast(t: &[u8]) -> Option<u64> {
+    if t.len() < 20 || t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':' || t[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        t[r].iter().try_fold(0u64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut nanos = 0u64;
+    let rest = &t[19..];
+    let zone = match rest.first()? {
+        b'.' => {
+            let digits = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            nanos = num(20..20 + digits)? * 10u64.pow(9 - digits as u32);
+            &rest[1 + digits..]
+        }
+        _ => rest,
+    };
+    if zone != b"Z" {
+        return None;
+    }
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1970..=9999).contains(&year) || day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), years from 1970 on.
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// A whole message, ready to be a record.

@@ -232,7 +232,8 @@ impl Tracked {
             joiner: self.joiner.snapshot(),
             pending_since: self.pending_since,
         };
-        let mut out = Out::new(self, now);
+        // Room for the lines the buffer likely holds, so the records are not moved as they grow.
+        let mut out = Out::new(self, now, (n / 64 + 1).min(s.max_batch_records));
         let mut pos = 0usize;
         while pos < buf.len() && out.batch.records.len() < s.max_batch_records {
             let rest = &buf[pos..];
@@ -321,7 +322,7 @@ impl Tracked {
             joiner: self.joiner.snapshot(),
             pending_since: self.pending_since,
         };
-        let mut out = Out::new(self, now);
+        let mut out = Out::new(self, now, 2);
         let mut joiner = std::mem::take(&mut self.joiner);
         joiner.flush(|m| {
             let Text::Owned(v) = m.text else { return };
@@ -371,11 +372,11 @@ struct Out {
 }
 
 impl Out {
-    fn new(file: &Tracked, now: u64) -> Out {
+    fn new(file: &Tracked, now: u64, records: usize) -> Out {
         Out {
             batch: LogBatch {
                 origins: vec![file.origin.clone()],
-                records: Vec::new(),
+                records: Vec::with_capacity(records),
             },
             lines: 0,
             unparsed: 0,
@@ -384,7 +385,7 @@ impl Out {
     }
 
     fn push(&mut self, file: &Tracked, s: &Settings, body: Str, stream: Option<container::Stream>, part: Option<u32>, time: u64) {
-        let mut attributes: Vec<KeyValue> = Vec::new();
+        let mut attributes: Vec<KeyValue> = Vec::with_capacity(4);
         if let Some(stream) = stream {
             attributes.push((Str::from_static("log.iostream"), Value::Str(Str::from_static(stream.name()))));
         }

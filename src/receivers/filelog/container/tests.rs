@@ -204,3 +204,37 @@ fn kubelet_paths_name_the_pod_and_container() {
     assert_eq!(PodFile::parse("/var/log/pods/nounderscores/c/0.log"), None);
     assert_eq!(PodFile::parse("/var/log/pods/a_b_c/c/0.log.20240501"), None);
 }
+
+#[test]
+fn the_fast_time_parser_agrees_with_chrono() {
+    for t in [
+        "2024-05-01T10:00:00.123456789Z",
+        "2024-05-01T10:00:00Z",
+        "2024-02-29T23:59:59.5Z",
+        "2000-01-01T00:00:00.000001Z",
+        "1970-01-01T00:00:00Z",
+        "2099-12-31T23:59:60.999999999Z",
+    ] {
+        let want = chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap() as u64;
+        assert_eq!(utc_fast(t.as_bytes()), Some(want), "{t}");
+        assert_eq!(rfc3339(t.as_bytes()), Ok(want));
+    }
+    // Other shapes are left to chrono, which takes offsets and refuses nonsense.
+    for t in [
+        "2024-05-01T10:00:00+02:00",
+        "2024-05-01T10:00:00.1234567891Z",
+        "2023-02-29T10:00:00Z",
+        "2024-13-01T10:00:00Z",
+        "2024-05-01t10:00:00Z",
+    ] {
+        assert_eq!(utc_fast(t.as_bytes()), None, "{t}");
+    }
+    assert_eq!(
+        rfc3339(b"2024-05-01T12:00:00+02:00"),
+        rfc3339(b"2024-05-01T10:00:00Z")
+    );
+    assert_eq!(rfc3339(b"2023-02-29T10:00:00Z"), Err(Unparsed::Time));
+}
