@@ -38,6 +38,8 @@ struct InFlight {
     commit: u64,
     wait: Option<AckWait>,
     records: u64,
+    /// Bytes read for it.
+    bytes: usize,
 }
 
 /// What reading produced.
@@ -78,6 +80,10 @@ pub struct Tracked {
     pub gone: bool,
     /// Seen in the latest scan.
     pub seen: bool,
+    /// The size last seen, and when it last changed: a file let go keeps its last, unfinished
+    /// line until its writer has been quiet a while.
+    pub size_seen: u64,
+    pub changed_at: std::time::Instant,
 }
 
 impl Tracked {
@@ -132,6 +138,8 @@ impl Tracked {
             file,
             gone: false,
             seen: true,
+            size_seen: meta.len(),
+            changed_at: std::time::Instant::now(),
         })
     }
 
@@ -145,6 +153,11 @@ impl Tracked {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Bytes read for the batches in flight.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight.iter().map(|f| f.bytes).sum()
     }
 
     /// The file's size now, through the open handle (a renamed or deleted file keeps its).
@@ -342,11 +355,12 @@ impl Tracked {
     }
 
     /// The batch was sent: it commits `commit` once acknowledged.
-    pub fn sent(&mut self, commit: u64, wait: Option<AckWait>, records: u64) {
+    pub fn sent(&mut self, commit: u64, wait: Option<AckWait>, records: u64, bytes: usize) {
         self.in_flight.push_back(InFlight {
             commit,
             wait,
             records,
+            bytes,
         });
     }
 

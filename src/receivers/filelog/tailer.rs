@@ -3,8 +3,8 @@
 //! runtime for acknowledgements.
 //!
 //! - Finding: the `include` patterns are expanded (minus `exclude`) when inotify reports a file
-//!   created, renamed or removed (at most once per `poll_interval`), and every ten intervals in
-//!   case an event was missed; without inotify, every `poll_interval`. Writes wake the loop to
+//!   created, renamed or removed (at most once per `poll_interval`), and every 10 s in case an
+//!   event was missed; without inotify, every `poll_interval`. Writes wake the loop to
 //!   read the open files. A file is known by device and inode while it is open (an inode
 //!   cannot be reused while a handle holds it), and by its fingerprint across restarts.
 //! - Rotation: a file no longer matched (kubelet's rename of `0.log` to `0.log.<time>`, or a
@@ -32,9 +32,17 @@ use crate::pipeline::{Batch, ConsumeError, Consumer, Metadata, Worker};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{Counter, Gauge, ReceiverMetrics, Registry};
 
-/// Batches in flight per file, and in all.
+/// Batches in flight per file, and in all; and the bytes read for those in all, which is what
+/// bounds the receiver's memory (a batch shares the buffer it was read into).
 const PER_FILE: usize = 4;
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 1024;
+const IN_FLIGHT_BYTES: usize = 16 << 20;
+/// How long a file let go must stay unchanged before its last line, unfinished, is taken as
+/// it is (the Collector's `force_flush_period`): a runtime may still be writing to a file it
+/// just rotated.
+const FLUSH_AFTER: Duration = Duration::from_millis(500);
+/// How often the patterns are expanded while inotify reports changes, in case it missed one.
+const SAFETY_SCAN: Duration = Duration::from_secs(10);
 /// Bytes read at once from one file.
 const READ_SIZE: usize = 1 << 20;
 
@@ -112,6 +120,8 @@ pub struct Tailer {
     metrics: Metrics,
     first_scan: bool,
     dirty: bool,
+    /// Checkpoints are written at most once per `poll_interval` (and once more at the end).
+    last_save: Option<Instant>,
     /// Paths of the latest scan, to keep unmatched checkpoints of files still there.
     present: BTreeSet<String>,
 }
@@ -150,6 +160,7 @@ impl Tailer {
             id: r.id,
             first_scan: true,
             dirty: false,
+            last_save: None,
             present: BTreeSet::new(),
         }
     }
@@ -166,7 +177,7 @@ impl Tailer {
         // Watching, a full scan is a safety net for missed events; polling, it is the way
         // changes are found.
         let idle = match watch {
-            Some(_) => (self.poll_interval * 10).max(Duration::from_secs(1)),
+            Some(_) => SAFETY_SCAN.max(self.poll_interval),
             None => self.poll_interval,
         };
         let mut last_scan: Option<Instant> = None;
@@ -186,9 +197,13 @@ impl Tailer {
             if progressed {
                 continue;
             }
-            // A rescan held back by the rate limit is due at `poll_interval` after the last.
+            // A rescan held back by the rate limit is due at `poll_interval` after the last. A
+            // file renamed away or deleted sends no more events: it is polled until let go.
             let wait = if changed {
                 self.poll_interval.saturating_sub(since).max(Duration::from_millis(1))
+            } else if self.dirty || self.files.iter().any(|f| f.gone) {
+                // A checkpoint held back by the rate limit, or a file that sends no events.
+                self.poll_interval
             } else {
                 idle
             };
@@ -308,6 +323,7 @@ impl Tailer {
             .unwrap_or(0);
         let mut progressed = false;
         let mut in_flight: usize = self.files.iter().map(Tracked::in_flight).sum();
+        let mut in_flight_bytes: usize = self.files.iter().map(Tracked::in_flight_bytes).sum();
         let mut i = 0;
         while i < self.files.len() {
             let f = &mut self.files[i];
@@ -318,6 +334,11 @@ impl Tailer {
                     f.read
                 }
             };
+            if size != f.size_seen {
+                f.size_seen = size;
+                f.changed_at = Instant::now();
+            }
+            let at_end = f.gone && f.changed_at.elapsed() >= FLUSH_AFTER;
             if size < f.read {
                 tracing::info!(receiver = %self.id, path = %f.path, "file truncated: reading it again from the start");
                 let _ = f.truncated(&self.settings);
@@ -326,8 +347,11 @@ impl Tailer {
             if f.fingerprint.len < self.settings.fingerprint_size as u64 && size > f.fingerprint.len {
                 let _ = f.refresh_fingerprint(&self.settings);
             }
-            while in_flight < IN_FLIGHT && f.in_flight() < PER_FILE {
-                let read = match f.read_batch(&self.settings, size, f.gone, now) {
+            while in_flight < IN_FLIGHT
+                && in_flight_bytes < IN_FLIGHT_BYTES
+                && f.in_flight() < PER_FILE
+            {
+                let read = match f.read_batch(&self.settings, size, at_end, now) {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(e) => {
@@ -336,12 +360,14 @@ impl Tailer {
                     }
                 };
                 self.metrics.bytes_read.add(read.bytes as u64);
+                let bytes = read.bytes;
                 self.metrics.lines_read.add(read.lines);
                 self.metrics.unparsed.add(read.unparsed);
                 match send(&mut self.worker, f, read) {
                     Ok(()) => {
                         progressed = true;
                         in_flight += 1;
+                        in_flight_bytes += bytes;
                     }
                     Err(e) => {
                         self.receiver.refused_requests.add(1);
@@ -351,7 +377,7 @@ impl Tailer {
                 }
             }
             // A file let go once read to its end and settled.
-            if f.gone && f.in_flight() == 0 && f.read >= size && f.finished() {
+            if at_end && f.in_flight() == 0 && f.read >= size && f.finished() {
                 tracing::debug!(receiver = %self.id, path = %f.path, "file read to its end and let go");
                 self.files.swap_remove(i);
                 self.dirty = true;
@@ -382,7 +408,11 @@ impl Tailer {
         }
         self.metrics.unacknowledged.set(unacked as i64);
         self.metrics.open_files.set(self.files.len() as i64);
-        if self.dirty {
+        if self.dirty
+            && self
+                .last_save
+                .is_none_or(|t| t.elapsed() >= self.poll_interval)
+        {
             self.save();
         }
     }
@@ -400,6 +430,7 @@ impl Tailer {
                 .filter(|c| self.present.contains(&c.path))
                 .cloned(),
         );
+        self.last_save = Some(Instant::now());
         match store.save(&all) {
             Ok(()) => {
                 self.metrics.checkpoint_writes.add(1);
@@ -425,12 +456,12 @@ fn send(worker: &mut Worker, f: &mut Tracked, read: Read) -> Result<(), ConsumeE
     let records = batch.len() as u64;
     if records == 0 {
         // Only fragments of a message still being joined: nothing to wait for.
-        f.sent(commit, None, 0);
+        f.sent(commit, None, 0, bytes);
         return Ok(());
     }
     match worker.dispatch(Batch::Logs(batch), &Metadata::default(), bytes) {
         Ok(wait) => {
-            f.sent(commit, wait.map(|(w, _)| w), records);
+            f.sent(commit, wait.map(|(w, _)| w), records, bytes);
             Ok(())
         }
         Err(e) => {

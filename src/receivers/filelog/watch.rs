@@ -30,6 +30,8 @@ impl Watch {
         let (w, r) = (Arc::clone(&wake), Arc::clone(&rescan));
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let structural = match res {
+                // Opening and reading (the scans' own, too) change nothing to read.
+                Ok(event) if matches!(event.kind, EventKind::Access(_)) => return,
                 Ok(event) => matches!(
                     event.kind,
                     EventKind::Create(_)
