@@ -70,7 +70,9 @@ service:
   telemetry: { logs: { level: warn }, metrics: { address: "127.0.0.1:$((PORT + 1))" } }
   pipelines: { logs: { receivers: [otlp], exporters: [debug] } }
 YAML
-cat >"$work/sluice.yaml" <<YAML
+# The same pipeline for both readers; only their own telemetry settings differ.
+reader_config() { # telemetry settings
+  cat <<YAML
 receivers:
   filelog:
     include: ["$work/pods/*/*/*.log"]
@@ -83,25 +85,12 @@ processors:
 exporters:
   otlphttp: { endpoint: "http://127.0.0.1:${PORT}", compression: none }
 service:
-  telemetry: { logs: { level: warn }, metrics: { address: "127.0.0.1:$((PORT + 2))" } }
+  telemetry: { logs: { level: warn }, metrics: { $1 } }
   pipelines: { logs: { receivers: [filelog], processors: [batch], exporters: [otlphttp] } }
 YAML
-cat >"$work/otelcol.yaml" <<YAML
-receivers:
-  filelog:
-    include: ["$work/pods/*/*/*.log"]
-    start_at: beginning
-    # The Collector's container operator reads the pod from log.file.path.
-    include_file_path: true
-    operators: [{ type: container }]
-processors:
-  batch: {}
-exporters:
-  otlphttp: { endpoint: "http://127.0.0.1:${PORT}", compression: none }
-service:
-  telemetry: { logs: { level: warn }, metrics: { level: none } }
-  pipelines: { logs: { receivers: [filelog], processors: [batch], exporters: [otlphttp] } }
-YAML
+}
+reader_config "address: \"127.0.0.1:$((PORT + 2))\"" >"$work/sluice.yaml"
+reader_config "level: none" >"$work/otelcol.yaml"
 
 taskset -c "$SINK_CORE" "$SLUICE" --config "$work/sink.yaml" >/dev/null 2>"$work/sink.log" &
 pids+=($!)
