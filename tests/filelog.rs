@@ -167,6 +167,59 @@ fn cri_and_docker_lines_arrive_with_their_time_stream_and_pod() {
     );
 }
 
+/// Fragments joined past `max_log_size`, and a whole line longer than it, arrive as numbered
+/// parts that together are the message.
+#[test]
+fn messages_over_max_log_size_arrive_in_numbered_parts() {
+    let (logs, storage) = dirs("split");
+    let path = pod_log(&logs, "web-1", "app");
+    let (a, b, c) = ("a".repeat(700), "b".repeat(700), "c".repeat(700));
+    let long = "L".repeat(2500);
+    append(
+        &path,
+        &format!(
+            "{T} stdout P {a}\n{T} stdout P {b}\n{T} stdout P {c}\n{T} stdout F end\n\
+             {T} stderr F {long}\n"
+        ),
+    );
+    let collector = Collector::start();
+    let _sluice = Launch::fixture("filelog_to_tcp")
+        .env("LOG_DIR", logs.to_str().unwrap())
+        .env("STORAGE_DIR", storage.to_str().unwrap())
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .env("MAX_LOG_SIZE", "1024")
+        .start();
+    let got = records(&collector.wait_for(6, Duration::from_secs(20)));
+    let parts = |stream: &str| -> Vec<(i64, String)> {
+        got.iter()
+            .filter(|r| r["attributes"]["log.iostream"] == stream)
+            .map(|r| {
+                (
+                    r["attributes"]["log.split_part"].as_i64().unwrap(),
+                    r["body"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let joined = format!("{a}{b}{c}end");
+    assert_eq!(
+        parts("stdout"),
+        [
+            (1, joined[..1024].to_string()),
+            (2, joined[1024..2048].to_string()),
+            (3, joined[2048..].to_string()),
+        ]
+    );
+    assert_eq!(
+        parts("stderr"),
+        [
+            (1, long[..1024].to_string()),
+            (2, long[1024..2048].to_string()),
+            (3, long[2048..].to_string()),
+        ]
+    );
+}
+
 /// kubelet's rotation: `0.log` renamed out of the pattern while being written, a new `0.log`
 /// created. The old file is read through its handle to its end; nothing is lost or repeated.
 #[test]
