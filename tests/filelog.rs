@@ -158,13 +158,14 @@ fn cri_and_docker_lines_arrive_with_their_time_stream_and_pod() {
         ),
         1
     );
-    assert_eq!(
-        metric(
-            m,
-            r#"otelcol_receiver_accepted_log_records_total{receiver="filelog",transport="file"}"#
-        ),
-        6
-    );
+    // Counted once acknowledged, which can come a moment after the collector has the lines.
+    let accepted =
+        r#"otelcol_receiver_accepted_log_records_total{receiver="filelog",transport="file"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(m, accepted) != 6 {
+        assert!(Instant::now() < deadline, "{}", metric(m, accepted));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Fragments joined past `max_log_size`, and a whole line longer than it, arrive as numbered

@@ -404,7 +404,8 @@ impl Tailer {
             if f.acked != before {
                 self.dirty = true;
             }
-            unacked += f.size().unwrap_or(f.acked).saturating_sub(f.acked);
+            // The size read_all took this pass: no second fstat per file.
+            unacked += f.size_seen.saturating_sub(f.acked);
         }
         self.metrics.unacknowledged.set(unacked as i64);
         self.metrics.open_files.set(self.files.len() as i64);
