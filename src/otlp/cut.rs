@@ -3,8 +3,9 @@
 //!
 //! Both halves keep the resource (and each cut scope keeps its scope): they are re-framed from
 //! the received bytes, field by field, without decoding anything else. The unit is a log
-//! record or a span; for metrics it is a whole `Metric` with all its data points, since cutting
-//! inside a metric would duplicate its description for little gain.
+//! record or a span; for metrics it is a whole `ScopeMetrics`: the data points of one scope
+//! that share a timestamp and attributes make one Elasticsearch time series document, and a cut
+//! between them would make two documents of one series.
 
 use std::ops::Range;
 
@@ -28,6 +29,7 @@ struct Scope {
 pub fn cut(
     entry: &Bytes,
     want: usize,
+    whole_scopes: bool,
     items_of: impl Fn(&[u8]) -> usize,
 ) -> Option<((Bytes, usize), (Bytes, usize))> {
     let mut top = Fields::new(entry, 0, entry.len());
@@ -56,6 +58,17 @@ pub fn cut(
     for mut s in scopes {
         if full {
             second.push(s);
+            continue;
+        }
+        if whole_scopes {
+            let n: usize = s.units.iter().map(|u| u.1).sum();
+            if taken > 0 && taken + n > want {
+                full = true;
+                second.push(s);
+            } else {
+                taken += n;
+                first.push(s);
+            }
             continue;
         }
         let mut j = 0;

@@ -340,8 +340,8 @@ impl RawBatch {
 
     /// Splits off the first `n` items (at least one unit). A resource that straddles the cut
     /// is cut in two (`otlp::cut`), each half keeping the resource and scope; metrics are cut
-    /// between whole metrics, so a metrics part can fall short of `n`, or pass it when a single
-    /// metric holds more.
+    /// between whole scopes, so a metrics part can fall short of `n`, or pass it when a single
+    /// scope holds more.
     pub fn split_to(&mut self, n: usize) -> RawBatch {
         let mut taken = 0;
         let mut count = 0;
@@ -354,7 +354,10 @@ impl RawBatch {
         }
         if count < n
             && let Some((entry, items)) = self.resources.get(taken)
-            && let Some((head, tail)) = cut::cut(entry, n - count, |unit| self.unit_items(unit))
+            && let Some((head, tail)) =
+                cut::cut(entry, n - count, self.signal == Signal::Metrics, |unit| {
+                    self.unit_items(unit)
+                })
         {
             debug_assert_eq!(head.1 + tail.1, *items);
             self.resources[taken] = tail;

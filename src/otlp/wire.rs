@@ -64,6 +64,11 @@ impl<'a> Fields<'a> {
         self.pos
     }
 
+    /// Reads one varint: the elements of a packed repeated field.
+    pub fn next_varint(&mut self) -> Result<u64, DecodeError> {
+        self.varint()
+    }
+
     /// Keys, lengths and most small numbers are one byte: that case is inline.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {

@@ -68,6 +68,12 @@ pub trait Exporter: Send {
     fn takes_encoded_logs(&self) -> bool {
         false
     }
+
+    /// Why this instance, as configured, cannot take `signal` though its type can (the
+    /// Elasticsearch exporter's `ecs` mode takes logs only); checked with the pipelines.
+    fn refuses(&self, _signal: crate::model::Signal) -> Option<String> {
+        None
+    }
 }
 
 /// Why a component could not start.

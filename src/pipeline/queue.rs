@@ -42,6 +42,11 @@ impl Envelope {
         }
     }
 
+    /// Takes the batch out, whatever it holds; the envelope stays to be acknowledged.
+    pub fn take_batch(&mut self) -> Batch {
+        std::mem::take(&mut self.batch)
+    }
+
     /// Releases the batch as delivered. Dropping an envelope any other way counts as a failure,
     /// so a batch lost to a bug or a shutdown deadline can never be acknowledged as a success.
     pub fn delivered(self) {

@@ -137,7 +137,18 @@ pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
             batching.insert(key.to_string());
         }
     });
-    let good_exporters = exporters.check_all(&mut errors, &lent, |_, _| {});
+    // What each exporter, as configured, refuses of the signals its type takes.
+    let mut refusals: BTreeMap<String, Vec<(Signal, String)>> = BTreeMap::new();
+    let good_exporters = exporters.check_all(&mut errors, &lent, |key, exporter| {
+        for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+            if let Some(why) = exporter.refuses(signal) {
+                refusals
+                    .entry(key.to_string())
+                    .or_default()
+                    .push((signal, why));
+            }
+        }
+    });
 
     if let Err(e) = check_endpoint(&svc.telemetry.metrics.address) {
         errors.push(ConfigError::new("service.telemetry.metrics.address", e));
@@ -208,6 +219,15 @@ pub(super) fn check(raw: &RawConfig) -> Result<Checked<'_>, ConfigErrors> {
                             "{singular} {r:?} works on logs only, not in a {} pipeline",
                             signal.name()
                         ),
+                    ));
+                } else if let Some((_, why)) = (field == "exporters")
+                    .then(|| refusals.get(r.as_str()))
+                    .flatten()
+                    .and_then(|list| list.iter().find(|(s, _)| *s == signal))
+                {
+                    errors.push(ConfigError::new(
+                        format!("{path}.{field}[{i}]"),
+                        format!("{singular} {r:?}: {why}"),
                     ));
                 } else if !declared.contains_key(r) {
                     errors.push(ConfigError::new(

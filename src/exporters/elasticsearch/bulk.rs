@@ -20,11 +20,14 @@ use elasticsearch::http::Method;
 use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::dead_letter::{self, DeadLetter, Why};
-use super::mapping::BulkEncoder;
+use super::mapping::{BulkEncoder, Items};
+use super::metrics::MetricScratch;
+use super::spans::SpanScratch;
 use super::response::{self, Item};
 use super::retry::{self, RetryConfig};
 use crate::exporters::client::{Compression, with_causes};
 use crate::model::Signal;
+use crate::pipeline::Batch;
 use crate::pipeline::queue::Envelope;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{
@@ -35,8 +38,7 @@ use crate::telemetry::{
 #[derive(Default)]
 pub struct Request {
     body: Vec<u8>,
-    /// Where each item ends in `body`.
-    ends: Vec<usize>,
+    items: Items,
     envelopes: Vec<Envelope>,
     /// Items per envelope, in order.
     per_envelope: Vec<usize>,
@@ -58,21 +60,40 @@ impl Request {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.items.is_empty()
     }
 
-    /// Encodes `envelope`'s records and keeps it until they are settled.
-    pub fn add(&mut self, mut envelope: Envelope, encoder: &mut BulkEncoder) {
-        let Some(logs) = envelope.take_logs() else {
-            return;
-        };
-        let before = self.ends.len();
-        let ends = encoder.encode_batch(&logs, &mut self.body);
+    /// Encodes `envelope`'s records, spans or data points and keeps it until they are settled.
+    pub fn add(&mut self, mut envelope: Envelope, encoder: &mut BulkEncoder, scratch: &mut Scratch) {
+        let before = self.items.len();
+        match envelope.take_batch() {
+            Batch::Logs(logs) => {
+                let ends = encoder.encode_batch(&logs, &mut self.body);
+                for end in ends {
+                    self.items.sent(end, Signal::Logs, 1);
+                }
+            }
+            Batch::Raw(raw) if raw.signal == Signal::Traces => {
+                for (entry, spans) in &raw.resources {
+                    encoder.encode_spans(
+                        entry,
+                        *spans,
+                        &mut scratch.spans,
+                        &mut self.body,
+                        &mut self.items,
+                    );
+                }
+            }
+            Batch::Raw(raw) if raw.signal == Signal::Metrics => {
+                encoder.encode_metrics(&raw, &mut scratch.metrics, &mut self.body, &mut self.items)
+            }
+            // Encoded logs: the wiring sends this exporter decoded ones only
+            // (`takes_encoded_logs`). Dropped, which fails the batch back to its sender.
+            Batch::Raw(_) => return,
+        }
         // Documents are encoded: the records, and the request body they point into, are freed
         // now rather than when Elasticsearch answers.
-        drop(logs);
-        self.ends.extend(ends);
-        self.per_envelope.push(self.ends.len() - before);
+        self.per_envelope.push(self.items.len() - before);
         self.envelopes.push(envelope);
     }
 
@@ -88,6 +109,13 @@ impl Request {
             }
         }
     }
+}
+
+/// Scratch state the encoders keep between requests.
+#[derive(Default)]
+pub struct Scratch {
+    pub spans: SpanScratch,
+    pub metrics: MetricScratch,
 }
 
 /// The exporter's counters. Failures are also counted per error type.
@@ -150,10 +178,11 @@ impl Metrics {
         }
     }
 
-    fn failed(&self, retryable: bool, kind: &str) {
+    /// One document failed an attempt; `units` are the spans, data points or records in it.
+    fn failed(&self, retryable: bool, kind: &str, (signal, units): (Signal, u32)) {
         let failure = if retryable { "retryable" } else { "permanent" };
         self.failed.with(&[failure, kind]).add(1);
-        self.exporter.send_failed.of(Signal::Logs).add(1);
+        self.exporter.send_failed.of(signal).add(u64::from(units));
     }
 }
 
@@ -224,7 +253,6 @@ struct Failure {
 /// How the items of one request ended.
 #[derive(Default)]
 struct Settled {
-    indexed: u64,
     failures: Vec<Failure>,
     /// Items left unsettled at the shutdown deadline.
     abandoned: Vec<usize>,
@@ -273,20 +301,30 @@ impl Sender {
     /// Settles every item of `req`, dead-letters what will not be indexed, then acknowledges
     /// each envelope whose items were all indexed or dead-lettered and fails the rest.
     pub async fn deliver(&self, mut req: Request) {
-        let total = req.ends.len();
+        let items = std::mem::take(&mut req.items);
+        let total = items.len();
         let body = Bytes::from(std::mem::take(&mut req.body));
-        let ends = std::mem::take(&mut req.ends);
-        let mut settled = self.settle(body, ends).await;
-        self.metrics
-            .exporter
-            .sent
-            .of(Signal::Logs)
-            .add(settled.indexed);
+        let mut settled = self
+            .settle(body, items.ends, items.numbers, &items.units)
+            .await;
+        let mut failures = std::mem::take(&mut settled.failures);
+        for r in items.refused {
+            self.metrics.failed(false, &r.why.kind, items.units[r.item]);
+            self.warn_item(r.why.status, &r.why.kind, &r.why.reason, &r.bytes);
+            failures.push(Failure {
+                item: r.item,
+                bytes: Bytes::from(r.bytes),
+                why: r.why,
+            });
+        }
         let mut unsettled = vec![false; total];
-        let failures = std::mem::take(&mut settled.failures);
+        let mut not_indexed = vec![false; total];
+        for f in &failures {
+            not_indexed[f.item] = true;
+        }
         if !failures.is_empty() {
             let stored = match &self.dead_letter {
-                Some(dl) => self.store_dead(dl, &failures).await,
+                Some(dl) => self.store_dead(dl, &failures, &items.units).await,
                 None => false,
             };
             if stored {
@@ -300,24 +338,44 @@ impl Sender {
         }
         for &item in &settled.abandoned {
             unsettled[item] = true;
+            not_indexed[item] = true;
+        }
+        let mut sent = [0u64; 3];
+        for (n, &(signal, units)) in items.units.iter().enumerate() {
+            if !not_indexed[n] {
+                sent[signal as usize] += u64::from(units);
+            }
+        }
+        for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+            if sent[signal as usize] > 0 {
+                self.metrics
+                    .exporter
+                    .sent
+                    .of(signal)
+                    .add(sent[signal as usize]);
+            }
         }
         req.acknowledge(&unsettled);
     }
 
     /// Sends the items ending at `ends` in `body` until each is indexed, failed for good, or
     /// out of retries.
-    async fn settle(&self, body: Bytes, ends: Vec<usize>) -> Settled {
-        let mut pending = Pending {
-            origin: (0..ends.len()).collect(),
-            body,
-            ends,
-        };
+    /// `origin` numbers the items (their places in the request); `units` says, by number,
+    /// what each carries, for the per-signal counters.
+    async fn settle(
+        &self,
+        body: Bytes,
+        ends: Vec<usize>,
+        origin: Vec<usize>,
+        units: &[(Signal, u32)],
+    ) -> Settled {
+        let mut pending = Pending { origin, body, ends };
         let mut settled = Settled::default();
         let mut attempt = 0;
         // Items per request, halved by each 413.
         let mut chunk = usize::MAX;
         loop {
-            pending = self.round(&pending, &mut chunk, &mut settled).await;
+            pending = self.round(&pending, &mut chunk, &mut settled, units).await;
             if pending.ends.is_empty() {
                 return settled;
             }
@@ -356,7 +414,13 @@ impl Sender {
     }
 
     /// Sends every pending item once (in chunks of `chunk` items); returns those to retry.
-    async fn round(&self, pending: &Pending, chunk: &mut usize, settled: &mut Settled) -> Pending {
+    async fn round(
+        &self,
+        pending: &Pending,
+        chunk: &mut usize,
+        settled: &mut Settled,
+        units: &[(Signal, u32)],
+    ) -> Pending {
         let mut again = Pending {
             body: Bytes::new(),
             ends: Vec::new(),
@@ -410,18 +474,22 @@ impl Sender {
             for (i, (item, &end)) in items.iter().zip(&ends).enumerate() {
                 let bytes = slice.slice(start..end);
                 start = end;
+                let what = units
+                    .get(pending.origin[first + i])
+                    .copied()
+                    .unwrap_or((Signal::Logs, 1));
                 match item {
-                    Item::Done => settled.indexed += 1,
+                    Item::Done => {}
                     Item::Retry { status, kind } if kind.is_empty() => {
-                        self.metrics.failed(true, &status.to_string())
+                        self.metrics.failed(true, &status.to_string(), what)
                     }
-                    Item::Retry { kind, .. } => self.metrics.failed(true, kind),
+                    Item::Retry { kind, .. } => self.metrics.failed(true, kind, what),
                     Item::Permanent {
                         status,
                         kind,
                         reason,
                     } => {
-                        self.metrics.failed(false, kind);
+                        self.metrics.failed(false, kind, what);
                         if *status != 0 {
                             self.warn_item(*status, kind, reason, &bytes);
                         }
@@ -545,7 +613,12 @@ impl Sender {
     }
 
     /// Stores `failures` at the dead letter; `false` if some could not be stored.
-    async fn store_dead(&self, dl: &DeadLetter, failures: &[Failure]) -> bool {
+    async fn store_dead(
+        &self,
+        dl: &DeadLetter,
+        failures: &[Failure],
+        units: &[(Signal, u32)],
+    ) -> bool {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -573,7 +646,10 @@ impl Sender {
             DeadLetter::Index(index) => {
                 // Retried like any request (only the failed entries again); the dead letter
                 // has no dead letter of its own.
-                let settled = Box::pin(self.settle(Bytes::from(body), ends)).await;
+                let origin = (0..ends.len()).collect();
+                let what: Vec<(Signal, u32)> = failures.iter().map(|f| units[f.item]).collect();
+                let settled =
+                    Box::pin(self.settle(Bytes::from(body), ends, origin, &what)).await;
                 if let Some(f) = settled.failures.first() {
                     tracing::error!(exporter = %self.id, index, error_type = %f.why.kind,
                         reason = %f.why.reason, documents = settled.failures.len(),

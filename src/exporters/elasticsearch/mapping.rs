@@ -19,8 +19,9 @@
 //! straight into the request buffer; the action line is rebuilt only when the index changes.
 
 use crate::codec::{rfc3339, write_hex, write_json_map, write_json_str, write_json_value};
-use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Value};
+use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Signal, Value};
 
+use super::dead_letter::Why;
 use super::routing::{self, DataStream};
 
 /// `mapping.mode`.
@@ -33,19 +34,86 @@ pub enum Mode {
     Raw,
 }
 
-/// Appends bulk items; keeps the last action line, since consecutive records nearly always
-/// share an index.
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Otel => "otel",
+            Mode::Ecs => "ecs",
+            Mode::Raw => "raw",
+        }
+    }
+}
+
+/// Appends bulk items; keeps the last action line per signal, since consecutive records
+/// nearly always share an index.
 pub struct BulkEncoder {
-    mode: Mode,
-    /// `logs_index`: every record goes there instead of a data stream.
+    pub(super) mode: Mode,
+    pub(super) pipeline: Option<String>,
+    pub(super) logs: Actions,
+    pub(super) traces: Actions,
+    pub(super) metrics: Actions,
+    pub(super) ids: Option<Ids>,
+}
+
+/// The action lines of one signal: its static index if configured, else the data stream the
+/// routing attributes name, cached for the last attribute values seen.
+pub(super) struct Actions {
+    /// `logs`, `traces` or `metrics`: the data stream type.
+    kind: &'static str,
+    /// `logs_index` / `traces_index` / `metrics_index`.
     index: Option<String>,
-    pipeline: Option<String>,
-    /// The attribute values (dataset, namespace) the cached stream and action line are for.
+    /// The attribute values (dataset, namespace) the cached stream and line are for.
     last_parts: Option<(Option<String>, Option<String>)>,
-    stream: DataStream,
-    /// The action line up to where the `_id` goes: `{"create":{"_index":"...","pipeline":"..."`.
-    action: Vec<u8>,
-    ids: Option<Ids>,
+    pub(super) stream: DataStream,
+    /// The action line up to where `_id` or `dynamic_templates` go:
+    /// `{"create":{"_index":"...","pipeline":"..."`.
+    pub(super) line: Vec<u8>,
+}
+
+impl Actions {
+    fn new(kind: &'static str, index: Option<String>) -> Self {
+        Actions {
+            kind,
+            index,
+            last_parts: None,
+            stream: DataStream::from_parts((None, None), ""),
+            line: Vec::new(),
+        }
+    }
+
+    /// Makes the cached line the one for the stream `parts` name.
+    pub(super) fn select(
+        &mut self,
+        parts: (Option<&str>, Option<&str>),
+        mode: Mode,
+        pipeline: Option<&str>,
+    ) {
+        let same = self
+            .last_parts
+            .as_ref()
+            .is_some_and(|(d, n)| d.as_deref() == parts.0 && n.as_deref() == parts.1);
+        if same {
+            return;
+        }
+        let suffix = if mode == Mode::Otel { ".otel" } else { "" };
+        self.stream = DataStream::from_parts(parts, suffix);
+        self.last_parts = Some((parts.0.map(str::to_string), parts.1.map(str::to_string)));
+        self.line.clear();
+        self.line.extend_from_slice(b"{\"create\":{\"_index\":");
+        match &self.index {
+            Some(index) => write_json_str(&mut self.line, index.as_bytes()),
+            None => write_json_str(&mut self.line, self.stream.index_of(self.kind).as_bytes()),
+        }
+        if let Some(p) = pipeline {
+            self.line.extend_from_slice(b",\"pipeline\":");
+            write_json_str(&mut self.line, p.as_bytes());
+        }
+    }
+
+    /// Whether documents go to a data stream (and so carry `data_stream` fields).
+    pub(super) fn is_stream(&self) -> bool {
+        self.index.is_none()
+    }
 }
 
 /// Document ids assigned by the exporter: a random per-instance prefix and a counter, 22
@@ -53,7 +121,7 @@ pub struct BulkEncoder {
 /// retried item carries the id of its first attempt, so an attempt whose answer was lost but
 /// which did index the document is answered 409 on `create`, and the document is not stored
 /// twice.
-struct Ids {
+pub(super) struct Ids {
     /// The prefix's 11 characters, written once.
     prefix: [u8; 11],
     next: u64,
@@ -72,7 +140,7 @@ fn id_digits(mut v: u64) -> [u8; 11] {
 }
 
 impl Ids {
-    fn write(&mut self, out: &mut Vec<u8>) {
+    pub(super) fn write(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"_id\":\"");
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(&id_digits(self.next));
@@ -81,20 +149,101 @@ impl Ids {
     }
 }
 
+/// What encoding produced, item by item: the items to send (in the request body, each with
+/// its number) and those refused before sending, and for every item the signal and how many
+/// spans, data points or log records it delivers once settled.
+#[derive(Default)]
+pub struct Items {
+    /// Where each item to send ends in the request body.
+    pub ends: Vec<usize>,
+    /// Each item to send's number among all items.
+    pub numbers: Vec<usize>,
+    /// Per item, by number.
+    pub units: Vec<(Signal, u32)>,
+    pub refused: Vec<Refused>,
+}
+
+/// An item that cannot be indexed as encoded (a metric name twice in one document): never
+/// sent, it goes to the dead letter like an item Elasticsearch refused.
+pub struct Refused {
+    pub item: usize,
+    /// Its action and document lines, for the dead letter.
+    pub bytes: Vec<u8>,
+    pub why: Why,
+}
+
+impl Items {
+    /// All items so far.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// An item to send, ending at `end` in the body.
+    pub fn sent(&mut self, end: usize, signal: Signal, units: u32) {
+        self.ends.push(end);
+        self.numbers.push(self.units.len());
+        self.units.push((signal, units));
+    }
+
+    pub fn refuse(&mut self, bytes: Vec<u8>, why: Why, signal: Signal, units: u32) {
+        self.refused.push(Refused {
+            item: self.units.len(),
+            bytes,
+            why,
+        });
+        self.units.push((signal, units));
+    }
+
+    /// Drops the items from number `items` and body position `end` on: what an entry that
+    /// turned out malformed had written.
+    pub fn truncate(&mut self, items: usize) {
+        self.units.truncate(items);
+        let keep = self.numbers.iter().take_while(|n| **n < items).count();
+        self.numbers.truncate(keep);
+        self.ends.truncate(keep);
+        self.refused.retain(|r| r.item < items);
+    }
+}
+
+/// The static indices configured instead of data streams, per signal.
+#[derive(Debug, Clone, Default)]
+pub struct StaticIndices {
+    pub logs: Option<String>,
+    pub traces: Option<String>,
+    pub metrics: Option<String>,
+}
+
 impl BulkEncoder {
+    /// An encoder writing logs to `index` (else data streams); see [`BulkEncoder::with_indices`].
     pub fn new(mode: Mode, index: Option<String>, pipeline: Option<String>) -> Self {
+        Self::with_indices(
+            mode,
+            StaticIndices {
+                logs: index,
+                ..StaticIndices::default()
+            },
+            pipeline,
+        )
+    }
+
+    pub fn with_indices(mode: Mode, indices: StaticIndices, pipeline: Option<String>) -> Self {
         BulkEncoder {
             mode,
-            index,
             pipeline,
-            last_parts: None,
-            stream: DataStream::from_parts((None, None), ""),
-            action: Vec::new(),
+            logs: Actions::new("logs", indices.logs),
+            traces: Actions::new("traces", indices.traces),
+            metrics: Actions::new("metrics", indices.metrics),
             ids: None,
         }
     }
 
     /// Gives every document an `_id`: `prefix` (random, per exporter instance) and a counter.
+    /// Metric documents go to time series data streams, where Elasticsearch derives the id
+    /// from the dimensions and the timestamp and refuses one from the client: they get none.
     pub fn with_ids(mut self, prefix: u64) -> Self {
         self.ids = Some(Ids {
             prefix: id_digits(prefix),
@@ -119,31 +268,13 @@ impl BulkEncoder {
     /// Appends one item: the action line and the document line.
     pub fn encode(&mut self, r: &LogRecord, origin: &Origin, out: &mut Vec<u8>) {
         let parts = DataStream::parts(r, origin);
-        let same = self
-            .last_parts
-            .as_ref()
-            .is_some_and(|(d, n)| d.as_deref() == parts.0 && n.as_deref() == parts.1);
-        if !same {
-            let suffix = if self.mode == Mode::Otel { ".otel" } else { "" };
-            self.stream = DataStream::from_parts(parts, suffix);
-            self.last_parts = Some((parts.0.map(str::to_string), parts.1.map(str::to_string)));
-            self.action.clear();
-            self.action.extend_from_slice(b"{\"create\":{\"_index\":");
-            match &self.index {
-                Some(index) => write_json_str(&mut self.action, index.as_bytes()),
-                None => write_json_str(&mut self.action, self.stream.index().as_bytes()),
-            }
-            if let Some(p) = &self.pipeline {
-                self.action.extend_from_slice(b",\"pipeline\":");
-                write_json_str(&mut self.action, p.as_bytes());
-            }
-        }
-        out.extend_from_slice(&self.action);
+        self.logs.select(parts, self.mode, self.pipeline.as_deref());
+        out.extend_from_slice(&self.logs.line);
         if let Some(ids) = &mut self.ids {
             ids.write(out);
         }
         out.extend_from_slice(b"}}\n");
-        let stream = &self.stream;
+        let stream = &self.logs.stream;
         match self.mode {
             Mode::Otel => otel(r, origin, stream, out),
             Mode::Ecs => ecs(r, origin, stream, out),

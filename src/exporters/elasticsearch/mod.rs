@@ -51,9 +51,13 @@
 pub mod bulk;
 pub mod dead_letter;
 pub mod mapping;
+pub mod metrics;
+pub mod origin;
 pub mod response;
 pub mod retry;
 pub mod routing;
+pub mod spans;
+pub mod wire_json;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -71,15 +75,16 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::component::{Built, Context, LOGS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, byte_size, decode, duration};
 use crate::exporters::QueueConfig;
-use crate::exporters::elasticsearch::bulk::{Metrics, Request, Sender};
+use crate::exporters::elasticsearch::bulk::{Metrics, Request, Scratch, Sender};
 use crate::exporters::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
-use crate::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
+use crate::exporters::elasticsearch::mapping::{BulkEncoder, Mode, StaticIndices};
 use crate::exporters::elasticsearch::retry::RetryConfig;
 use crate::exporters::client::{self, Compression};
 use crate::exporters::tls::Tls;
+use crate::model::Signal;
 use crate::pipeline::queue::{self, Take};
 use crate::pipeline::{BoxFuture, Exporter};
 use crate::shutdown::Shutdown;
@@ -115,9 +120,17 @@ pub struct Config {
     /// One bulk request's time limit; a request that runs out is retried whole. Default `90s`.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
-    /// Every document goes to this index instead of a data stream.
+    /// Every log record (and span event) goes to this index instead of a data stream.
     #[serde(default)]
     pub logs_index: Option<String>,
+    /// Every span goes to this index instead of a data stream.
+    #[serde(default)]
+    pub traces_index: Option<String>,
+    /// Every metric document goes to this index instead of a data stream. It must still be a
+    /// time series data stream (or an index in `time_series` mode) for the grouping to mean
+    /// anything; a plain index takes the documents too.
+    #[serde(default)]
+    pub metrics_index: Option<String>,
     /// Ingest pipeline for every document.
     #[serde(default)]
     pub pipeline: Option<String>,
@@ -211,7 +224,12 @@ pub struct ElasticsearchExporter {
 }
 
 /// The `elasticsearch` exporter type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("elasticsearch", LOGS, build, "{endpoint: 'http://localhost:9200'}");
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new(
+    "elasticsearch",
+    ALL_SIGNALS,
+    build,
+    "{endpoint: 'http://localhost:9200'}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
@@ -369,7 +387,12 @@ fn prepare(path: &str, cfg: &Config, errors: &mut Vec<ConfigError>) -> Prepared 
     }
     cfg.sending_queue.check(path, errors);
     cfg.retry.check(path, errors);
-    for (field, value) in [("logs_index", &cfg.logs_index), ("pipeline", &cfg.pipeline)] {
+    for (field, value) in [
+        ("logs_index", &cfg.logs_index),
+        ("traces_index", &cfg.traces_index),
+        ("metrics_index", &cfg.metrics_index),
+        ("pipeline", &cfg.pipeline),
+    ] {
         if value.as_deref().is_some_and(str::is_empty) {
             errors.push(ConfigError::new(at(field), "must not be empty"));
         }
@@ -412,6 +435,17 @@ impl Exporter for ElasticsearchExporter {
     fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {
         Box::pin(self.serve(queue, deadline))
     }
+
+    fn refuses(&self, signal: Signal) -> Option<String> {
+        match (self.cfg.mapping.mode, signal) {
+            (_, Signal::Logs) | (Mode::Otel, _) => None,
+            (mode, signal) => Some(format!(
+                "mapping.mode {} takes logs only; {} need mapping.mode otel",
+                mode.name(),
+                signal.name()
+            )),
+        }
+    }
 }
 
 impl ElasticsearchExporter {
@@ -435,11 +469,13 @@ impl ElasticsearchExporter {
                 return;
             }
         };
-        let mut encoder = BulkEncoder::new(
-            cfg.mapping.mode,
-            cfg.logs_index.clone(),
-            cfg.pipeline.clone(),
-        );
+        let indices = StaticIndices {
+            logs: cfg.logs_index.clone(),
+            traces: cfg.traces_index.clone(),
+            metrics: cfg.metrics_index.clone(),
+        };
+        let mut encoder = BulkEncoder::with_indices(cfg.mapping.mode, indices, cfg.pipeline.clone());
+        let mut scratch = Scratch::default();
         if cfg.assign_ids {
             let random = std::collections::hash_map::RandomState::new()
                 .build_hasher()
@@ -469,13 +505,13 @@ impl ElasticsearchExporter {
                 return;
             }
             let mut req = Request::with_capacity(cfg.flush.bytes);
-            req.add(first, &mut encoder);
+            req.add(first, &mut encoder, &mut scratch);
             let deadline = tokio::time::Instant::now() + cfg.flush.interval;
             let mut permit = None;
             loop {
                 if req.len() < cfg.flush.bytes {
                     queue.take_ready(|e| {
-                        req.add(e, &mut encoder);
+                        req.add(e, &mut encoder, &mut scratch);
                         if req.len() < cfg.flush.bytes {
                             Take::More
                         } else {
@@ -494,7 +530,7 @@ impl ElasticsearchExporter {
                 }
                 tokio::select! {
                     next = queue.recv() => match next {
-                        Some(e) => req.add(e, &mut encoder),
+                        Some(e) => req.add(e, &mut encoder, &mut scratch),
                         None => { closed = true; break; }
                     },
                     p = Arc::clone(&workers).acquire_owned(), if cfg.flush.eager => {

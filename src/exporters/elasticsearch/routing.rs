@@ -1,7 +1,8 @@
-//! Which index a log record goes to: a static `logs_index`, or the data stream
-//! `logs-<dataset>-<namespace>` named by the record's `data_stream.dataset` /
-//! `data_stream.namespace` attributes (record first, then scope, then resource), as the OTel
-//! Collector's Elasticsearch exporter routes.
+//! Which index a document goes to: a static index (`logs_index`, `traces_index`,
+//! `metrics_index`), or the data stream `<type>-<dataset>-<namespace>` named by the
+//! `data_stream.dataset` / `data_stream.namespace` attributes (the record's, span's or data
+//! point's first, then the scope's, then the resource's), as the OTel Collector's Elasticsearch
+//! exporter routes.
 
 use crate::model::{KeyValue, LogRecord, Origin, Value};
 
@@ -46,8 +47,14 @@ impl DataStream {
         }
     }
 
+    /// The logs data stream's name.
     pub fn index(&self) -> String {
-        format!("logs-{}-{}", self.dataset, self.namespace)
+        self.index_of("logs")
+    }
+
+    /// The name of the data stream of type `kind` (`logs`, `traces`, `metrics`).
+    pub fn index_of(&self, kind: &str) -> String {
+        format!("{kind}-{}-{}", self.dataset, self.namespace)
     }
 }
 

@@ -232,7 +232,7 @@ fn split_cuts_inside_a_resource_and_both_halves_keep_it() {
 }
 
 #[test]
-fn metrics_are_cut_between_whole_metrics() {
+fn metrics_are_cut_between_whole_scopes_never_inside_one() {
     let point = |v: f64| NumberDataPoint {
         value: Some(number_data_point::Value::AsDouble(v)),
         ..Default::default()
@@ -244,28 +244,30 @@ fn metrics_are_cut_between_whole_metrics() {
         })),
         ..Default::default()
     };
+    let scope = |names: &[&str]| ScopeMetrics {
+        metrics: names.iter().map(|n| gauge(n)).collect(),
+        ..Default::default()
+    };
     let bytes = Bytes::from(
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![gauge("m1"), gauge("m2"), gauge("m3")],
-                    ..Default::default()
-                }],
+                scope_metrics: vec![scope(&["m1"]), scope(&["m2", "m3"]), scope(&["m4"])],
                 ..Default::default()
             }],
         }
         .encode_to_vec(),
     );
     let mut batch = decode_metrics(&bytes).unwrap();
-    assert_eq!(batch.len(), 6);
+    assert_eq!(batch.len(), 8);
     let head = batch.split_to(3);
     assert_eq!(
         (head.len(), batch.len()),
-        (2, 4),
-        "m1 only: m2 would pass 3"
+        (2, 6),
+        "the first scope only: the second would pass 3, and is not cut between m2 and m3"
     );
     let single = batch.split_to(1);
-    assert_eq!(single.len(), 2, "one metric, over the size");
+    assert_eq!(single.len(), 4, "one whole scope, over the size");
+    assert_eq!(batch.len(), 2);
 }
 
 #[test]

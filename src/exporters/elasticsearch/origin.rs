@@ -1,0 +1,176 @@
+//! The resource and the instrumentation scope of encoded spans and metrics: read once per
+//! `ResourceSpans` / `ScopeSpans` (or the metrics equivalents) and rendered once as JSON, which
+//! every document under them copies.
+
+use std::ops::Range;
+
+use super::wire_json::{Kv, push_kv, write_count_field, write_object, write_str_field};
+use crate::otlp::wire::{DecodeError, Fields, Wire};
+
+/// The data stream attributes: routing, not content, so never written into a document.
+pub fn is_routing(key: &[u8]) -> bool {
+    matches!(
+        key,
+        b"data_stream.dataset" | b"data_stream.namespace" | b"data_stream.type"
+    )
+}
+
+/// A resource or scope: its attributes (for routing) and its JSON, `"resource":{...}` or
+/// `"scope":{...}`.
+#[derive(Default)]
+pub struct Rendered {
+    pub kvs: Vec<Kv>,
+    pub json: Vec<u8>,
+    /// Its encoded bytes, where grouping needs to tell resources and scopes apart.
+    pub bytes: Range<usize>,
+}
+
+/// The top-level fields of a `ResourceSpans`/`ResourceMetrics` or of a `ScopeSpans` /
+/// `ScopeMetrics`: the resource or scope (field 1), the repeated children (field 2) and the
+/// schema URL (field 3).
+pub struct Parts {
+    pub head: Option<Range<usize>>,
+    pub children: Vec<Range<usize>>,
+    pub schema_url: Range<usize>,
+}
+
+impl Parts {
+    pub fn read(buf: &[u8], s: usize, e: usize) -> Result<Parts, DecodeError> {
+        let mut parts = Parts {
+            head: None,
+            children: Vec::new(),
+            schema_url: s..s,
+        };
+        let mut f = Fields::new(buf, s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Len(a, b)) => parts.head = Some(a..b),
+                (2, Wire::Len(a, b)) => parts.children.push(a..b),
+                (3, Wire::Len(a, b)) => parts.schema_url = a..b,
+                _ => {}
+            }
+        }
+        Ok(parts)
+    }
+}
+
+impl Rendered {
+    /// `"resource":{"schema_url":..,"attributes":{..},"dropped_attributes_count":n}` from a
+    /// `Resource` message, as the Collector writes it.
+    pub fn resource(
+        &mut self,
+        buf: &[u8],
+        msg: Option<Range<usize>>,
+        schema_url: Range<usize>,
+        stringify: bool,
+    ) -> Result<(), DecodeError> {
+        self.kvs.clear();
+        self.json.clear();
+        let msg = msg.unwrap_or(0..0);
+        self.bytes = msg.clone();
+        let mut dropped = 0;
+        let mut f = Fields::new(buf, msg.start, msg.end);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Len(a, b)) => push_kv(buf, a, b, &mut self.kvs)?,
+                (2, Wire::Varint(n)) => dropped = n,
+                _ => {}
+            }
+        }
+        let out = &mut self.json;
+        out.extend_from_slice(b"\"resource\":{\"_\":0");
+        write_str_field(out, b"\"schema_url\"", &buf[schema_url]);
+        if !self.kvs.is_empty() {
+            out.extend_from_slice(b",\"attributes\":");
+            write_object(out, buf, &self.kvs, is_routing, stringify)?;
+        }
+        write_count_field(out, b"\"dropped_attributes_count\"", dropped);
+        out.push(b'}');
+        strip_placeholder(out, b"\"resource\":".len());
+        Ok(())
+    }
+
+    /// `"scope":{"schema_url":..,"name":..,"version":..,"attributes":{..},
+    /// "dropped_attributes_count":n}` from an `InstrumentationScope` message.
+    pub fn scope(
+        &mut self,
+        buf: &[u8],
+        msg: Option<Range<usize>>,
+        schema_url: Range<usize>,
+        stringify: bool,
+    ) -> Result<(), DecodeError> {
+        self.kvs.clear();
+        self.json.clear();
+        let msg = msg.unwrap_or(0..0);
+        self.bytes = msg.clone();
+        let (mut name, mut version, mut dropped) = (0..0, 0..0, 0);
+        let mut f = Fields::new(buf, msg.start, msg.end);
+        while let Some((field, wire)) = f.next_field()? {
+            match (field, wire) {
+                (1, Wire::Len(a, b)) => name = a..b,
+                (2, Wire::Len(a, b)) => version = a..b,
+                (3, Wire::Len(a, b)) => push_kv(buf, a, b, &mut self.kvs)?,
+                (4, Wire::Varint(n)) => dropped = n,
+                _ => {}
+            }
+        }
+        let out = &mut self.json;
+        out.extend_from_slice(b"\"scope\":{\"_\":0");
+        write_str_field(out, b"\"schema_url\"", &buf[schema_url]);
+        write_str_field(out, b"\"name\"", &buf[name]);
+        write_str_field(out, b"\"version\"", &buf[version]);
+        if !self.kvs.is_empty() {
+            out.extend_from_slice(b",\"attributes\":");
+            write_object(out, buf, &self.kvs, is_routing, stringify)?;
+        }
+        write_count_field(out, b"\"dropped_attributes_count\"", dropped);
+        out.push(b'}');
+        strip_placeholder(out, b"\"scope\":".len());
+        Ok(())
+    }
+}
+
+/// The writers above start every optional field with a comma; a `"_":0` placeholder takes the
+/// first one and is cut out here, so that no field needs to know whether it is first.
+/// `open` is where the object's `{` is.
+pub fn strip_placeholder(out: &mut Vec<u8>, open: usize) {
+    const MARK: &[u8] = b"{\"_\":0";
+    debug_assert_eq!(out.get(open..open + MARK.len()), Some(MARK));
+    let after = open + MARK.len();
+    let cut = if out.get(after) == Some(&b',') {
+        after + 1
+    } else {
+        after
+    };
+    out.drain(open + 1..cut);
+}
+
+/// Finds a routing attribute's value: the item's own attributes first, then the scope's,
+/// then the resource's.
+pub fn route<'a>(
+    buf: &'a [u8],
+    own: &[Kv],
+    scope: &Rendered,
+    resource: &Rendered,
+    key: &str,
+) -> Option<&'a str> {
+    use super::wire_json::str_attr;
+    str_attr(buf, own, key)
+        .or_else(|| str_attr(buf, &scope.kvs, key))
+        .or_else(|| str_attr(buf, &resource.kvs, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_placeholder_goes_with_the_comma_after_it() {
+        let mut a = b"\"scope\":{\"_\":0,\"name\":\"x\"}".to_vec();
+        strip_placeholder(&mut a, 8);
+        assert_eq!(a, b"\"scope\":{\"name\":\"x\"}");
+        let mut b = b"\"scope\":{\"_\":0}".to_vec();
+        strip_placeholder(&mut b, 8);
+        assert_eq!(b, b"\"scope\":{}");
+    }
+}
