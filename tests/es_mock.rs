@@ -139,3 +139,37 @@ fn limits_gzip_and_auth_are_whole_request_answers() {
             "reason": "Malformed action/metadata line [1], expected START_OBJECT"}, "status": 400})
     );
 }
+
+#[test]
+fn metrics_indices_are_time_series_ids_derived_conflicts_409_and_client_ids_refused() {
+    let mock = Mock::start(&[]);
+    let doc = |t: u64, v: u64| {
+        format!(
+            "{{\"@timestamp\":{t},\"attributes\":{{\"host\":\"a\"}},\"_metric_names_hash\":\"1f\",\"metrics\":{{\"cpu\":{v}}}}}"
+        )
+    };
+    let action = "{\"create\":{\"_index\":\"metrics-generic.otel-default\",\"dynamic_templates\":{\"metrics.cpu\":\"gauge_long\"}}}";
+    let body = format!(
+        "{action}\n{}\n{action}\n{}\n{action}\n{}\n{{\"create\":{{\"_index\":\"metrics-generic.otel-default\",\"_id\":\"x\"}}}}\n{}\n",
+        doc(1000, 1),
+        doc(1000, 2),
+        doc(2000, 3),
+        doc(3000, 4)
+    );
+    let v = json_of(&mock.bulk(body.as_bytes(), &[]));
+    let status = |i: usize| v["items"][i]["create"]["status"].as_u64();
+    assert_eq!(status(0), Some(201));
+    assert_eq!(status(1), Some(409), "same series, same time: a conflict");
+    assert_eq!(
+        v["items"][1]["create"]["error"]["type"],
+        "version_conflict_engine_exception"
+    );
+    assert_eq!(status(2), Some(201), "another time: another document");
+    assert_eq!(status(3), Some(400), "a client _id in a time series index");
+    let reason = v["items"][3]["create"]["error"]["reason"].as_str().unwrap();
+    assert!(reason.contains("time_series mode"), "{reason}");
+    let docs = mock.docs();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["dynamic_templates"]["metrics.cpu"], "gauge_long");
+    assert_eq!(docs[0]["_id"], v["items"][0]["create"]["_id"]);
+}

@@ -8,6 +8,12 @@
 //! - `POST /_bulk`, `POST /<index>/_bulk`: NDJSON action/source pairs (gzip bodies too);
 //!   answers `took`, `errors`, `items[].{create|index}.{_index,_id,status,error{type,reason}}`.
 //!   A `create` whose `_id` exists gets 409 `version_conflict_engine_exception`.
+//! - `metrics-*` indices behave as time series data streams (Elasticsearch's `metrics-*.otel-*`
+//!   template is one): an action with an `_id` is refused 400 (`_id must be unset ... is in
+//!   time_series mode`); the id is derived from the document's dimensions (`attributes`,
+//!   `resource.attributes`, `scope.attributes`, `unit`, `_metric_names_hash`, `data_stream`)
+//!   and `@timestamp`, so a second document of the same series and time gets 409
+//!   `version_conflict_engine_exception`, as Elasticsearch answers it.
 //! - Whole-request answers: 413 over `--max-content-length`, 503 while down, 401 without the
 //!   `--require-auth` header, 400 for a malformed body.
 //! - Faults: `--reject-share F` answers that share of items 429 `es_rejected_execution_exception`
@@ -15,7 +21,8 @@
 //!   NAME is not a number fail with 400 `document_parsing_exception`, as a `long` mapping does;
 //!   `--down-seconds S` answers 503 to everything for the first S seconds; `--latency-ms`.
 //! - `--discard` (benchmarks): documents are counted, not parsed or stored; every item 201.
-//! - Inspection: `GET /_mock/docs` (NDJSON of `{_index,_id,_source}`), `GET /_mock/stats`,
+//! - Inspection: `GET /_mock/docs` (NDJSON of `{_index,_id,_source}`, with the action's
+//!   `dynamic_templates` when it had some), `GET /_mock/stats`,
 //!   `POST /_mock/down?seconds=N`, `POST /_mock/reject?share=F&seconds=N`.
 
 use std::collections::HashSet;
@@ -84,7 +91,7 @@ struct State {
     args: Args,
     down_until: Option<Instant>,
     reject: (f64, Option<Instant>),
-    docs: Vec<(String, String, Value)>,
+    docs: Vec<Stored>,
     ids: HashSet<(String, String)>,
     next_id: u64,
     seq: u64,
@@ -93,6 +100,43 @@ struct State {
 }
 
 type Shared = Arc<Mutex<State>>;
+
+/// A stored document: index, id, source, and the dynamic templates its action named.
+struct Stored {
+    index: String,
+    id: String,
+    source: Value,
+    templates: Option<Value>,
+}
+
+/// Whether `index` is a time series data stream here: Elasticsearch's built-in `metrics-*-*`
+/// templates (the OTel one included) use `index.mode: time_series`.
+fn is_time_series(index: &str) -> bool {
+    index.starts_with("metrics-")
+}
+
+/// The id a time series data stream derives for `source`: a hash of its dimensions and
+/// `@timestamp` (Elasticsearch hashes the `_tsid` and the timestamp; any stable function of
+/// the same inputs keeps the contract that matters: same series and time, same id).
+fn time_series_id(source: &Value) -> String {
+    let dims = json!({
+        "attributes": source.get("attributes"),
+        "resource": source.pointer("/resource/attributes"),
+        "scope": source.pointer("/scope/attributes"),
+        "unit": source.get("unit"),
+        "names": source.get("_metric_names_hash"),
+        "data_stream": source.get("data_stream"),
+        "@timestamp": source.get("@timestamp"),
+    });
+    // serde_json's maps are sorted: the text is canonical.
+    let text = dims.to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("ts-{h:016x}")
+}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -216,8 +260,12 @@ async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> 
         ("GET", "/_mock/docs") => {
             let s = state.lock().expect("not poisoned");
             let mut out = String::new();
-            for (index, id, source) in &s.docs {
-                out.push_str(&json!({"_index": index, "_id": id, "_source": source}).to_string());
+            for d in &s.docs {
+                let mut line = json!({"_index": d.index, "_id": d.id, "_source": d.source});
+                if let Some(t) = &d.templates {
+                    line["dynamic_templates"] = t.clone();
+                }
+                out.push_str(&line.to_string());
                 out.push('\n');
             }
             let mut resp = answer(200, Value::Null);
@@ -413,13 +461,38 @@ async fn bulk(
             );
         };
         s.stats.items += 1;
-        let id = match meta.get("_id").and_then(Value::as_str) {
-            Some(id) => id.to_string(),
+        let time_series = is_time_series(&index);
+        let given = meta.get("_id").and_then(Value::as_str).map(str::to_string);
+        let id = match &given {
+            Some(id) => id.clone(),
+            None if time_series => String::new(), // derived from the source, below
             None => {
                 s.next_id += 1;
                 format!("mock-{}", s.next_id)
             }
         };
+        let templates = meta.get("dynamic_templates").cloned();
+        let mut id = id;
+        if time_series {
+            if let Some(given) = &given {
+                s.stats.mapping_errors += 1;
+                errors = true;
+                let reason = format!(
+                    "_id must be unset or set to [{}] but was [{given}] because [{index}] is in \
+                     time_series mode",
+                    serde_json::from_slice::<Value>(source_line)
+                        .map(|v| time_series_id(&v))
+                        .unwrap_or_default()
+                );
+                let item = json!({ op.clone(): {"_index": index, "_id": given, "status": 400,
+                    "error": {"type": "illegal_argument_exception", "reason": reason}}});
+                items.push(item);
+                continue;
+            }
+            if let Ok(v) = serde_json::from_slice::<Value>(source_line) {
+                id = time_series_id(&v);
+            }
+        }
         let item = |status: u16, extra: Value| {
             let mut o = json!({"_index": index, "_id": id, "status": status});
             if let (Value::Object(o), Value::Object(extra)) = (&mut o, extra) {
@@ -471,7 +544,7 @@ async fn bulk(
             ));
             continue;
         }
-        if op == "create" && s.ids.contains(&(index.clone(), id.clone())) {
+        if (op == "create" || time_series) && s.ids.contains(&(index.clone(), id.clone())) {
             s.stats.conflicts += 1;
             errors = true;
             let reason =
@@ -483,7 +556,12 @@ async fn bulk(
             continue;
         }
         s.ids.insert((index.clone(), id.clone()));
-        s.docs.push((index.clone(), id.clone(), source));
+        s.docs.push(Stored {
+            index: index.clone(),
+            id: id.clone(),
+            source,
+            templates,
+        });
         s.stats.created += 1;
         s.seq += 1;
         let seq = s.seq;

@@ -371,6 +371,30 @@ service:
     }
 
     #[test]
+    fn an_elasticsearch_exporter_in_ecs_mode_is_refused_in_traces_and_metrics_pipelines() {
+        let errs = errors(
+            r#"
+receivers: { otlp: { protocols: { grpc: } } }
+exporters:
+  elasticsearch/ecs: { endpoint: "http://es:9200", mapping: { mode: ecs } }
+  elasticsearch: { endpoint: "http://es:9200" }
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [elasticsearch/ecs, elasticsearch] }
+    metrics: { receivers: [otlp], exporters: [elasticsearch, elasticsearch/ecs] }
+    logs: { receivers: [otlp], exporters: [elasticsearch/ecs, elasticsearch] }
+"#,
+        );
+        assert_eq!(
+            errs,
+            [
+                "service.pipelines.metrics.exporters[1]: exporter \"elasticsearch/ecs\": mapping.mode ecs takes logs only; metrics need mapping.mode otel",
+                "service.pipelines.traces.exporters[0]: exporter \"elasticsearch/ecs\": mapping.mode ecs takes logs only; traces need mapping.mode otel",
+            ]
+        );
+    }
+
+    #[test]
     fn one_receiver_feeds_several_pipelines_and_exporters_are_shared() {
         let svc = load(
             r#"

@@ -1,7 +1,8 @@
 """Sends N spans and a few metrics through the OpenTelemetry Python SDK's OTLP exporters.
 
-Usage: send_telemetry.py ENDPOINT N [http|grpc]. ENDPOINT is host:port (gRPC) or http://host:port
-(HTTP; /v1/traces and /v1/metrics are added). Prints, as JSON, every span exactly as the SDK
+Usage: send_telemetry.py ENDPOINT N [http|grpc] [all]. ENDPOINT is host:port (gRPC) or
+http://host:port (HTTP; /v1/traces and /v1/metrics are added). With `all`, a gauge and an
+exponential histogram are recorded too (every kind of instrument). Prints, as JSON, every span exactly as the SDK
 exported it (a copy goes to an in-memory exporter) and the metric values recorded, so the test
 can compare what arrives field by field.
 """
@@ -18,6 +19,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 endpoint, n = sys.argv[1], int(sys.argv[2])
 protocol = sys.argv[3] if len(sys.argv) > 3 else "http"
+every_kind = len(sys.argv) > 4 and sys.argv[4] == "all"
 if protocol == "grpc":
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
@@ -50,9 +52,15 @@ with tracer.start_as_current_span("checkout", kind=SpanKind.SERVER) as root:
             if i % 3 == 0:
                 span.set_status(Status(StatusCode.ERROR, "declined %d" % i))
 
+views = []
+if every_kind:
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+    views = [View(instrument_name="payload", aggregation=ExponentialBucketHistogramAggregation(max_size=20))]
 metering = MeterProvider(
     resource=resource,
     metric_readers=[PeriodicExportingMetricReader(metrics_out, export_interval_millis=3_600_000)],
+    views=views,
 )
 meter = metering.get_meter("shop", "2.0.0")
 orders = meter.create_counter("orders", unit="1", description="Orders placed")
@@ -60,6 +68,17 @@ latency = meter.create_histogram("latency", unit="ms")
 for i in range(n):
     orders.add(2, {"region": "eu" if i % 2 else "us"})
     latency.record(i * 10.0)
+extra = {}
+if every_kind:
+    temperature = meter.create_gauge("temperature", unit="Cel")
+    payload = meter.create_histogram("payload", unit="By")
+    for i in range(n):
+        temperature.set(20.0 + i, {"region": "eu" if i % 2 else "us"})
+        payload.record(float(2 ** (i % 10)))
+    extra = {
+        "temperature": {r: 20.0 + max(i for i in range(n) if (i % 2 == 1) == (r == "eu")) for r in ("eu", "us")},
+        "payload": {"count": n, "sum": sum(float(2 ** (i % 10)) for i in range(n))},
+    }
 
 tracing.force_flush()
 tracing.shutdown()
@@ -93,4 +112,4 @@ for s in memory.get_finished_spans():
         }
     )
 print(json.dumps({"spans": spans, "orders": {"eu": 2 * (n // 2), "us": 2 * (n - n // 2)},
-                  "latency": {"count": n, "sum": sum(i * 10.0 for i in range(n))}}))
+                  "latency": {"count": n, "sum": sum(i * 10.0 for i in range(n))}, **extra}))
