@@ -241,5 +241,186 @@ fn es_bulk(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, otlp, es_bulk);
+/// 100 spans of a checkout service as an SDK sends them: five attributes each, every other span
+/// with an event, every tenth with a link, under five resource attributes.
+fn spans_request() -> Bytes {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    use prost::Message;
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let s = |t: &str| V::StringValue(t.into());
+    let spans = (0..100u64)
+        .map(|i| Span {
+            trace_id: vec![i as u8 | 1; 16],
+            span_id: vec![i as u8 | 1; 8],
+            parent_span_id: vec![7; 8],
+            name: "GET /api/orders/{id}".into(),
+            kind: 2,
+            start_time_unix_nano: 1_763_800_000_000_000_000 + i * 1_000,
+            end_time_unix_nano: 1_763_800_000_000_000_000 + i * 1_000 + 250_000,
+            attributes: vec![
+                kv("http.request.method", s("GET")),
+                kv("http.route", s("/api/orders/{id}")),
+                kv("http.response.status_code", V::IntValue(200)),
+                kv("user.id", s(&format!("u{}", i * 7))),
+                kv("server.address", s("checkout.shop.svc")),
+            ],
+            events: if i % 2 == 0 {
+                vec![span::Event {
+                    time_unix_nano: 1_763_800_000_000_100_000 + i,
+                    name: "cache.miss".into(),
+                    attributes: vec![kv("cache.key", s(&format!("order:{i}")))],
+                    ..Default::default()
+                }]
+            } else {
+                vec![]
+            },
+            links: if i % 10 == 0 {
+                vec![span::Link {
+                    trace_id: vec![3; 16],
+                    span_id: vec![4; 8],
+                    ..Default::default()
+                }]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        })
+        .collect();
+    Bytes::from(
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", s("checkout")),
+                        kv("service.version", s("1.4.2")),
+                        kv("k8s.namespace.name", s("shop")),
+                        kv("k8s.pod.name", s("checkout-7d9f8b6c4-x2x9z")),
+                        kv("host.name", s("node-3")),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// 100 data points: `series` attribute sets (pods), each with `100 / series` gauge and sum
+/// metrics, as kubelet stats arrive: every point of a pod shares its time and attributes.
+fn metrics_request(series: usize) -> Bytes {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+        number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(V::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let per = 100 / series;
+    let point = |pod: usize, v: f64| NumberDataPoint {
+        attributes: vec![
+            kv("k8s.pod.name", &format!("checkout-{pod}")),
+            kv("k8s.namespace.name", "shop"),
+        ],
+        start_time_unix_nano: 1_763_700_000_000_000_000,
+        time_unix_nano: 1_763_800_000_000_000_000,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    };
+    let metrics = (0..per)
+        .map(|m| Metric {
+            name: format!("k8s.pod.metric_{m}"),
+            unit: "1".into(),
+            data: Some(if m % 2 == 0 {
+                metric::Data::Gauge(Gauge {
+                    data_points: (0..series).map(|p| point(p, m as f64 * 1.5)).collect(),
+                })
+            } else {
+                metric::Data::Sum(Sum {
+                    data_points: (0..series).map(|p| point(p, m as f64 * 100.0)).collect(),
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                })
+            }),
+            ..Default::default()
+        })
+        .collect();
+    Bytes::from(
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("k8s.node.name", "node-3"), kv("service.name", "kubelet")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// `_bulk` encoding of spans and of metric data points in otel mode, straight from the OTLP
+/// bytes as the exporter does. Throughput is in documents: 150 for the spans (100 spans, 50
+/// events); for metrics 100 (one point per series) or 20 (5 points each).
+fn es_bulk_signals(c: &mut Criterion) {
+    use sluice::exporters::elasticsearch::bulk::Scratch;
+    use sluice::exporters::elasticsearch::mapping::{BulkEncoder, Items, Mode};
+    let spans = sluice::otlp::raw::decode_traces(&spans_request()).unwrap();
+    let mut g = c.benchmark_group("es_bulk_signals");
+    let mut enc = BulkEncoder::new(Mode::Otel, None, None).with_ids(0x5eed);
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    g.throughput(Throughput::Elements(150));
+    g.bench_function("spans_100_and_50_events", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut items = Items::default();
+            for (entry, n) in &spans.resources {
+                enc.encode_spans(entry, *n, &mut scratch.spans, &mut out, &mut items);
+            }
+            items
+        })
+    });
+    for (name, series) in [
+        ("metrics_100_series_1_point", 100),
+        ("metrics_20_series_5_points", 20),
+    ] {
+        let batch = sluice::otlp::raw::decode_metrics(&metrics_request(series)).unwrap();
+        g.throughput(Throughput::Elements(series as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                let mut items = Items::default();
+                enc.encode_metrics(&batch, &mut scratch.metrics, &mut out, &mut items);
+                items
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, stages, otlp, es_bulk, es_bulk_signals);
 criterion_main!(benches);

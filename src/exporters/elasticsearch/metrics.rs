@@ -29,6 +29,7 @@
 //! repeat is refused, reported and dead-lettered as a document of its own.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -38,7 +39,9 @@ use super::mapping::{BulkEncoder, Items};
 use super::origin::{Parts, Rendered, is_routing, route};
 use super::routing::{DATASET, NAMESPACE};
 use super::spans::data_stream;
-use super::wire_json::{Kv, push_kv, write_f64, write_object, write_str_field, write_u64};
+use super::wire_json::{
+    Kv, push_kv, str_attr, write_f64, write_object, write_str_field, write_u64,
+};
 use crate::codec::write_json_str;
 use crate::model::Signal;
 use crate::otlp::raw::RawBatch;
@@ -69,10 +72,10 @@ struct Point {
 struct Group {
     /// The origin (resource and scope JSON) it is under.
     origin: u32,
-    /// The entry and attributes of its first point, which the document is written with.
+    /// The entry of its first point, whose unit the document is written with.
     entry: u32,
-    first_point: Range<usize>,
-    kind: Kind,
+    /// Its attributes' JSON object in `MetricScratch::attrs_json` (empty: none).
+    attributes: Range<usize>,
     time: u64,
     start: u64,
     unit: Range<usize>,
@@ -93,7 +96,10 @@ pub struct MetricScratch {
     /// Each group's key bytes, in `keys`: compared on a hash match.
     key_ranges: Vec<Range<usize>>,
     keys: Vec<u8>,
-    group_ids: HashMap<u64, Vec<u32>>,
+    /// The first group with a key hash; `chain` links the others with the same hash.
+    group_ids: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    chain: Vec<u32>,
+    attrs_json: Vec<u8>,
     points: Vec<Point>,
     ordered: Vec<Point>,
     kvs: Vec<Kv>,
@@ -112,6 +118,8 @@ impl MetricScratch {
         self.key_ranges.clear();
         self.keys.clear();
         self.group_ids.clear();
+        self.chain.clear();
+        self.attrs_json.clear();
         self.points.clear();
         self.ordered.clear();
     }
@@ -120,6 +128,27 @@ impl MetricScratch {
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh64::xxh64(bytes, 0)
 }
+
+/// Keys that are already hashes (xxh64) are their own hash in the group table.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; fold anything else in rather than panic.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+const NONE: u32 = u32::MAX;
 
 /// What grouping and writing need from a point: attributes, timestamps, flags.
 struct PointHead {
@@ -369,7 +398,18 @@ impl BulkEncoder {
             write_u64(out, n);
         }
         out.extend_from_slice(b",\"_metric_names_hash\":\"");
-        out.extend_from_slice(format!("{names_hash:x}").as_bytes());
+        let mut digits = [0u8; 16];
+        let mut n = names_hash;
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b"0123456789abcdef"[(n & 15) as usize];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[at..]);
         out.extend_from_slice(b"\"}\n");
     }
 
@@ -387,16 +427,10 @@ impl BulkEncoder {
             let s = &self.metrics.stream;
             data_stream(out, b"metrics", &s.dataset, &s.namespace);
         }
-        // The first point's attributes; every point in the group has the same.
-        let mut kvs = Vec::new();
-        let _ = read_head(buf, &group.first_point, group.kind, &mut kvs);
-        if !kvs.is_empty() {
+        // Every point in the group has the same attributes: written once, when it formed.
+        if !group.attributes.is_empty() {
             out.extend_from_slice(b",\"attributes\":");
-            let mark = out.len();
-            if write_object(out, buf, &kvs, is_routing, true).is_err() {
-                out.truncate(mark);
-                out.extend_from_slice(b"{}");
-            }
+            out.extend_from_slice(&sc.attrs_json[group.attributes.clone()]);
         }
         out.push(b',');
         out.extend_from_slice(&sc.origins[group.origin as usize]);
@@ -444,8 +478,13 @@ fn group_entry(n: u32, entry: &Bytes, sc: &mut MetricScratch) -> Result<(), Deco
             let scope = Parts::read(buf, scope.start, scope.end)?;
             sc.scope.scope(buf, scope.head, scope.schema_url, true)?;
             let origin = origin_id(sc);
+            // Routing the points' own attributes do not name falls back to these.
+            let fallback = (
+                route(buf, &[], &sc.scope, &sc.resource, DATASET),
+                route(buf, &[], &sc.scope, &sc.resource, NAMESPACE),
+            );
             for metric in &scope.children {
-                group_metric(n, buf, metric.clone(), origin, sc)?;
+                group_metric(n, buf, metric.clone(), origin, fallback, sc)?;
             }
         }
     }
@@ -474,6 +513,7 @@ fn group_metric(
     buf: &[u8],
     metric: Range<usize>,
     origin: u32,
+    fallback: (Option<&str>, Option<&str>),
     sc: &mut MetricScratch,
 ) -> Result<(), DecodeError> {
     let (mut name, mut unit, mut data) = (0..0, 0..0, None);
@@ -515,8 +555,8 @@ fn group_metric(
         if head.flags & 1 != 0 {
             continue; // no recorded value
         }
-        let dataset = route(buf, &sc.kvs, &sc.scope, &sc.resource, DATASET);
-        let namespace = route(buf, &sc.kvs, &sc.scope, &sc.resource, NAMESPACE);
+        let dataset = str_attr(buf, &sc.kvs, DATASET).or(fallback.0);
+        let namespace = str_attr(buf, &sc.kvs, NAMESPACE).or(fallback.1);
         // The key: origin, routing, timestamps, unit, attributes sorted by key.
         let key = &mut sc.key;
         key.clear();
@@ -545,32 +585,36 @@ fn group_metric(
             key.extend_from_slice(&buf[v.clone()]);
         }
         let h = hash(key);
-        let ids = sc.group_ids.entry(h).or_default();
-        let found = ids
-            .iter()
-            .copied()
-            .find(|&id| sc.keys[sc.key_ranges[id as usize].clone()] == key[..]);
-        let group = match found {
-            Some(id) => id,
-            None => {
-                let id = sc.groups.len() as u32;
-                ids.push(id);
-                let start = sc.keys.len();
-                sc.keys.extend_from_slice(key);
-                sc.key_ranges.push(start..sc.keys.len());
-                sc.groups.push(Group {
-                    origin,
-                    entry: n,
-                    first_point: point.clone(),
-                    kind,
-                    time: head.time,
-                    start: head.start,
-                    unit: unit.clone(),
-                    dataset: dataset.map(str::to_string),
-                    namespace: namespace.map(str::to_string),
-                });
-                id
-            }
+        let mut found = sc.group_ids.get(&h).copied().unwrap_or(NONE);
+        while found != NONE && sc.keys[sc.key_ranges[found as usize].clone()] != key[..] {
+            found = sc.chain[found as usize];
+        }
+        let group = if found != NONE {
+            found
+        } else {
+            let id = sc.groups.len() as u32;
+            sc.chain.push(sc.group_ids.insert(h, id).unwrap_or(NONE));
+            let start = sc.keys.len();
+            sc.keys.extend_from_slice(key);
+            sc.key_ranges.push(start..sc.keys.len());
+            let attributes = if sc.kvs.is_empty() {
+                0..0
+            } else {
+                let at = sc.attrs_json.len();
+                write_object(&mut sc.attrs_json, buf, &sc.kvs, is_routing, true)?;
+                at..sc.attrs_json.len()
+            };
+            sc.groups.push(Group {
+                origin,
+                entry: n,
+                attributes,
+                time: head.time,
+                start: head.start,
+                unit: unit.clone(),
+                dataset: dataset.map(str::to_string),
+                namespace: namespace.map(str::to_string),
+            });
+            id
         };
         sc.points.push(Point {
             entry: n,
