@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# End to end, the EDOT gateway's job: OTLP/HTTP logs -> sluice (otlp -> batch -> elasticsearch)
+# End to end, the EDOT gateway's job: OTLP/HTTP -> sluice (otlp -> batch -> elasticsearch)
 # -> sluice-es-mock (--discard: answers every item 201 without parsing). sluice is pinned to
 # CORE; the load generator and the mock share LOAD_CORES. Each mapping mode (and, for context,
-# a pipeline that forwards the same logs encoded to `debug`) runs in turn under the same load.
-# Prints accepted records/s, sluice's CPU use, and its CPU time per record, which is what the
-# exporter costs whether or not the load saturates sluice's core.
+# a pipeline that forwards the same data encoded to `debug`) runs in turn under the same load.
+# Prints accepted items/s (log records, spans or data points), sluice's CPU use, and its CPU
+# time per item, which is what the exporter costs whether or not the load saturates the core.
 #
 #   bench/otlp_to_es.sh
 #   MODES="otel" COMPRESSION=none DURATION=30 bench/otlp_to_es.sh
+#   SIGNAL=traces bench/otlp_to_es.sh     # spans (every other with an event: 1.5 documents each)
+#   SIGNAL=metrics bench/otlp_to_es.sh    # data points, five per pod document
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,12 @@ LOAD_CORES=${LOAD_CORES:-0}
 CONNECTIONS=${CONNECTIONS:-200}
 DURATION=${DURATION:-15}
 RECORDS=${RECORDS:-100}
-MODES=${MODES:-otel ecs raw}
+SIGNAL=${SIGNAL:-logs}
+case "$SIGNAL" in
+  logs) MODES=${MODES:-otel ecs raw} ;;
+  traces|metrics) MODES=${MODES:-otel} ;; # ecs and raw take logs only
+  *) echo "SIGNAL must be logs, traces or metrics" >&2; exit 2 ;;
+esac
 COMPRESSION=${COMPRESSION:-gzip}
 PORT=${PORT:-14318}
 ES_PORT=${ES_PORT:-19200}
@@ -50,7 +57,7 @@ service:
     metrics:
       address: 127.0.0.1:$((PORT + 1))
   pipelines:
-    logs:
+    ${SIGNAL}:
       receivers: [otlp]
       processors: [batch]
       exporters: [$2]
@@ -69,7 +76,7 @@ run() { # name config-file
   local t0 c0 c1 t1
   t0=$(date +%s.%N); c0=$(cpu_ticks "$pid")
   taskset -c "$LOAD_CORES" "$LOADGEN" "http://127.0.0.1:$PORT" --connections "$CONNECTIONS" \
-    --records "$RECORDS" --duration "$DURATION" >"$work/$name.out"
+    --signal "$SIGNAL" --records "$RECORDS" --duration "$DURATION" >"$work/$name.out"
   c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local rate failed
@@ -78,18 +85,18 @@ run() { # name config-file
   awk -v n="$name" -v r="$rate" -v f="$failed" -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" \
     -v t0="$t0" -v t1="$t1" 'BEGIN {
       secs = t1 - t0; cpu = c / hz
-      printf "%s records_s=%s cpu_pct=%.0f cpu_us_per_record=%.2f failed_requests=%s\n",
+      printf "%s items_s=%s cpu_pct=%.0f cpu_us_per_item=%.2f failed_requests=%s\n",
         n, r, 100 * cpu / secs, 1e6 * cpu / (r * secs), f }'
 }
 
 config "  debug: { verbosity: basic }" debug >"$work/debug.yaml"
-run forward_encoded_to_debug "$work/debug.yaml"
+run "${SIGNAL}_forward_encoded_to_debug" "$work/debug.yaml"
 for mode in $MODES; do
   config "  elasticsearch:
     endpoint: http://127.0.0.1:${ES_PORT}
     compression: ${COMPRESSION}
     mapping: { mode: ${mode} }" elasticsearch >"$work/es-$mode.yaml"
-  run "elasticsearch_${mode}_${COMPRESSION}" "$work/es-$mode.yaml"
+  run "${SIGNAL}_elasticsearch_${mode}_${COMPRESSION}" "$work/es-$mode.yaml"
 done
 curl -s "http://127.0.0.1:$ES_PORT/_mock/stats" 2>/dev/null | sed 's/^/mock_stats=/' || true
 echo

@@ -1,8 +1,10 @@
-//! `sluice-loadgen`: an OTLP logs load generator for benchmarks (here and in `deploy/bench`).
+//! `sluice-loadgen`: an OTLP load generator for benchmarks (here and in `deploy/bench`): logs
+//! by default, or spans or metric data points (`--signal`).
 //!
 //! ```text
 //! sluice-loadgen http://127.0.0.1:4318 --connections 100 --records 100 --duration 20
 //! sluice-loadgen grpc://127.0.0.1:4317 --rate 200000          # records/s over all connections
+//! sluice-loadgen http://127.0.0.1:4318 --signal metrics       # 100 data points per request
 //! ```
 //!
 //! Each connection sends one request at a time (HTTP/1.1 keep-alive, or one HTTP/2 connection
@@ -23,14 +25,20 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::common::v1::{self as otlp_common, any_value};
 use sluice::model::{KeyValue, LogBatch, LogRecord, Origin, Str, Value};
 use tokio::net::TcpStream;
 
 #[derive(Parser, Clone)]
-#[command(name = "sluice-loadgen", version, about = "OTLP logs load generator")]
+#[command(name = "sluice-loadgen", version, about = "OTLP load generator")]
 struct Args {
     /// `http://host:port` (OTLP/HTTP, POST /v1/logs) or `grpc://host:port` (OTLP/gRPC).
     endpoint: String,
+    /// What to send: `logs`, `traces` (spans of a checkout service, every other one with an
+    /// event) or `metrics` (pod gauges and counters: five metrics per pod, as kubelet stats
+    /// arrive). `--records` counts log records, spans or data points.
+    #[arg(long, default_value = "logs")]
+    signal: String,
     /// Concurrent connections, each with one request in flight.
     #[arg(long, default_value_t = 10)]
     connections: usize,
@@ -132,9 +140,17 @@ fn requests(args: &Args, proto: Proto) -> anyhow::Result<Vec<Bytes>> {
     };
     let mut out = Vec::new();
     for _ in 0..16 {
-        let batch = batch(args.records, &mut next);
-        let mut body = Vec::new();
-        sluice::otlp::logs::encode(&batch, &mut body);
+        let body = match args.signal.as_str() {
+            "logs" => {
+                let batch = batch(args.records, &mut next);
+                let mut body = Vec::new();
+                sluice::otlp::logs::encode(&batch, &mut body);
+                body
+            }
+            "traces" => spans(args.records, &mut next),
+            "metrics" => data_points(args.records, &mut next),
+            other => bail!("--signal must be logs, traces or metrics, not {other:?}"),
+        };
         let body = match args.compression.as_str() {
             "none" => body,
             "gzip" => {
@@ -153,6 +169,152 @@ fn requests(args: &Args, proto: Proto) -> anyhow::Result<Vec<Bytes>> {
         });
     }
     Ok(out)
+}
+
+fn kv(k: &str, v: any_value::Value) -> otlp_common::KeyValue {
+    otlp_common::KeyValue {
+        key: k.into(),
+        value: Some(otlp_common::AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn text(t: &str) -> any_value::Value {
+    any_value::Value::StringValue(t.into())
+}
+
+fn resource() -> Option<opentelemetry_proto::tonic::resource::v1::Resource> {
+    Some(opentelemetry_proto::tonic::resource::v1::Resource {
+        attributes: vec![
+            kv("service.name", text("checkout")),
+            kv("service.version", text("1.4.2")),
+            kv("k8s.namespace.name", text("shop")),
+            kv("k8s.pod.name", text("checkout-7d9f8b6c4-x2x9z")),
+            kv("host.name", text("node-3")),
+        ],
+        ..Default::default()
+    })
+}
+
+/// An `ExportTraceServiceRequest` of `n` server spans, five attributes each, every other one
+/// with an event.
+fn spans(n: usize, next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    use prost::Message;
+    let spans = (0..n)
+        .map(|i| {
+            let r = next();
+            let start = 1_763_800_000_000_000_000 + i as u64 * 1_000_000;
+            Span {
+                trace_id: r.to_le_bytes().repeat(2),
+                span_id: (r ^ 0x5555).to_le_bytes().to_vec(),
+                parent_span_id: (r >> 3).to_le_bytes().to_vec(),
+                name: "GET /api/orders/{id}".into(),
+                kind: 2,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + (r >> 40) % 500_000_000,
+                attributes: vec![
+                    kv(
+                        "http.request.method",
+                        text(["GET", "POST"][(r >> 32) as usize % 2]),
+                    ),
+                    kv("http.route", text("/api/orders/{id}")),
+                    kv(
+                        "http.response.status_code",
+                        any_value::Value::IntValue(
+                            [200, 200, 201, 404, 500][(r >> 36) as usize % 5],
+                        ),
+                    ),
+                    kv("user.id", text(&format!("u{}", (r >> 8) % 10_000))),
+                    kv("server.address", text("checkout.shop.svc")),
+                ],
+                events: if i % 2 == 0 {
+                    vec![span::Event {
+                        time_unix_nano: start + 1_000,
+                        name: "cache.miss".into(),
+                        attributes: vec![kv("cache.key", text(&format!("order:{i}")))],
+                        ..Default::default()
+                    }]
+                } else {
+                    vec![]
+                },
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// An `ExportMetricsServiceRequest` of `n` data points: five metrics (gauges and cumulative
+/// counters) per pod, each pod's points sharing its time and attributes.
+fn data_points(n: usize, next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+        number_data_point,
+    };
+    use prost::Message;
+    const PER_POD: usize = 5;
+    let pods = n.div_ceil(PER_POD);
+    let base = next() % 1_000;
+    let time = 1_763_800_000_000_000_000 + base * 1_000_000_000;
+    let metrics = (0..PER_POD)
+        .map(|m| {
+            let points: Vec<NumberDataPoint> = (0..pods)
+                .filter(|p| p * PER_POD + m < n)
+                .map(|p| NumberDataPoint {
+                    attributes: vec![
+                        kv("k8s.pod.name", text(&format!("checkout-{base}-{p}"))),
+                        kv("k8s.namespace.name", text("shop")),
+                    ],
+                    start_time_unix_nano: 1_763_700_000_000_000_000,
+                    time_unix_nano: time,
+                    value: Some(number_data_point::Value::AsDouble(
+                        (next() % 10_000) as f64 / 7.0,
+                    )),
+                    ..Default::default()
+                })
+                .collect();
+            Metric {
+                name: format!("k8s.pod.metric_{m}"),
+                unit: "1".into(),
+                data: Some(if m % 2 == 0 {
+                    metric::Data::Gauge(Gauge {
+                        data_points: points,
+                    })
+                } else {
+                    metric::Data::Sum(Sum {
+                        data_points: points,
+                        aggregation_temporality: 2,
+                        is_monotonic: true,
+                    })
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
 }
 
 fn batch(n: usize, next: &mut impl FnMut() -> u64) -> LogBatch {
@@ -320,7 +482,7 @@ impl Sender {
         let compressed = args.compression != "none";
         match self {
             Sender::Http(s) => {
-                let mut req = Request::post(format!("http://{authority}/v1/logs"))
+                let mut req = Request::post(format!("http://{authority}/v1/{}", args.signal))
                     .header("content-type", "application/x-protobuf")
                     .header("host", authority);
                 if compressed {
@@ -350,12 +512,14 @@ impl Sender {
                 }
             }
             Sender::Grpc(s) => {
-                let mut req = Request::post(format!(
-                    "http://{authority}{}",
-                    sluice::otlp::grpc::LOGS_EXPORT
-                ))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers");
+                let method = match args.signal.as_str() {
+                    "traces" => sluice::otlp::grpc::TRACES_EXPORT,
+                    "metrics" => sluice::otlp::grpc::METRICS_EXPORT,
+                    _ => sluice::otlp::grpc::LOGS_EXPORT,
+                };
+                let mut req = Request::post(format!("http://{authority}{method}"))
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers");
                 if compressed {
                     req = req.header("grpc-encoding", args.compression.as_str());
                 }
