@@ -20,6 +20,16 @@ fn start(mock: &Mock) -> (Sluice, u16, u16) {
     (sluice, http, metrics)
 }
 
+/// `n` spans (with events and links) and every kind of metric from the Python SDK, over
+/// OTLP/HTTP; what the SDK recorded.
+fn send_every_kind(http: u16, n: usize) -> Json {
+    let endpoint = format!("http://127.0.0.1:{http}");
+    run_python(
+        "send_telemetry.py",
+        &[&endpoint, &n.to_string(), "http", "all"],
+    )
+}
+
 /// The documents in indices starting with `prefix`.
 fn of<'a>(docs: &'a [Json], prefix: &str) -> Vec<&'a Json> {
     docs.iter()
@@ -89,15 +99,7 @@ fn python_sdk_spans_events_and_every_metric_kind_become_otel_documents_field_by_
     let mock = Mock::start(&[]);
     let (_sluice, http, metrics_port) = start(&mock);
     let n = 30;
-    let sent = run_python(
-        "send_telemetry.py",
-        &[
-            &format!("http://127.0.0.1:{http}"),
-            &n.to_string(),
-            "http",
-            "all",
-        ],
-    );
+    let sent = send_every_kind(http, n);
     let names = ["orders", "latency", "temperature", "payload"];
     let docs = wait_for(&mock, n, n - 1, &names);
     let spans = of(&docs, "traces-");
@@ -259,15 +261,7 @@ fn with_30_percent_of_items_refused_429_every_span_event_and_point_is_stored_exa
     let mock = Mock::start(&["--reject-share", "0.3"]);
     let (_sluice, http, _) = start(&mock);
     let n = 150;
-    let sent = run_python(
-        "send_telemetry.py",
-        &[
-            &format!("http://127.0.0.1:{http}"),
-            &n.to_string(),
-            "http",
-            "all",
-        ],
-    );
+    let sent = send_every_kind(http, n);
     let docs = wait_for(
         &mock,
         n,

@@ -330,6 +330,25 @@ fn agents_read_container_logs_read_only_and_skip_their_own() {
 }
 
 #[test]
+fn the_edot_gateway_exports_traces_metrics_and_logs_to_elasticsearch_in_otel_mode() {
+    let objects = render(&["deploy/helm/sluice/ci/edot-gateway.yaml"]);
+    let cfg = config(&objects, "obs-sluice-gateway");
+    assert_eq!(cfg["exporters"]["elasticsearch"]["mapping"]["mode"], "otel");
+    for pipeline in ["logs", "traces", "metrics"] {
+        let p = &cfg["service"]["pipelines"][pipeline];
+        assert_eq!(p["exporters"][0], "elasticsearch", "{pipeline}");
+        assert_eq!(p["receivers"][0], "otlp", "{pipeline}");
+    }
+    let agent = config(&objects, "obs-sluice-agent");
+    for pipeline in ["logs", "traces", "metrics"] {
+        assert_eq!(
+            agent["service"]["pipelines"][pipeline]["exporters"][0], "otlp",
+            "the agent forwards {pipeline} to the gateway"
+        );
+    }
+}
+
+#[test]
 fn agents_forward_to_the_gateways_headless_service_in_dns_mode() {
     let objects = render(&[]);
     let cfg = config(&objects, "obs-sluice-agent");

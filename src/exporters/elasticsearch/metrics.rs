@@ -36,7 +36,7 @@ use bytes::Bytes;
 
 use super::dead_letter::Why;
 use super::mapping::{BulkEncoder, Items};
-use super::origin::{Parts, Rendered, is_routing, route};
+use super::origin::{Rendered, is_routing, route, walk};
 use super::routing::{DATASET, NAMESPACE};
 use super::spans::data_stream;
 use super::wire_json::{
@@ -466,37 +466,32 @@ impl BulkEncoder {
 /// Finds the groups of every data point in one `ResourceMetrics` entry.
 fn group_entry(n: u32, entry: &Bytes, sc: &mut MetricScratch) -> Result<(), DecodeError> {
     let buf: &[u8] = entry;
-    let mut top = Fields::new(buf, 0, buf.len());
-    while let Some((field, wire)) = top.next_field()? {
-        let (1, Wire::Len(rs, re)) = (field, wire) else {
-            continue;
-        };
-        let resource = Parts::read(buf, rs, re)?;
-        sc.resource
-            .resource(buf, resource.head, resource.schema_url, true)?;
-        for scope in &resource.children {
-            let scope = Parts::read(buf, scope.start, scope.end)?;
-            sc.scope.scope(buf, scope.head, scope.schema_url, true)?;
-            let origin = origin_id(sc);
-            // Routing the points' own attributes do not name falls back to these.
-            let fallback = (
-                route(buf, &[], &sc.scope, &sc.resource, DATASET),
-                route(buf, &[], &sc.scope, &sc.resource, NAMESPACE),
-            );
-            for metric in &scope.children {
-                group_metric(n, buf, metric.clone(), origin, fallback, sc)?;
-            }
+    let (mut resource, mut scope) = (
+        std::mem::take(&mut sc.resource),
+        std::mem::take(&mut sc.scope),
+    );
+    let walked = walk(buf, true, &mut resource, &mut scope, |resource, scope, metrics| {
+        let origin = origin_id(sc, resource, scope);
+        // Routing the points' own attributes do not name falls back to these.
+        let fallback = (
+            route(buf, &[], scope, resource, DATASET),
+            route(buf, &[], scope, resource, NAMESPACE),
+        );
+        for metric in metrics {
+            group_metric(n, buf, metric.clone(), origin, fallback, sc)?;
         }
-    }
-    Ok(())
+        Ok(())
+    });
+    (sc.resource, sc.scope) = (resource, scope);
+    walked
 }
 
-/// The id of the current resource and scope among the batch's distinct origins.
-fn origin_id(sc: &mut MetricScratch) -> u32 {
-    let mut json = Vec::with_capacity(sc.resource.json.len() + sc.scope.json.len() + 1);
-    json.extend_from_slice(&sc.resource.json);
+/// The id of `resource` and `scope` among the batch's distinct origins.
+fn origin_id(sc: &mut MetricScratch, resource: &Rendered, scope: &Rendered) -> u32 {
+    let mut json = Vec::with_capacity(resource.json.len() + scope.json.len() + 1);
+    json.extend_from_slice(&resource.json);
     json.push(b',');
-    json.extend_from_slice(&sc.scope.json);
+    json.extend_from_slice(&scope.json);
     let h = hash(&json);
     let ids = sc.origin_ids.entry(h).or_default();
     if let Some(&id) = ids.iter().find(|&&id| sc.origins[id as usize] == json) {

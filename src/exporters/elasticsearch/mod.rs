@@ -1,5 +1,6 @@
-//! `elasticsearch`: logs to Elasticsearch through the `_bulk` API, into data streams or a
-//! static index, configured like the OTel Collector's exporter.
+//! `elasticsearch`: logs, traces and metrics to Elasticsearch through the `_bulk` API, into data
+//! streams or static indices, configured like the OTel Collector's exporter. Traces and metrics
+//! take `mapping.mode: otel` only (`spans`, `metrics`); logs take every mode (`mapping`).
 //!
 //! ```yaml
 //! exporters:
@@ -14,6 +15,8 @@
 //!     headers: { x-tenant: a }
 //!     timeout: 90s
 //!     # logs_index: my-logs        # else data streams logs-<dataset>-<namespace>
+//!     # traces_index: my-spans     # else traces-<dataset>-<namespace>
+//!     # metrics_index: my-metrics  # else metrics-<dataset>-<namespace>
 //!     # pipeline: my-ingest-pipeline
 //!     mapping: { mode: otel }      # or ecs, raw (elasticsearch::mapping)
 //!     flush: { bytes: 5MB, interval: 1s, eager: true }
@@ -33,7 +36,8 @@
 //! busy, data gathers into the next body, then the queue fills and receivers answer 429
 //! (backpressure).
 //!
-//! Every document gets an `_id` from the exporter, so that retries cannot store it twice;
+//! Every log, span and span event document gets an `_id` from the exporter, so that retries
+//! cannot store it twice (metric documents get theirs from the time series data stream);
 //! `elasticsearch::bulk` retries failed requests and items and dead-letters what will not be
 //! indexed. A batch is acknowledged only when each of its documents is indexed or
 //! dead-lettered.
@@ -44,7 +48,8 @@
 //! its own compression runs at the slow default level.
 //!
 //! The parts: `routing` picks each record's index (a data stream or a static index); `mapping`
-//! writes `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes; `bulk` sends it and
+//! writes logs as `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes, `spans` and
+//! `metrics` write traces and metrics from their OTLP bytes (`wire_json`, `origin`); `bulk` sends it and
 //! settles every item, reading answers with `response`, retrying as `retry` says and storing
 //! what will not be indexed with `dead_letter`.
 

@@ -21,8 +21,6 @@ pub fn is_routing(key: &[u8]) -> bool {
 pub struct Rendered {
     pub kvs: Vec<Kv>,
     pub json: Vec<u8>,
-    /// Its encoded bytes, where grouping needs to tell resources and scopes apart.
-    pub bytes: Range<usize>,
 }
 
 /// The top-level fields of a `ResourceSpans`/`ResourceMetrics` or of a `ScopeSpans` /
@@ -54,46 +52,22 @@ impl Parts {
     }
 }
 
-impl Rendered {
-    /// `"resource":{"schema_url":..,"attributes":{..},"dropped_attributes_count":n}` from a
-    /// `Resource` message, as the Collector writes it.
-    pub fn resource(
-        &mut self,
-        buf: &[u8],
-        msg: Option<Range<usize>>,
-        schema_url: Range<usize>,
-        stringify: bool,
-    ) -> Result<(), DecodeError> {
-        self.kvs.clear();
-        self.json.clear();
-        let msg = msg.unwrap_or(0..0);
-        self.bytes = msg.clone();
-        let mut dropped = 0;
-        let mut f = Fields::new(buf, msg.start, msg.end);
-        while let Some((field, wire)) = f.next_field()? {
-            match (field, wire) {
-                (1, Wire::Len(a, b)) => push_kv(buf, a, b, &mut self.kvs)?,
-                (2, Wire::Varint(n)) => dropped = n,
-                _ => {}
-            }
-        }
-        let out = &mut self.json;
-        out.extend_from_slice(b"\"resource\":{\"_\":0");
-        write_str_field(out, b"\"schema_url\"", &buf[schema_url]);
-        if !self.kvs.is_empty() {
-            out.extend_from_slice(b",\"attributes\":");
-            write_object(out, buf, &self.kvs, is_routing, stringify)?;
-        }
-        write_count_field(out, b"\"dropped_attributes_count\"", dropped);
-        out.push(b'}');
-        strip_placeholder(out, b"\"resource\":".len());
-        Ok(())
-    }
+/// Which message a [`Rendered`] is made from. A `Resource` has attributes (1) and a dropped
+/// count (2); an `InstrumentationScope` a name (1), a version (2), attributes (3) and a dropped
+/// count (4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Of {
+    Resource,
+    Scope,
+}
 
+impl Rendered {
+    /// `"resource":{"schema_url":..,"attributes":{..},"dropped_attributes_count":n}` or
     /// `"scope":{"schema_url":..,"name":..,"version":..,"attributes":{..},
-    /// "dropped_attributes_count":n}` from an `InstrumentationScope` message.
-    pub fn scope(
+    /// "dropped_attributes_count":n}`, as the Collector writes them.
+    pub fn render(
         &mut self,
+        of: Of,
         buf: &[u8],
         msg: Option<Range<usize>>,
         schema_url: Range<usize>,
@@ -102,20 +76,26 @@ impl Rendered {
         self.kvs.clear();
         self.json.clear();
         let msg = msg.unwrap_or(0..0);
-        self.bytes = msg.clone();
+        let (attrs, dropped_field) = if of == Of::Resource { (1, 2) } else { (3, 4) };
         let (mut name, mut version, mut dropped) = (0..0, 0..0, 0);
         let mut f = Fields::new(buf, msg.start, msg.end);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
-                (1, Wire::Len(a, b)) => name = a..b,
-                (2, Wire::Len(a, b)) => version = a..b,
-                (3, Wire::Len(a, b)) => push_kv(buf, a, b, &mut self.kvs)?,
-                (4, Wire::Varint(n)) => dropped = n,
+                (n, Wire::Len(a, b)) if n == attrs => push_kv(buf, a, b, &mut self.kvs)?,
+                (n, Wire::Varint(v)) if n == dropped_field => dropped = v,
+                (1, Wire::Len(a, b)) if of == Of::Scope => name = a..b,
+                (2, Wire::Len(a, b)) if of == Of::Scope => version = a..b,
                 _ => {}
             }
         }
         let out = &mut self.json;
-        out.extend_from_slice(b"\"scope\":{\"_\":0");
+        let key: &[u8] = if of == Of::Resource {
+            b"\"resource\":"
+        } else {
+            b"\"scope\":"
+        };
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"{\"_\":0");
         write_str_field(out, b"\"schema_url\"", &buf[schema_url]);
         write_str_field(out, b"\"name\"", &buf[name]);
         write_str_field(out, b"\"version\"", &buf[version]);
@@ -125,9 +105,35 @@ impl Rendered {
         }
         write_count_field(out, b"\"dropped_attributes_count\"", dropped);
         out.push(b'}');
-        strip_placeholder(out, b"\"scope\":".len());
+        strip_placeholder(out, key.len());
         Ok(())
     }
+}
+
+/// Walks the `ResourceSpans` / `ResourceMetrics` of one batch entry: renders each resource and
+/// scope into `resource` and `scope`, then hands `each` the scope's children (spans or
+/// metrics).
+pub fn walk(
+    buf: &[u8],
+    stringify: bool,
+    resource: &mut Rendered,
+    scope: &mut Rendered,
+    mut each: impl FnMut(&Rendered, &Rendered, &[Range<usize>]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut top = Fields::new(buf, 0, buf.len());
+    while let Some((field, wire)) = top.next_field()? {
+        let (1, Wire::Len(rs, re)) = (field, wire) else {
+            continue;
+        };
+        let r = Parts::read(buf, rs, re)?;
+        resource.render(Of::Resource, buf, r.head, r.schema_url, stringify)?;
+        for child in &r.children {
+            let s = Parts::read(buf, child.start, child.end)?;
+            scope.render(Of::Scope, buf, s.head, s.schema_url, stringify)?;
+            each(resource, scope, &s.children)?;
+        }
+    }
+    Ok(())
 }
 
 /// The writers above start every optional field with a comma; a `"_":0` placeholder takes the

@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use super::dead_letter::Why;
 use super::mapping::{BulkEncoder, Items};
-use super::origin::{Parts, Rendered, is_routing, route, strip_placeholder};
+use super::origin::{Rendered, is_routing, route, strip_placeholder, walk};
 use super::routing::{DATASET, NAMESPACE};
 use super::wire_json::{
     Kv, push_kv, write_count_field, write_id, write_object, write_str_field, write_u64,
@@ -173,42 +173,39 @@ impl BulkEncoder {
         items: &mut Items,
     ) -> Result<(), DecodeError> {
         let buf: &[u8] = entry;
-        let mut top = Fields::new(buf, 0, buf.len());
-        while let Some((field, wire)) = top.next_field()? {
-            let (1, Wire::Len(rs, re)) = (field, wire) else {
-                continue;
-            };
-            let resource = Parts::read(buf, rs, re)?;
-            sc.resource
-                .resource(buf, resource.head, resource.schema_url, false)?;
-            for scope in &resource.children {
-                let scope = Parts::read(buf, scope.start, scope.end)?;
-                sc.scope.scope(buf, scope.head, scope.schema_url, false)?;
-                for span in &scope.children {
-                    sc.span.read(buf, span.start, span.end)?;
-                    self.span_document(buf, sc, out)?;
-                    items.sent(out.len(), Signal::Traces, 1);
-                    for event in 0..sc.span.events.len() {
-                        let range = sc.span.events[event].clone();
-                        self.event_document(buf, range, sc, out)?;
-                        items.sent(out.len(), Signal::Traces, 0);
-                    }
+        let SpanScratch {
+            resource,
+            scope,
+            span,
+            event_kvs,
+            link_kvs,
+        } = sc;
+        walk(buf, false, resource, scope, |resource, scope, spans| {
+            for range in spans {
+                span.read(buf, range.start, range.end)?;
+                let origin = (resource, scope);
+                self.span_document(buf, span, origin, link_kvs, out)?;
+                items.sent(out.len(), Signal::Traces, 1);
+                for event in &span.events {
+                    self.event_document(buf, event.clone(), span, origin, event_kvs, out)?;
+                    items.sent(out.len(), Signal::Traces, 0);
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn span_document(
         &mut self,
         buf: &[u8],
-        sc: &mut SpanScratch,
+        span: &SpanParts,
+        (resource, scope): (&Rendered, &Rendered),
+        link_kvs: &mut Vec<Kv>,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
-        let span = &sc.span;
         let parts = (
-            route(buf, &span.kvs, &sc.scope, &sc.resource, DATASET),
-            route(buf, &span.kvs, &sc.scope, &sc.resource, NAMESPACE),
+            route(buf, &span.kvs, scope, resource, DATASET),
+            route(buf, &span.kvs, scope, resource, NAMESPACE),
         );
         self.traces
             .select(parts, self.mode, self.pipeline.as_deref());
@@ -241,16 +238,12 @@ impl BulkEncoder {
             if i > 0 {
                 out.push(b',');
             }
-            write_link(out, buf, link.clone(), &mut sc.link_kvs)?;
+            write_link(out, buf, link.clone(), link_kvs)?;
         }
         out.push(b']');
         write_count_field(out, b"\"dropped_links_count\"", span.dropped_links);
         write_status(out, buf, span.status.clone())?;
-        out.push(b',');
-        out.extend_from_slice(&sc.resource.json);
-        out.push(b',');
-        out.extend_from_slice(&sc.scope.json);
-        out.extend_from_slice(b"}\n");
+        close(out, resource, scope);
         Ok(())
     }
 
@@ -258,25 +251,27 @@ impl BulkEncoder {
         &mut self,
         buf: &[u8],
         event: Range<usize>,
-        sc: &mut SpanScratch,
+        span: &SpanParts,
+        (resource, scope): (&Rendered, &Rendered),
+        kvs: &mut Vec<Kv>,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
         let (mut time, mut name, mut dropped) = (0, 0..0, 0);
-        sc.event_kvs.clear();
+        kvs.clear();
         let mut f = Fields::new(buf, event.start, event.end);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
                 (1, Wire::Fixed64(t)) => time = t,
                 (2, Wire::Len(a, b)) => name = a..b,
-                (3, Wire::Len(a, b)) => push_kv(buf, a, b, &mut sc.event_kvs)?,
+                (3, Wire::Len(a, b)) => push_kv(buf, a, b, kvs)?,
                 (4, Wire::Varint(n)) => dropped = n,
                 _ => {}
             }
         }
-        let kvs = &sc.event_kvs;
+        let kvs = &*kvs;
         let parts = (
-            route(buf, kvs, &sc.scope, &sc.resource, DATASET),
-            route(buf, kvs, &sc.scope, &sc.resource, NAMESPACE),
+            route(buf, kvs, scope, resource, DATASET),
+            route(buf, kvs, scope, resource, NAMESPACE),
         );
         self.logs.select(parts, self.mode, self.pipeline.as_deref());
         out.extend_from_slice(&self.logs.line);
@@ -289,7 +284,6 @@ impl BulkEncoder {
             let s = &self.logs.stream;
             data_stream(out, b"logs", &s.dataset, &s.namespace);
         }
-        let span = &sc.span;
         write_id(out, b"\"trace_id\"", &buf[span.trace_id.clone()]);
         write_id(out, b"\"span_id\"", &buf[span.span_id.clone()]);
         write_count_field(out, b"\"dropped_attributes_count\"", dropped);
@@ -311,13 +305,18 @@ impl BulkEncoder {
                 out.push(b'}');
             }
         }
-        out.push(b',');
-        out.extend_from_slice(&sc.resource.json);
-        out.push(b',');
-        out.extend_from_slice(&sc.scope.json);
-        out.extend_from_slice(b"}\n");
+        close(out, resource, scope);
         Ok(())
     }
+}
+
+/// `,"resource":{..},"scope":{..}}` and the line's end.
+fn close(out: &mut Vec<u8>, resource: &Rendered, scope: &Rendered) {
+    out.push(b',');
+    out.extend_from_slice(&resource.json);
+    out.push(b',');
+    out.extend_from_slice(&scope.json);
+    out.extend_from_slice(b"}\n");
 }
 
 fn write_link(
