@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         bail!("--connections and --records must be at least 1");
     }
     let bodies = requests(&args, proto)?;
-    let size = bodies[0].len();
+    let size = bodies[0].ready.len();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,8 +129,79 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A request body, ready to send; or, for metrics, a template whose timestamps are set anew for
+/// every send: a series' point at a given time exists once, and a gateway that groups points
+/// into time series documents rightly refuses the same series and time sent twice.
+#[derive(Clone)]
+struct Body {
+    ready: Bytes,
+    /// The uncompressed request and where its timestamps are (metrics only).
+    template: Arc<(Vec<u8>, Vec<usize>)>,
+}
+
+/// The timestamp placeholder in metric templates, found again by its bytes.
+const STAMP: u64 = 0x5a17_ce5a_17ce_5a17;
+
+/// Sends so far over all connections: each metric send gets its own time.
+static STAMPS: AtomicU64 = AtomicU64::new(0);
+
+impl Body {
+    fn new(args: &Args, proto: Proto, raw: Vec<u8>) -> anyhow::Result<Body> {
+        let stamps: Vec<usize> = if args.signal == "metrics" {
+            let pattern = STAMP.to_le_bytes();
+            raw.windows(8)
+                .enumerate()
+                .filter(|(_, w)| *w == pattern)
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ready = wrap(args, proto, &raw)?;
+        Ok(Body {
+            ready,
+            template: Arc::new((raw, stamps)),
+        })
+    }
+
+    /// The bytes to send now.
+    fn next(&self, args: &Args, proto: Proto) -> Bytes {
+        let (raw, stamps) = &*self.template;
+        if stamps.is_empty() {
+            return self.ready.clone();
+        }
+        let n = STAMPS.fetch_add(1, Ordering::Relaxed);
+        // A millisecond apart: Elasticsearch keeps metric times at millisecond precision.
+        let time = 1_763_800_000_000_000_000u64 + n * 1_000_000;
+        let mut body = raw.clone();
+        for &at in stamps {
+            body[at..at + 8].copy_from_slice(&time.to_le_bytes());
+        }
+        wrap(args, proto, &body).unwrap_or_else(|_| self.ready.clone())
+    }
+}
+
+/// Compresses and frames a request body as `args` say.
+fn wrap(args: &Args, proto: Proto, body: &[u8]) -> anyhow::Result<Bytes> {
+    let body = match args.compression.as_str() {
+        "none" => body.to_vec(),
+        "gzip" => {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(body)?;
+            enc.finish()?
+        }
+        "zstd" => zstd::encode_all(body, 1)?,
+        other => bail!("--compression must be none, gzip or zstd, not {other:?}"),
+    };
+    Ok(match proto {
+        Proto::Http => Bytes::from(body),
+        Proto::Grpc => sluice::otlp::grpc::frame(&body, args.compression != "none"),
+    })
+}
+
 /// Sixteen different requests, so the server does not see one body over and over.
-fn requests(args: &Args, proto: Proto) -> anyhow::Result<Vec<Bytes>> {
+fn requests(args: &Args, proto: Proto) -> anyhow::Result<Vec<Body>> {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -151,22 +222,7 @@ fn requests(args: &Args, proto: Proto) -> anyhow::Result<Vec<Bytes>> {
             "metrics" => data_points(args.records, &mut next),
             other => bail!("--signal must be logs, traces or metrics, not {other:?}"),
         };
-        let body = match args.compression.as_str() {
-            "none" => body,
-            "gzip" => {
-                use std::io::Write;
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                enc.write_all(&body)?;
-                enc.finish()?
-            }
-            "zstd" => zstd::encode_all(body.as_slice(), 1)?,
-            other => bail!("--compression must be none, gzip or zstd, not {other:?}"),
-        };
-        out.push(match proto {
-            Proto::Http => Bytes::from(body),
-            Proto::Grpc => sluice::otlp::grpc::frame(&body, args.compression != "none"),
-        });
+        out.push(Body::new(args, proto, body)?);
     }
     Ok(out)
 }
@@ -268,7 +324,8 @@ fn data_points(n: usize, next: &mut impl FnMut() -> u64) -> Vec<u8> {
     const PER_POD: usize = 5;
     let pods = n.div_ceil(PER_POD);
     let base = next() % 1_000;
-    let time = 1_763_800_000_000_000_000 + base * 1_000_000_000;
+    // Set for every send (`Body::next`).
+    let time = STAMP;
     let metrics = (0..PER_POD)
         .map(|m| {
             let points: Vec<NumberDataPoint> = (0..pods)
@@ -381,7 +438,7 @@ async fn connection(
     args: Args,
     proto: Proto,
     authority: String,
-    bodies: Vec<Bytes>,
+    bodies: Vec<Body>,
     totals: Arc<Totals>,
     deadline: Instant,
 ) -> Vec<u32> {
@@ -415,7 +472,7 @@ async fn connection(
                 }
                 next_send += i;
             }
-            let body = bodies[sent % bodies.len()].clone();
+            let body = bodies[sent % bodies.len()].next(&args, proto);
             sent += 1;
             let len = body.len() as u64;
             let t = Instant::now();
