@@ -143,20 +143,41 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+
+fn kv(k: &str, v: V) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn s(t: &str) -> V {
+    V::StringValue(t.into())
+}
+
+/// The resource of the checkout service the requests below come from.
+fn checkout() -> Option<opentelemetry_proto::tonic::resource::v1::Resource> {
+    Some(opentelemetry_proto::tonic::resource::v1::Resource {
+        attributes: vec![
+            kv("service.name", s("checkout")),
+            kv("service.version", s("1.4.2")),
+            kv("k8s.namespace.name", s("shop")),
+            kv("k8s.pod.name", s("checkout-7d9f8b6c4-x2x9z")),
+            kv("host.name", s("node-3")),
+        ],
+        ..Default::default()
+    })
+}
+
 /// An OTLP logs request like sluice-loadgen's: 100 records of a checkout service, each with
 /// severity, a message, ids and four attributes, under five resource attributes.
 fn otlp_request() -> Bytes {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use prost::Message;
-    let kv = |k: &str, v: V| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    };
-    let s = |t: &str| V::StringValue(t.into());
     let records = (0..100u64)
         .map(|i| LogRecord {
             time_unix_nano: 1_763_800_000_000_000_000 + i,
@@ -184,16 +205,7 @@ fn otlp_request() -> Bytes {
     Bytes::from(
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(Resource {
-                    attributes: vec![
-                        kv("service.name", s("checkout")),
-                        kv("service.version", s("1.4.2")),
-                        kv("k8s.namespace.name", s("shop")),
-                        kv("k8s.pod.name", s("checkout-7d9f8b6c4-x2x9z")),
-                        kv("host.name", s("node-3")),
-                    ],
-                    ..Default::default()
-                }),
+                resource: checkout(),
                 scope_logs: vec![ScopeLogs {
                     log_records: records,
                     ..Default::default()
@@ -245,16 +257,8 @@ fn es_bulk(c: &mut Criterion) {
 /// with an event, every tenth with a link, under five resource attributes.
 fn spans_request() -> Bytes {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
     use prost::Message;
-    let kv = |k: &str, v: V| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    };
-    let s = |t: &str| V::StringValue(t.into());
     let spans = (0..100u64)
         .map(|i| Span {
             trace_id: vec![i as u8 | 1; 16],
@@ -296,16 +300,7 @@ fn spans_request() -> Bytes {
     Bytes::from(
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        kv("service.name", s("checkout")),
-                        kv("service.version", s("1.4.2")),
-                        kv("k8s.namespace.name", s("shop")),
-                        kv("k8s.pod.name", s("checkout-7d9f8b6c4-x2x9z")),
-                        kv("host.name", s("node-3")),
-                    ],
-                    ..Default::default()
-                }),
+                resource: checkout(),
                 scope_spans: vec![ScopeSpans {
                     spans,
                     ..Default::default()
@@ -321,25 +316,16 @@ fn spans_request() -> Bytes {
 /// metrics, as kubelet stats arrive: every point of a pod shares its time and attributes.
 fn metrics_request(series: usize) -> Bytes {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
     use opentelemetry_proto::tonic::metrics::v1::{
         Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
         number_data_point,
     };
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use prost::Message;
-    let kv = |k: &str, v: &str| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(V::StringValue(v.into())),
-        }),
-        ..Default::default()
-    };
     let per = 100 / series;
     let point = |pod: usize, v: f64| NumberDataPoint {
         attributes: vec![
-            kv("k8s.pod.name", &format!("checkout-{pod}")),
-            kv("k8s.namespace.name", "shop"),
+            kv("k8s.pod.name", s(&format!("checkout-{pod}"))),
+            kv("k8s.namespace.name", s("shop")),
         ],
         start_time_unix_nano: 1_763_700_000_000_000_000,
         time_unix_nano: 1_763_800_000_000_000_000,
@@ -367,8 +353,11 @@ fn metrics_request(series: usize) -> Bytes {
     Bytes::from(
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: vec![kv("k8s.node.name", "node-3"), kv("service.name", "kubelet")],
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![
+                        kv("k8s.node.name", s("node-3")),
+                        kv("service.name", s("kubelet")),
+                    ],
                     ..Default::default()
                 }),
                 scope_metrics: vec![ScopeMetrics {
