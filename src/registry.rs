@@ -224,7 +224,8 @@ mod tests {
         unique(EXPORTERS);
         unique(EXTENSIONS);
         assert!(supports("exporters", "elasticsearch", Signal::Logs));
-        assert!(!supports("exporters", "elasticsearch", Signal::Traces));
+        assert!(supports("exporters", "elasticsearch", Signal::Traces));
+        assert!(!supports("exporters", "tcp", Signal::Traces));
         assert!(supports("receivers", "otlp", Signal::Metrics));
         assert!(!supports("receivers", "http_logs", Signal::Metrics));
         assert!(supports("exporters", "no_such_kind", Signal::Traces));

@@ -282,7 +282,8 @@ fn components_lists_every_type_with_its_signals() {
         "  - otlp: [logs, traces, metrics]",
         "  - http_logs: [logs]",
         "  - batch: [logs, traces, metrics]",
-        "  - elasticsearch: [logs]",
+        "  - elasticsearch: [logs, traces, metrics]",
+        "  - tcp: [logs]",
         "  - bearertokenauth",
     ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
