@@ -22,7 +22,10 @@ use crate::codec::{rfc3339, write_hex, write_json_map, write_json_str, write_jso
 use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Signal, Value};
 
 use super::dead_letter::Why;
+use super::geo;
+use super::origin::strip_placeholder;
 use super::routing::{self, DataStream};
+use super::wire_json::{write_count_field, write_str_field};
 
 /// `mapping.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -62,8 +65,10 @@ pub(super) struct Actions {
     kind: &'static str,
     /// `logs_index` / `traces_index` / `metrics_index`.
     index: Option<String>,
-    /// The attribute values (dataset, namespace) the cached stream and line are for.
-    last_parts: Option<(Option<String>, Option<String>)>,
+    /// The attribute values (dataset, namespace, index) the cached stream and line are for.
+    last_parts: Option<(Option<String>, Option<String>, Option<String>)>,
+    /// The cached line names an index from an `elasticsearch.index` attribute.
+    named: bool,
     pub(super) stream: DataStream,
     /// The action line up to where `_id` or `dynamic_templates` go:
     /// `{"create":{"_index":"...","pipeline":"..."`.
@@ -76,33 +81,33 @@ impl Actions {
             kind,
             index,
             last_parts: None,
+            named: false,
             stream: DataStream::from_parts((None, None), ""),
             line: Vec::new(),
         }
     }
 
     /// Makes the cached line the one for the stream `parts` name.
-    pub(super) fn select(
-        &mut self,
-        parts: (Option<&str>, Option<&str>),
-        mode: Mode,
-        pipeline: Option<&str>,
-    ) {
-        let same = self
-            .last_parts
-            .as_ref()
-            .is_some_and(|(d, n)| d.as_deref() == parts.0 && n.as_deref() == parts.1);
+    pub(super) fn select(&mut self, parts: routing::Parts<'_>, mode: Mode, pipeline: Option<&str>) {
+        let same = self.last_parts.as_ref().is_some_and(|(d, n, i)| {
+            d.as_deref() == parts.0 && n.as_deref() == parts.1 && i.as_deref() == parts.2
+        });
         if same {
             return;
         }
         let suffix = if mode == Mode::Otel { ".otel" } else { "" };
-        self.stream = DataStream::from_parts(parts, suffix);
-        self.last_parts = Some((parts.0.map(str::to_string), parts.1.map(str::to_string)));
+        self.stream = DataStream::from_parts((parts.0, parts.1), suffix);
+        let owned = |p: Option<&str>| p.map(str::to_string);
+        self.last_parts = Some((owned(parts.0), owned(parts.1), owned(parts.2)));
+        self.named = parts.2.is_some();
         self.line.clear();
         self.line.extend_from_slice(b"{\"create\":{\"_index\":");
-        match &self.index {
-            Some(index) => write_json_str(&mut self.line, index.as_bytes()),
-            None => write_json_str(&mut self.line, self.stream.index_of(self.kind).as_bytes()),
+        match (parts.2, &self.index) {
+            (Some(index), _) => write_json_str(&mut self.line, index.as_bytes()),
+            (None, Some(index)) => write_json_str(&mut self.line, index.as_bytes()),
+            (None, None) => {
+                write_json_str(&mut self.line, self.stream.index_of(self.kind).as_bytes())
+            }
         }
         if let Some(p) = pipeline {
             self.line.extend_from_slice(b",\"pipeline\":");
@@ -112,7 +117,7 @@ impl Actions {
 
     /// Whether documents go to a data stream (and so carry `data_stream` fields).
     pub(super) fn is_stream(&self) -> bool {
-        self.index.is_none()
+        self.index.is_none() && !self.named
     }
 }
 
@@ -274,7 +279,9 @@ impl BulkEncoder {
             ids.write(out);
         }
         out.extend_from_slice(b"}}\n");
-        let stream = &self.logs.stream;
+        // A static or named index is not a data stream: no `data_stream` fields, as the
+        // Collector writes them only for a data stream.
+        let stream = self.logs.is_stream().then_some(&self.logs.stream);
         match self.mode {
             Mode::Otel => otel(r, origin, stream, out),
             Mode::Ecs => ecs(r, origin, stream, out),
@@ -302,7 +309,10 @@ fn at_timestamp(out: &mut Vec<u8>, r: &LogRecord) {
     timestamp(out, b"\"@timestamp\"", t);
 }
 
-fn data_stream(out: &mut Vec<u8>, s: &DataStream, dotted: bool) {
+fn data_stream(out: &mut Vec<u8>, s: Option<&DataStream>, dotted: bool) {
+    let Some(s) = s else {
+        return;
+    };
     if dotted {
         out.extend_from_slice(b",\"data_stream.type\":\"logs\",\"data_stream.dataset\":");
         write_json_str(out, s.dataset.as_bytes());
@@ -319,21 +329,34 @@ fn data_stream(out: &mut Vec<u8>, s: &DataStream, dotted: bool) {
 }
 
 fn is_routing(key: &str) -> bool {
-    key == routing::DATASET || key == routing::NAMESPACE || key == "data_stream.type"
+    super::origin::is_routing(key.as_bytes())
 }
 
-/// Attributes as a JSON object, without the data stream ones (they are top-level fields).
+/// Attributes as a JSON object, without the data stream ones (they are top-level fields), geo
+/// coordinates merged into points (`geo`).
 fn attributes<'a, I>(out: &mut Vec<u8>, kvs: I)
 where
     I: IntoIterator<Item = &'a KeyValue> + Copy,
 {
-    if !kvs.into_iter().any(|(k, _)| is_routing(k.as_str())) {
+    let special = |(k, v): &KeyValue| {
+        is_routing(k.as_str())
+            || (matches!(v, Value::Double(_)) && geo::coordinate(k.as_str()).is_some())
+    };
+    if !kvs.into_iter().any(special) {
         write_json_map(out, kvs);
         return;
     }
     out.push(b'{');
     let mut first = true;
+    let mut points = geo::Points::default();
     for (k, v) in kvs.into_iter().filter(|(k, _)| !is_routing(k.as_str())) {
+        let double = match v {
+            Value::Double(d) => Some(*d),
+            _ => None,
+        };
+        if points.take(k.as_str(), double) {
+            continue;
+        }
         if !first {
             out.push(b',');
         }
@@ -342,10 +365,11 @@ where
         out.push(b':');
         write_json_value(out, v);
     }
+    points.write(out, first);
     out.push(b'}');
 }
 
-fn otel(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
+fn otel(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8>) {
     out.push(b'{');
     at_timestamp(out, r);
     if r.observed_time_unix_nano != 0 {
@@ -361,12 +385,28 @@ fn otel(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"severity_number\":");
         out.extend_from_slice(itoa::Buffer::new().format(r.severity_number).as_bytes());
     }
-    if !r.event_name.is_empty() {
+    // The OTLP field, else the `event.name` attribute (semantic conventions before the field).
+    let event_name = if r.event_name.is_empty() {
+        match crate::model::get_attr(&r.attributes, "event.name") {
+            Some(Value::Str(s)) => s.as_bytes(),
+            _ => b"",
+        }
+    } else {
+        r.event_name.as_bytes()
+    };
+    if !event_name.is_empty() {
         out.extend_from_slice(b",\"event_name\":");
-        write_json_str(out, r.event_name.as_bytes());
+        write_json_str(out, event_name);
     }
     match &r.body {
         Value::Empty => {}
+        // `body.structured` is a `flattened` field: it takes an object or an array of objects;
+        // any other array is wrapped, as the Collector does.
+        Value::Array(items) if !items.iter().all(|i| matches!(i, Value::Map(_))) => {
+            out.extend_from_slice(b",\"body\":{\"structured\":{\"value\":");
+            write_json_value(out, &r.body);
+            out.extend_from_slice(b"}}");
+        }
         v @ (Value::Map(_) | Value::Array(_)) => {
             out.extend_from_slice(b",\"body\":{\"structured\":");
             write_json_value(out, v);
@@ -378,44 +418,46 @@ fn otel(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
             out.push(b'}');
         }
     }
-    out.extend_from_slice(b",\"attributes\":");
-    attributes(out, &r.attributes);
-    if r.dropped_attributes_count != 0 {
-        out.extend_from_slice(b",\"dropped_attributes_count\":");
-        out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(r.dropped_attributes_count)
-                .as_bytes(),
-        );
+    if !r.attributes.is_empty() {
+        out.extend_from_slice(b",\"attributes\":");
+        attributes(out, &r.attributes);
     }
-    out.extend_from_slice(b",\"resource\":{\"attributes\":");
-    attributes(out, &o.resource);
-    if !o.resource_schema_url.is_empty() {
-        out.extend_from_slice(b",\"schema_url\":");
-        write_json_str(out, o.resource_schema_url.as_bytes());
+    write_count_field(
+        out,
+        b"\"dropped_attributes_count\"",
+        u64::from(r.dropped_attributes_count),
+    );
+    // Resource and scope as the Collector writes them (and as `spans` and `metrics` do).
+    let open = out.len() + b",\"resource\":".len();
+    out.extend_from_slice(b",\"resource\":{\"_\":0");
+    write_str_field(out, b"\"schema_url\"", o.resource_schema_url.as_bytes());
+    if !o.resource.is_empty() {
+        out.extend_from_slice(b",\"attributes\":");
+        attributes(out, &o.resource);
     }
+    write_count_field(
+        out,
+        b"\"dropped_attributes_count\"",
+        u64::from(o.resource_dropped_attributes_count),
+    );
     out.push(b'}');
-    if !o.scope_name.is_empty() || !o.scope_version.is_empty() || !o.scope_attributes.is_empty() {
-        out.extend_from_slice(b",\"scope\":{");
-        let mut sep = "";
-        if !o.scope_name.is_empty() {
-            out.extend_from_slice(b"\"name\":");
-            write_json_str(out, o.scope_name.as_bytes());
-            sep = ",";
-        }
-        if !o.scope_version.is_empty() {
-            out.extend_from_slice(sep.as_bytes());
-            out.extend_from_slice(b"\"version\":");
-            write_json_str(out, o.scope_version.as_bytes());
-            sep = ",";
-        }
-        if !o.scope_attributes.is_empty() {
-            out.extend_from_slice(sep.as_bytes());
-            out.extend_from_slice(b"\"attributes\":");
-            attributes(out, &o.scope_attributes);
-        }
-        out.push(b'}');
+    strip_placeholder(out, open);
+    let open = out.len() + b",\"scope\":".len();
+    out.extend_from_slice(b",\"scope\":{\"_\":0");
+    write_str_field(out, b"\"schema_url\"", o.scope_schema_url.as_bytes());
+    write_str_field(out, b"\"name\"", o.scope_name.as_bytes());
+    write_str_field(out, b"\"version\"", o.scope_version.as_bytes());
+    if !o.scope_attributes.is_empty() {
+        out.extend_from_slice(b",\"attributes\":");
+        attributes(out, &o.scope_attributes);
     }
+    write_count_field(
+        out,
+        b"\"dropped_attributes_count\"",
+        u64::from(o.scope_dropped_attributes_count),
+    );
+    out.push(b'}');
+    strip_placeholder(out, open);
     ids(out, r, b"\"trace_id\"", b"\"span_id\"");
     out.push(b'}');
 }
@@ -513,7 +555,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn ecs(r: &LogRecord, o: &Origin, stream: &DataStream, out: &mut Vec<u8>) {
+fn ecs(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8>) {
     out.push(b'{');
     at_timestamp(out, r);
     data_stream(out, stream, true);

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use super::dead_letter::Why;
 use super::mapping::{BulkEncoder, Items};
 use super::origin::{Rendered, is_routing, route, walk};
-use super::routing::{DATASET, NAMESPACE};
+use super::routing::{DATASET, INDEX, NAMESPACE};
 use super::spans::data_stream;
 use super::wire_json::{
     Kv, push_kv, str_attr, write_f64, write_object, write_str_field, write_u64,
@@ -82,6 +82,7 @@ struct Group {
     /// Routing, copied out of the entry (groups span entries).
     dataset: Option<String>,
     namespace: Option<String>,
+    index: Option<String>,
 }
 
 /// Scratch state for encoding metrics, kept between batches.
@@ -296,7 +297,11 @@ impl BulkEncoder {
 
         let group = &sc.groups[g];
         self.metrics.select(
-            (group.dataset.as_deref(), group.namespace.as_deref()),
+            (
+                group.dataset.as_deref(),
+                group.namespace.as_deref(),
+                group.index.as_deref(),
+            ),
             self.mode,
             self.pipeline.as_deref(),
         );
@@ -476,6 +481,7 @@ fn group_entry(n: u32, entry: &Bytes, sc: &mut MetricScratch) -> Result<(), Deco
         let fallback = (
             route(buf, &[], scope, resource, DATASET),
             route(buf, &[], scope, resource, NAMESPACE),
+            route(buf, &[], scope, resource, INDEX),
         );
         for metric in metrics {
             group_metric(n, buf, metric.clone(), origin, fallback, sc)?;
@@ -508,7 +514,7 @@ fn group_metric(
     buf: &[u8],
     metric: Range<usize>,
     origin: u32,
-    fallback: (Option<&str>, Option<&str>),
+    fallback: (Option<&str>, Option<&str>, Option<&str>),
     sc: &mut MetricScratch,
 ) -> Result<(), DecodeError> {
     let (mut name, mut unit, mut data) = (0..0, 0..0, None);
@@ -552,11 +558,12 @@ fn group_metric(
         }
         let dataset = str_attr(buf, &sc.kvs, DATASET).or(fallback.0);
         let namespace = str_attr(buf, &sc.kvs, NAMESPACE).or(fallback.1);
+        let index = str_attr(buf, &sc.kvs, INDEX).or(fallback.2);
         // The key: origin, routing, timestamps, unit, attributes sorted by key.
         let key = &mut sc.key;
         key.clear();
         key.extend_from_slice(&origin.to_le_bytes());
-        for part in [dataset, namespace] {
+        for part in [dataset, namespace, index] {
             let p = part.unwrap_or("\u{0}").as_bytes();
             key.extend_from_slice(&(p.len() as u32).to_le_bytes());
             key.extend_from_slice(p);
@@ -608,6 +615,7 @@ fn group_metric(
                 unit: unit.clone(),
                 dataset: dataset.map(str::to_string),
                 namespace: namespace.map(str::to_string),
+                index: index.map(str::to_string),
             });
             id
         };

@@ -7,11 +7,22 @@ use std::ops::Range;
 use super::wire_json::{Kv, push_kv, write_count_field, write_object, write_str_field};
 use crate::otlp::wire::{DecodeError, Fields, Wire};
 
-/// The data stream attributes: routing, not content, so never written into a document.
+/// Attributes that steer the exporter rather than describe the telemetry: the data stream
+/// ones (written as the document's `data_stream` instead) and the Elasticsearch-specific ones
+/// the Collector reserves (`elasticsearch.index`, `elasticsearch.document_id`,
+/// `elasticsearch.ingest_pipeline`, `elasticsearch.mapping.hints`, `elastic.mapping.mode`).
+/// Never written into an `otel` document's attributes, as the Collector leaves them out.
 pub fn is_routing(key: &[u8]) -> bool {
     matches!(
         key,
-        b"data_stream.dataset" | b"data_stream.namespace" | b"data_stream.type"
+        b"data_stream.dataset"
+            | b"data_stream.namespace"
+            | b"data_stream.type"
+            | b"elasticsearch.index"
+            | b"elasticsearch.document_id"
+            | b"elasticsearch.ingest_pipeline"
+            | b"elasticsearch.mapping.hints"
+            | b"elastic.mapping.mode"
     )
 }
 

@@ -8,6 +8,13 @@ use crate::model::{KeyValue, LogRecord, Origin, Value};
 
 pub const DATASET: &str = "data_stream.dataset";
 pub const NAMESPACE: &str = "data_stream.namespace";
+/// An index named per record (or span, data point), as the Collector's exporter takes it:
+/// ahead of the data stream attributes and the configured static index.
+pub const INDEX: &str = "elasticsearch.index";
+
+/// The attribute values that decide a document's index: dataset, namespace, and an index named
+/// outright.
+pub type Parts<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
 const DEFAULT_DATASET: &str = "generic";
 const DEFAULT_NAMESPACE: &str = "default";
 
@@ -22,28 +29,32 @@ impl DataStream {
     /// The stream for `r`; `suffix` (`.otel` in otel mode) is appended to the dataset, as the
     /// Collector does so that OTel-shaped documents get the `logs-*.otel-*` index template.
     pub fn of(r: &LogRecord, origin: &Origin, suffix: &str) -> DataStream {
-        DataStream::from_parts(Self::parts(r, origin), suffix)
+        let (dataset, namespace, _) = Self::parts(r, origin);
+        DataStream::from_parts((dataset, namespace), suffix)
     }
 
     /// The attribute values that name the stream, as written (no allocation): what callers
     /// compare to reuse the last stream.
-    pub fn parts<'a>(r: &'a LogRecord, origin: &'a Origin) -> (Option<&'a str>, Option<&'a str>) {
+    pub fn parts<'a>(r: &'a LogRecord, origin: &'a Origin) -> Parts<'a> {
         let find = |key: &str| {
             string_attr(&r.attributes, key)
                 .or_else(|| string_attr(&origin.scope_attributes, key))
                 .or_else(|| string_attr(&origin.resource, key))
         };
-        (find(DATASET), find(NAMESPACE))
+        (find(DATASET), find(NAMESPACE), find(INDEX))
     }
 
+    /// The stream the attribute values name, sanitised as the Collector does: the `suffix` is
+    /// always appended (a dataset already ending in `.otel` gets a second one, as there), after
+    /// the dataset is cut to leave room for it.
     pub fn from_parts(parts: (Option<&str>, Option<&str>), suffix: &str) -> DataStream {
-        let mut dataset = sanitize(parts.0.unwrap_or(DEFAULT_DATASET));
-        if !dataset.ends_with(suffix) {
-            dataset.push_str(suffix);
-        }
         DataStream {
-            dataset,
-            namespace: sanitize(parts.1.unwrap_or(DEFAULT_NAMESPACE)),
+            dataset: sanitize(parts.0.unwrap_or(DEFAULT_DATASET), DATASET_DISALLOWED, suffix),
+            namespace: sanitize(
+                parts.1.unwrap_or(DEFAULT_NAMESPACE),
+                NAMESPACE_DISALLOWED,
+                "",
+            ),
         }
     }
 
@@ -65,24 +76,33 @@ fn string_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> 
     })
 }
 
-/// Elasticsearch index names are lower case, at most 255 bytes, and may not hold
-/// `\ / * ? " < > | , #`, spaces or (inside a data stream part) `-`: those become `_`, and each
-/// part is cut to 100 bytes, as the Collector does.
-pub fn sanitize(part: &str) -> String {
-    let mut out: String = part
-        .chars()
-        .map(|c| match c {
-            '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ' ' | '-' | ':' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
-    if out.len() > 100 {
-        let mut cut = 100;
+/// What may not appear in a data stream's dataset or namespace (the ECS `data_stream` field
+/// rules); each becomes `_`. A dataset may not hold `-` either, since it separates the parts of
+/// the stream's name; a namespace may.
+const DATASET_DISALLOWED: &[char] = &['-', '\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
+const NAMESPACE_DISALLOWED: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
+
+/// A dataset or namespace as an index name may hold it: lower case (Unicode, since an index name
+/// may not hold an upper-case letter of any script), the disallowed characters replaced, cut to
+/// leave `suffix` within 100 bytes (on a character boundary), then `suffix`.
+pub fn sanitize(part: &str, disallowed: &[char], suffix: &str) -> String {
+    let mut out = String::with_capacity(part.len() + suffix.len());
+    for c in part.chars() {
+        if disallowed.contains(&c) {
+            out.push('_');
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    let room = 100usize.saturating_sub(suffix.len());
+    if out.len() > room {
+        let mut cut = room;
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
         out.truncate(cut);
     }
+    out.push_str(suffix);
     out
 }
 
@@ -117,8 +137,27 @@ mod tests {
     }
 
     #[test]
-    fn names_are_sanitised() {
-        assert_eq!(sanitize("My-App/Logs #1"), "my_app_logs__1");
-        assert_eq!(sanitize(&"x".repeat(300)).len(), 100);
+    fn datasets_and_namespaces_are_sanitised_as_the_collector_does() {
+        let stream = |d: &str, n: &str, suffix| DataStream::from_parts((Some(d), Some(n)), suffix);
+        let s = stream("My-App/Logs #1", "Prod-EU", ".otel");
+        assert_eq!(s.dataset, "my_app_logs__1.otel", "a dataset may not hold '-'");
+        assert_eq!(s.namespace, "prod-eu", "a namespace may");
+        assert_eq!(s.index_of("logs"), "logs-my_app_logs__1.otel-prod-eu");
+        assert_eq!(
+            stream("nginx.otel", "default", ".otel").dataset,
+            "nginx.otel.otel",
+            "the suffix is always added"
+        );
+        let long = stream(&"x".repeat(300), &"y".repeat(300), ".otel");
+        assert_eq!(long.dataset, format!("{}.otel", "x".repeat(95)));
+        assert_eq!(long.namespace.len(), 100);
+        assert_eq!(
+            stream("ÄPFEL", "Ωmega", "").dataset,
+            "äpfel",
+            "Unicode lower-casing: an index name may hold no capital of any script"
+        );
+        assert_eq!(stream("a", "Ωmega", "").namespace, "ωmega");
+        let cut = stream(&"é".repeat(60), "n", ".otel").dataset;
+        assert!(cut.len() <= 100 && cut.ends_with(".otel"), "cut on a character boundary");
     }
 }

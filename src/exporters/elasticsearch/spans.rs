@@ -25,7 +25,7 @@ use bytes::Bytes;
 use super::dead_letter::Why;
 use super::mapping::{BulkEncoder, Items};
 use super::origin::{Rendered, is_routing, route, strip_placeholder, walk};
-use super::routing::{DATASET, NAMESPACE};
+use super::routing::{DATASET, INDEX, NAMESPACE};
 use super::wire_json::{
     Kv, push_kv, write_count_field, write_id, write_object, write_str_field, write_u64,
 };
@@ -206,6 +206,7 @@ impl BulkEncoder {
         let parts = (
             route(buf, &span.kvs, scope, resource, DATASET),
             route(buf, &span.kvs, scope, resource, NAMESPACE),
+            route(buf, &span.kvs, scope, resource, INDEX),
         );
         self.traces
             .select(parts, self.mode, self.pipeline.as_deref());
@@ -272,6 +273,7 @@ impl BulkEncoder {
         let parts = (
             route(buf, kvs, scope, resource, DATASET),
             route(buf, kvs, scope, resource, NAMESPACE),
+            route(buf, kvs, scope, resource, INDEX),
         );
         self.logs.select(parts, self.mode, self.pipeline.as_deref());
         out.extend_from_slice(&self.logs.line);

@@ -60,7 +60,8 @@ fn any_str(buf: &[u8], v: Range<usize>) -> Option<&str> {
     found
 }
 
-/// Writes `kvs` as one JSON object, leaving out the keys `skip` names.
+/// Writes `kvs` as one JSON object, leaving out the keys `skip` names; geo coordinates are
+/// merged into points (`geo`).
 pub fn write_object(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -70,10 +71,17 @@ pub fn write_object(
 ) -> Result<(), DecodeError> {
     out.push(b'{');
     let mut first = true;
+    let mut points = super::geo::Points::default();
     for kv in kvs {
         let key = &buf[kv.key.clone()];
         if skip(key) {
             continue;
+        }
+        if key.ends_with(b"geo.location.lat") || key.ends_with(b"geo.location.lon") {
+            let text = std::str::from_utf8(key).unwrap_or_default();
+            if points.take(text, double(buf, kv.value.clone())) {
+                continue;
+            }
         }
         if !first {
             out.push(b',');
@@ -83,8 +91,23 @@ pub fn write_object(
         out.push(b':');
         write_value(out, buf, kv.value.clone(), stringify_maps, 0)?;
     }
+    points.write(out, first);
     out.push(b'}');
     Ok(())
+}
+
+/// The double in an `AnyValue`, if it holds one.
+fn double(buf: &[u8], v: Range<usize>) -> Option<f64> {
+    let mut f = Fields::new(buf, v.start, v.end);
+    let mut found = None;
+    while let Ok(Some((field, wire))) = f.next_field() {
+        found = match (field, wire) {
+            (4, Wire::Fixed64(bits)) => Some(f64::from_bits(bits)),
+            (1..=7, _) => None,
+            _ => found,
+        };
+    }
+    found
 }
 
 /// Writes an `AnyValue` as JSON: strings, booleans, integers and doubles (with a radix point,

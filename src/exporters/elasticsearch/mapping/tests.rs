@@ -215,3 +215,171 @@ fn assigned_ids_are_unique_and_sit_in_the_action_line() {
     unique.dedup();
     assert_eq!(unique.len(), 4, "{ids:?}");
 }
+
+/// The otel document of one record under `origin`.
+fn otel_document(record: LogRecord, origin: Origin) -> (Json, Json) {
+    let batch = LogBatch {
+        origins: vec![origin],
+        records: vec![record],
+    };
+    let got = lines(Mode::Otel, &batch);
+    (got[0].clone(), got[1].clone())
+}
+
+fn at(nanos: u64) -> LogRecord {
+    LogRecord {
+        time_unix_nano: nanos,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_array_body_of_non_objects_is_wrapped_as_the_flattened_field_requires() {
+    let mut r = at(1_000_000_000);
+    r.body = Value::Array(vec![s("a"), Value::Int(1)]);
+    let (_, doc) = otel_document(r, Origin::default());
+    assert_eq!(
+        doc,
+        json!({
+            "@timestamp": "1970-01-01T00:00:01.000000000Z",
+            "data_stream": {"type": "logs", "dataset": "generic.otel", "namespace": "default"},
+            "body": {"structured": {"value": ["a", 1]}},
+            "resource": {},
+            "scope": {},
+        })
+    );
+    let mut objects = at(1_000_000_000);
+    objects.body = Value::Array(vec![Value::Map(vec![kv("k", s("v"))])]);
+    let (_, doc) = otel_document(objects, Origin::default());
+    assert_eq!(
+        doc["body"],
+        json!({"structured": [{"k": "v"}]}),
+        "an array of objects is kept"
+    );
+}
+
+#[test]
+fn namespaces_keep_dashes_and_datasets_get_the_otel_suffix_as_the_collector_names_them() {
+    let mut r = at(1);
+    r.attributes = vec![
+        kv("data_stream.dataset", s("MyApp.otel")),
+        kv("data_stream.namespace", s("prod-eu")),
+    ];
+    let (action, doc) = otel_document(r, Origin::default());
+    assert_eq!(
+        action,
+        json!({"create": {"_index": "logs-myapp.otel.otel-prod-eu"}})
+    );
+    assert_eq!(
+        doc["data_stream"],
+        json!({"type": "logs", "dataset": "myapp.otel.otel", "namespace": "prod-eu"})
+    );
+    assert!(doc.get("attributes").is_some_and(|a| a == &json!({})));
+}
+
+#[test]
+fn event_name_comes_from_the_field_else_from_the_event_name_attribute() {
+    let mut r = at(1);
+    r.attributes = vec![kv("event.name", s("browser.page_view"))];
+    let (_, doc) = otel_document(r.clone(), Origin::default());
+    assert_eq!(doc["event_name"], "browser.page_view");
+    assert_eq!(
+        doc["attributes"],
+        json!({"event.name": "browser.page_view"}),
+        "the attribute stays"
+    );
+    r.event_name = Str::from_static("device.app.lifecycle");
+    let (_, doc) = otel_document(r, Origin::default());
+    assert_eq!(doc["event_name"], "device.app.lifecycle", "the field wins");
+}
+
+#[test]
+fn geo_coordinates_become_geo_points_and_resource_and_scope_carry_every_field() {
+    let mut r = at(2_000_000_000);
+    r.attributes = vec![
+        kv("geo.location.lat", Value::Double(52.52)),
+        kv("user.id", s("u1")),
+        kv("geo.location.lon", Value::Double(13.4)),
+        kv("client.geo.location.lat", Value::Double(48.85)),
+    ];
+    r.dropped_attributes_count = 2;
+    let origin = Origin {
+        resource: vec![kv("service.name", s("shop"))].into(),
+        resource_schema_url: Str::from_static("https://opentelemetry.io/schemas/1.21.0"),
+        resource_dropped_attributes_count: 3,
+        scope_name: Str::from_static("app"),
+        scope_version: Str::from_static("1.0"),
+        scope_attributes: vec![kv("scope.k", s("v"))].into(),
+        scope_dropped_attributes_count: 4,
+        scope_schema_url: Str::from_static("https://opentelemetry.io/schemas/1.26.0"),
+    };
+    let (_, doc) = otel_document(r, origin);
+    assert_eq!(
+        doc,
+        json!({
+            "@timestamp": "1970-01-01T00:00:02.000000000Z",
+            "data_stream": {"type": "logs", "dataset": "generic.otel", "namespace": "default"},
+            "attributes": {
+                "user.id": "u1",
+                "geo.location": [13.4, 52.52],
+                "client.geo.location.lat": 48.85
+            },
+            "dropped_attributes_count": 2,
+            "resource": {
+                "schema_url": "https://opentelemetry.io/schemas/1.21.0",
+                "attributes": {"service.name": "shop"},
+                "dropped_attributes_count": 3
+            },
+            "scope": {
+                "schema_url": "https://opentelemetry.io/schemas/1.26.0",
+                "name": "app",
+                "version": "1.0",
+                "attributes": {"scope.k": "v"},
+                "dropped_attributes_count": 4
+            },
+        })
+    );
+}
+
+#[test]
+fn the_collectors_reserved_elasticsearch_attributes_are_not_stored() {
+    let mut r = at(1);
+    r.attributes = vec![
+        kv("elasticsearch.document_id", s("doc-1")),
+        kv("elasticsearch.ingest_pipeline", s("p")),
+        kv("elasticsearch.index", s("i")),
+        kv("elasticsearch.mapping.hints", s("_doc_count")),
+        kv("elastic.mapping.mode", s("otel")),
+        kv("keep", s("v")),
+    ];
+    let (_, doc) = otel_document(r, Origin::default());
+    assert_eq!(doc["attributes"], json!({"keep": "v"}));
+}
+
+#[test]
+fn an_elasticsearch_index_attribute_names_the_index_ahead_of_data_stream_routing() {
+    let mut r = at(1);
+    r.attributes = vec![
+        kv("elasticsearch.index", s("audit-2026")),
+        kv("data_stream.dataset", s("ignored")),
+    ];
+    let origin = Origin {
+        resource: vec![kv("elasticsearch.index", s("from-resource"))].into(),
+        ..Default::default()
+    };
+    let (action, doc) = otel_document(r, origin.clone());
+    assert_eq!(action, json!({"create": {"_index": "audit-2026"}}));
+    assert!(doc.get("data_stream").is_none(), "not a data stream");
+    let (action, _) = otel_document(at(1), origin);
+    assert_eq!(
+        action,
+        json!({"create": {"_index": "from-resource"}}),
+        "the record's own, else the scope's, else the resource's"
+    );
+    let (action, doc) = otel_document(at(1), Origin::default());
+    assert_eq!(
+        action,
+        json!({"create": {"_index": "logs-generic.otel-default"}})
+    );
+    assert!(doc.get("data_stream").is_some());
+}

@@ -236,3 +236,38 @@ fn a_bare_span_writes_only_what_is_set_and_always_links_and_status() {
         "a static index: no data_stream fields; an end before the start: duration 0"
     );
 }
+
+#[test]
+fn spans_route_by_an_elasticsearch_index_attribute_and_merge_geo_points() {
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "s".into(),
+        attributes: vec![
+            s("elasticsearch.index", "spans-audit"),
+            KeyValue {
+                key: "client.geo.location.lat".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::DoubleValue(48.85)),
+                }),
+                ..Default::default()
+            },
+            KeyValue {
+                key: "client.geo.location.lon".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::DoubleValue(2.35)),
+                }),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let mut enc = BulkEncoder::new(Mode::Otel, None, None);
+    let (docs, _) = encode(&request(span), &mut enc);
+    assert_eq!(docs[0].0, json!({"create": {"_index": "spans-audit"}}));
+    assert!(docs[0].1.get("data_stream").is_none());
+    assert_eq!(
+        docs[0].1["attributes"],
+        json!({"client.geo.location": [2.35, 48.85]})
+    );
+}
