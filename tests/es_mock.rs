@@ -173,3 +173,62 @@ fn metrics_indices_are_time_series_ids_derived_conflicts_409_and_client_ids_refu
     assert_eq!(docs[0]["dynamic_templates"]["metrics.cpu"], "gauge_long");
     assert_eq!(docs[0]["_id"], v["items"][0]["create"]["_id"]);
 }
+
+#[test]
+fn what_elasticsearch_refuses_per_item_is_refused_with_its_error_types() {
+    let mock = Mock::start(&[]);
+    let lines = [
+        (
+            r#"{"create":{"_index":"logs-App-default"}}"#,
+            r#"{"@timestamp":1}"#,
+        ),
+        (r#"{"create":{"_index":"_hidden"}}"#, r#"{"@timestamp":1}"#),
+        (
+            r#"{"create":{"_index":"logs-generic.otel-default"}}"#,
+            r#"{"@timestamp":1,"body":{"structured":["a",1]}}"#,
+        ),
+        (
+            r#"{"create":{"_index":"logs-generic.otel-default"}}"#,
+            r#"{"@timestamp":1,"body":{"structured":[{"a":1}]}}"#,
+        ),
+        (
+            r#"{"create":{"_index":"logs-generic-default"}}"#,
+            r#"{"@timestamp":1,"a":"x","a.b":"y"}"#,
+        ),
+        (
+            r#"{"create":{"_index":"logs-generic-default"}}"#,
+            r#"{"@timestamp":1,"a.value":"x","a.b":"y"}"#,
+        ),
+    ];
+    let mut body = String::new();
+    for (action, doc) in lines {
+        body.push_str(action);
+        body.push('\n');
+        body.push_str(doc);
+        body.push('\n');
+    }
+    let v = json_of(&mock.bulk(body.as_bytes(), &[]));
+    let got: Vec<(u64, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let c = &i["create"];
+            (
+                c["status"].as_u64().unwrap(),
+                c["error"]["type"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (400, "invalid_index_name_exception".into()),
+            (400, "invalid_index_name_exception".into()),
+            (400, "document_parsing_exception".into()),
+            (201, String::new()),
+            (400, "document_parsing_exception".into()),
+            (201, String::new()),
+        ]
+    );
+}

@@ -8,6 +8,12 @@
 //! - `POST /_bulk`, `POST /<index>/_bulk`: NDJSON action/source pairs (gzip bodies too);
 //!   answers `took`, `errors`, `items[].{create|index}.{_index,_id,status,error{type,reason}}`.
 //!   A `create` whose `_id` exists gets 409 `version_conflict_engine_exception`.
+//! - What Elasticsearch refuses per item, with its error types: an invalid index name (400
+//!   `invalid_index_name_exception`: upper case, `\ / * ? " < > | , #`, space, a leading `_ - +`,
+//!   over 255 bytes); in `*.otel-*` data streams, a `body.structured` array that is not all
+//!   objects (400 `document_parsing_exception`: a `flattened` field takes objects); a document
+//!   whose top level holds both `a` (not an object) and `a.b` (400 `document_parsing_exception`:
+//!   a field cannot be both a value and an object).
 //! - `metrics-*` indices behave as time series data streams (Elasticsearch's `metrics-*.otel-*`
 //!   template is one): an action with an `_id` is refused 400 (`_id must be unset ... is in
 //!   time_series mode`); the id is derived from the document's dimensions (`attributes`,
@@ -107,6 +113,61 @@ struct Stored {
     id: String,
     source: Value,
     templates: Option<Value>,
+}
+
+/// Why Elasticsearch would refuse `index` as an index name, if it would.
+fn invalid_index_name(index: &str) -> Option<String> {
+    if index.chars().any(char::is_uppercase) {
+        return Some(format!("Invalid index name [{index}], must be lowercase"));
+    }
+    if index.chars().any(|c| {
+        matches!(
+            c,
+            '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#'
+        )
+    }) {
+        return Some(format!(
+            "Invalid index name [{index}], must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]"
+        ));
+    }
+    if index.starts_with(['_', '-', '+']) {
+        return Some(format!(
+            "Invalid index name [{index}], must not start with '_', '-', or '+'"
+        ));
+    }
+    if index.len() > 255 {
+        return Some(format!(
+            "Invalid index name [{index}], index name is too long"
+        ));
+    }
+    None
+}
+
+/// Why the mappings Elasticsearch would apply refuse `source` in `index`, if they would.
+fn mapping_refusal(index: &str, source: &Value) -> Option<String> {
+    if index.contains(".otel-")
+        && let Some(Value::Array(items)) = source.pointer("/body/structured")
+        && !items.iter().all(Value::is_object)
+    {
+        return Some(
+            "[1:1] failed to parse field [body.structured] of type [flattened]: a flattened \
+             field takes an object or an array of objects"
+                .into(),
+        );
+    }
+    let top = source.as_object()?;
+    for key in top.keys() {
+        let mut prefix = key.as_str();
+        while let Some((head, _)) = prefix.rsplit_once('.') {
+            if top.get(head).is_some_and(|v| !v.is_object()) {
+                return Some(format!(
+                    "can't merge a non object mapping [{head}] with an object mapping [{key}]"
+                ));
+            }
+            prefix = head;
+        }
+    }
+    None
 }
 
 /// Whether `index` is a time series data stream here: Elasticsearch's built-in `metrics-*-*`
@@ -532,6 +593,24 @@ async fn bulk(
                     })
             })
             .cloned();
+        if let Some(reason) = invalid_index_name(&index) {
+            s.stats.mapping_errors += 1;
+            errors = true;
+            items.push(item(
+                400,
+                json!({"error": {"type": "invalid_index_name_exception", "reason": reason}}),
+            ));
+            continue;
+        }
+        if let Some(reason) = mapping_refusal(&index, &source) {
+            s.stats.mapping_errors += 1;
+            errors = true;
+            items.push(item(
+                400,
+                json!({"error": {"type": "document_parsing_exception", "reason": reason}}),
+            ));
+            continue;
+        }
         if let Some(field) = bad_field {
             s.stats.mapping_errors += 1;
             errors = true;
