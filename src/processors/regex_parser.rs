@@ -38,6 +38,27 @@ pub const APACHE_COMMON: &str = r#"^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \
 /// Apache combined log format: common plus referer and user agent.
 pub const APACHE_COMBINED: &str = r#"^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<timestamp>[^\]]*)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<bytes_out>[\d\-]+) "(?P<referer>[^"]*)" "(?P<user_agent>[^"]*)"$"#;
 
+/// The capture names of the Apache presets, as slices of one string. Records parsed by a preset
+/// carry these very slices as attribute keys (not copies), which is how an exporter can tell an
+/// Apache `status` capture, worth an ECS name, from any other attribute called `status`: see
+/// [`preset_capture`]. Slices of a longer string, because the compiler may merge equal string
+/// literals: a `"status"` literal elsewhere could share a standalone one's address.
+static CAPTURE_TEXT: &str = "regex_parser Apache preset captures: host ident user timestamp \
+                             method path protocol status bytes_out referer user_agent";
+
+/// The Apache presets' capture names (see [`CAPTURE_TEXT`]).
+pub fn apache_captures() -> impl Iterator<Item = &'static str> {
+    let names = CAPTURE_TEXT.split_once(": ").map_or("", |(_, n)| n);
+    names.split(' ').filter(|n| !n.is_empty())
+}
+
+/// The Apache preset capture `key` is, if it is one: the same static string, not merely the
+/// same text.
+pub fn preset_capture(key: &Str) -> Option<&'static str> {
+    let s = key.static_json_safe()?;
+    apache_captures().find(|c| std::ptr::eq(c.as_ptr(), s.as_ptr()) && c.len() == s.len())
+}
+
 /// The timestamp layout both Apache presets use, e.g. `05/Feb/2023:09:39:56 +0000`.
 pub const APACHE_TIME_LAYOUT: &str = "%d/%b/%Y:%H:%M:%S %z";
 
@@ -195,11 +216,18 @@ fn compile(path: &str, cfg: &Config) -> Result<Compiled, Vec<ConfigError>> {
         )]
     })?;
     // Capture names are few and live as long as the process; leaking them makes every
-    // attribute key a static `Str`, which clones without touching a reference count.
+    // attribute key a static `Str`, which clones without touching a reference count. A preset's
+    // names are its static table's own strings (`preset_capture`).
+    let preset = cfg.preset.is_some();
     let names: Vec<Option<Str>> = regex
         .group_info()
         .pattern_names(PatternID::ZERO)
-        .map(|n| n.map(|s| Str::from_static(Box::leak(s.to_string().into_boxed_str()))))
+        .map(|n| {
+            n.map(|s| match apache_captures().find(|c| preset && *c == s) {
+                Some(c) => Str::from_static(c),
+                None => Str::from_static(Box::leak(s.to_string().into_boxed_str())),
+            })
+        })
         .collect();
     if names.iter().all(Option::is_none) {
         errors.push(ConfigError::new(

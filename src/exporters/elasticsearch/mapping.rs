@@ -6,11 +6,7 @@
 //!   `severity_number`, `body.text` or `body.structured`, `attributes`,
 //!   `resource.attributes`, `scope`, `trace_id`, `span_id`, `data_stream`; the dataset gets
 //!   the `.otel` suffix.
-//! - `ecs`: Elastic Common Schema names: `@timestamp`, `message`, `log.level`, `trace.id`,
-//!   `span.id`, `log.logger` (the scope name), resource attributes by their ECS names
-//!   (`service.name`, `host.name`, `kubernetes.pod.name`, ...), record attributes by their ECS names where one exists
-//!   (including the Apache captures of `regex_parser`: `source.address`, `http.request.method`,
-//!   `url.original`, `http.response.status_code`, ...), the rest as they are.
+//! - `ecs`: Elastic Common Schema names, mapped as the Collector maps them (`ecs`).
 //! - `raw`: `@timestamp`, the body as `message`, record then resource attributes at the top
 //!   level under their own names.
 //!
@@ -56,6 +52,7 @@ pub struct BulkEncoder {
     pub(super) traces: Actions,
     pub(super) metrics: Actions,
     pub(super) ids: Option<Ids>,
+    ecs: super::ecs::Scratch,
 }
 
 /// The action lines of one signal: its static index if configured, else the data stream the
@@ -243,6 +240,7 @@ impl BulkEncoder {
             traces: Actions::new("traces", indices.traces),
             metrics: Actions::new("metrics", indices.metrics),
             ids: None,
+            ecs: super::ecs::Scratch::default(),
         }
     }
 
@@ -284,7 +282,7 @@ impl BulkEncoder {
         let stream = self.logs.is_stream().then_some(&self.logs.stream);
         match self.mode {
             Mode::Otel => otel(r, origin, stream, out),
-            Mode::Ecs => ecs(r, origin, stream, out),
+            Mode::Ecs => super::ecs::document(r, origin, stream, &mut self.ecs, out),
             Mode::Raw => raw(r, origin, out),
         }
         out.push(b'\n');
@@ -479,40 +477,7 @@ fn ids(out: &mut Vec<u8>, r: &LogRecord, trace: &[u8], span: &[u8]) {
     }
 }
 
-/// Semantic-convention (and `regex_parser` Apache capture) names to ECS names.
-fn ecs_name(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "service.instance.id" => "service.node.name",
-        "deployment.environment" | "deployment.environment.name" => "service.environment",
-        "host.arch" => "host.architecture",
-        "os.type" => "host.os.platform",
-        "os.description" => "host.os.full",
-        "k8s.namespace.name" => "kubernetes.namespace",
-        "k8s.pod.name" => "kubernetes.pod.name",
-        "k8s.pod.uid" => "kubernetes.pod.uid",
-        "k8s.node.name" => "kubernetes.node.name",
-        "k8s.container.name" => "kubernetes.container.name",
-        "k8s.deployment.name" => "kubernetes.deployment.name",
-        "http.method" => "http.request.method",
-        "http.status_code" => "http.response.status_code",
-        "exception.type" => "error.type",
-        "exception.message" => "error.message",
-        "exception.stacktrace" => "error.stack_trace",
-        // The Apache presets of regex_parser.
-        "host" => "source.address",
-        "user" => "user.name",
-        "method" => "http.request.method",
-        "path" => "url.original",
-        "protocol" => "http.version",
-        "status" => "http.response.status_code",
-        "bytes_out" => "http.response.body.bytes",
-        "referer" => "http.request.referrer",
-        "user_agent" => "user_agent.original",
-        _ => return None,
-    })
-}
-
-/// Top-level fields of an ECS or raw document: each name once, the first writer wins.
+/// Top-level fields of a raw document: each name once, the first writer wins.
 struct Fields<'a> {
     out: &'a mut Vec<u8>,
     seen: Vec<&'a str>,
@@ -520,7 +485,7 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn put(&mut self, name: &'a str, v: &Value) {
-        if self.seen.contains(&name) {
+        if is_routing(name) || self.seen.contains(&name) {
             return;
         }
         self.seen.push(name);
@@ -529,62 +494,11 @@ impl<'a> Fields<'a> {
         self.out.push(b':');
         write_json_value(self.out, v);
     }
-
-    /// A record or resource attribute, under its ECS name when `ecs`. Apache's `-` for "no
-    /// value" is left out: ECS types those fields as numbers.
-    fn attribute(&mut self, key: &'a str, v: &Value, ecs: bool) {
-        if is_routing(key) {
-            return;
-        }
-        let name = if ecs {
-            ecs_name(key).unwrap_or(key)
-        } else {
-            key
-        };
-        match v {
-            Value::Str(s) if ecs && s.as_str() == "-" && name != key => {}
-            Value::Str(s) if ecs && name == "http.version" => {
-                let version = s.as_str().strip_prefix("HTTP/").unwrap_or(s.as_str());
-                self.put(
-                    name,
-                    &Value::Str(crate::model::Str::from(version.to_string())),
-                );
-            }
-            v => self.put(name, v),
-        }
-    }
 }
 
-fn ecs(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    at_timestamp(out, r);
-    data_stream(out, stream, true);
-    ids(out, r, b"\"trace.id\"", b"\"span.id\"");
-    let mut f = Fields {
-        out,
-        seen: Vec::new(),
-    };
-    if !r.severity_text.is_empty() {
-        f.put("log.level", &Value::Str(r.severity_text.clone()));
-    }
-    if r.severity_number != 0 {
-        f.put("event.severity", &Value::Int(i64::from(r.severity_number)));
-    }
-    body_fields(&mut f, &r.body, true);
-    for (k, v) in &r.attributes {
-        f.attribute(k.as_str(), v, true);
-    }
-    for (k, v) in &o.resource {
-        f.attribute(k.as_str(), v, true);
-    }
-    // The instrumentation scope of a log record is its logger (Python's `logging.getLogger`
-    // name, a Java logger's class): ECS's `log.logger`.
-    if !o.scope_name.is_empty() {
-        f.put("log.logger", &Value::Str(o.scope_name.clone()));
-    }
-    out_close(f);
-}
-
+/// `raw`: a text body is the `message`; a map body's fields are top-level fields (a parsed
+/// JSON log), since a `message` text field cannot hold an object; then the record's and the
+/// resource's attributes under their own names.
 fn raw(r: &LogRecord, o: &Origin, out: &mut Vec<u8>) {
     out.push(b'{');
     at_timestamp(out, r);
@@ -592,31 +506,18 @@ fn raw(r: &LogRecord, o: &Origin, out: &mut Vec<u8>) {
         out,
         seen: Vec::new(),
     };
-    body_fields(&mut f, &r.body, false);
-    for (k, v) in &r.attributes {
-        f.attribute(k.as_str(), v, false);
-    }
-    for (k, v) in &o.resource {
-        f.attribute(k.as_str(), v, false);
-    }
-    out_close(f);
-}
-
-/// A text body is the `message`; a map body's fields are top-level fields (a parsed JSON
-/// log), since a `message` text field cannot hold an object.
-fn body_fields<'a>(f: &mut Fields<'a>, body: &'a Value, ecs: bool) {
-    match body {
+    match &r.body {
         Value::Empty => {}
         Value::Map(kvs) => {
             for (k, v) in kvs {
-                f.attribute(k.as_str(), v, ecs);
+                f.put(k.as_str(), v);
             }
         }
         v => f.put("message", v),
     }
-}
-
-fn out_close(f: Fields<'_>) {
+    for (k, v) in r.attributes.iter().chain(&o.resource) {
+        f.put(k.as_str(), v);
+    }
     f.out.push(b'}');
 }
 

@@ -55,6 +55,7 @@
 
 pub mod bulk;
 pub mod dead_letter;
+pub mod ecs;
 pub mod geo;
 pub mod mapping;
 pub mod metrics;

@@ -175,3 +175,31 @@ fn bad_configs_name_the_failing_key() {
             .contains("severity.mapping.loud")
     );
 }
+
+#[test]
+fn only_a_presets_captures_are_known_as_preset_captures() {
+    let line = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326"#;
+    let mut preset = standalone(&cfg("{preset: apache_common}")).unwrap();
+    let mut b = batch(&[line]);
+    preset.process(&mut b);
+    let keys: Vec<_> = b.records[0]
+        .attributes
+        .iter()
+        .filter_map(|(k, _)| preset_capture(k))
+        .collect();
+    assert_eq!(
+        keys,
+        ["host", "ident", "user", "timestamp", "method", "path", "protocol", "status", "bytes_out"]
+    );
+
+    // The guide's own regex captures `host`, `status`...: same names, not the preset's.
+    let mut custom = standalone(&Config {
+        regex: Some(GUIDE.into()),
+        ..cfg("{}")
+    })
+    .unwrap();
+    let mut b = batch(&[LINE]);
+    custom.process(&mut b);
+    assert_eq!(attr(&b.records[0], "status"), "404");
+    assert!(b.records[0].attributes.iter().all(|(k, _)| preset_capture(k).is_none()));
+}

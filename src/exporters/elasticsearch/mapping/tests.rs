@@ -98,27 +98,36 @@ fn ecs_mode_uses_ecs_names() {
             "log.level": "ERROR",
             "event.severity": 17,
             "message": "payment declined",
-            "http.request.method": "POST",
+            "http.method": "POST",
             "user.id": "u42",
             "service.name": "checkout",
+            "host.hostname": "node-3",
             "host.name": "node-3",
             "kubernetes.pod.name": "checkout-7d9f",
-            "log.logger": "app.logger"
-        })
+            "agent.name": "otlp"
+        }),
+        "the Collector's mapping: record attributes keep their names but for a few; host.name \
+         is also host.hostname; agent.name defaults to otlp"
     );
 }
 
 #[test]
 fn apache_captures_map_to_ecs_fields_and_raw_keeps_them() {
+    let preset = |name: &str| {
+        let key = crate::processors::regex_parser::apache_captures()
+            .find(|c| *c == name)
+            .unwrap();
+        Str::from_static(key)
+    };
     let mut batch = sample();
     batch.records[0].attributes = vec![
-        kv("host", s("127.0.0.1")),
-        kv("user", s("frank")),
-        kv("method", s("GET")),
-        kv("path", s("/a.gif")),
-        kv("protocol", s("HTTP/1.0")),
-        kv("status", s("200")),
-        kv("bytes_out", s("-")),
+        (preset("host"), s("127.0.0.1")),
+        (preset("user"), s("frank")),
+        (preset("method"), s("GET")),
+        (preset("path"), s("/a.gif")),
+        (preset("protocol"), s("HTTP/1.0")),
+        (preset("status"), s("200")),
+        (preset("bytes_out"), s("-")),
     ];
     let ecs = &lines(Mode::Ecs, &batch)[1];
     assert_eq!(ecs["source.address"], "127.0.0.1");
@@ -131,6 +140,20 @@ fn apache_captures_map_to_ecs_fields_and_raw_keeps_them() {
         ecs.get("http.response.body.bytes").is_none(),
         "'-' is no number"
     );
+
+    // The same names from anywhere else (another regex, an SDK) are not Apache's.
+    let mut other = sample();
+    other.records[0].attributes = vec![
+        (Str::from("host".to_string()), s("db-1")),
+        (Str::from("status".to_string()), s("ok")),
+    ];
+    let ecs = &lines(Mode::Ecs, &other)[1];
+    assert_eq!(
+        ecs["host.value"], "db-1",
+        "kept, and renamed: `host` is also the parent of the resource's host.name"
+    );
+    assert_eq!(ecs["status"], "ok");
+    assert!(ecs.get("source.address").is_none());
 
     let raw = &lines(Mode::Raw, &batch)[1];
     assert_eq!(raw["message"], "payment declined");
