@@ -437,3 +437,25 @@ fn a_dead_endpoint_fails_over_and_a_413_splits_the_request() {
     let stats = mock.json("/_mock/stats");
     assert_eq!(stats["conflicts"], 0);
 }
+
+#[test]
+fn otel_mode_requires_data_streams_so_a_plain_static_index_is_refused_and_dead_lettered() {
+    let mock = Mock::start(&[]);
+    let exporters = es_exporter(
+        &mock,
+        "    logs_index: my-plain-index\n    dead_letter: { index: dlq-plain }\n",
+    )
+    .replace("mode: raw", "mode: otel");
+    let (_sluice, http, _) = start("", &exporters, "elasticsearch");
+    assert_eq!(post_until_accepted(http, &numbered(0, 20)), 0);
+    let docs = mock.wait_for_docs(20, Duration::from_secs(10));
+    assert_eq!(docs.len(), 20, "all dead-lettered");
+    for d in &docs {
+        assert_eq!(
+            d["_index"], "dlq-plain",
+            "the dead letter may be a plain index"
+        );
+        assert_eq!(d["_source"]["error"]["type"], "illegal_argument_exception");
+        assert_eq!(d["_source"]["index"], "my-plain-index");
+    }
+}

@@ -14,6 +14,9 @@
 //!   objects (400 `document_parsing_exception`: a `flattened` field takes objects); a document
 //!   whose top level holds both `a` (not an object) and `a.b` (400 `document_parsing_exception`:
 //!   a field cannot be both a value and an object).
+//! - `?require_data_stream=true`: an item whose index is no data stream (the built-in templates'
+//!   `logs-*-*`, `metrics-*-*`, `traces-*-*`, `synthetics-*-*`) gets 400
+//!   `illegal_argument_exception`.
 //! - `metrics-*` indices behave as time series data streams (Elasticsearch's `metrics-*.otel-*`
 //!   template is one): an action with an `_id` is refused 400 (`_id must be unset ... is in
 //!   time_series mode`); the id is derived from the document's dimensions (`attributes`,
@@ -168,6 +171,16 @@ fn mapping_refusal(index: &str, source: &Value) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether writing to `index` makes a data stream: Elasticsearch's built-in templates match
+/// `logs-*-*`, `metrics-*-*`, `traces-*-*` and `synthetics-*-*`.
+fn is_data_stream(index: &str) -> bool {
+    let mut parts = index.splitn(3, '-');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some("logs" | "metrics" | "traces" | "synthetics"), Some(d), Some(n)) if !d.is_empty() && !n.is_empty()
+    )
 }
 
 /// Whether `index` is a time series data stream here: Elasticsearch's built-in `metrics-*-*`
@@ -423,6 +436,7 @@ async fn bulk(
     if down {
         return error(503, "unavailable_shards_exception", "the mock is down");
     }
+    let require_data_stream = query(&req, "require_data_stream").as_deref() == Some("true");
     let gzip = req
         .headers()
         .get("content-encoding")
@@ -593,6 +607,18 @@ async fn bulk(
                     })
             })
             .cloned();
+        if require_data_stream && !is_data_stream(&index) {
+            s.stats.mapping_errors += 1;
+            errors = true;
+            let reason = format!(
+                "[require_data_stream] request flag is [true] and [{index}] is not a data stream"
+            );
+            items.push(item(
+                400,
+                json!({"error": {"type": "illegal_argument_exception", "reason": reason}}),
+            ));
+            continue;
+        }
         if let Some(reason) = invalid_index_name(&index) {
             s.stats.mapping_errors += 1;
             errors = true;

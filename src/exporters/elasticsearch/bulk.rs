@@ -215,6 +215,13 @@ impl Throttle {
     }
 }
 
+/// Where a request's documents go: their own indices, or the dead-letter index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Documents,
+    DeadLetter,
+}
+
 /// How one bulk attempt ended, for all of its items or each one.
 enum Answer {
     Items(Vec<Item>),
@@ -268,6 +275,11 @@ pub struct Sender {
     pub dead_letter: Option<DeadLetter>,
     pub metrics: Metrics,
     throttle: Throttle,
+    /// `otel` mode: documents must go to data streams (`?require_data_stream=true`), so that a
+    /// static or named index that matches no data stream template is an error rather than a
+    /// plain index with guessed mappings, as the Collector sends them. Not for the dead letter,
+    /// which may well be a plain index.
+    pub require_data_stream: bool,
     /// Fired at the shutdown deadline: retrying stops, and what is unsettled fails back to its
     /// senders (not to the dead letter: it was not refused).
     deadline: Shutdown,
@@ -295,6 +307,7 @@ impl Sender {
             dead_letter,
             metrics,
             throttle: Throttle::default(),
+            require_data_stream: false,
         }
     }
 
@@ -305,7 +318,7 @@ impl Sender {
         let total = items.len();
         let body = Bytes::from(std::mem::take(&mut req.body));
         let mut settled = self
-            .settle(body, items.ends, items.numbers, &items.units)
+            .settle(body, items.ends, items.numbers, &items.units, Destination::Documents)
             .await;
         let mut failures = std::mem::take(&mut settled.failures);
         for r in items.refused {
@@ -368,6 +381,7 @@ impl Sender {
         ends: Vec<usize>,
         origin: Vec<usize>,
         units: &[(Signal, u32)],
+        to: Destination,
     ) -> Settled {
         let mut pending = Pending { origin, body, ends };
         let mut settled = Settled::default();
@@ -375,7 +389,9 @@ impl Sender {
         // Items per request, halved by each 413.
         let mut chunk = usize::MAX;
         loop {
-            pending = self.round(&pending, &mut chunk, &mut settled, units).await;
+            pending = self
+                .round(&pending, &mut chunk, &mut settled, units, to)
+                .await;
             if pending.ends.is_empty() {
                 return settled;
             }
@@ -420,6 +436,7 @@ impl Sender {
         chunk: &mut usize,
         settled: &mut Settled,
         units: &[(Signal, u32)],
+        to: Destination,
     ) -> Pending {
         let mut again = Pending {
             body: Bytes::new(),
@@ -438,7 +455,7 @@ impl Sender {
             };
             let slice = pending.body.slice(from..pending.ends[last - 1]);
             let ends: Vec<usize> = pending.ends[first..last].iter().map(|e| e - from).collect();
-            let items = match self.attempt(slice.clone(), ends.len()).await {
+            let items = match self.attempt(slice.clone(), ends.len(), to).await {
                 Answer::Items(items) => items,
                 Answer::TooLarge if ends.len() > 1 => {
                     // Not a retry: the same items again, in smaller requests.
@@ -512,7 +529,7 @@ impl Sender {
     }
 
     /// One `_bulk` request of `items` items.
-    async fn attempt(&self, body: Bytes, items: usize) -> Answer {
+    async fn attempt(&self, body: Bytes, items: usize, to: Destination) -> Answer {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -533,7 +550,8 @@ impl Sender {
                 Method::Post,
                 "_bulk",
                 headers,
-                None::<&()>,
+                (self.require_data_stream && to == Destination::Documents)
+                    .then_some(&[("require_data_stream", "true")]),
                 Some(payload),
                 Some(self.timeout),
             )
@@ -649,7 +667,8 @@ impl Sender {
                 let origin = (0..ends.len()).collect();
                 let what: Vec<(Signal, u32)> = failures.iter().map(|f| units[f.item]).collect();
                 let settled =
-                    Box::pin(self.settle(Bytes::from(body), ends, origin, &what)).await;
+                    Box::pin(self.settle(Bytes::from(body), ends, origin, &what, Destination::DeadLetter))
+                        .await;
                 if let Some(f) = settled.failures.first() {
                     tracing::error!(exporter = %self.id, index, error_type = %f.why.kind,
                         reason = %f.why.reason, documents = settled.failures.len(),

@@ -489,7 +489,7 @@ impl ElasticsearchExporter {
                 .finish();
             encoder = encoder.with_ids(random);
         }
-        let sender = Arc::new(Sender::new(
+        let mut sender = Sender::new(
             id.clone(),
             client,
             cfg.compression,
@@ -498,7 +498,9 @@ impl ElasticsearchExporter {
             dead_letter,
             metrics,
             deadline.clone(),
-        ));
+        );
+        sender.require_data_stream = cfg.mapping.mode == Mode::Otel;
+        let sender = Arc::new(sender);
         let workers = Arc::new(Semaphore::new(cfg.num_workers));
         let mut tasks = JoinSet::new();
         let mut closed = false;
