@@ -426,38 +426,52 @@ fn otel(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8
         u64::from(r.dropped_attributes_count),
     );
     // Resource and scope as the Collector writes them (and as `spans` and `metrics` do).
-    let open = out.len() + b",\"resource\":".len();
-    out.extend_from_slice(b",\"resource\":{\"_\":0");
-    write_str_field(out, b"\"schema_url\"", o.resource_schema_url.as_bytes());
-    if !o.resource.is_empty() {
-        out.extend_from_slice(b",\"attributes\":");
-        attributes(out, &o.resource);
-    }
-    write_count_field(
-        out,
-        b"\"dropped_attributes_count\"",
-        u64::from(o.resource_dropped_attributes_count),
-    );
-    out.push(b'}');
-    strip_placeholder(out, open);
-    let open = out.len() + b",\"scope\":".len();
-    out.extend_from_slice(b",\"scope\":{\"_\":0");
-    write_str_field(out, b"\"schema_url\"", o.scope_schema_url.as_bytes());
-    write_str_field(out, b"\"name\"", o.scope_name.as_bytes());
-    write_str_field(out, b"\"version\"", o.scope_version.as_bytes());
-    if !o.scope_attributes.is_empty() {
-        out.extend_from_slice(b",\"attributes\":");
-        attributes(out, &o.scope_attributes);
-    }
-    write_count_field(
-        out,
-        b"\"dropped_attributes_count\"",
-        u64::from(o.scope_dropped_attributes_count),
-    );
-    out.push(b'}');
-    strip_placeholder(out, open);
+    let resource = Member {
+        schema_url: &o.resource_schema_url,
+        name: None,
+        attributes: &o.resource,
+        dropped: o.resource_dropped_attributes_count,
+    };
+    resource.write(out, b",\"resource\":");
+    let scope = Member {
+        schema_url: &o.scope_schema_url,
+        name: Some((&o.scope_name, &o.scope_version)),
+        attributes: &o.scope_attributes,
+        dropped: o.scope_dropped_attributes_count,
+    };
+    scope.write(out, b",\"scope\":");
     ids(out, r, b"\"trace_id\"", b"\"span_id\"");
     out.push(b'}');
+}
+
+/// A log record's resource or scope, as an object member.
+struct Member<'a> {
+    schema_url: &'a crate::model::Str,
+    /// The scope's name and version.
+    name: Option<(&'a crate::model::Str, &'a crate::model::Str)>,
+    attributes: &'a crate::model::Attrs,
+    dropped: u32,
+}
+
+impl Member<'_> {
+    /// `key` is `,"resource":` or `,"scope":`.
+    fn write(&self, out: &mut Vec<u8>, key: &[u8]) {
+        let open = out.len() + key.len();
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"{\"_\":0");
+        write_str_field(out, b"\"schema_url\"", self.schema_url.as_bytes());
+        if let Some((name, version)) = self.name {
+            write_str_field(out, b"\"name\"", name.as_bytes());
+            write_str_field(out, b"\"version\"", version.as_bytes());
+        }
+        if !self.attributes.is_empty() {
+            out.extend_from_slice(b",\"attributes\":");
+            attributes(out, self.attributes);
+        }
+        write_count_field(out, b"\"dropped_attributes_count\"", u64::from(self.dropped));
+        out.push(b'}');
+        strip_placeholder(out, open);
+    }
 }
 
 fn ids(out: &mut Vec<u8>, r: &LogRecord, trace: &[u8], span: &[u8]) {
