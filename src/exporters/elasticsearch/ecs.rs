@@ -21,7 +21,6 @@
 //! the parent of another (`a` beside `a.b`) is renamed `a.value`, since Elasticsearch cannot map
 //! one name as both a value and an object.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::codec::{rfc3339, write_hex, write_json_str, write_json_value};
@@ -32,22 +31,35 @@ use super::origin::is_routing;
 use super::routing::DataStream;
 
 /// Fields gathered for one document before they are de-duplicated and written; kept by the
-/// encoder between records.
+/// encoder between records, so that a document allocates nothing once they have grown.
 #[derive(Default)]
 pub struct Scratch {
-    /// Each field's name and where its JSON value is in `values`, in the order written.
-    fields: Vec<(Cow<'static, str>, Range<usize>)>,
+    /// Each field's sort key (its name's first eight bytes, big-endian: most comparisons end
+    /// there), name (in `names`) and JSON value (in `values`), in the order written.
+    fields: Vec<(u64, Range<usize>, Range<usize>)>,
+    names: Vec<u8>,
     values: Vec<u8>,
+    /// `agent.name` being put together.
+    text: String,
 }
 
 impl Scratch {
-    fn put(&mut self, name: impl Into<Cow<'static, str>>, value: impl FnOnce(&mut Vec<u8>)) {
+    fn put(&mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+        let n = self.names.len();
+        self.names.extend_from_slice(name.as_bytes());
         let start = self.values.len();
         value(&mut self.values);
-        self.fields.push((name.into(), start..self.values.len()));
+        let mut head = [0u8; 8];
+        let b = name.as_bytes();
+        head[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+        self.fields.push((
+            u64::from_be_bytes(head),
+            n..self.names.len(),
+            start..self.values.len(),
+        ));
     }
 
-    fn put_value(&mut self, name: impl Into<Cow<'static, str>>, v: &Value) {
+    fn put_value(&mut self, name: &str, v: &Value) {
         self.put(name, |out| write_json_value(out, v));
     }
 
@@ -124,13 +136,6 @@ fn apache_name(capture: &str) -> Option<&'static str> {
     })
 }
 
-fn static_or_owned(key: &crate::model::Str) -> Cow<'static, str> {
-    match key.static_json_safe() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(key.as_str().to_string()),
-    }
-}
-
 /// A record attribute: a preset capture by its ECS name (Apache's `-` for "none" left out,
 /// `HTTP/1.1` as `1.1`), a known semantic-convention name by its ECS name, anything else as
 /// it is.
@@ -150,7 +155,7 @@ fn record_attribute(sc: &mut Scratch, key: &crate::model::Str, v: &Value) {
     }
     match record_name(key.as_str()) {
         Some(name) => sc.put_value(name, v),
-        None => sc.put_value(static_or_owned(key), v),
+        None => sc.put_value(key.as_str(), v),
     }
 }
 
@@ -168,12 +173,15 @@ fn agent(sc: &mut Scratch, o: &Origin) {
         (None, Some(_)) => Some("unknown"),
         (None, None) => None,
     };
-    let name = match (language, distro) {
-        (Some(l), Some(d)) => format!("{sdk}/{l}/{d}"),
-        (Some(l), None) => format!("{sdk}/{l}"),
-        _ => sdk.to_string(),
-    };
+    let mut name = std::mem::take(&mut sc.text);
+    name.clear();
+    name.push_str(sdk);
+    for part in [language, distro].into_iter().flatten() {
+        name.push('/');
+        name.push_str(part);
+    }
     sc.put("agent.name", |out| write_json_str(out, name.as_bytes()));
+    sc.text = name;
     if let Some(v) = text("telemetry.distro.version").or_else(|| text("telemetry.sdk.version")) {
         sc.put("agent.version", |out| write_json_str(out, v.as_bytes()));
     }
@@ -208,6 +216,7 @@ pub fn document(
     out: &mut Vec<u8>,
 ) {
     sc.fields.clear();
+    sc.names.clear();
     sc.values.clear();
     for (k, v) in &o.resource {
         if is_routing(k.as_bytes()) {
@@ -221,12 +230,12 @@ pub fn document(
                     sc.put_value("host.name", v);
                 }
             }
-            None => sc.put_value(static_or_owned(k), v),
+            None => sc.put_value(k.as_str(), v),
         }
     }
     for (k, v) in &o.scope_attributes {
         if !is_routing(k.as_bytes()) {
-            sc.put_value(static_or_owned(k), v);
+            sc.put_value(k.as_str(), v);
         }
     }
     for (k, v) in &r.attributes {
@@ -287,32 +296,38 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Sorts the fields by name, keeps the last of each name, renames a field that is also a
 /// parent (`a` beside `a.b`) to `a.value`, and writes the object.
 fn write_deduplicated(sc: &mut Scratch, out: &mut Vec<u8>) {
+    let names = &sc.names;
     // Stable: among equal names, the order written is kept, and the last is the one kept.
-    sc.fields.sort_by(|a, b| a.0.cmp(&b.0));
+    // Zero-padded heads order as the names do, but for a name that is a prefix of another
+    // with a NUL after it, which field names do not hold.
+    sc.fields
+        .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| names[a.1.clone()].cmp(&names[b.1.clone()])));
+    let fields = &sc.fields;
+    let name_of = |i: usize| &names[fields[i].1.clone()];
     out.push(b'{');
     let mut first = true;
-    let n = sc.fields.len();
-    for i in 0..n {
-        let (name, range) = &sc.fields[i];
-        if i + 1 < n && sc.fields[i + 1].0 == *name {
+    for i in 0..fields.len() {
+        let name = name_of(i);
+        if i + 1 < fields.len() && name_of(i + 1) == name {
             continue; // a later field of the same name wins
         }
-        // A parent of another field: the first name at or after `name.` starts with it.
-        let child = format!("{name}.");
-        let at = sc.fields.partition_point(|(k, _)| k.as_ref() < child.as_str());
-        let parent = sc.fields.get(at).is_some_and(|(k, _)| k.starts_with(&child));
+        // A parent of another field: the names that start with this one sort right after it;
+        // one of them continues with a dot. Usually the next name does not start with it.
+        let parent = (i + 1..fields.len())
+            .map(name_of)
+            .take_while(|k| k.starts_with(name))
+            .any(|k| k.get(name.len()) == Some(&b'.'));
         if !first {
             out.push(b',');
         }
         first = false;
+        write_json_str(out, name);
         if parent {
-            let renamed = format!("{name}.value");
-            write_json_str(out, renamed.as_bytes());
-        } else {
-            write_json_str(out, name.as_bytes());
+            out.pop(); // the closing quote
+            out.extend_from_slice(b".value\"");
         }
         out.push(b':');
-        out.extend_from_slice(&sc.values[range.clone()]);
+        out.extend_from_slice(&sc.values[fields[i].2.clone()]);
     }
     out.push(b'}');
 }

@@ -19,7 +19,7 @@ use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Signal, Value};
 
 use super::dead_letter::Why;
 use super::geo;
-use super::origin::strip_placeholder;
+use super::origin::close_object;
 use super::routing::{self, DataStream};
 use super::wire_json::{write_count_field, write_str_field};
 
@@ -456,9 +456,8 @@ struct Member<'a> {
 impl Member<'_> {
     /// `key` is `,"resource":` or `,"scope":`.
     fn write(&self, out: &mut Vec<u8>, key: &[u8]) {
-        let open = out.len() + key.len();
         out.extend_from_slice(key);
-        out.extend_from_slice(b"{\"_\":0");
+        let open = out.len();
         write_str_field(out, b"\"schema_url\"", self.schema_url.as_bytes());
         if let Some((name, version)) = self.name {
             write_str_field(out, b"\"name\"", name.as_bytes());
@@ -469,8 +468,7 @@ impl Member<'_> {
             attributes(out, self.attributes);
         }
         write_count_field(out, b"\"dropped_attributes_count\"", u64::from(self.dropped));
-        out.push(b'}');
-        strip_placeholder(out, open);
+        close_object(out, open);
     }
 }
 

@@ -106,7 +106,7 @@ impl Rendered {
             b"\"scope\":"
         };
         out.extend_from_slice(key);
-        out.extend_from_slice(b"{\"_\":0");
+        let open = out.len();
         write_str_field(out, b"\"schema_url\"", &buf[schema_url]);
         write_str_field(out, b"\"name\"", &buf[name]);
         write_str_field(out, b"\"version\"", &buf[version]);
@@ -115,8 +115,7 @@ impl Rendered {
             write_object(out, buf, &self.kvs, is_routing, stringify)?;
         }
         write_count_field(out, b"\"dropped_attributes_count\"", dropped);
-        out.push(b'}');
-        strip_placeholder(out, key.len());
+        close_object(out, open);
         Ok(())
     }
 }
@@ -147,19 +146,17 @@ pub fn walk(
     Ok(())
 }
 
-/// The writers above start every optional field with a comma; a `"_":0` placeholder takes the
-/// first one and is cut out here, so that no field needs to know whether it is first.
-/// `open` is where the object's `{` is.
-pub fn strip_placeholder(out: &mut Vec<u8>, open: usize) {
-    const MARK: &[u8] = b"{\"_\":0";
-    debug_assert_eq!(out.get(open..open + MARK.len()), Some(MARK));
-    let after = open + MARK.len();
-    let cut = if out.get(after) == Some(&b',') {
-        after + 1
+/// Closes an object whose members were written from `open` on, each after a comma (as the
+/// field writers write them, so none needs to know whether it is first): the first comma
+/// becomes the opening brace, or, with no member, the brace is added. Nothing is moved.
+pub fn close_object(out: &mut Vec<u8>, open: usize) {
+    if out.len() == open {
+        out.push(b'{');
     } else {
-        after
-    };
-    out.drain(open + 1..cut);
+        debug_assert_eq!(out[open], b',');
+        out[open] = b'{';
+    }
+    out.push(b'}');
 }
 
 /// Finds a routing attribute's value: the item's own attributes first, then the scope's,
@@ -182,12 +179,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_placeholder_goes_with_the_comma_after_it() {
-        let mut a = b"\"scope\":{\"_\":0,\"name\":\"x\"}".to_vec();
-        strip_placeholder(&mut a, 8);
-        assert_eq!(a, b"\"scope\":{\"name\":\"x\"}");
-        let mut b = b"\"scope\":{\"_\":0}".to_vec();
-        strip_placeholder(&mut b, 8);
+    fn the_first_comma_becomes_the_opening_brace() {
+        let mut a = b"\"scope\":".to_vec();
+        let open = a.len();
+        a.extend_from_slice(b",\"name\":\"x\",\"version\":\"1\"");
+        close_object(&mut a, open);
+        assert_eq!(a, b"\"scope\":{\"name\":\"x\",\"version\":\"1\"}");
+        let mut b = b"\"scope\":".to_vec();
+        let open = b.len();
+        close_object(&mut b, open);
         assert_eq!(b, b"\"scope\":{}");
     }
 }

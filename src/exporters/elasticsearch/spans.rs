@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use super::dead_letter::Why;
 use super::mapping::{BulkEncoder, Items};
-use super::origin::{Rendered, is_routing, route, strip_placeholder, walk};
+use super::origin::{Rendered, close_object, is_routing, route, walk};
 use super::routing::{DATASET, INDEX, NAMESPACE};
 use super::wire_json::{
     Kv, push_kv, write_count_field, write_id, write_object, write_str_field, write_u64,
@@ -341,7 +341,6 @@ fn write_link(
         }
     }
     let open = out.len();
-    out.extend_from_slice(b"{\"_\":0");
     write_id(out, b"\"trace_id\"", &buf[trace]);
     write_id(out, b"\"span_id\"", &buf[span]);
     write_str_field(out, b"\"trace_state\"", &buf[state]);
@@ -350,8 +349,7 @@ fn write_link(
         write_object(out, buf, kvs, |_| false, false)?;
     }
     write_count_field(out, b"\"dropped_attributes_count\"", dropped);
-    out.push(b'}');
-    strip_placeholder(out, open);
+    close_object(out, open);
     Ok(())
 }
 
