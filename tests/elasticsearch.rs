@@ -459,3 +459,76 @@ fn otel_mode_requires_data_streams_so_a_plain_static_index_is_refused_and_dead_l
         assert_eq!(d["_source"]["index"], "my-plain-index");
     }
 }
+
+/// An OTLP/JSON logs request: a record per `(body, attributes)`.
+fn otlp_json_logs(records: &[(&str, Json)]) -> Vec<u8> {
+    let records: Vec<Json> = records
+        .iter()
+        .map(|(body, attrs)| {
+            let attributes: Vec<Json> = attrs
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
+                .collect();
+            json!({"timeUnixNano": "1700000000000000000", "body": {"stringValue": body},
+                   "attributes": attributes})
+        })
+        .collect();
+    json!({"resourceLogs": [{"resource": {}, "scopeLogs": [{"logRecords": records}]}]})
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn records_naming_their_own_id_and_pipeline_are_stored_under_them_once_across_resends() {
+    let mock = Mock::start(&[]);
+    let sluice = Launch::fixture("otlp_http_all_to_es")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", mock.port))
+        .put(
+            "exporter",
+            "pipeline: default-pipe\nlogs_dynamic_id: { enabled: true }\nlogs_dynamic_pipeline: { enabled: true }",
+        )
+        .start();
+    let http = sluice.port("HTTP_PORT");
+    let body = otlp_json_logs(&[
+        (
+            "order 42 paid",
+            json!({"elasticsearch.document_id": "order-42",
+                   "elasticsearch.ingest_pipeline": "orders", "shop": "eu"}),
+        ),
+        ("plain", json!({"shop": "eu"})),
+    ]);
+    let json_type = [("Content-Type", "application/json")];
+    // The same record sent twice, as a client does when an answer is lost: its own id makes
+    // the second a 409, which is counted as stored.
+    for _ in 0..2 {
+        let answer = Client::connect(http)
+            .unwrap()
+            .request("POST", "/v1/logs", &json_type, &body)
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    // Answered 200 only once delivered: everything is in the mock already.
+    let docs = mock.docs();
+    let own: Vec<&Json> = docs.iter().filter(|d| d["_id"] == "order-42").collect();
+    assert_eq!(own.len(), 1, "stored once: {docs:?}");
+    assert_eq!(own[0]["pipeline"], "orders");
+    assert_eq!(own[0]["_source"]["attributes"], json!({"shop": "eu"}));
+    let plain: Vec<&Json> = docs.iter().filter(|d| d["_id"] != "order-42").collect();
+    assert_eq!(
+        plain.len(),
+        2,
+        "no id of their own: each send stored: {docs:?}"
+    );
+    for d in plain {
+        assert_eq!(d["pipeline"], "default-pipe");
+        assert_eq!(d["_id"].as_str().map(str::len), Some(22), "an assigned id");
+    }
+    assert_eq!(mock.json("/_mock/stats")["conflicts"], 1);
+}

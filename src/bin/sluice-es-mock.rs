@@ -31,7 +31,7 @@
 //!   `--down-seconds S` answers 503 to everything for the first S seconds; `--latency-ms`.
 //! - `--discard` (benchmarks): documents are counted, not parsed or stored; every item 201.
 //! - Inspection: `GET /_mock/docs` (NDJSON of `{_index,_id,_source}`, with the action's
-//!   `dynamic_templates` when it had some), `GET /_mock/stats`,
+//!   `dynamic_templates` and `pipeline` when it had them), `GET /_mock/stats`,
 //!   `POST /_mock/down?seconds=N`, `POST /_mock/reject?share=F&seconds=N`.
 
 use std::collections::HashSet;
@@ -110,12 +110,14 @@ struct State {
 
 type Shared = Arc<Mutex<State>>;
 
-/// A stored document: index, id, source, and the dynamic templates its action named.
+/// A stored document: index, id, source, and the dynamic templates and ingest pipeline its
+/// action named.
 struct Stored {
     index: String,
     id: String,
     source: Value,
     templates: Option<Value>,
+    pipeline: Option<Value>,
 }
 
 /// Why Elasticsearch would refuse `index` as an index name, if it would.
@@ -339,6 +341,9 @@ async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> 
                 if let Some(t) = &d.templates {
                     line["dynamic_templates"] = t.clone();
                 }
+                if let Some(p) = &d.pipeline {
+                    line["pipeline"] = p.clone();
+                }
                 out.push_str(&line.to_string());
                 out.push('\n');
             }
@@ -547,6 +552,7 @@ async fn bulk(
             }
         };
         let templates = meta.get("dynamic_templates").cloned();
+        let pipeline = meta.get("pipeline").cloned();
         let mut id = id;
         if time_series {
             if let Some(given) = &given {
@@ -666,6 +672,7 @@ async fn bulk(
             id: id.clone(),
             source,
             templates,
+            pipeline,
         });
         s.stats.created += 1;
         s.seq += 1;

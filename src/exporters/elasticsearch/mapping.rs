@@ -47,12 +47,26 @@ impl Mode {
 /// nearly always share an index.
 pub struct BulkEncoder {
     pub(super) mode: Mode,
-    pub(super) pipeline: Option<String>,
+    /// `,"pipeline":"<name>"` for the configured ingest pipeline, or nothing.
+    pub(super) pipeline: Vec<u8>,
     pub(super) logs: Actions,
     pub(super) traces: Actions,
     pub(super) metrics: Actions,
     pub(super) ids: Option<Ids>,
+    /// `logs_dynamic_id` / `logs_dynamic_pipeline`: a log record's `elasticsearch.document_id`
+    /// / `elasticsearch.ingest_pipeline` attribute names its `_id` / pipeline.
+    dynamic: Dynamic,
     ecs: super::ecs::Scratch,
+    /// The resources and scopes of the batch being encoded (`otel` mode), each rendered once.
+    shared_json: Vec<u8>,
+}
+
+/// Which per-record attributes may steer a log record's action (the Collector's
+/// `logs_dynamic_id` and `logs_dynamic_pipeline`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dynamic {
+    pub id: bool,
+    pub pipeline: bool,
 }
 
 /// The action lines of one signal: its static index if configured, else the data stream the
@@ -67,8 +81,8 @@ pub(super) struct Actions {
     /// The cached line names an index from an `elasticsearch.index` attribute.
     named: bool,
     pub(super) stream: DataStream,
-    /// The action line up to where `_id` or `dynamic_templates` go:
-    /// `{"create":{"_index":"...","pipeline":"..."`.
+    /// The action line up to where `pipeline`, `_id` or `dynamic_templates` go:
+    /// `{"create":{"_index":"..."`.
     pub(super) line: Vec<u8>,
 }
 
@@ -85,7 +99,7 @@ impl Actions {
     }
 
     /// Makes the cached line the one for the stream `parts` name.
-    pub(super) fn select(&mut self, parts: routing::Parts<'_>, mode: Mode, pipeline: Option<&str>) {
+    pub(super) fn select(&mut self, parts: routing::Parts<'_>, mode: Mode) {
         let same = self.last_parts.as_ref().is_some_and(|(d, n, i)| {
             d.as_deref() == parts.0 && n.as_deref() == parts.1 && i.as_deref() == parts.2
         });
@@ -105,10 +119,6 @@ impl Actions {
             (None, None) => {
                 write_json_str(&mut self.line, self.stream.index_of(self.kind).as_bytes())
             }
-        }
-        if let Some(p) = pipeline {
-            self.line.extend_from_slice(b",\"pipeline\":");
-            write_json_str(&mut self.line, p.as_bytes());
         }
     }
 
@@ -233,15 +243,28 @@ impl BulkEncoder {
     }
 
     pub fn with_indices(mode: Mode, indices: StaticIndices, pipeline: Option<String>) -> Self {
+        let mut field = Vec::new();
+        if let Some(p) = pipeline {
+            field.extend_from_slice(b",\"pipeline\":");
+            write_json_str(&mut field, p.as_bytes());
+        }
         BulkEncoder {
             mode,
-            pipeline,
+            pipeline: field,
             logs: Actions::new("logs", indices.logs),
             traces: Actions::new("traces", indices.traces),
             metrics: Actions::new("metrics", indices.metrics),
             ids: None,
+            dynamic: Dynamic::default(),
             ecs: super::ecs::Scratch::default(),
+            shared_json: Vec::new(),
         }
+    }
+
+    /// Lets log records name their own `_id` and ingest pipeline by attribute.
+    pub fn with_dynamic(mut self, dynamic: Dynamic) -> Self {
+        self.dynamic = dynamic;
+        self
     }
 
     /// Gives every document an `_id`: `prefix` (random, per exporter instance) and a counter.
@@ -259,33 +282,160 @@ impl BulkEncoder {
     /// ends in `out`, so that failed items can be re-sent alone.
     pub fn encode_batch(&mut self, batch: &LogBatch, out: &mut Vec<u8>) -> Vec<usize> {
         let default = Origin::default();
+        // Per origin (the last slot for a record whose origin is missing): what its scope and
+        // resource route to and, in `otel` mode, their JSON, found on first use.
+        let mut shared: Vec<Option<Shared<'_>>> = vec![None; batch.origins.len() + 1];
+        self.shared_json.clear();
         let mut ends = Vec::with_capacity(batch.records.len());
         for r in &batch.records {
-            let origin = batch.origins.get(r.origin as usize).unwrap_or(&default);
-            self.encode(r, origin, out);
+            let slot = (r.origin as usize).min(batch.origins.len());
+            let origin = batch.origins.get(slot).unwrap_or(&default);
+            let sh = match &shared[slot] {
+                Some(sh) => sh.clone(),
+                None => {
+                    let sh = self.share(origin);
+                    shared[slot] = Some(sh.clone());
+                    sh
+                }
+            };
+            self.encode(r, origin, &sh, out);
             ends.push(out.len());
         }
         ends
     }
 
+    /// What every record of `origin` shares.
+    fn share<'a>(&mut self, origin: &'a Origin) -> Shared<'a> {
+        let find = |key: &str| {
+            routing::string_attr(&origin.scope_attributes, key)
+                .or_else(|| routing::string_attr(&origin.resource, key))
+        };
+        let start = self.shared_json.len();
+        if self.mode == Mode::Otel {
+            // Resource and scope as the Collector writes them (and as `spans` and `metrics` do).
+            let resource = Member {
+                schema_url: &origin.resource_schema_url,
+                name: None,
+                attributes: &origin.resource,
+                dropped: origin.resource_dropped_attributes_count,
+            };
+            resource.write(&mut self.shared_json, b",\"resource\":");
+            let scope = Member {
+                schema_url: &origin.scope_schema_url,
+                name: Some((&origin.scope_name, &origin.scope_version)),
+                attributes: &origin.scope_attributes,
+                dropped: origin.scope_dropped_attributes_count,
+            };
+            scope.write(&mut self.shared_json, b",\"scope\":");
+        }
+        Shared {
+            parts: (
+                find(routing::DATASET),
+                find(routing::NAMESPACE),
+                find(routing::INDEX),
+            ),
+            json: start..self.shared_json.len(),
+        }
+    }
+
     /// Appends one item: the action line and the document line.
-    pub fn encode(&mut self, r: &LogRecord, origin: &Origin, out: &mut Vec<u8>) {
-        let parts = DataStream::parts(r, origin);
-        self.logs.select(parts, self.mode, self.pipeline.as_deref());
+    fn encode(&mut self, r: &LogRecord, origin: &Origin, sh: &Shared<'_>, out: &mut Vec<u8>) {
+        let found = Steering::scan(&r.attributes);
+        let parts = (
+            found.dataset.or(sh.parts.0),
+            found.namespace.or(sh.parts.1),
+            found.index.or(sh.parts.2),
+        );
+        self.logs.select(parts, self.mode);
         out.extend_from_slice(&self.logs.line);
-        if let Some(ids) = &mut self.ids {
-            ids.write(out);
+        match found.pipeline.filter(|_| self.dynamic.pipeline) {
+            Some(p) => {
+                out.extend_from_slice(b",\"pipeline\":");
+                write_json_str(out, p.as_bytes());
+            }
+            None => out.extend_from_slice(&self.pipeline),
+        }
+        match (found.document_id.filter(|_| self.dynamic.id), &mut self.ids) {
+            (Some(id), _) => {
+                out.extend_from_slice(b",\"_id\":");
+                write_json_str(out, id.as_bytes());
+            }
+            (None, Some(ids)) => ids.write(out),
+            (None, None) => {}
         }
         out.extend_from_slice(b"}}\n");
         // A static or named index is not a data stream: no `data_stream` fields, as the
         // Collector writes them only for a data stream.
         let stream = self.logs.is_stream().then_some(&self.logs.stream);
         match self.mode {
-            Mode::Otel => otel(r, origin, stream, out),
+            Mode::Otel => otel(r, &found, &self.shared_json[sh.json.clone()], stream, out),
             Mode::Ecs => super::ecs::document(r, origin, stream, &mut self.ecs, out),
             Mode::Raw => raw(r, origin, out),
         }
         out.push(b'\n');
+    }
+}
+
+/// What the records of one origin share: the routing values of its scope and resource, and
+/// (in `otel` mode) where its `,"resource":{...},"scope":{...}` JSON is.
+#[derive(Clone)]
+struct Shared<'a> {
+    parts: routing::Parts<'a>,
+    json: std::ops::Range<usize>,
+}
+
+/// What one pass over a log record's attributes finds: the values that steer the exporter,
+/// the `event.name` attribute, and whether the attributes must be filtered when written.
+#[derive(Default)]
+struct Steering<'a> {
+    dataset: Option<&'a str>,
+    namespace: Option<&'a str>,
+    index: Option<&'a str>,
+    document_id: Option<&'a str>,
+    pipeline: Option<&'a str>,
+    event_name: Option<&'a str>,
+    /// A routing attribute or a geo coordinate is among them.
+    special: bool,
+}
+
+impl<'a> Steering<'a> {
+    fn scan(attrs: &'a [KeyValue]) -> Self {
+        let mut s = Steering::default();
+        for (k, v) in attrs {
+            let key = k.as_str();
+            // Every name looked for starts with `d` or `e`, or ends in `.lat` / `.lon`: most
+            // attributes are passed over on their first byte.
+            let first = key.as_bytes().first().copied();
+            let coordinate = || matches!(v, Value::Double(_)) && geo::coordinate(key).is_some();
+            if !matches!(first, Some(b'd' | b'e')) {
+                s.special |= coordinate();
+                continue;
+            }
+            let text = match v {
+                Value::Str(t) if !t.is_empty() => Some(t.as_str()),
+                _ => None,
+            };
+            let slot = match key {
+                routing::DATASET => &mut s.dataset,
+                routing::NAMESPACE => &mut s.namespace,
+                routing::INDEX => &mut s.index,
+                routing::DOCUMENT_ID => &mut s.document_id,
+                routing::PIPELINE => &mut s.pipeline,
+                "event.name" => {
+                    s.event_name = s.event_name.or(text);
+                    continue;
+                }
+                _ => {
+                    s.special |= is_routing(key) || coordinate();
+                    continue;
+                }
+            };
+            s.special = true;
+            if slot.is_none() {
+                *slot = text;
+            }
+        }
+        s
     }
 }
 
@@ -330,17 +480,21 @@ fn is_routing(key: &str) -> bool {
     super::origin::is_routing(key.as_bytes())
 }
 
+/// Whether writing `kvs` must take routing attributes out or merge geo coordinates.
+fn has_special<'a>(kvs: impl IntoIterator<Item = &'a KeyValue>) -> bool {
+    kvs.into_iter().any(|(k, v)| {
+        is_routing(k.as_str())
+            || (matches!(v, Value::Double(_)) && geo::coordinate(k.as_str()).is_some())
+    })
+}
+
 /// Attributes as a JSON object, without the data stream ones (they are top-level fields), geo
-/// coordinates merged into points (`geo`).
-fn attributes<'a, I>(out: &mut Vec<u8>, kvs: I)
+/// coordinates merged into points (`geo`). `special`: what [`has_special`] says of `kvs`.
+fn attributes<'a, I>(out: &mut Vec<u8>, kvs: I, special: bool)
 where
     I: IntoIterator<Item = &'a KeyValue> + Copy,
 {
-    let special = |(k, v): &KeyValue| {
-        is_routing(k.as_str())
-            || (matches!(v, Value::Double(_)) && geo::coordinate(k.as_str()).is_some())
-    };
-    if !kvs.into_iter().any(special) {
+    if !special {
         write_json_map(out, kvs);
         return;
     }
@@ -367,7 +521,14 @@ where
     out.push(b'}');
 }
 
-fn otel(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8>) {
+/// `shared`: the record's resource and scope, rendered once for its batch.
+fn otel(
+    r: &LogRecord,
+    found: &Steering<'_>,
+    shared: &[u8],
+    stream: Option<&DataStream>,
+    out: &mut Vec<u8>,
+) {
     out.push(b'{');
     at_timestamp(out, r);
     if r.observed_time_unix_nano != 0 {
@@ -385,10 +546,7 @@ fn otel(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8
     }
     // The OTLP field, else the `event.name` attribute (semantic conventions before the field).
     let event_name = if r.event_name.is_empty() {
-        match crate::model::get_attr(&r.attributes, "event.name") {
-            Some(Value::Str(s)) => s.as_bytes(),
-            _ => b"",
-        }
+        found.event_name.unwrap_or_default().as_bytes()
     } else {
         r.event_name.as_bytes()
     };
@@ -418,28 +576,14 @@ fn otel(r: &LogRecord, o: &Origin, stream: Option<&DataStream>, out: &mut Vec<u8
     }
     if !r.attributes.is_empty() {
         out.extend_from_slice(b",\"attributes\":");
-        attributes(out, &r.attributes);
+        attributes(out, &r.attributes, found.special);
     }
     write_count_field(
         out,
         b"\"dropped_attributes_count\"",
         u64::from(r.dropped_attributes_count),
     );
-    // Resource and scope as the Collector writes them (and as `spans` and `metrics` do).
-    let resource = Member {
-        schema_url: &o.resource_schema_url,
-        name: None,
-        attributes: &o.resource,
-        dropped: o.resource_dropped_attributes_count,
-    };
-    resource.write(out, b",\"resource\":");
-    let scope = Member {
-        schema_url: &o.scope_schema_url,
-        name: Some((&o.scope_name, &o.scope_version)),
-        attributes: &o.scope_attributes,
-        dropped: o.scope_dropped_attributes_count,
-    };
-    scope.write(out, b",\"scope\":");
+    out.extend_from_slice(shared);
     ids(out, r, b"\"trace_id\"", b"\"span_id\"");
     out.push(b'}');
 }
@@ -465,7 +609,7 @@ impl Member<'_> {
         }
         if !self.attributes.is_empty() {
             out.extend_from_slice(b",\"attributes\":");
-            attributes(out, self.attributes);
+            attributes(out, self.attributes, has_special(self.attributes));
         }
         write_count_field(out, b"\"dropped_attributes_count\"", u64::from(self.dropped));
         close_object(out, open);

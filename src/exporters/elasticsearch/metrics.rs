@@ -303,7 +303,6 @@ impl BulkEncoder {
                 group.index.as_deref(),
             ),
             self.mode,
-            self.pipeline.as_deref(),
         );
         // The metrics object and the dynamic templates, point by point.
         sc.metrics_json.clear();
@@ -389,6 +388,7 @@ impl BulkEncoder {
         out: &mut Vec<u8>,
     ) {
         out.extend_from_slice(&self.metrics.line);
+        out.extend_from_slice(&self.pipeline);
         out.extend_from_slice(b",\"dynamic_templates\":{");
         out.extend_from_slice(&sc.doc_templates);
         out.extend_from_slice(b"}}}\n");
@@ -451,6 +451,7 @@ impl BulkEncoder {
     ) -> Vec<u8> {
         let buf: &[u8] = &batch.resources[p.entry as usize].0;
         let mut out = self.metrics.line.clone();
+        out.extend_from_slice(&self.pipeline);
         out.extend_from_slice(b"}}\n");
         let group = &sc.groups[g];
         let head_buf: &[u8] = &batch.resources[group.entry as usize].0;

@@ -18,6 +18,10 @@
 //!     # traces_index: my-spans     # else traces-<dataset>-<namespace>
 //!     # metrics_index: my-metrics  # else metrics-<dataset>-<namespace>
 //!     # pipeline: my-ingest-pipeline
+//!     logs_dynamic_id: { enabled: false }        # a record's elasticsearch.document_id
+//!                                                # attribute as its _id
+//!     logs_dynamic_pipeline: { enabled: false }  # its elasticsearch.ingest_pipeline
+//!                                                # attribute as its pipeline
 //!     mapping: { mode: otel }      # or ecs, raw (elasticsearch::mapping)
 //!     flush: { bytes: 5MB, interval: 1s, eager: true }
 //!     num_workers: 4               # concurrent bulk requests
@@ -87,7 +91,7 @@ use crate::config::{ConfigError, byte_size, decode, duration};
 use crate::exporters::QueueConfig;
 use crate::exporters::elasticsearch::bulk::{Metrics, Request, Scratch, Sender};
 use crate::exporters::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
-use crate::exporters::elasticsearch::mapping::{BulkEncoder, Mode, StaticIndices};
+use crate::exporters::elasticsearch::mapping::{BulkEncoder, Dynamic, Mode, StaticIndices};
 use crate::exporters::elasticsearch::retry::RetryConfig;
 use crate::exporters::client::{self, Compression};
 use crate::exporters::tls::Tls;
@@ -157,8 +161,27 @@ pub struct Config {
     /// Elasticsearch (slightly cheaper indexing, duplicates possible on such retries).
     #[serde(default = "yes")]
     pub assign_ids: bool,
+    /// `enabled: true`: a log record's non-empty `elasticsearch.document_id` attribute is its
+    /// document's `_id` (ahead of an exporter-assigned one). A retry carries the same id, so a
+    /// document is stored once; a 409 for it counts as stored. Default off, as in the
+    /// Collector.
+    #[serde(default)]
+    pub logs_dynamic_id: Toggle,
+    /// `enabled: true`: a log record's non-empty `elasticsearch.ingest_pipeline` attribute
+    /// names its ingest pipeline, ahead of `pipeline`. Default off.
+    #[serde(default)]
+    pub logs_dynamic_pipeline: Toggle,
     #[serde(default)]
     pub sending_queue: QueueConfig,
+}
+
+/// An option switched on by `enabled: true` (the Collector's shape for it).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    /// Default `false`.
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -481,7 +504,11 @@ impl ElasticsearchExporter {
             traces: cfg.traces_index.clone(),
             metrics: cfg.metrics_index.clone(),
         };
-        let mut encoder = BulkEncoder::with_indices(cfg.mapping.mode, indices, cfg.pipeline.clone());
+        let mut encoder = BulkEncoder::with_indices(cfg.mapping.mode, indices, cfg.pipeline.clone())
+            .with_dynamic(Dynamic {
+                id: cfg.logs_dynamic_id.enabled,
+                pipeline: cfg.logs_dynamic_pipeline.enabled,
+            });
         let mut scratch = Scratch::default();
         if cfg.assign_ids {
             let random = std::collections::hash_map::RandomState::new()

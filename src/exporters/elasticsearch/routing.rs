@@ -11,6 +11,10 @@ pub const NAMESPACE: &str = "data_stream.namespace";
 /// An index named per record (or span, data point), as the Collector's exporter takes it:
 /// ahead of the data stream attributes and the configured static index.
 pub const INDEX: &str = "elasticsearch.index";
+/// A log record's own document `_id` (used with `logs_dynamic_id`).
+pub const DOCUMENT_ID: &str = "elasticsearch.document_id";
+/// A log record's own ingest pipeline (used with `logs_dynamic_pipeline`).
+pub const PIPELINE: &str = "elasticsearch.ingest_pipeline";
 
 /// The attribute values that decide a document's index: dataset, namespace, and an index named
 /// outright.
@@ -69,7 +73,7 @@ impl DataStream {
     }
 }
 
-fn string_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a str> {
+pub(super) fn string_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a str> {
     attrs.into_iter().find_map(|(k, v)| match v {
         Value::Str(s) if k.as_str() == key && !s.is_empty() => Some(s.as_str()),
         _ => None,

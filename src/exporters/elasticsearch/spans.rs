@@ -208,9 +208,9 @@ impl BulkEncoder {
             route(buf, &span.kvs, scope, resource, NAMESPACE),
             route(buf, &span.kvs, scope, resource, INDEX),
         );
-        self.traces
-            .select(parts, self.mode, self.pipeline.as_deref());
+        self.traces.select(parts, self.mode);
         out.extend_from_slice(&self.traces.line);
+        out.extend_from_slice(&self.pipeline);
         if let Some(ids) = &mut self.ids {
             ids.write(out);
         }
@@ -275,8 +275,9 @@ impl BulkEncoder {
             route(buf, kvs, scope, resource, NAMESPACE),
             route(buf, kvs, scope, resource, INDEX),
         );
-        self.logs.select(parts, self.mode, self.pipeline.as_deref());
+        self.logs.select(parts, self.mode);
         out.extend_from_slice(&self.logs.line);
+        out.extend_from_slice(&self.pipeline);
         if let Some(ids) = &mut self.ids {
             ids.write(out);
         }

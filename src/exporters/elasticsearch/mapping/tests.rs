@@ -406,3 +406,114 @@ fn an_elasticsearch_index_attribute_names_the_index_ahead_of_data_stream_routing
     );
     assert!(doc.get("data_stream").is_some());
 }
+
+/// Every item's action line, with dynamic ids and pipelines as `dynamic` says.
+fn actions(mode: Mode, dynamic: Dynamic, batch: &LogBatch) -> Vec<Json> {
+    let mut out = Vec::new();
+    BulkEncoder::new(mode, None, Some("default-pipe".into()))
+        .with_ids(7)
+        .with_dynamic(dynamic)
+        .encode_batch(batch, &mut out);
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .step_by(2)
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn dynamic_ids_and_pipelines_come_from_the_records_own_attributes_when_enabled() {
+    let mut own = at(1);
+    own.attributes = vec![
+        kv("elasticsearch.document_id", s("order-42")),
+        kv("elasticsearch.ingest_pipeline", s("orders")),
+        kv("keep", s("v")),
+    ];
+    let mut empty = at(1);
+    empty.attributes = vec![
+        kv("elasticsearch.document_id", s("")),
+        kv("elasticsearch.ingest_pipeline", Value::Int(3)),
+    ];
+    let origin = Origin {
+        // Only a record's own attributes steer its action, as in the Collector.
+        resource: vec![kv("elasticsearch.document_id", s("from-resource"))].into(),
+        ..Default::default()
+    };
+    let batch = LogBatch {
+        origins: vec![origin],
+        records: vec![own, empty, at(1)],
+    };
+    let on = Dynamic {
+        id: true,
+        pipeline: true,
+    };
+    for mode in [Mode::Otel, Mode::Ecs, Mode::Raw] {
+        let got = actions(mode, on, &batch);
+        let create = |i: usize| got[i]["create"].clone();
+        assert_eq!(create(0)["_id"], "order-42", "{mode:?}");
+        assert_eq!(create(0)["pipeline"], "orders", "{mode:?}");
+        for i in [1, 2] {
+            let id = create(i)["_id"].as_str().unwrap().to_string();
+            assert_eq!(id.len(), 22, "{mode:?}: an exporter-assigned id, not {id}");
+            assert_eq!(create(i)["pipeline"], "default-pipe", "{mode:?}");
+        }
+        let off = actions(mode, Dynamic::default(), &batch);
+        assert_ne!(off[0]["create"]["_id"], "order-42", "{mode:?}");
+        assert_eq!(off[0]["create"]["pipeline"], "default-pipe", "{mode:?}");
+    }
+    let docs = lines(Mode::Otel, &batch);
+    assert_eq!(docs[1]["attributes"], json!({"keep": "v"}), "never stored");
+}
+
+#[test]
+fn records_of_several_origins_interleaved_each_carry_their_own_resource_and_routing() {
+    let origin = |service: &str, dataset: &str| Origin {
+        resource: vec![
+            kv("service.name", s(service)),
+            kv("data_stream.dataset", s(dataset)),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let record = |origin: u32| LogRecord {
+        origin,
+        ..at(1)
+    };
+    let batch = LogBatch {
+        origins: vec![origin("a", "one"), origin("b", "two")],
+        // The last record names an origin the batch lacks: an empty resource.
+        records: vec![record(0), record(1), record(0), record(1), record(9)],
+    };
+    let got = lines(Mode::Otel, &batch);
+    let want = [
+        ("a", "logs-one.otel-default"),
+        ("b", "logs-two.otel-default"),
+        ("a", "logs-one.otel-default"),
+        ("b", "logs-two.otel-default"),
+    ];
+    for (i, (service, index)) in want.iter().enumerate() {
+        assert_eq!(got[2 * i]["create"]["_index"], *index);
+        assert_eq!(
+            got[2 * i + 1]["resource"],
+            json!({"attributes": {"service.name": service}})
+        );
+    }
+    assert_eq!(got[8]["create"]["_index"], "logs-generic.otel-default");
+    assert_eq!(got[9]["resource"], json!({}));
+}
+
+#[test]
+fn geo_coordinates_under_any_prefix_are_merged_whatever_letter_it_starts_with() {
+    let mut r = at(1);
+    r.attributes = vec![
+        kv("destination.geo.location.lat", Value::Double(1.5)),
+        kv("destination.geo.location.lon", Value::Double(2.5)),
+        kv("event.name", s("flow")),
+    ];
+    let (_, doc) = otel_document(r, Origin::default());
+    assert_eq!(
+        doc["attributes"],
+        json!({"event.name": "flow", "destination.geo.location": [2.5, 1.5]})
+    );
+    assert_eq!(doc["event_name"], "flow");
+}
