@@ -8,6 +8,7 @@ pub mod component;
 pub mod config;
 pub mod exporters;
 pub mod extensions;
+pub mod k8s;
 pub mod layers;
 pub mod model;
 pub mod otlp;

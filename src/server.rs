@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -157,7 +158,7 @@ pub async fn serve<M, H, Fut, B>(
         tokio::select! {
             _ = stop.wait() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF_MIN;
                     let Some(permits) = admit(&own, global) else {
                         // Closed at once: the descriptor is free again and the client sees the
@@ -174,10 +175,10 @@ pub async fn serve<M, H, Fut, B>(
                     let conn_opts = opts.clone();
                     conns.spawn(async move {
                         match conn_opts.tls.clone() {
-                            None => serve_connection(stream, handler, conn_shutdown, conn_opts).await,
+                            None => serve_connection(stream, peer, handler, conn_shutdown, conn_opts).await,
                             Some(tls) => {
                                 if let Some(s) = handshake(&tls, stream, &conn_shutdown, &conn_opts).await {
-                                    serve_connection(s, handler, conn_shutdown, conn_opts).await;
+                                    serve_connection(s, peer, handler, conn_shutdown, conn_opts).await;
                                 }
                             }
                         }
@@ -253,6 +254,17 @@ fn admit(own: &Arc<Semaphore>, global: Option<&Arc<Semaphore>>) -> Option<Permit
     })
 }
 
+/// The address of the client that sent a request, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// The IP address of the client that sent `req` (IPv4-mapped IPv6 addresses as IPv4).
+pub fn peer_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<Peer>()
+        .map(|p| p.0.ip().to_canonical())
+}
+
 /// How long a connection closed for being idle gets to finish what raced with the close.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -261,6 +273,7 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// in-flight streams finish, within `max_connection_age_grace` if set).
 async fn serve_connection<S, H, Fut, B>(
     stream: S,
+    peer: SocketAddr,
     handler: H,
     mut shutdown: Shutdown,
     opts: Options,
@@ -278,7 +291,8 @@ async fn serve_connection<S, H, Fut, B>(
     let service = tower::ServiceBuilder::new()
         .layer(TrackLayer(Arc::clone(&activity)))
         .layer(AuthLayer(opts.guard.clone()))
-        .service(tower::service_fn(move |req: Request<Incoming>| {
+        .service(tower::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(Peer(peer));
             let response = handler(req);
             async move { Ok::<_, Infallible>(response.await) }
         }));

@@ -105,6 +105,18 @@ impl Str {
         Ok(Str(Repr::Shared(bytes.slice(range))))
     }
 
+    /// A copy of `s` this value owns: inline when short, so that values copied from state
+    /// shared between threads (pod metadata) carry no reference count back to it.
+    pub fn copied(s: &str) -> Self {
+        if s.len() <= Str::INLINE {
+            return Str(Repr::Inline {
+                len: s.len() as u8,
+                words: inline_words(s.as_bytes(), 0, s.len()),
+            });
+        }
+        Str(Repr::Shared(Bytes::copy_from_slice(s.as_bytes())))
+    }
+
     /// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD. Copies only when the
     /// input is invalid, which keeps the common case zero-copy.
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
@@ -276,6 +288,15 @@ impl fmt::Display for Str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_are_inline_up_to_the_limit_and_equal_the_text() {
+        for text in ["", "a", "checkout-7d9f8b6c5-x2x9q", &"é".repeat(16), &"x".repeat(33)] {
+            let s = Str::copied(text);
+            assert_eq!(s.as_str(), text);
+            assert_eq!(s.is_shared(), text.len() > Str::INLINE, "{text}");
+        }
+    }
 
     #[test]
     fn lossy_decoding_copies_only_invalid_input() {

@@ -30,8 +30,22 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Processor: Send + Sync {
     fn process(&mut self, batch: &mut LogBatch);
 
+    /// [`Processor::process`] for a batch a client at `peer` sent (where the receiver knows
+    /// it): what `k8sattributes` associates by `connection`.
+    fn process_from(&mut self, batch: &mut LogBatch, _peer: Option<std::net::IpAddr>) {
+        self.process(batch);
+    }
+
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
+
+    /// Starts what the processor needs besides the records (the Kubernetes watches of
+    /// `k8sattributes`), once, before any receiver starts. The future resolves when records
+    /// may flow (after the first sync, where the config asks to wait for it), or says why
+    /// they may not; what it started runs until `shutdown`.
+    fn start(&self, _shutdown: Shutdown) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Decides whether new data may come in now: asked before a request's body is read and again
@@ -118,9 +132,22 @@ pub struct Consumer {
     metadata_keys: Arc<[HeaderName]>,
 }
 
-/// The values of a request's headers (gRPC metadata) that some pipeline batches by.
+/// The values of a request's headers (gRPC metadata) that some pipeline batches by, and the
+/// client's address (which processors may read; nothing batches by it).
 #[derive(Default)]
-pub struct Metadata(Vec<(HeaderName, HeaderValue)>);
+pub struct Metadata(Vec<(HeaderName, HeaderValue)>, Option<std::net::IpAddr>);
+
+impl Metadata {
+    /// The same, sent by a client at `peer`.
+    pub fn from_peer(mut self, peer: Option<std::net::IpAddr>) -> Metadata {
+        self.1 = peer;
+        self
+    }
+
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.1
+    }
+}
 
 /// Why a batch was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -208,7 +235,7 @@ impl Consumer {
                 out.push((k.clone(), v.clone()));
             }
         }
-        Metadata(out)
+        Metadata(out, None)
     }
 
     pub fn worker(&self) -> Worker {
@@ -375,7 +402,7 @@ impl Worker {
                     if logs.is_empty() {
                         break;
                     }
-                    p.process(logs);
+                    p.process_from(logs, metadata.peer());
                 }
             }
             outputs.push(b);

@@ -2,5 +2,11 @@
 pub mod segments;
 
 crate::component::components!(
-    PROCESSORS: crate::pipeline::Stage = [regex_parser, log_transform, memory_limiter, batch]
+    PROCESSORS: crate::pipeline::Stage = [
+        regex_parser,
+        log_transform,
+        k8sattributes,
+        memory_limiter,
+        batch
+    ]
 );

@@ -53,7 +53,9 @@ impl Step {
             self.metrics.refused_requests.add(1);
             return self.refuse(words, ConsumeError::OverLimit);
         }
-        let metadata = slot.metadata(req.headers());
+        let metadata = slot
+            .metadata(req.headers())
+            .from_peer(crate::server::peer_ip(&req));
         let (body, wire_bytes) = match body::read(req, &self.bounds).await {
             Ok(read) => read,
             Err(Refusal::ShuttingDown) => return self.refuse(words, ConsumeError::Closed),

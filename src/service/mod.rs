@@ -35,6 +35,8 @@ pub struct Service {
     metrics_address: String,
     shutdown_timeout: Duration,
     receivers: Vec<(String, Box<dyn Receiver>, Consumer)>,
+    /// Every pipeline, for starting its processors.
+    pipelines: Vec<Arc<Pipeline>>,
     exporters: Vec<(String, Box<dyn Exporter>, queue::Receiver)>,
     /// Pipelines' batchers; they hold exporter senders, so they drain before the exporters.
     batchers: Vec<batcher::Batcher>,
@@ -86,6 +88,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         built_exporters.push((key.clone(), exporter, rx));
     }
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
+    let mut all_pipelines = Vec::new();
     let mut batchers = Vec::new();
     for (pid, signal, p) in wiring {
         let mut procs = Vec::new();
@@ -133,6 +136,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         for r in &p.receivers {
             feeds.entry(r).or_default().push(Arc::clone(&pipeline));
         }
+        all_pipelines.push(pipeline);
     }
     drop(exporter_senders);
     let mut built_receivers = Vec::new();
@@ -162,6 +166,7 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
         metrics_address: svc.telemetry.metrics.address.clone(),
         shutdown_timeout: svc.shutdown_timeout,
         receivers: built_receivers,
+        pipelines: all_pipelines,
         exporters: built_exporters,
         batchers,
         extensions: built_extensions,
@@ -216,7 +221,23 @@ impl Service {
         }
         let mut receiver_tasks = JoinSet::new();
         let mut start_error = None;
+        // Processors first (the Kubernetes watches of `k8sattributes`), so that no record
+        // arrives before what tags it is ready, where the config asks for that.
+        'processors: for pipeline in &self.pipelines {
+            for p in &pipeline.processors {
+                if let Err(message) = p.start(receivers_shutdown.clone()).await {
+                    start_error = Some(StartError {
+                        component: format!("pipeline {}", pipeline.id),
+                        message,
+                    });
+                    break 'processors;
+                }
+            }
+        }
         for (id, receiver, consumer) in self.receivers {
+            if start_error.is_some() {
+                break;
+            }
             match receiver.start(consumer, receivers_shutdown.clone()).await {
                 Ok(running) => {
                     receiver_tasks.spawn(running);

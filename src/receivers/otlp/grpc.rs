@@ -135,7 +135,9 @@ async fn handle(
         shared.metrics.refused_requests.add(1);
         return answer(over_limit(shared.retry_after));
     }
-    let metadata = slot.metadata(req.headers());
+    let metadata = slot
+        .metadata(req.headers())
+        .from_peer(crate::server::peer_ip(&req));
     let received = Arc::new(AtomicU64::new(0));
     let req = req.map(|b| Bounded::new(b, Arc::clone(&shared.message), Arc::clone(&received)));
     let export = Export {
