@@ -129,7 +129,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str, encoding: LogEncoding) {
-    let filter = tracing_subscriber::EnvFilter::new(level);
+    // kube-rs logs every failed request at error level, once per retry; sluice's watches
+    // report the same failures themselves, at most once a minute per kind.
+    let filter = tracing_subscriber::EnvFilter::new(format!("{level},kube_client=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -156,6 +156,20 @@ impl Body for Out {
             Out::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
         }
     }
+
+    /// Exact for a whole document, so it goes out with a `Content-Length`; a watch is chunked.
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Out::Whole(b) => {
+                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Out::Stream(_) => hyper::body::SizeHint::default(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Out::Whole(None))
+    }
 }
 
 fn reply(status: u16, body: &Value) -> Response<Out> {
@@ -200,9 +214,9 @@ struct Target {
 fn target(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // `api/v1/...` or `apis/<group>/<version>/...`.
-    let (prefix, rest) = match parts.first()? {
-        &"api" if parts.len() >= 3 => (parts[..2].join("/"), &parts[2..]),
-        &"apis" if parts.len() >= 4 => (parts[..3].join("/"), &parts[3..]),
+    let (prefix, rest) = match *parts.first()? {
+        "api" if parts.len() >= 3 => (parts[..2].join("/"), &parts[2..]),
+        "apis" if parts.len() >= 4 => (parts[..3].join("/"), &parts[3..]),
         _ => return None,
     };
     let (namespace, rest) = match rest {
@@ -379,7 +393,11 @@ impl State {
         let name = meta(&object, "name").ok_or("no metadata.name")?.to_string();
         let collection = collection_of(&api_version, &kind);
         let k = key(meta(&object, "namespace"), &name);
-        let existing = self.objects.get(&collection).and_then(|m| m.get(&k)).cloned();
+        let existing = self
+            .objects
+            .get(&collection)
+            .and_then(|m| m.get(&k))
+            .cloned();
         let uid = match existing.as_ref().and_then(|e| meta(e, "uid")) {
             Some(uid) => uid.to_string(),
             None => match meta(&object, "uid") {
@@ -458,7 +476,10 @@ async fn handle(req: Request<Incoming>, state: Shared, args: &Args) -> Response<
     let q = query(&req);
     {
         let mut s = state.lock().expect("not poisoned");
-        *s.stats.requests.entry(format!("{method} {path}")).or_default() += 1;
+        *s.stats
+            .requests
+            .entry(format!("{method} {path}"))
+            .or_default() += 1;
         if let Some(token) = req
             .headers()
             .get("authorization")
@@ -482,7 +503,11 @@ async fn handle(req: Request<Incoming>, state: Shared, args: &Args) -> Response<
         );
     }
     let Some(t) = target(&path) else {
-        return fail(404, "NotFound", &format!("the server could not find {path}"));
+        return fail(
+            404,
+            "NotFound",
+            &format!("the server could not find {path}"),
+        );
     };
     match (method.as_str(), &t.name) {
         ("GET", None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
@@ -507,7 +532,10 @@ async fn handle(req: Request<Incoming>, state: Shared, args: &Args) -> Response<
             };
             let mut s = state.lock().expect("not poisoned");
             let k = key(t.namespace.as_deref(), &name);
-            if s.objects.get(&t.collection).is_some_and(|m| m.contains_key(&k)) {
+            if s.objects
+                .get(&t.collection)
+                .is_some_and(|m| m.contains_key(&k))
+            {
                 s.stats.conflicts += 1;
                 return fail(409, "AlreadyExists", &format!("\"{name}\" already exists"));
             }
@@ -529,7 +557,11 @@ async fn handle(req: Request<Incoming>, state: Shared, args: &Args) -> Response<
             };
             let mut s = state.lock().expect("not poisoned");
             let k = key(t.namespace.as_deref(), name);
-            let Some(current) = s.objects.get(&t.collection).and_then(|m| m.get(&k)).cloned()
+            let Some(current) = s
+                .objects
+                .get(&t.collection)
+                .and_then(|m| m.get(&k))
+                .cloned()
             else {
                 return fail(404, "NotFound", &format!("\"{name}\" not found"));
             };
@@ -555,7 +587,12 @@ async fn handle(req: Request<Incoming>, state: Shared, args: &Args) -> Response<
         ("DELETE", Some(name)) => {
             let mut s = state.lock().expect("not poisoned");
             let k = key(t.namespace.as_deref(), name);
-            match s.objects.get(&t.collection).and_then(|m| m.get(&k)).cloned() {
+            match s
+                .objects
+                .get(&t.collection)
+                .and_then(|m| m.get(&k))
+                .cloned()
+            {
                 Some(o) => reply(200, &s.change("DELETED", &t.collection, o)),
                 None => fail(404, "NotFound", &format!("\"{name}\" not found")),
             }
@@ -604,12 +641,7 @@ fn list(t: &Target, q: &HashMap<String, String>, state: &Shared) -> Response<Out
     )
 }
 
-fn watch(
-    t: &Target,
-    q: &HashMap<String, String>,
-    state: &Shared,
-    args: &Args,
-) -> Response<Out> {
+fn watch(t: &Target, q: &HashMap<String, String>, state: &Shared, args: &Args) -> Response<Out> {
     let mut s = state.lock().expect("not poisoned");
     s.stats.watches += 1;
     let (tx, rx) = mpsc::channel(4096);
@@ -625,7 +657,12 @@ fn watch(
     };
     if from == 0 {
         // "Any": the current objects as ADDED, then what follows.
-        for o in s.objects.get(&t.collection).into_iter().flat_map(|m| m.values()) {
+        for o in s
+            .objects
+            .get(&t.collection)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
             let c = Change {
                 rv: 0,
                 kind: "ADDED",

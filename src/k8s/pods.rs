@@ -19,8 +19,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod as ApiPod};
 use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 
 use crate::shutdown::Shutdown;
@@ -68,6 +68,9 @@ pub struct Settings {
     pub grace: Duration,
 }
 
+/// Labels and annotations kept, as `(attribute, value)`.
+pub type Tags = Vec<(Box<str>, Box<str>)>;
+
 /// A pod's controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerKind {
@@ -100,7 +103,7 @@ pub struct Pod {
     pub owner: Option<(OwnerKind, Box<str>)>,
     pub containers: Vec<Container>,
     /// The labels and annotations the rules asked for, as `(attribute, value)`.
-    pub tags: Vec<(Box<str>, Box<str>)>,
+    pub tags: Tags,
 }
 
 /// An image reference's name and tag: `registry:5000/team/app:1.2@sha256:...` is
@@ -119,7 +122,7 @@ fn strip_scheme(id: &str) -> &str {
 }
 
 fn tags_of(
-    out: &mut Vec<(Box<str>, Box<str>)>,
+    out: &mut Tags,
     map: Option<&std::collections::BTreeMap<String, String>>,
     rules: &[Rule],
     default_prefix: &str,
@@ -174,7 +177,11 @@ impl Pod {
             );
         let mut containers: Vec<Container> = spec
             .into_iter()
-            .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
             .map(|c| {
                 let (name, tag) = split_image(c.image.as_deref().unwrap_or(""));
                 Container {
@@ -246,7 +253,7 @@ pub struct Index {
     /// `namespace/replicaset` -> the deployment that controls it.
     deployments: HashMap<Box<str>, Box<str>>,
     /// Namespace -> its labels and annotations the rules asked for.
-    namespaces: HashMap<Box<str>, Vec<(Box<str>, Box<str>)>>,
+    namespaces: HashMap<Box<str>, Tags>,
 }
 
 fn name_key(namespace: &str, name: &str) -> Box<str> {
@@ -558,7 +565,12 @@ async fn watch_pods(
     let mut listing: Option<Vec<Pod>> = None;
     let mut first = true;
     let mut complaints = Complaints { last: None };
-    let mut sweep = tokio::time::interval(settings.grace.min(Duration::from_secs(10)).max(Duration::from_millis(100)));
+    let mut sweep = tokio::time::interval(
+        settings
+            .grace
+            .min(Duration::from_secs(10))
+            .max(Duration::from_millis(100)),
+    );
     loop {
         let event = tokio::select! {
             _ = shutdown.wait() => return,
@@ -684,18 +696,31 @@ mod tests {
         ix.apply(pod("u1", "a", "10.0.0.1"));
         ix.delete("u1", t0);
         let mut key = String::new();
-        assert_eq!(ix.by_ip("10.0.0.1".parse().unwrap()).unwrap().uid.as_ref(), "u1");
+        assert_eq!(
+            ix.by_ip("10.0.0.1".parse().unwrap()).unwrap().uid.as_ref(),
+            "u1"
+        );
         // A new pod gets the IP while the old one is in its grace period.
         ix.apply(pod("u2", "b", "10.0.0.1"));
-        assert_eq!(ix.by_ip("10.0.0.1".parse().unwrap()).unwrap().uid.as_ref(), "u2");
-        assert!(ix.by_name("shop", "a", &mut key).is_some(), "still known by name");
+        assert_eq!(
+            ix.by_ip("10.0.0.1".parse().unwrap()).unwrap().uid.as_ref(),
+            "u2"
+        );
+        assert!(
+            ix.by_name("shop", "a", &mut key).is_some(),
+            "still known by name"
+        );
         ix.sweep(t0 + Duration::from_secs(119), Duration::from_secs(120));
         assert!(ix.by_uid("u1").is_some());
         ix.sweep(t0 + Duration::from_secs(120), Duration::from_secs(120));
         assert!(ix.by_uid("u1").is_none());
         assert!(ix.by_name("shop", "a", &mut key).is_none());
         assert!(ix.by_container_id("c-u1").is_none());
-        assert_eq!(ix.by_ip("10.0.0.1".parse().unwrap()).unwrap().uid.as_ref(), "u2", "kept");
+        assert_eq!(
+            ix.by_ip("10.0.0.1".parse().unwrap()).unwrap().uid.as_ref(),
+            "u2",
+            "kept"
+        );
     }
 
     #[test]
@@ -704,7 +729,10 @@ mod tests {
         let t0 = Instant::now();
         ix.apply(pod("u1", "a", "10.0.0.1"));
         ix.apply(pod("u2", "b", "10.0.0.2"));
-        ix.relist(vec![pod("u2", "b", "10.0.0.2"), pod("u3", "c", "10.0.0.3")], t0);
+        ix.relist(
+            vec![pod("u2", "b", "10.0.0.2"), pod("u3", "c", "10.0.0.3")],
+            t0,
+        );
         assert_eq!(ix.len(), 3, "u1 is in its grace period");
         ix.sweep(t0 + Duration::from_secs(120), Duration::from_secs(120));
         assert_eq!(ix.len(), 2);

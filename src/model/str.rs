@@ -291,7 +291,13 @@ mod tests {
 
     #[test]
     fn copies_are_inline_up_to_the_limit_and_equal_the_text() {
-        for text in ["", "a", "checkout-7d9f8b6c5-x2x9q", &"é".repeat(16), &"x".repeat(33)] {
+        for text in [
+            "",
+            "a",
+            "checkout-7d9f8b6c5-x2x9q",
+            &"é".repeat(16),
+            &"x".repeat(33),
+        ] {
             let s = Str::copied(text);
             assert_eq!(s.as_str(), text);
             assert_eq!(s.is_shared(), text.len() > Str::INLINE, "{text}");

@@ -221,9 +221,10 @@ impl Service {
         }
         let mut receiver_tasks = JoinSet::new();
         let mut start_error = None;
+        let pipelines = self.pipelines;
         // Processors first (the Kubernetes watches of `k8sattributes`), so that no record
         // arrives before what tags it is ready, where the config asks for that.
-        'processors: for pipeline in &self.pipelines {
+        'processors: for pipeline in &pipelines {
             for p in &pipeline.processors {
                 if let Err(message) = p.start(receivers_shutdown.clone()).await {
                     start_error = Some(StartError {
@@ -234,6 +235,9 @@ impl Service {
                 }
             }
         }
+        // The receivers' consumers hold the pipelines from here: their queues close when the
+        // receivers end.
+        drop(pipelines);
         for (id, receiver, consumer) in self.receivers {
             if start_error.is_some() {
                 break;

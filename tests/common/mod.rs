@@ -779,3 +779,97 @@ fn make_certificates() -> PathBuf {
     }
     dir
 }
+
+/// `sluice-kube-mock`: a stand-in Kubernetes API server (list/watch, objects, a kubelet
+/// summary) on a port of its own.
+pub struct KubeMock {
+    child: Child,
+    pub port: u16,
+}
+
+impl KubeMock {
+    pub fn start(args: &[&str]) -> KubeMock {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-kube-mock"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the kube mock did not start: {line:?}"));
+        KubeMock { child, port }
+    }
+
+    fn send(&self, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let body = body.to_string();
+        let r = Client::connect(self.port)
+            .unwrap()
+            .request(
+                method,
+                path,
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+            .unwrap();
+        assert!(
+            r.status < 300,
+            "{method} {path}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Creates or replaces objects (one, or an array); returns them as stored (uid,
+    /// resourceVersion).
+    pub fn apply(&self, objects: serde_json::Value) -> serde_json::Value {
+        self.send("POST", "/_mock/objects", &objects)
+    }
+
+    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) {
+        let path = format!(
+            "/_mock/objects?apiVersion={api_version}&kind={kind}&namespace={namespace}&name={name}"
+        );
+        self.send("DELETE", &path, &serde_json::Value::Null);
+    }
+
+    /// `POST /_mock/<what>`: `compact`, `close-watches`, `summary` (with `body`).
+    pub fn control(&self, what: &str, body: serde_json::Value) -> serde_json::Value {
+        self.send("POST", &format!("/_mock/{what}"), &body)
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_slice(&get(self.port, "/_mock/stats").unwrap().body).unwrap()
+    }
+
+    /// A kubeconfig for this server, written under the temp dir.
+    pub fn kubeconfig(&self) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-kubeconfig-{}-{}.yaml",
+            std::process::id(),
+            self.port
+        ));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: sluice\n  user:\n    token: test-token\ncontexts:\n- name: mock\n  context:\n    cluster: mock\n    user: sluice\ncurrent-context: mock\n",
+            self.port
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for KubeMock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,243 @@
+//! The Kubernetes components against `sluice-kube-mock`, an in-repo server that keeps the API
+//! server's list/watch contract (resourceVersion, bookmarks, 410 after compaction, watch
+//! timeouts). No Kubernetes API server can run here: these tests show that sluice keeps that
+//! contract's side (kube-rs's watcher does the listing and watching), not that a real cluster
+//! serves what the mock serves. Senders get distinct source addresses from the loopback range
+//! (curl `--interface 127.0.0.N`), so `connection` association sees real, different peers.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{KubeMock, Launch, Mock, Sluice, metric};
+use serde_json::{Value as Json, json};
+
+fn pod(name: &str, node: &str, ip: &str) -> Json {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "shop", "labels": {"app": "checkout"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": "checkout-7d9f8b6c5", "uid": "rs-uid",
+                                 "controller": true}]
+        },
+        "spec": {"nodeName": node, "containers": [
+            {"name": "app", "image": "ghcr.io/acme/checkout:1.4.2"},
+            {"name": "envoy", "image": "envoyproxy/envoy:v1.31"}
+        ]},
+        "status": {"podIP": ip, "startTime": "2026-11-28T01:02:03Z", "containerStatuses": [
+            {"name": "app", "containerID": format!("containerd://{name}-app"), "image": "",
+             "imageID": "", "ready": true, "restartCount": 0}
+        ]}
+    })
+}
+
+fn cluster(kube: &KubeMock) -> Json {
+    kube.apply(json!([
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "shop", "annotations": {"team": "payments"}}},
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+         "metadata": {"name": "checkout-7d9f8b6c5", "namespace": "shop",
+                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                           "name": "checkout", "uid": "d-uid",
+                                           "controller": true}]}},
+        pod("checkout-a", "node-1", "127.0.0.2"),
+        pod("elsewhere", "node-2", "127.0.0.3"),
+    ]))
+}
+
+/// Sends one OTLP/JSON log record with `body` and `resource` attributes from source address
+/// `from`, with curl; returns the HTTP status.
+fn send(port: u16, from: &str, body: &str, resource: &[(&str, &str)]) -> u16 {
+    let attributes: Vec<Json> = resource
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
+        .collect();
+    let request = json!({"resourceLogs": [{"resource": {"attributes": attributes},
+        "scopeLogs": [{"logRecords": [{"timeUnixNano": "1764288000000000000",
+                                       "body": {"stringValue": body}}]}]}]});
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            from,
+        ])
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(request.to_string())
+        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// The resource attributes of the stored document whose body is `body`.
+fn resource_of(es: &Mock, body: &str) -> Json {
+    let docs = es.docs();
+    let doc = docs
+        .iter()
+        .find(|d| d["_source"]["body"]["text"] == body)
+        .unwrap_or_else(|| panic!("no document {body:?}"));
+    doc["_source"]["resource"]["attributes"].clone()
+}
+
+/// Sends (as a new record each time) until the stored document is tagged with `pod`.
+fn wait_tagged(port: u16, es: &Mock, from: &str, pod: &str, attrs: &[(&str, &str)]) -> Json {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in 0.. {
+        let body = format!("{pod} try {n}");
+        assert_eq!(send(port, from, &body, attrs), 200);
+        let r = resource_of(es, &body);
+        if r["k8s.pod.name"] == pod {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{pod} never tagged: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unreachable!()
+}
+
+fn start(kube: &KubeMock, es: &Mock) -> (Sluice, u16, u16) {
+    let sluice = Launch::fixture("otlp_k8sattributes_to_es")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", es.port))
+        .env("KUBECONFIG", kube.kubeconfig().to_str().unwrap())
+        .env("K8S_NODE_NAME", "node-1")
+        .start();
+    let (http, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
+    (sluice, http, metrics)
+}
+
+#[test]
+fn records_get_their_pods_metadata_by_uid_or_connection_for_this_nodes_pods_only() {
+    let kube = KubeMock::start(&[]);
+    let stored = cluster(&kube);
+    let uid = stored[2]["metadata"]["uid"].as_str().unwrap().to_string();
+    let es = Mock::start(&[]);
+    let (_sluice, http, metrics) = start(&kube, &es);
+
+    // wait_for_metadata: the first request after start is tagged already.
+    assert_eq!(
+        send(
+            http,
+            "127.0.0.2",
+            "by connection",
+            &[("service.name", "checkout")]
+        ),
+        200
+    );
+    let want = json!({
+        "service.name": "checkout",
+        "k8s.namespace.name": "shop",
+        "k8s.pod.name": "checkout-a",
+        "k8s.pod.uid": uid,
+        "k8s.pod.start_time": "2026-11-28T01:02:03Z",
+        "k8s.deployment.name": "checkout",
+        "k8s.replicaset.name": "checkout-7d9f8b6c5",
+        "k8s.node.name": "node-1",
+        "app": "checkout",
+        "k8s.namespace.annotations.team": "payments",
+    });
+    assert_eq!(resource_of(&es, "by connection"), want);
+
+    // By uid, from an address no pod has; the container named by the sender.
+    let by_uid = [("k8s.pod.uid", uid.as_str()), ("k8s.container.name", "app")];
+    assert_eq!(send(http, "127.0.0.9", "by uid", &by_uid), 200);
+    let r = resource_of(&es, "by uid");
+    assert_eq!(r["k8s.pod.name"], "checkout-a");
+    assert_eq!(r["container.image.name"], "ghcr.io/acme/checkout");
+    assert_eq!(r["container.image.tag"], "1.4.2");
+
+    // A pod of another node is not watched (filter.node_from_env_var).
+    assert_eq!(send(http, "127.0.0.3", "other node", &[]), 200);
+    assert_eq!(
+        resource_of(&es, "other node"),
+        Json::Null,
+        "no attributes at all"
+    );
+    let unassociated =
+        "sluice_k8sattributes_unassociated_total{processor=\"k8sattributes\",pipeline=\"logs\"}";
+    assert_eq!(metric(metrics, unassociated), 1);
+    let stats = kube.stats();
+    assert!(
+        stats["requests"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("/pods") || k.starts_with("GET /api/v1/pods")),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["tokens"]["test-token"].as_u64().map(|n| n > 0),
+        Some(true)
+    );
+}
+
+#[test]
+fn new_pods_are_picked_up_deleted_pods_stay_known_and_a_410_relists() {
+    let kube = KubeMock::start(&["--bookmark-ms", "200"]);
+    cluster(&kube);
+    let es = Mock::start(&[]);
+    let (_sluice, http, _) = start(&kube, &es);
+
+    // Created after start: found once its watch event arrives.
+    kube.apply(pod("checkout-late", "node-1", "127.0.0.4"));
+    wait_tagged(http, &es, "127.0.0.4", "checkout-late", &[]);
+
+    // Deleted: its last records are still tagged (two minutes' grace).
+    kube.delete("v1", "Pod", "shop", "checkout-late");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(send(http, "127.0.0.4", "after delete", &[]), 200);
+    assert_eq!(
+        resource_of(&es, "after delete")["k8s.pod.name"],
+        "checkout-late"
+    );
+
+    // The history is compacted and every watch cut: the watcher's resume gets 410 Gone, it
+    // lists again, and a pod created meanwhile is found.
+    kube.control("compact", Json::Null);
+    kube.apply(pod("checkout-relisted", "node-1", "127.0.0.5"));
+    kube.control("compact", Json::Null);
+    kube.control("close-watches", Json::Null);
+    wait_tagged(http, &es, "127.0.0.5", "checkout-relisted", &[]);
+    // The pods still there stay known through the relist.
+    wait_tagged(http, &es, "127.0.0.2", "checkout-a", &[]);
+    let stats = kube.stats();
+    assert!(stats["expired"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["lists"].as_u64().unwrap() >= 2, "{stats}");
+}
+
+#[test]
+fn without_an_api_server_wait_for_metadata_fails_the_start_with_a_clear_error() {
+    let kube = KubeMock::start(&[]);
+    let config = kube.kubeconfig();
+    drop(kube);
+    let es = Mock::start(&[]);
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/configs/otlp_k8sattributes_to_es.yaml"
+    ))
+    .unwrap()
+    .replace(
+        "wait_for_metadata: true",
+        "wait_for_metadata: true\n    wait_for_metadata_timeout: 2s",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["--config", common::write_config(&yaml).to_str().unwrap()])
+        .env("KUBECONFIG", &config)
+        .env("K8S_NODE_NAME", "node-1")
+        .env("ES_URL", format!("http://127.0.0.1:{}", es.port))
+        .env("HTTP_PORT", common::free_port().to_string())
+        .env("METRICS_PORT", common::free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not sync within 2s"),
+        "the reason is given: {err}"
+    );
+}
