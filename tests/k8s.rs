@@ -241,3 +241,128 @@ fn without_an_api_server_wait_for_metadata_fails_the_start_with_a_clear_error() 
         "the reason is given: {err}"
     );
 }
+
+/// A kubelet summary shaped like a real one: a node and one pod with a container and a
+/// persistent volume.
+fn summary() -> Json {
+    json!({
+        "node": {"nodeName": "node-1", "startTime": "2026-11-01T00:00:00Z",
+                 "cpu": {"usageNanoCores": 250000000, "usageCoreNanoSeconds": 3600000000000u64},
+                 "memory": {"availableBytes": 1000, "usageBytes": 2000, "workingSetBytes": 1500,
+                            "rssBytes": 1200, "pageFaults": 7, "majorPageFaults": 1},
+                 "network": {"name": "eth0", "rxBytes": 10, "rxErrors": 0, "txBytes": 20, "txErrors": 2},
+                 "fs": {"availableBytes": 5, "capacityBytes": 9, "usedBytes": 4},
+                 "systemContainers": [{"name": "kubelet"}]},
+        "pods": [{"podRef": {"name": "checkout-a", "namespace": "shop", "uid": "uid-1"},
+                  "startTime": "2026-11-27T10:00:00Z",
+                  "containers": [{"name": "app", "startTime": "2026-11-27T10:00:01Z",
+                                  "cpu": {"usageNanoCores": 5000000, "usageCoreNanoSeconds": 12000000000u64},
+                                  "memory": {"workingSetBytes": 300, "usageBytes": 400}}],
+                  "cpu": {"usageNanoCores": 6000000},
+                  "memory": {"workingSetBytes": 350},
+                  "network": {"name": "eth0", "rxBytes": 100, "txBytes": 200},
+                  "volume": [{"name": "data", "availableBytes": 11, "capacityBytes": 22,
+                              "inodes": 100, "inodesFree": 60, "inodesUsed": 40,
+                              "pvcRef": {"name": "data-0", "namespace": "shop"}}]}]
+    })
+}
+
+#[test]
+fn kubelet_metrics_arrive_in_the_collectors_names_and_data_stream() {
+    let kubelet = KubeMock::start(&[]);
+    kubelet.control("summary", summary());
+    let es = Mock::start(&[]);
+    let sluice = Launch::fixture("kubeletstats_to_es")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", es.port))
+        .env("KUBELET_URL", &format!("http://127.0.0.1:{}", kubelet.port))
+        .start();
+    // Two scrapes at least: each makes one document per resource and time.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let docs = loop {
+        let docs = es.docs();
+        let times: std::collections::BTreeSet<String> = docs
+            .iter()
+            .map(|d| d["_source"]["@timestamp"].to_string())
+            .collect();
+        if times.len() >= 2 {
+            break docs;
+        }
+        assert!(Instant::now() < deadline, "scraped twice: {docs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        docs.iter()
+            .all(|d| d["_index"] == "metrics-kubeletstatsreceiver.otel-default"),
+        "routed by the receiver's scope, as Kibana's dashboards expect"
+    );
+    let first_time = docs[0]["_source"]["@timestamp"].clone();
+    let scrape: Vec<&Json> = docs
+        .iter()
+        .filter(|d| d["_source"]["@timestamp"] == first_time)
+        .collect();
+    let of = |attr: &str, value: &str| -> Vec<&Json> {
+        scrape
+            .iter()
+            .copied()
+            .filter(|d| d["_source"]["resource"]["attributes"][attr] == value)
+            .collect()
+    };
+    let names = |docs: &[&Json]| -> std::collections::BTreeSet<String> {
+        docs.iter()
+            .flat_map(|d| d["_source"]["metrics"].as_object().unwrap().keys().cloned())
+            .collect()
+    };
+    let node = of("k8s.node.name", "node-1");
+    let node_names = names(&node);
+    for n in [
+        "k8s.node.cpu.usage",
+        "k8s.node.cpu.time",
+        "k8s.node.memory.working_set",
+        "k8s.node.memory.page_faults",
+        "k8s.node.filesystem.usage",
+        "k8s.node.network.io",
+        "k8s.node.network.errors",
+    ] {
+        assert!(node_names.contains(n), "{n} in {node_names:?}");
+    }
+    let io: Vec<&&Json> = node
+        .iter()
+        .filter(|d| d["_source"]["metrics"].get("k8s.node.network.io").is_some())
+        .collect();
+    assert_eq!(io.len(), 2, "one document per direction");
+    let rx = io
+        .iter()
+        .find(|d| d["_source"]["attributes"]["direction"] == "receive")
+        .unwrap();
+    assert_eq!(rx["_source"]["metrics"]["k8s.node.network.io"], 10);
+    assert_eq!(rx["_source"]["attributes"]["interface"], "eth0");
+    assert_eq!(rx["_source"]["unit"], "By");
+    let usage = node
+        .iter()
+        .find(|d| d["_source"]["metrics"].get("k8s.node.cpu.usage").is_some())
+        .unwrap();
+    assert_eq!(usage["_source"]["metrics"]["k8s.node.cpu.usage"], 0.25);
+    let container: Vec<&Json> = of("k8s.container.name", "app");
+    assert_eq!(
+        container[0]["_source"]["resource"]["attributes"],
+        json!({"k8s.pod.uid": "uid-1", "k8s.pod.name": "checkout-a",
+               "k8s.namespace.name": "shop", "k8s.container.name": "app"})
+    );
+    assert!(names(&container).contains("container.cpu.time"));
+    let volume = of("k8s.volume.name", "data");
+    assert_eq!(
+        volume[0]["_source"]["resource"]["attributes"]["k8s.persistentvolumeclaim.name"],
+        "data-0"
+    );
+    assert!(names(&volume).contains("k8s.volume.inodes.free"));
+    let accepted = "otelcol_receiver_accepted_metric_points_total{receiver=\"kubeletstats\",transport=\"http\"}";
+    // 15 node points (two per network metric), 4 pod, 4 container and 5 volume points a scrape.
+    let points = metric(sluice.port("METRICS_PORT"), accepted);
+    assert!(points >= 28 && points.is_multiple_of(28), "{points}");
+    assert_eq!(
+        kubelet.stats()["requests"]["GET /stats/summary"]
+            .as_u64()
+            .map(|n| n >= 2),
+        Some(true)
+    );
+}

@@ -3,6 +3,7 @@
 //! client, and the metadata kept from it (`pods`).
 
 pub mod pods;
+pub mod summary;
 
 use serde::Deserialize;
 

@@ -7,5 +7,5 @@ pub mod step;
 pub mod tls;
 
 crate::component::components!(
-    RECEIVERS: Box<dyn crate::pipeline::Receiver> = [http_logs, otlp, filelog]
+    RECEIVERS: Box<dyn crate::pipeline::Receiver> = [http_logs, otlp, filelog, kubeletstats]
 );

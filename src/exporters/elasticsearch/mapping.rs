@@ -329,6 +329,7 @@ impl BulkEncoder {
             scope.write(&mut self.shared_json, b",\"scope\":");
         }
         Shared {
+            receiver: routing::receiver_dataset(&origin.scope_name),
             parts: (
                 find(routing::DATASET),
                 find(routing::NAMESPACE),
@@ -342,7 +343,7 @@ impl BulkEncoder {
     fn encode(&mut self, r: &LogRecord, origin: &Origin, sh: &Shared<'_>, out: &mut Vec<u8>) {
         let found = Steering::scan(&r.attributes);
         let parts = (
-            found.dataset.or(sh.parts.0),
+            sh.receiver.or(found.dataset).or(sh.parts.0),
             found.namespace.or(sh.parts.1),
             found.index.or(sh.parts.2),
         );
@@ -380,6 +381,8 @@ impl BulkEncoder {
 /// (in `otel` mode) where its `,"resource":{...},"scope":{...}` JSON is.
 #[derive(Clone)]
 struct Shared<'a> {
+    /// The dataset a receiver's scope name gives, ahead of every attribute.
+    receiver: Option<&'a str>,
     parts: routing::Parts<'a>,
     json: std::ops::Range<usize>,
 }

@@ -479,13 +479,16 @@ fn group_entry(n: u32, entry: &Bytes, sc: &mut MetricScratch) -> Result<(), Deco
     let walked = walk(buf, true, &mut resource, &mut scope, |resource, scope, metrics| {
         let origin = origin_id(sc, resource, scope);
         // Routing the points' own attributes do not name falls back to these.
+        let receiver = std::str::from_utf8(&buf[scope.name.clone()])
+            .ok()
+            .and_then(super::routing::receiver_dataset);
         let fallback = (
-            route(buf, &[], scope, resource, DATASET),
+            receiver.or_else(|| route(buf, &[], scope, resource, DATASET)),
             route(buf, &[], scope, resource, NAMESPACE),
             route(buf, &[], scope, resource, INDEX),
         );
         for metric in metrics {
-            group_metric(n, buf, metric.clone(), origin, fallback, sc)?;
+            group_metric(n, buf, metric.clone(), origin, fallback, receiver.is_some(), sc)?;
         }
         Ok(())
     });
@@ -516,6 +519,8 @@ fn group_metric(
     metric: Range<usize>,
     origin: u32,
     fallback: (Option<&str>, Option<&str>, Option<&str>),
+    // The dataset is a receiver's (from the scope name): no attribute overrides it.
+    fixed_dataset: bool,
     sc: &mut MetricScratch,
 ) -> Result<(), DecodeError> {
     let (mut name, mut unit, mut data) = (0..0, 0..0, None);
@@ -557,7 +562,11 @@ fn group_metric(
         if head.flags & 1 != 0 {
             continue; // no recorded value
         }
-        let dataset = str_attr(buf, &sc.kvs, DATASET).or(fallback.0);
+        let dataset = if fixed_dataset {
+            fallback.0
+        } else {
+            str_attr(buf, &sc.kvs, DATASET).or(fallback.0)
+        };
         let namespace = str_attr(buf, &sc.kvs, NAMESPACE).or(fallback.1);
         let index = str_attr(buf, &sc.kvs, INDEX).or(fallback.2);
         // The key: origin, routing, timestamps, unit, attributes sorted by key.

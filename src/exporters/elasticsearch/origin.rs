@@ -32,6 +32,8 @@ pub fn is_routing(key: &[u8]) -> bool {
 pub struct Rendered {
     pub kvs: Vec<Kv>,
     pub json: Vec<u8>,
+    /// A scope's name, in the buffer it was rendered from.
+    pub name: Range<usize>,
 }
 
 /// The top-level fields of a `ResourceSpans`/`ResourceMetrics` or of a `ScopeSpans` /
@@ -99,6 +101,7 @@ impl Rendered {
                 _ => {}
             }
         }
+        self.name = name.clone();
         let out = &mut self.json;
         let key: &[u8] = if of == Of::Resource {
             b"\"resource\":"
@@ -157,6 +160,20 @@ pub fn close_object(out: &mut Vec<u8>, open: usize) {
         out[open] = b'{';
     }
     out.push(b'}');
+}
+
+/// The dataset of an item under `scope`: the one a receiver's scope name gives, else the
+/// `data_stream.dataset` attribute of the item, its scope or its resource.
+pub fn route_dataset<'a>(
+    buf: &'a [u8],
+    own: &[Kv],
+    scope: &Rendered,
+    resource: &Rendered,
+) -> Option<&'a str> {
+    std::str::from_utf8(&buf[scope.name.clone()])
+        .ok()
+        .and_then(super::routing::receiver_dataset)
+        .or_else(|| route(buf, own, scope, resource, super::routing::DATASET))
 }
 
 /// Finds a routing attribute's value: the item's own attributes first, then the scope's,

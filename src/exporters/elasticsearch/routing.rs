@@ -16,6 +16,30 @@ pub const DOCUMENT_ID: &str = "elasticsearch.document_id";
 /// A log record's own ingest pipeline (used with `logs_dynamic_pipeline`).
 pub const PIPELINE: &str = "elasticsearch.ingest_pipeline";
 
+/// The dataset the Collector's exporter takes from a receiver's scope name, ahead of any
+/// `data_stream.dataset` attribute: `hostmetricsreceiver` for
+/// `github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver/internal/scraper/cpuscraper`
+/// (its pattern `/receiver/(\w*receiver)`). Kibana's integrations read these data streams
+/// (`metrics-kubeletstatsreceiver.otel-*` for the Kubernetes dashboards), and sluice's own
+/// `kubeletstats` and `k8s_events` use the Collector receivers' scope names for that reason.
+pub fn receiver_dataset(scope_name: &str) -> Option<&str> {
+    const MARK: &str = "/receiver/";
+    let mut from = 0;
+    while let Some(i) = scope_name[from..].find(MARK) {
+        let start = from + i + MARK.len();
+        let word_len = scope_name[start..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        let word = &scope_name[start..start + word_len];
+        if let Some(end) = word.rfind("receiver") {
+            return Some(&word[..end + "receiver".len()]);
+        }
+        from += i + 1;
+    }
+    None
+}
+
 /// The attribute values that decide a document's index: dataset, namespace, and an index named
 /// outright.
 pub type Parts<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
@@ -113,6 +137,22 @@ pub fn sanitize(part: &str, disallowed: &[char], suffix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receivers_scope_name_gives_the_dataset_as_the_collectors_pattern_does() {
+        let contrib = "github.com/open-telemetry/opentelemetry-collector-contrib";
+        let cases = [
+            (format!("{contrib}/receiver/hostmetricsreceiver/internal/scraper/cpuscraper"), Some("hostmetricsreceiver")),
+            (format!("{contrib}/receiver/kubeletstatsreceiver"), Some("kubeletstatsreceiver")),
+            ("x/receiver/fooreceiverbar/y".to_string(), Some("fooreceiver")),
+            ("x/receiver/notone/receiver/k8seventsreceiver".to_string(), Some("k8seventsreceiver")),
+            ("x/receiver/".to_string(), None),
+            ("io.opentelemetry.http".to_string(), None),
+        ];
+        for (scope, want) in &cases {
+            assert_eq!(receiver_dataset(scope), *want, "{scope}");
+        }
+    }
     use crate::model::Str;
 
     fn attr(k: &'static str, v: &str) -> KeyValue {

@@ -24,8 +24,8 @@ use bytes::Bytes;
 
 use super::dead_letter::Why;
 use super::mapping::{BulkEncoder, Items};
-use super::origin::{Rendered, close_object, is_routing, route, walk};
-use super::routing::{DATASET, INDEX, NAMESPACE};
+use super::origin::{Rendered, close_object, is_routing, route, route_dataset, walk};
+use super::routing::{INDEX, NAMESPACE};
 use super::wire_json::{
     Kv, push_kv, write_count_field, write_id, write_object, write_str_field, write_u64,
 };
@@ -204,7 +204,7 @@ impl BulkEncoder {
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
         let parts = (
-            route(buf, &span.kvs, scope, resource, DATASET),
+            route_dataset(buf, &span.kvs, scope, resource),
             route(buf, &span.kvs, scope, resource, NAMESPACE),
             route(buf, &span.kvs, scope, resource, INDEX),
         );
@@ -271,7 +271,7 @@ impl BulkEncoder {
         }
         let kvs = &*kvs;
         let parts = (
-            route(buf, kvs, scope, resource, DATASET),
+            route_dataset(buf, kvs, scope, resource),
             route(buf, kvs, scope, resource, NAMESPACE),
             route(buf, kvs, scope, resource, INDEX),
         );

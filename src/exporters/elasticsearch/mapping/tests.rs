@@ -517,3 +517,21 @@ fn geo_coordinates_under_any_prefix_are_merged_whatever_letter_it_starts_with() 
     );
     assert_eq!(doc["event_name"], "flow");
 }
+
+#[test]
+fn a_receivers_scope_name_routes_to_its_dataset_ahead_of_the_attributes() {
+    let mut r = at(1);
+    r.attributes = vec![kv("data_stream.dataset", s("ignored"))];
+    let origin = Origin {
+        scope_name: Str::from_static(
+            "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/k8seventsreceiver",
+        ),
+        ..Default::default()
+    };
+    let (action, doc) = otel_document(r, origin);
+    assert_eq!(
+        action,
+        json!({"create": {"_index": "logs-k8seventsreceiver.otel-default"}})
+    );
+    assert_eq!(doc["data_stream"]["dataset"], "k8seventsreceiver.otel");
+}
