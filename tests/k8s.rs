@@ -366,3 +366,134 @@ fn kubelet_metrics_arrive_in_the_collectors_names_and_data_stream() {
         Some(true)
     );
 }
+
+fn k8s_event(name: &str, at: &str) -> Json {
+    json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "shop"},
+        "eventTime": at, "reason": "Scheduled", "type": "Normal", "action": "Binding",
+        "note": format!("note of {name}"),
+        "regarding": {"kind": "Pod", "name": "checkout-a", "namespace": "shop", "uid": "pod-1"},
+        "reportingController": "default-scheduler", "reportingInstance": "scheduler-1"
+    })
+}
+
+fn now_micros() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Waits until the stored events' notes are exactly `want` (each once), or fails.
+fn wait_notes(es: &Mock, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut notes: Vec<String> = es
+            .docs()
+            .iter()
+            .map(|d| {
+                d["_source"]["body"]["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        notes.sort();
+        let mut wanted: Vec<String> = want.iter().map(|n| format!("note of {n}")).collect();
+        wanted.sort();
+        if notes == wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && notes.len() <= wanted.len(),
+            "stored {notes:?}, want {wanted:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn each_event_is_reported_once_across_reconnects_a_410_relist_and_a_leader_failover() {
+    let kube = KubeMock::start(&[]);
+    // Before any reporter started: history, not reported (as the Collector does).
+    kube.apply(k8s_event("old", "2026-01-01T00:00:00.000000Z"));
+    let es = Mock::start(&[]);
+    let start = |name: &str| {
+        Launch::fixture("k8s_events_to_es")
+            .env("ES_URL", &format!("http://127.0.0.1:{}", es.port))
+            .env("KUBECONFIG", kube.kubeconfig().to_str().unwrap())
+            .env("POD_NAME", name)
+            .start()
+    };
+    let mut replicas = vec![("a", start("a")), ("b", start("b"))];
+    let lease_path =
+        "/apis/coordination.k8s.io/v1/namespaces/observability/leases/sluice-k8s-events";
+    let lease = || -> Json {
+        serde_json::from_slice(&common::get(kube.port, lease_path).unwrap().body).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lease()["spec"]["holderIdentity"].as_str().is_none() {
+        assert!(Instant::now() < deadline, "nobody leads");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut names: Vec<String> = Vec::new();
+    let mut last_uid = String::new();
+    let mut emit = |kube: &KubeMock, name: &str| {
+        let stored = kube.apply(k8s_event(name, &now_micros()));
+        last_uid = stored[0]["metadata"]["uid"].as_str().unwrap().to_string();
+        names.push(name.to_string());
+        (names.clone(), last_uid.clone())
+    };
+    let refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+    for n in ["e1", "e2", "e3"] {
+        emit(&kube, n);
+    }
+    wait_notes(&es, &["e1", "e2", "e3"]);
+    let docs = es.docs();
+    assert!(
+        docs.iter()
+            .all(|d| d["_index"] == "logs-k8seventsreceiver.otel-default")
+    );
+    assert_eq!(
+        docs[0]["_source"]["attributes"]["k8s.event.reason"],
+        "Scheduled"
+    );
+    assert_eq!(docs[0]["_source"]["severity_text"], "Normal");
+
+    // The watch is cut: it resumes from its resourceVersion.
+    kube.control("close-watches", Json::Null);
+    let (all, _) = emit(&kube, "e4");
+    wait_notes(&es, &refs(&all).split(',').collect::<Vec<_>>());
+
+    // The history is compacted under it: 410, a fresh list of every event, only e5 is new.
+    kube.control("compact", Json::Null);
+    kube.control("close-watches", Json::Null);
+    let (all, e5) = emit(&kube, "e5");
+    wait_notes(&es, &refs(&all).split(',').collect::<Vec<_>>());
+    assert!(kube.stats()["expired"].as_u64().unwrap() >= 1);
+
+    // The leader is killed once its checkpoint covers e5; events created while no one leads
+    // are reported by the other replica when it takes over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let l = lease();
+        let cp = l["metadata"]["annotations"]["sluice.dev/k8s-events-checkpoint"]
+            .as_str()
+            .map(|c| serde_json::from_str::<Json>(c).unwrap());
+        if cp.is_some_and(|c| c["uids"] == json!([e5])) {
+            let holder = l["spec"]["holderIdentity"].as_str().unwrap().to_string();
+            let i = replicas.iter().position(|(n, _)| *n == holder).unwrap();
+            let (_, mut leader) = replicas.remove(i);
+            leader.child.kill().unwrap();
+            leader.child.wait().unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint in {l}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    emit(&kube, "e6");
+    let (all, _) = emit(&kube, "e7");
+    wait_notes(&es, &refs(&all).split(',').collect::<Vec<_>>());
+    let survivor = replicas[0].0;
+    assert_eq!(lease()["spec"]["holderIdentity"], survivor);
+    assert!(lease()["spec"]["leaseTransitions"].as_i64().unwrap() >= 1);
+}

@@ -20,7 +20,7 @@
 //!
 //! Test control, under `/_mock/`: `POST objects` (apply: create or replace, no version check),
 //! `DELETE objects?apiVersion=&kind=&namespace=&name=`, `POST compact` (forget the history:
-//! older resourceVersions get 410), `POST close-watches` (end every open watch, as a dropped
+//! every resourceVersion handed out so far gets 410), `POST close-watches` (end every open watch, as a dropped
 //! connection does), `GET stats` (lists, watches, expired, requests by path).
 //!
 //! What it does not do: authentication (any bearer token is taken and remembered in stats),
@@ -765,6 +765,9 @@ async fn control_request(
         }
         ("POST", "compact") => {
             let mut s = state.lock().expect("not poisoned");
+            // Past everything a client has seen (a revision of its own marks the point): a
+            // watch from any earlier resourceVersion gets 410, a fresh list starts here.
+            s.rv += 1;
             s.compacted = s.rv;
             s.history.clear();
             reply(200, &json!({"compacted": s.compacted}))

@@ -2,6 +2,7 @@
 //! receivers that follow): how to reach and authenticate to the API server, with kube-rs's
 //! client, and the metadata kept from it (`pods`).
 
+pub mod leader;
 pub mod pods;
 pub mod summary;
 

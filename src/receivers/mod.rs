@@ -7,5 +7,5 @@ pub mod step;
 pub mod tls;
 
 crate::component::components!(
-    RECEIVERS: Box<dyn crate::pipeline::Receiver> = [http_logs, otlp, filelog, kubeletstats]
+    RECEIVERS: Box<dyn crate::pipeline::Receiver> = [http_logs, otlp, filelog, kubeletstats, k8s_events]
 );
