@@ -60,7 +60,10 @@ PY
       fi
       sed -i "s#/var/run/secrets/sluice/#$secrets/#g" "$cfg"
     fi
-    envs=$(grep -o '\${env:[A-Za-z_][A-Za-z0-9_]*' "$cfg" | sed 's/^\${env://' | sort -u || true)
+    # Variables named by `node_from_env_var` (k8sattributes) are read the same way.
+    envs=$( (grep -o '\${env:[A-Za-z_][A-Za-z0-9_]*' "$cfg" | sed 's/^\${env://'
+      grep -o 'node_from_env_var: *[A-Za-z_][A-Za-z0-9_]*' "$cfg" | sed 's/.*: *//') |
+      sort -u || true)
     env_args=()
     for e in $envs; do env_args+=("$e=placeholder"); done
     env "${env_args[@]}" "$sluice" validate --config "$cfg"

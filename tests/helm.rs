@@ -583,3 +583,190 @@ fn secure_values_turn_on_mutual_tls_and_a_bearer_token_from_secrets() {
         }
     }
 }
+
+/// Every rule a role's ServiceAccount gets, through any binding, as
+/// `(namespaced?, apiGroup, resource, verb)`, sorted.
+fn grants(objects: &[Value], account: &str) -> Vec<(bool, String, String, String)> {
+    let mut out = Vec::new();
+    for b in objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRoleBinding" || o["kind"] == "RoleBinding")
+    {
+        let bound = b["subjects"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == account);
+        if !bound {
+            continue;
+        }
+        let role = find(
+            objects,
+            text(&b["roleRef"]["kind"]),
+            text(&b["roleRef"]["name"]),
+        );
+        let namespaced = role["kind"] == "Role";
+        for rule in role["rules"].as_sequence().unwrap() {
+            for g in rule["apiGroups"].as_sequence().unwrap() {
+                for r in rule["resources"].as_sequence().unwrap() {
+                    for v in rule["verbs"].as_sequence().unwrap() {
+                        out.push((namespaced, text(g).into(), text(r).into(), text(v).into()));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rules(v: &[(bool, &str, &str, &str)]) -> Vec<(bool, String, String, String)> {
+    let mut out: Vec<_> = v
+        .iter()
+        .map(|(n, g, r, verb)| (*n, g.to_string(), r.to_string(), verb.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn each_role_can_reach_only_the_kubernetes_api_its_components_use() {
+    let objects = render(&[]);
+    let pod_spec =
+        |kind: &str, name: &str| find(&objects, kind, name)["spec"]["template"]["spec"].clone();
+    // The gateway reads no API: the chart's default account, no token, no binding.
+    let gateway = pod_spec("Deployment", "obs-sluice-gateway");
+    assert_eq!(gateway["automountServiceAccountToken"], false);
+    assert!(grants(&objects, text(&gateway["serviceAccountName"])).is_empty());
+    // The agent: k8sattributes (this node's pods, namespaces, replicasets) and kubeletstats.
+    let agent = pod_spec("DaemonSet", "obs-sluice-agent");
+    assert_eq!(agent["serviceAccountName"], "obs-sluice-agent");
+    assert_eq!(agent["automountServiceAccountToken"], true);
+    assert_eq!(
+        grants(&objects, "obs-sluice-agent"),
+        rules(&[
+            (false, "", "pods", "list"),
+            (false, "", "pods", "watch"),
+            (false, "", "namespaces", "list"),
+            (false, "", "namespaces", "watch"),
+            (false, "apps", "replicasets", "list"),
+            (false, "apps", "replicasets", "watch"),
+            (false, "", "nodes/stats", "get"),
+        ])
+    );
+    // The cluster collector: events everywhere, the Lease in its own namespace only.
+    let cluster = pod_spec("Deployment", "obs-sluice-cluster");
+    assert_eq!(cluster["serviceAccountName"], "obs-sluice-cluster");
+    assert_eq!(
+        grants(&objects, "obs-sluice-cluster"),
+        rules(&[
+            (false, "events.k8s.io", "events", "list"),
+            (false, "events.k8s.io", "events", "watch"),
+            (true, "coordination.k8s.io", "leases", "get"),
+            (true, "coordination.k8s.io", "leases", "create"),
+            (true, "coordination.k8s.io", "leases", "update"),
+        ])
+    );
+    let lease_role = find(&objects, "Role", "obs-sluice-cluster-lease");
+    assert_eq!(lease_role["metadata"]["namespace"], "observability");
+
+    // An agent that only forwards OTLP reads nothing.
+    let objects = render(&["deploy/helm/sluice/ci/otlp-only-agent.yaml"]);
+    let agent = find(&objects, "DaemonSet", "obs-sluice-agent")["spec"]["template"]["spec"].clone();
+    assert_eq!(agent["automountServiceAccountToken"], false);
+    assert!(grants(&objects, text(&agent["serviceAccountName"])).is_empty());
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "obs-sluice-agent")
+    );
+}
+
+#[test]
+fn agents_tag_logs_with_their_nodes_pods_and_scrape_their_kubelet() {
+    let objects = render(&[]);
+    let cfg = config(&objects, "obs-sluice-agent");
+    let k8s = &cfg["processors"]["k8sattributes"];
+    assert_eq!(k8s["filter"]["node_from_env_var"], "K8S_NODE_NAME");
+    assert_eq!(
+        k8s["pod_association"][0]["sources"][0]["name"],
+        "k8s.pod.uid"
+    );
+    let pipelines = &cfg["service"]["pipelines"];
+    for p in ["logs/node", "logs"] {
+        assert!(
+            pipelines[p]["processors"]
+                .as_sequence()
+                .unwrap()
+                .contains(&Value::from("k8sattributes")),
+            "{p}"
+        );
+    }
+    let kubelet = &cfg["receivers"]["kubeletstats"];
+    assert_eq!(kubelet["endpoint"], "https://${env:K8S_NODE_IP}:10250");
+    assert_eq!(kubelet["auth_type"], "serviceAccount");
+    assert_eq!(pipelines["metrics/node"]["receivers"][0], "kubeletstats");
+    assert_eq!(pipelines["metrics/node"]["exporters"][0], "otlp");
+    let ds = find(&objects, "DaemonSet", "obs-sluice-agent");
+    let env = ds["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let field = |name: &str| {
+        env.as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))["valueFrom"]["fieldRef"]["fieldPath"]
+            .clone()
+    };
+    assert_eq!(field("K8S_NODE_NAME"), "spec.nodeName");
+    assert_eq!(field("K8S_NODE_IP"), "status.hostIP");
+}
+
+#[test]
+fn the_cluster_collector_elects_one_reporter_and_sends_events_to_the_gateway() {
+    let objects = render(&[]);
+    let d = find(&objects, "Deployment", "obs-sluice-cluster");
+    assert_eq!(d["spec"]["replicas"], 2);
+    let cfg = config(&objects, "obs-sluice-cluster");
+    let le = &cfg["receivers"]["k8s_events"]["leader_election"];
+    assert_eq!(le["identity"], "${env:POD_NAME}");
+    assert_eq!(le["lease_namespace"], "${env:POD_NAMESPACE}");
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let paths: Vec<&Value> = env
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| &e["valueFrom"]["fieldRef"]["fieldPath"])
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            &Value::from("metadata.name"),
+            &Value::from("metadata.namespace")
+        ]
+    );
+    assert_eq!(
+        cfg["service"]["pipelines"]["logs"]["receivers"][0],
+        "k8s_events"
+    );
+    let agent = config(&objects, "obs-sluice-agent");
+    assert_eq!(
+        cfg["exporters"]["otlp"], agent["exporters"]["otlp"],
+        "the same way to the gateways as the agents"
+    );
+    // The gateway admits it on its data ports; it admits no one on its own but Prometheus.
+    let np = find(&objects, "NetworkPolicy", "obs-sluice-gateway");
+    let cluster_labels = &d["spec"]["template"];
+    assert!(
+        np["spec"]["ingress"][0]["from"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|f| f
+                .get("podSelector")
+                .is_some_and(|s| selects(&s["matchLabels"], cluster_labels)))
+    );
+    let own = find(&objects, "NetworkPolicy", "obs-sluice-cluster");
+    let ingress = own["spec"]["ingress"].as_sequence().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0]["ports"][0]["port"], 8888);
+}

@@ -18,6 +18,32 @@ bearertokenauth:
 [health_check{{ if .Values.security.auth.enabled }}, bearertokenauth{{ end }}{{ if .Values.agent.containerLogs.enabled }}, file_storage{{ end }}]
 {{- end -}}
 
+{{/* The otlp exporter of agents and the cluster collector: every gateway pod, through the
+headless Service, with the TLS and token of `security`. */}}
+{{- define "sluice.gatewayExporter" -}}
+otlp:
+  endpoint: "{{ include "sluice.gatewayHeadless" . }}.{{ .Release.Namespace }}.svc:{{ .Values.gateway.ports.otlpGrpc }}"
+  balancing: dns
+  tls:
+    {{- $tls := .Values.security.tls }}
+    {{- if $tls.enabled }}
+    ca_file: {{ include "sluice.tlsDir" . }}/ca.crt
+    {{- if $tls.mutual }}
+    cert_file: {{ include "sluice.tlsDir" . }}/tls.crt
+    key_file: {{ include "sluice.tlsDir" . }}/tls.key
+    {{- end }}
+    {{- with $tls.serverName }}
+    server_name_override: {{ . }}
+    {{- end }}
+    {{- else }}
+    insecure: true
+    {{- end }}
+  {{- if .Values.security.auth.enabled }}
+  auth:
+    authenticator: bearertokenauth
+  {{- end }}
+{{- end -}}
+
 {{- define "sluice.gatewayDefaults" -}}
 extensions:
   health_check:
@@ -70,6 +96,8 @@ service:
 
 {{- define "sluice.agentDefaults" -}}
 {{- $logs := .Values.agent.containerLogs }}
+{{- $k8s := .Values.agent.k8sAttributes }}
+{{- $kubelet := .Values.agent.kubeletStats }}
 extensions:
   health_check:
     endpoint: "0.0.0.0:{{ .Values.agent.ports.health }}"
@@ -98,7 +126,27 @@ receivers:
       - type: container
         add_metadata_from_filepath: true
   {{- end }}
+  {{- if $kubelet.enabled }}
+  # This node's kubelet, with the agent's service account token (RBAC: nodes/stats get).
+  kubeletstats:
+    endpoint: "https://${env:K8S_NODE_IP}:10250"
+    auth_type: serviceAccount
+    insecure_skip_verify: {{ $kubelet.insecureSkipVerify }}
+    collection_interval: {{ $kubelet.collectionInterval }}
+    metric_groups: {{ toJson $kubelet.metricGroups }}
+  {{- end }}
 processors:
+  {{- if $k8s.enabled }}
+  # This node's pods (RBAC: pods, namespaces, replicasets list/watch): container logs by the
+  # pod uid filelog reads from their path, app telemetry by the sender's address.
+  k8sattributes:
+    filter:
+      node_from_env_var: K8S_NODE_NAME
+    pod_association:
+      - sources: [{from: resource_attribute, name: k8s.pod.uid}]
+      - sources: [{from: resource_attribute, name: k8s.pod.ip}]
+      - sources: [{from: connection}]
+  {{- end }}
   memory_limiter:
     check_interval: 1s
     limit_percentage: 80
@@ -107,27 +155,7 @@ processors:
     send_batch_size: 2048
     timeout: 200ms
 exporters:
-  otlp:
-    endpoint: "{{ include "sluice.gatewayHeadless" . }}.{{ .Release.Namespace }}.svc:{{ .Values.gateway.ports.otlpGrpc }}"
-    balancing: dns
-    tls:
-      {{- $tls := .Values.security.tls }}
-      {{- if $tls.enabled }}
-      ca_file: {{ include "sluice.tlsDir" . }}/ca.crt
-      {{- if $tls.mutual }}
-      cert_file: {{ include "sluice.tlsDir" . }}/tls.crt
-      key_file: {{ include "sluice.tlsDir" . }}/tls.key
-      {{- end }}
-      {{- with $tls.serverName }}
-      server_name_override: {{ . }}
-      {{- end }}
-      {{- else }}
-      insecure: true
-      {{- end }}
-    {{- if .Values.security.auth.enabled }}
-    auth:
-      authenticator: bearertokenauth
-    {{- end }}
+  {{- include "sluice.gatewayExporter" . | nindent 2 }}
 service:
   extensions: {{ include "sluice.agentExtensionList" . }}
   shutdown_timeout: "{{ sub (int .Values.agent.terminationGracePeriodSeconds) 10 }}s"
@@ -138,12 +166,18 @@ service:
     {{- if $logs.enabled }}
     logs/node:
       receivers: [filelog]
+      processors: [memory_limiter, {{ if $k8s.enabled }}k8sattributes, {{ end }}batch]
+      exporters: [otlp]
+    {{- end }}
+    {{- if $kubelet.enabled }}
+    metrics/node:
+      receivers: [kubeletstats]
       processors: [memory_limiter, batch]
       exporters: [otlp]
     {{- end }}
     logs:
       receivers: [otlp]
-      processors: [memory_limiter, batch]
+      processors: [memory_limiter, {{ if $k8s.enabled }}k8sattributes, {{ end }}batch]
       exporters: [otlp]
     traces:
       receivers: [otlp]
@@ -158,6 +192,47 @@ service:
 {{- define "sluice.gatewayConfig" -}}
 {{- $defaults := include "sluice.gatewayDefaults" . | fromYaml -}}
 {{- mergeOverwrite $defaults (deepCopy .Values.gateway.config) | toYaml -}}
+{{- end -}}
+
+{{- define "sluice.clusterDefaults" -}}
+{{- $c := .Values.clusterCollector }}
+extensions:
+  health_check:
+    endpoint: "0.0.0.0:{{ $c.ports.health }}"
+  {{- include "sluice.bearerExtension" . | nindent 2 }}
+receivers:
+  # Cluster events (RBAC: events list/watch); one replica reports, by a Lease in this
+  # namespace (RBAC: leases get/create/update here only).
+  k8s_events:
+    leader_election:
+      lease_name: {{ include "sluice.fullname" . }}-k8s-events
+      lease_namespace: "${env:POD_NAMESPACE}"
+      identity: "${env:POD_NAME}"
+      lease_duration: {{ $c.leaderElection.leaseDuration }}
+      renew_deadline: {{ $c.leaderElection.renewDeadline }}
+      retry_period: {{ $c.leaderElection.retryPeriod }}
+processors:
+  batch:
+    send_batch_size: 1024
+    timeout: 1s
+exporters:
+  {{- include "sluice.gatewayExporter" . | nindent 2 }}
+service:
+  extensions: {{ include "sluice.extensionList" . }}
+  shutdown_timeout: "{{ sub (int $c.terminationGracePeriodSeconds) 10 }}s"
+  telemetry:
+    metrics:
+      address: "0.0.0.0:{{ $c.ports.metrics }}"
+  pipelines:
+    logs:
+      receivers: [k8s_events]
+      processors: [batch]
+      exporters: [otlp]
+{{- end -}}
+
+{{- define "sluice.clusterConfig" -}}
+{{- $defaults := include "sluice.clusterDefaults" . | fromYaml -}}
+{{- mergeOverwrite $defaults (deepCopy .Values.clusterCollector.config) | toYaml -}}
 {{- end -}}
 
 {{- define "sluice.agentConfig" -}}

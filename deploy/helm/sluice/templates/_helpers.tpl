@@ -96,7 +96,8 @@ auth:
 {{- end }}
 {{- end -}}
 
-{{/* The Secret volumes of `security` for a workload ("gateway" or "agent"): mounts, volumes. */}}
+{{/* The Secret volumes of `security` for a workload ("gateway", or a client of it: "agent",
+"cluster"): mounts, volumes. */}}
 {{- define "sluice.securityMounts" -}}
 {{- $s := .ctx.Values.security -}}
 {{- if $s.tls.enabled }}
@@ -112,7 +113,7 @@ auth:
 {{- if $s.tls.enabled }}
 - name: tls
   secret:
-    secretName: {{ if eq .component "agent" }}{{ default $s.tls.secretName $s.tls.agentSecretName }}{{ else }}{{ $s.tls.secretName }}{{ end }}
+    secretName: {{ if ne .component "gateway" }}{{ default $s.tls.secretName $s.tls.agentSecretName }}{{ else }}{{ $s.tls.secretName }}{{ end }}
     defaultMode: 0440
 {{- end }}
 {{- if $s.auth.enabled }}
@@ -133,4 +134,18 @@ auth:
 {{- if and $s.auth.enabled (not $s.auth.tokenSecret) -}}
 {{- fail "security.auth.enabled needs security.auth.tokenSecret" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The service accounts of the roles that read the Kubernetes API. */}}
+{{- define "sluice.agentServiceAccountName" -}}
+{{ include "sluice.fullname" . }}-agent
+{{- end -}}
+
+{{- define "sluice.clusterServiceAccountName" -}}
+{{ include "sluice.fullname" . }}-cluster
+{{- end -}}
+
+{{/* Whether the agent reads the Kubernetes API (and so gets its own account and a token). */}}
+{{- define "sluice.agentUsesApi" -}}
+{{- if and .Values.agent.enabled (or .Values.agent.k8sAttributes.enabled .Values.agent.kubeletStats.enabled) }}true{{ end -}}
 {{- end -}}
