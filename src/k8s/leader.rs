@@ -58,7 +58,7 @@ pub async fn run(
     // What was last seen of the Lease, and when (this candidate's clock).
     let mut observed: Option<(Option<String>, Option<Timestamp>, Instant)> = None;
     let mut last_renewal: Option<Instant> = None;
-    let mut complained: Option<Instant> = None;
+    let mut throttle = super::Throttle::default();
     loop {
         let outcome = attempt(&api, &e, &mut observed, &checkpoint).await;
         let now = Instant::now();
@@ -82,8 +82,7 @@ pub async fn run(
                 }
             }
             Err(err) => {
-                if complained.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-                    complained = Some(now);
+                if throttle.ready() {
                     tracing::warn!(lease = %e.lease_name, error = %err, "leader election request failed");
                 }
                 // A leader that cannot renew steps down before its lease can expire.

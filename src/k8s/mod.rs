@@ -22,6 +22,30 @@ pub enum AuthType {
     KubeConfig,
 }
 
+/// Lets a repeated failure be logged at most once a minute: the Kubernetes components retry
+/// on their own (watch backoff, the next scrape or renewal), and an unreachable API server
+/// must not flood the log.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<std::time::Instant>,
+}
+
+impl Throttle {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Whether to log now (and if so, the next one waits a minute).
+    pub fn ready(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let ready = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Self::EVERY);
+        if ready {
+            self.last = Some(now);
+        }
+        ready
+    }
+}
+
 /// Why the API cannot be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

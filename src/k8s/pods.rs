@@ -535,20 +535,9 @@ pub fn spawn(
 }
 
 /// Logs a watch error at most once a minute per kind; the watcher retries with backoff.
-struct Complaints {
-    last: Option<Instant>,
-}
-
-impl Complaints {
-    fn note(&mut self, kind: &str, e: &watcher::Error) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
-        {
-            self.last = Some(now);
-            tracing::warn!(kind, error = %e, "Kubernetes watch failed; retrying");
-        }
+fn complain(throttle: &mut super::Throttle, kind: &str, e: &watcher::Error) {
+    if throttle.ready() {
+        tracing::warn!(kind, error = %e, "Kubernetes watch failed; retrying");
     }
 }
 
@@ -564,7 +553,7 @@ async fn watch_pods(
     let mut stream = std::pin::pin!(stream);
     let mut listing: Option<Vec<Pod>> = None;
     let mut first = true;
-    let mut complaints = Complaints { last: None };
+    let mut throttle = super::Throttle::default();
     let mut sweep = tokio::time::interval(
         settings
             .grace
@@ -583,7 +572,7 @@ async fn watch_pods(
         };
         match event {
             None => return,
-            Some(Err(e)) => complaints.note("Pod", &e),
+            Some(Err(e)) => complain(&mut throttle, "Pod", &e),
             Some(Ok(Event::Init)) => listing = Some(Vec::new()),
             Some(Ok(Event::InitApply(p))) => {
                 if let (Some(list), Some(pod)) = (&mut listing, Pod::from_api(&p, &settings)) {
@@ -631,7 +620,7 @@ async fn watch_kind<K, F>(
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut first = true;
-    let mut complaints = Complaints { last: None };
+    let mut throttle = super::Throttle::default();
     loop {
         let event = tokio::select! {
             _ = shutdown.wait() => return,
@@ -639,7 +628,7 @@ async fn watch_kind<K, F>(
         };
         match event {
             None => return,
-            Some(Err(e)) => complaints.note(&kind, &e),
+            Some(Err(e)) => complain(&mut throttle, &kind, &e),
             Some(Ok(e)) => {
                 let done = matches!(e, Event::InitDone);
                 apply(e);

@@ -434,7 +434,7 @@ impl K8sEvents {
         });
         let mut events = futures::stream::select_all(streams);
         let mut listing: Vec<KubeEvent> = Vec::new();
-        let mut complained: Option<std::time::Instant> = None;
+        let mut throttle = k8s::Throttle::default();
         while let Some(item) = events.next().await {
             let ready: Vec<KubeEvent> = match item {
                 Ok(Event::Init) => Vec::new(),
@@ -451,9 +451,7 @@ impl K8sEvents {
                     continue;
                 }
                 Err(err) => {
-                    let now = std::time::Instant::now();
-                    if complained.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-                        complained = Some(now);
+                    if throttle.ready() {
                         tracing::warn!(receiver = %self.id, error = %err, "Kubernetes event watch failed; retrying");
                     }
                     continue;

@@ -207,11 +207,9 @@ impl KubeletStats {
         }
         let mut tick = tokio::time::interval(self.cfg.collection_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_complaint: Option<std::time::Instant> = None;
+        let mut throttle = crate::k8s::Throttle::default();
         let mut complain = |what: &str, e: &dyn std::fmt::Display| {
-            let now = std::time::Instant::now();
-            if last_complaint.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-                last_complaint = Some(now);
+            if throttle.ready() {
                 tracing::warn!(receiver = %self.id, error = %e, "{what}");
             }
         };

@@ -616,25 +616,7 @@ pub struct Mock {
 
 impl Mock {
     pub fn start(args: &[&str]) -> Mock {
-        // The mock binds port 0 and says which port it got: no race with other tests for a
-        // port picked in advance.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-es-mock"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the mock did not start: {line:?}"));
+        let (child, port) = spawn_on_port_zero(env!("CARGO_BIN_EXE_sluice-es-mock"), args);
         Mock { child, port }
     }
 
@@ -780,6 +762,29 @@ fn make_certificates() -> PathBuf {
     dir
 }
 
+/// Starts one of the in-repo stand-in servers on port 0; it says which port it got, so there
+/// is no race with other tests for a port picked in advance.
+fn spawn_on_port_zero(bin: &str, args: &[&str]) -> (Child, u16) {
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{bin} did not start: {line:?}"));
+    (child, port)
+}
+
 /// `sluice-kube-mock`: a stand-in Kubernetes API server (list/watch, objects, a kubelet
 /// summary) on a port of its own.
 pub struct KubeMock {
@@ -789,23 +794,7 @@ pub struct KubeMock {
 
 impl KubeMock {
     pub fn start(args: &[&str]) -> KubeMock {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-kube-mock"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the kube mock did not start: {line:?}"));
+        let (child, port) = spawn_on_port_zero(env!("CARGO_BIN_EXE_sluice-kube-mock"), args);
         KubeMock { child, port }
     }
 
