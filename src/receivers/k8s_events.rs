@@ -32,6 +32,8 @@
 //! renewal, so a new leader starts where the last one stopped: nothing is lost at a failover,
 //! and what the old leader delivered in its last `retry_period` without getting to record it
 //! may be emitted twice (the only duplicates). A batch the pipeline refuses is retried.
+//! Without a reachable API (no service account, a kubeconfig that cannot be read) the
+//! receiver starts anyway and retries every 5 seconds, warning once a minute.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -179,11 +181,25 @@ impl Receiver for K8sEvents {
         shutdown: Shutdown,
     ) -> BoxFuture<Result<Running, StartError>> {
         Box::pin(async move {
-            let client = k8s::client(self.auth).await.map_err(|e| StartError {
-                component: format!("receiver {}", self.id),
-                message: e.to_string(),
-            })?;
-            let running: Running = Box::pin(self.run(client, consumer, shutdown));
+            let running: Running = Box::pin(async move {
+                // The client is built here, retried until it can be: outside a cluster, or
+                // before the service account is mounted, the receiver waits and says why.
+                let mut throttle = k8s::Throttle::default();
+                let client = loop {
+                    match k8s::client(self.auth).await {
+                        Ok(c) => break c,
+                        Err(e) => {
+                            if throttle.ready() {
+                                tracing::warn!(receiver = %self.id, error = %e, "cannot reach the Kubernetes API; retrying");
+                            }
+                            if !shutdown.sleep(Duration::from_secs(5)).await {
+                                return;
+                            }
+                        }
+                    }
+                };
+                self.run(client, consumer, shutdown).await;
+            });
             Ok(running)
         })
     }
