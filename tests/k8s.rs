@@ -497,3 +497,43 @@ fn each_event_is_reported_once_across_reconnects_a_410_relist_and_a_leader_failo
     assert_eq!(lease()["spec"]["holderIdentity"], survivor);
     assert!(lease()["spec"]["leaseTransitions"].as_i64().unwrap() >= 1);
 }
+
+#[test]
+fn container_logs_get_their_pods_metadata_by_the_uid_in_their_path() {
+    let kube = KubeMock::start(&[]);
+    cluster(&kube);
+    let mut late = pod("checkout-b", "node-1", "127.0.0.6");
+    late["metadata"]["uid"] = json!("7a3c1c1e-0b5e-4b8e-9c61-2f4f1a0e5d11");
+    kube.apply(late);
+    let es = Mock::start(&[]);
+    let logs = std::env::temp_dir().join(format!("sluice-k8s-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&logs);
+    let dir = logs
+        .join("shop_checkout-b_7a3c1c1e-0b5e-4b8e-9c61-2f4f1a0e5d11")
+        .join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0.log"),
+        "2026-11-28T01:00:00.000000001Z stdout F payment accepted\n",
+    )
+    .unwrap();
+    let _sluice = Launch::fixture("filelog_k8sattributes_to_es")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", es.port))
+        .env("KUBECONFIG", kube.kubeconfig().to_str().unwrap())
+        .env("K8S_NODE_NAME", "node-1")
+        .env("LOG_DIR", logs.to_str().unwrap())
+        .start();
+    let docs = es.wait_for_docs(1, Duration::from_secs(20));
+    let r = &docs[0]["_source"]["resource"]["attributes"];
+    assert_eq!(docs[0]["_source"]["body"]["text"], "payment accepted");
+    assert_eq!(
+        r["k8s.pod.uid"], "7a3c1c1e-0b5e-4b8e-9c61-2f4f1a0e5d11",
+        "from the path"
+    );
+    assert_eq!(r["k8s.container.name"], "app", "from the path");
+    assert_eq!(r["k8s.deployment.name"], "checkout", "from the API");
+    assert_eq!(r["k8s.node.name"], "node-1");
+    assert_eq!(r["container.image.name"], "ghcr.io/acme/checkout");
+    assert_eq!(r["container.image.tag"], "1.4.2");
+    let _ = std::fs::remove_dir_all(&logs);
+}
