@@ -683,7 +683,7 @@ fn each_role_can_reach_only_the_kubernetes_api_its_components_use() {
 }
 
 #[test]
-fn agents_tag_logs_with_their_nodes_pods_and_scrape_their_kubelet() {
+fn agents_tag_every_signal_with_their_nodes_pods_and_scrape_their_kubelet() {
     let objects = render(&[]);
     let cfg = config(&objects, "obs-sluice-agent");
     let k8s = &cfg["processors"]["k8sattributes"];
@@ -693,7 +693,7 @@ fn agents_tag_logs_with_their_nodes_pods_and_scrape_their_kubelet() {
         "k8s.pod.uid"
     );
     let pipelines = &cfg["service"]["pipelines"];
-    for p in ["logs/node", "logs"] {
+    for p in ["logs/node", "metrics/node", "logs", "traces", "metrics"] {
         assert!(
             pipelines[p]["processors"]
                 .as_sequence()

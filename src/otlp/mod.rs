@@ -7,5 +7,6 @@ pub mod grpc;
 pub mod json;
 pub mod logs;
 pub mod raw;
+pub mod resource;
 pub mod transcode;
 pub mod wire;

@@ -36,6 +36,15 @@ pub trait Processor: Send + Sync {
         self.process(batch);
     }
 
+    /// Traces or metrics (kept encoded) a client at `peer` sent: only processors whose type
+    /// takes those signals see them (`k8sattributes`); the default leaves them alone.
+    fn process_encoded(
+        &mut self,
+        _batch: &mut crate::otlp::raw::RawBatch,
+        _peer: Option<std::net::IpAddr>,
+    ) {
+    }
+
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
 
@@ -397,12 +406,19 @@ impl Worker {
             } else {
                 source.as_ref().cloned().unwrap_or_default()
             };
-            if let Batch::Logs(logs) = &mut b {
-                for p in &mut pipeline.processors {
-                    if logs.is_empty() {
-                        break;
+            match &mut b {
+                Batch::Logs(logs) => {
+                    for p in &mut pipeline.processors {
+                        if logs.is_empty() {
+                            break;
+                        }
+                        p.process_from(logs, metadata.peer());
                     }
-                    p.process_from(logs, metadata.peer());
+                }
+                Batch::Raw(raw) => {
+                    for p in &mut pipeline.processors {
+                        p.process_encoded(raw, metadata.peer());
+                    }
                 }
             }
             outputs.push(b);

@@ -31,7 +31,8 @@
 //! minutes ago is still found (its last records arrive after it ends). Container attributes
 //! (`k8s.container.name`, `container.image.*`, `container.id`) need the container: found by a
 //! `container.id` association or named by a `k8s.container.name` resource attribute (as
-//! `filelog` sets it from the log path). Logs pipelines only for now.
+//! `filelog` sets it from the log path). Logs, traces and metrics: spans and data points stay
+//! encoded, and only their resource is rewritten (`otlp::resource`).
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -39,11 +40,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::component::{Built, Context, LOGS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, check_duration, decode, duration};
 use crate::k8s::pods::{self, Index, KeyMatch, OwnerKind, Pod, Rule, Settings};
 use crate::k8s::{self, AuthType};
 use crate::model::{Attrs, KeyValue, LogBatch, Str, Value};
+use crate::otlp::raw::RawBatch;
+use crate::otlp::resource;
 use crate::pipeline::{BoxFuture, Processor, Stage};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Counter;
@@ -218,7 +221,12 @@ struct AssociationRule {
     sources: Vec<(SourceKind, &'static str)>,
 }
 
-pub const SPEC: Spec<Stage> = Spec::new("k8sattributes", LOGS, build, "{passthrough: true}");
+pub const SPEC: Spec<Stage> = Spec::new(
+    "k8sattributes",
+    ALL_SIGNALS,
+    build,
+    "{passthrough: true}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     configure(ctx, raw).map(|p| Stage::Inline(Box::new(p)))
@@ -411,18 +419,53 @@ impl K8sAttributes {
     }
 }
 
-fn text<'a>(attrs: &'a Attrs, key: &str) -> Option<&'a str> {
-    match attrs.get(key) {
-        Some(Value::Str(s)) if !s.is_empty() => Some(s.as_str()),
-        _ => None,
+/// What association and tagging read of a resource: decoded (logs) or encoded (traces and
+/// metrics, read in place).
+trait ResourceView {
+    /// A non-empty string attribute.
+    fn text(&self, key: &str) -> Option<&str>;
+    fn has(&self, key: &str) -> bool;
+}
+
+impl ResourceView for Attrs {
+    fn text(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(Value::Str(s)) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        }
     }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+/// An encoded resource's attributes.
+struct Encoded<'a>(Vec<(&'a str, Option<&'a str>)>);
+
+impl ResourceView for Encoded<'_> {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| *v)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| *k == key)
+    }
+}
+
+fn text<'a>(resource: &'a dyn ResourceView, key: &str) -> Option<&'a str> {
+    resource.text(key)
 }
 
 /// The pod (and container, when the rule finds one) a rule finds for `resource`.
 fn find<'a>(
     ix: &'a Index,
     rule: &AssociationRule,
-    resource: &Attrs,
+    resource: &dyn ResourceView,
     peer: Option<IpAddr>,
     key: &mut String,
 ) -> Option<(&'a Pod, Option<&'a pods::Container>)> {
@@ -466,7 +509,7 @@ impl Inner {
         ix: &Index,
         pod: &Pod,
         container: Option<&pods::Container>,
-        resource: &Attrs,
+        resource: &dyn ResourceView,
         key: &mut String,
         out: &mut Vec<KeyValue>,
     ) {
@@ -480,7 +523,7 @@ impl Inner {
         };
         let ip = pod.ip.map(|ip| ip.to_string());
         for (i, name) in METADATA.iter().enumerate() {
-            if !self.wanted[i] || resource.get(name).is_some() {
+            if !self.wanted[i] || resource.has(name) {
                 continue;
             }
             let value: Option<&str> = match *name {
@@ -508,7 +551,7 @@ impl Inner {
         }
         let tags = pod.tags.iter().chain(ix.namespace_tags(&pod.namespace));
         for (k, v) in tags {
-            if resource.get(k).is_none() {
+            if !resource.has(k) {
                 out.push((Str::copied(k), Value::Str(Str::copied(v))));
             }
         }
@@ -562,6 +605,59 @@ impl Processor for K8sAttributes {
         drop(ix);
         inner.associated.add(hits);
         inner.unassociated.add(misses);
+    }
+
+    fn process_encoded(&mut self, batch: &mut RawBatch, peer: Option<IpAddr>) {
+        let inner = &*self.inner;
+        let ix = (!inner.passthrough).then(|| inner.index.read().unwrap_or_else(|p| p.into_inner()));
+        let (mut hits, mut misses) = (0, 0);
+        for (entry, _) in &mut batch.resources {
+            // Validated upstream; an entry that cannot be read is left as it is.
+            let Ok(attrs) = resource::attributes(entry) else {
+                misses += 1;
+                continue;
+            };
+            let view = Encoded(attrs);
+            self.added.clear();
+            match &ix {
+                None => {
+                    if let Some(peer) = peer
+                        && !view.has(POD_IP)
+                    {
+                        let ip = Value::Str(Str::copied(&peer.to_string()));
+                        self.added.push((Str::from_static(POD_IP), ip));
+                    }
+                }
+                Some(ix) => {
+                    let found = inner
+                        .rules
+                        .iter()
+                        .find_map(|rule| find(ix, rule, &view, peer, &mut self.key));
+                    let Some((pod, container)) = found else {
+                        misses += 1;
+                        continue;
+                    };
+                    hits += 1;
+                    inner.tag(ix, pod, container, &view, &mut self.key, &mut self.added);
+                }
+            }
+            if self.added.is_empty() {
+                continue;
+            }
+            let pairs: Vec<(&str, &str)> = self
+                .added
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().map_or("", |s| s.as_str())))
+                .collect();
+            if let Ok(tagged) = resource::with_attributes(entry, &pairs) {
+                *entry = tagged;
+            }
+        }
+        drop(ix);
+        if !inner.passthrough {
+            inner.associated.add(hits);
+            inner.unassociated.add(misses);
+        }
     }
 
     fn fork(&self) -> Box<dyn Processor> {

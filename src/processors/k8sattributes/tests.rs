@@ -197,3 +197,79 @@ wait_for_metadata_timeout: 1h
         assert!(e.starts_with(path), "{e} at {path}");
     }
 }
+
+#[test]
+fn encoded_spans_get_the_same_attributes_in_their_resource_and_stay_encoded() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as Kv, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    let kv = |k: &str, v: &str| Kv {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let spans = |resource: Vec<Kv>| ResourceSpans {
+        resource: Some(Resource {
+            attributes: resource,
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: vec![1; 16],
+                span_id: vec![2; 8],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![
+            spans(vec![kv("k8s.pod.uid", "uid-2"), kv("k8s.container.name", "app")]),
+            spans(vec![kv("service.name", "unknown")]),
+        ],
+    };
+    let mut p = processor("{}").unwrap();
+    fill(&p);
+    let bytes = bytes::Bytes::from(request.encode_to_vec());
+    let mut batch = crate::otlp::raw::decode_traces(&bytes).unwrap();
+    p.process_encoded(&mut batch, None);
+    let mut out = Vec::new();
+    batch.encode(&mut out);
+    let got = ExportTraceServiceRequest::decode(&out[..]).unwrap();
+    let attrs = |i: usize| -> Vec<(String, String)> {
+        got.resource_spans[i]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .map(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => (kv.key.clone(), s.clone()),
+                _ => (kv.key.clone(), String::new()),
+            })
+            .collect()
+    };
+    assert_eq!(
+        attrs(0),
+        pairs(&[
+            ("k8s.pod.uid", "uid-2"),
+            ("k8s.container.name", "app"),
+            ("k8s.namespace.name", "shop"),
+            ("k8s.pod.name", "checkout-7d9f8b6c5-abcde"),
+            ("k8s.pod.start_time", "2026-11-28T00:00:00Z"),
+            ("k8s.deployment.name", "checkout"),
+            ("k8s.node.name", "node-1"),
+            ("container.image.name", "ghcr.io/acme/checkout"),
+            ("container.image.tag", "1.4.2"),
+            ("app", "checkout"),
+        ])
+    );
+    assert_eq!(attrs(1), pairs(&[("service.name", "unknown")]), "no pod: unchanged");
+    assert_eq!(got.resource_spans[0].scope_spans, request.resource_spans[0].scope_spans);
+    assert_eq!((p.inner.associated.get(), p.inner.unassociated.get()), (1, 1));
+}

@@ -137,8 +137,8 @@ receivers:
   {{- end }}
 processors:
   {{- if $k8s.enabled }}
-  # This node's pods (RBAC: pods, namespaces, replicasets list/watch): container logs by the
-  # pod uid filelog reads from their path, app telemetry by the sender's address.
+  # This node's pods (RBAC: pods, namespaces, replicasets list/watch): container logs and
+  # kubelet metrics by their pod uid, app telemetry by the sender's address.
   k8sattributes:
     filter:
       node_from_env_var: K8S_NODE_NAME
@@ -172,7 +172,7 @@ service:
     {{- if $kubelet.enabled }}
     metrics/node:
       receivers: [kubeletstats]
-      processors: [memory_limiter, batch]
+      processors: [memory_limiter, {{ if $k8s.enabled }}k8sattributes, {{ end }}batch]
       exporters: [otlp]
     {{- end }}
     logs:
@@ -181,11 +181,11 @@ service:
       exporters: [otlp]
     traces:
       receivers: [otlp]
-      processors: [memory_limiter, batch]
+      processors: [memory_limiter, {{ if $k8s.enabled }}k8sattributes, {{ end }}batch]
       exporters: [otlp]
     metrics:
       receivers: [otlp]
-      processors: [memory_limiter, batch]
+      processors: [memory_limiter, {{ if $k8s.enabled }}k8sattributes, {{ end }}batch]
       exporters: [otlp]
 {{- end -}}
 
