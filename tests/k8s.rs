@@ -174,6 +174,39 @@ fn records_get_their_pods_metadata_by_uid_or_connection_for_this_nodes_pods_only
         stats["tokens"]["test-token"].as_u64().map(|n| n > 0),
         Some(true)
     );
+    // Two pipelines list k8sattributes; one set of watches serves both (pods, replicasets,
+    // namespaces: one list each).
+    assert_eq!(stats["lists"], 3, "{stats}");
+
+    // Spans (kept encoded) get the same, by the same connection.
+    let spans = json!({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "checkout"}}]},
+        "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": "eee19b7ec3c1b174", "name": "GET /pay", "kind": 2,
+            "startTimeUnixNano": "1764288000000000000", "endTimeUnixNano": "1764288000100000000"}]}]}]});
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            "127.0.0.2",
+        ])
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(spans.to_string())
+        .arg(format!("http://127.0.0.1:{http}/v1/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let docs = es.docs();
+    let span = docs
+        .iter()
+        .find(|d| d["_source"]["name"] == "GET /pay")
+        .expect("the span is stored");
+    assert_eq!(span["_index"], "traces-generic.otel-default");
+    assert_eq!(span["_source"]["resource"]["attributes"], want);
 }
 
 #[test]

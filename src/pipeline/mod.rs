@@ -48,6 +48,13 @@ pub trait Processor: Send + Sync {
     /// A fresh instance for one worker, with its own scratch state (regex caches, buffers).
     fn fork(&self) -> Box<dyn Processor>;
 
+    /// Whether pipelines that list the same processor id share one instance (forks of it)
+    /// rather than building their own: `k8sattributes`, whose watches and metadata should
+    /// exist once per process, not once per pipeline.
+    fn shared_across_pipelines(&self) -> bool {
+        false
+    }
+
     /// Starts what the processor needs besides the records (the Kubernetes watches of
     /// `k8sattributes`), once, before any receiver starts. The future resolves when records
     /// may flow (after the first sync, where the config asks to wait for it), or says why

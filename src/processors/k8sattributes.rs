@@ -384,6 +384,7 @@ fn configure(ctx: &Context, raw: Yaml) -> Result<K8sAttributes, Vec<ConfigError>
             "Resources no association rule matched to a known pod.",
             &labels,
         ),
+        started: tokio::sync::OnceCell::new(),
     };
     Ok(K8sAttributes::new(Arc::new(inner)))
 }
@@ -400,6 +401,8 @@ struct Inner {
     index: pods::Shared,
     associated: Counter,
     unassociated: Counter,
+    /// Set by the first start: the watches run once, however many pipelines list this id.
+    started: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 pub struct K8sAttributes {
@@ -664,31 +667,41 @@ impl Processor for K8sAttributes {
         Box::new(K8sAttributes::new(Arc::clone(&self.inner)))
     }
 
+    fn shared_across_pipelines(&self) -> bool {
+        true
+    }
+
     fn start(&self, shutdown: Shutdown) -> BoxFuture<Result<(), String>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
-            if inner.passthrough {
-                return Ok(());
-            }
-            let client = k8s::client(inner.auth).await.map_err(|e| e.to_string())?;
-            let progress = pods::spawn(
-                client,
-                Arc::clone(&inner.settings),
-                Arc::clone(&inner.index),
-                shutdown,
-            );
-            match inner.wait {
-                None => Ok(()),
-                Some(limit) => tokio::time::timeout(limit, progress.synced())
-                    .await
-                    .map_err(|_| {
-                        format!(
-                            "k8sattributes: the pod metadata did not sync within {limit:?} \
-                             (wait_for_metadata)"
-                        )
-                    }),
-            }
+            let once = inner.started.get_or_init(|| start(Arc::clone(&inner), shutdown));
+            once.await.clone()
         })
+    }
+}
+
+/// Connects and starts the watches (once per processor id).
+async fn start(inner: Arc<Inner>, shutdown: Shutdown) -> Result<(), String> {
+    if inner.passthrough {
+        return Ok(());
+    }
+    let client = k8s::client(inner.auth).await.map_err(|e| e.to_string())?;
+    let progress = pods::spawn(
+        client,
+        Arc::clone(&inner.settings),
+        Arc::clone(&inner.index),
+        shutdown,
+    );
+    match inner.wait {
+        None => Ok(()),
+        Some(limit) => tokio::time::timeout(limit, progress.synced())
+            .await
+            .map_err(|_| {
+                format!(
+                    "k8sattributes: the pod metadata did not sync within {limit:?} \
+                     (wait_for_metadata)"
+                )
+            }),
     }
 }
 

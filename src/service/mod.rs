@@ -89,6 +89,8 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
     }
     let mut feeds: BTreeMap<&str, Vec<Arc<Pipeline>>> = BTreeMap::new();
     let mut all_pipelines = Vec::new();
+    // Processors shared by every pipeline that lists them, by id.
+    let mut shared: BTreeMap<&str, Box<dyn crate::pipeline::Processor>> = BTreeMap::new();
     let mut batchers = Vec::new();
     for (pid, signal, p) in wiring {
         let mut procs = Vec::new();
@@ -99,6 +101,10 @@ pub fn build(raw: RawConfig) -> Result<Service, ConfigErrors> {
                 .build_one(k, &telemetry, pid, lent)
                 .map_err(build_err)?
             {
+                Stage::Inline(proc) if proc.shared_across_pipelines() => {
+                    let first = shared.entry(k.as_str()).or_insert(proc);
+                    procs.push(first.fork());
+                }
                 Stage::Inline(proc) => procs.push(proc),
                 Stage::Gate(gate) => gates.push(gate),
                 // The wiring check made sure it is the last processor.
