@@ -1,0 +1,10 @@
+//! Fuzz target `http_body`: the property is [`checks::http_body`] (shared with `cargo test`, which
+//! replays the seeds and past failures through it).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::http_body(data));

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus (fuzz/seeds/<target>/): small valid inputs for each target, from
+which libFuzzer mutates. Protobuf is encoded by hand here, so the script needs only Python."""
+import gzip, json, os, zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(num, payload):
+    """A length-delimited field."""
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def vfield(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def f64(num, v):
+    return varint(num << 3 | 1) + v.to_bytes(8, "little")
+
+
+def kv(k, v):
+    return field(1, k.encode()) + field(2, field(1, v.encode()))
+
+
+resource = field(1, kv("service.name", "checkout") + kv("k8s.pod.uid", "uid-1"))
+scope = field(1, b"shop") + field(2, b"1.0")
+record = (f64(1, 1764288000000000000) + vfield(2, 9) + field(3, b"INFO")
+          + field(5, field(1, b"order 42 paid")) + field(6, kv("user", "u1"))
+          + field(9, b"\x01" * 16) + field(10, b"\x02" * 8))
+logs = field(1, field(1, resource) + field(2, field(1, scope) + field(2, record)))
+span = (field(1, b"\x01" * 16) + field(2, b"\x02" * 8) + field(5, b"GET /")
+        + vfield(6, 2) + f64(7, 1) + f64(8, 2) + field(9, kv("http.method", "GET")))
+traces = field(1, field(1, resource) + field(2, field(1, scope) + field(2, span)))
+# as_double 1.5 (its IEEE 754 bits).
+point = field(7, kv("state", "used")) + f64(3, 5) + f64(4, 0x3FF8000000000000)
+gauge = field(1, b"system.memory.usage") + field(3, b"By") + field(5, field(1, point))
+metrics = field(1, field(1, resource) + field(2, field(1, scope) + field(2, gauge)))
+
+json_logs = json.dumps({"resourceLogs": [{"resource": {"attributes": [
+    {"key": "service.name", "value": {"stringValue": "checkout"}}]},
+    "scopeLogs": [{"logRecords": [{"timeUnixNano": "1764288000000000000",
+                                   "body": {"stringValue": "hi"}}]}]}]}).encode()
+json_traces = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+    "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+    "name": "GET /"}]}]}]}).encode()
+json_metrics = json.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
+    "name": "up", "gauge": {"dataPoints": [{"asInt": "1"}]}}]}]}]}).encode()
+
+line = b'127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326\n' * 4
+bulk = json.dumps({"took": 3, "errors": True, "items": [
+    {"create": {"_index": "logs-a", "_id": "1", "status": 201}},
+    {"create": {"_index": "logs-a", "_id": "2", "status": 429,
+                "error": {"type": "es_rejected_execution_exception", "reason": "busy"}}},
+    {"create": {"_index": "logs-a", "_id": "3", "status": 409}}]}).encode()
+config = open(os.path.join(HERE, "..", "src", "default.yaml"), "rb").read()
+
+seeds = {
+    "otlp_logs": {"logs": logs},
+    "otlp_traces_metrics": {"traces": b"\x02" + traces, "metrics": b"\x03" + metrics},
+    "otlp_json": {"logs": b"\x00" + json_logs, "traces": b"\x01" + json_traces,
+                  "metrics": b"\x02" + json_metrics},
+    "http_body": {"gzip": b"\x00" + gzip.compress(line), "deflate": b"\x01" + zlib.compress(line),
+                  "identity": b"\x03" + line},
+    "bulk_response": {"three": b"\x03" + bulk, "ok": b"\x01" + b'{"errors":false,"items":[]}'},
+    "config": {"default": config,
+               "env": b"receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: ${env:X:-127.0.0.1:4318}\n"},
+    "container_line": {"cri": b"2026-11-28T01:00:00.000000001Z stdout F payment accepted",
+                       "docker": b'{"log":"hi\\n","stream":"stderr","time":"2026-11-28T01:00:00.1Z"}',
+                       "path": b"/var/log/pods/shop_checkout-a_7a3c1c1e-0b5e-4b8e-9c61-2f4f1a0e5d11/app/0.log"},
+    "str_json": {"escapes": b"\x03" + 'a "quoted" \\ line\n\ttab \u00e9\u4e2d\U0001F600 end'.encode()},
+}
+for target, files in seeds.items():
+    d = os.path.join(HERE, "seeds", target)
+    os.makedirs(d, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+print("seeds written for", len(seeds), "targets")
