@@ -57,6 +57,12 @@ fn send(port: u16, from: &str, body: &str, resource: &[(&str, &str)]) -> u16 {
     let request = json!({"resourceLogs": [{"resource": {"attributes": attributes},
         "scopeLogs": [{"logRecords": [{"timeUnixNano": "1764288000000000000",
                                        "body": {"stringValue": body}}]}]}]});
+    post_json(port, from, "/v1/logs", &request)
+}
+
+/// POSTs OTLP/JSON `request` to `path` from source address `from`, with curl; returns the
+/// HTTP status.
+fn post_json(port: u16, from: &str, path: &str, request: &Json) -> u16 {
     let out = Command::new("curl")
         .args([
             "-s",
@@ -69,7 +75,7 @@ fn send(port: u16, from: &str, body: &str, resource: &[(&str, &str)]) -> u16 {
         ])
         .args(["-H", "Content-Type: application/json", "--data-binary"])
         .arg(request.to_string())
-        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
         .expect("curl runs");
     String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
@@ -184,22 +190,7 @@ fn records_get_their_pods_metadata_by_uid_or_connection_for_this_nodes_pods_only
         "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",
             "spanId": "eee19b7ec3c1b174", "name": "GET /pay", "kind": 2,
             "startTimeUnixNano": "1764288000000000000", "endTimeUnixNano": "1764288000100000000"}]}]}]});
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--interface",
-            "127.0.0.2",
-        ])
-        .args(["-H", "Content-Type: application/json", "--data-binary"])
-        .arg(spans.to_string())
-        .arg(format!("http://127.0.0.1:{http}/v1/traces"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(post_json(http, "127.0.0.2", "/v1/traces", &spans), 200);
     let docs = es.docs();
     let span = docs
         .iter()
