@@ -67,12 +67,22 @@ bulk = json.dumps({"took": 3, "errors": True, "items": [
     {"create": {"_index": "logs-a", "_id": "3", "status": 409}}]}).encode()
 config = open(os.path.join(HERE, "..", "src", "default.yaml"), "rb").read()
 
+def grpc_frame(payload, compressed=False):
+    return bytes([int(compressed)]) + len(payload).to_bytes(4, "big") + payload
+
+
+def zstd(data):
+    """zstd by the command-line tool (Python's standard library has no zstd before 3.14)."""
+    import subprocess
+    return subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+
+
 seeds = {
     "otlp_logs": {"logs": logs},
     "otlp_traces_metrics": {"traces": b"\x02" + traces, "metrics": b"\x03" + metrics},
     "otlp_json": {"logs": b"\x00" + json_logs, "traces": b"\x01" + json_traces,
                   "metrics": b"\x02" + json_metrics},
-    "http_body": {"gzip": b"\x00" + gzip.compress(line), "deflate": b"\x01" + zlib.compress(line),
+    "http_body": {"gzip": b"\x00" + gzip.compress(line, mtime=0), "deflate": b"\x01" + zlib.compress(line),
                   "identity": b"\x03" + line},
     "bulk_response": {"three": b"\x03" + bulk, "ok": b"\x01" + b'{"errors":false,"items":[]}'},
     "config": {"default": config,
@@ -80,6 +90,20 @@ seeds = {
     "container_line": {"cri": b"2026-11-28T01:00:00.000000001Z stdout F payment accepted",
                        "docker": b'{"log":"hi\\n","stream":"stderr","time":"2026-11-28T01:00:00.1Z"}',
                        "path": b"/var/log/pods/shop_checkout-a_7a3c1c1e-0b5e-4b8e-9c61-2f4f1a0e5d11/app/0.log"},
+    "grpc_unary": {"plain": b"\x00" + grpc_frame(logs),
+                   "gzip": b"\x01" + grpc_frame(gzip.compress(logs, mtime=0), True),
+                   "zstd": b"\x02" + grpc_frame(zstd(logs), True),
+                   "identity": b"\x03" + grpc_frame(logs)},
+    "http_logs": {"lines": b"\x00" + line + b"\r\n\nlast",
+                  "gzip": b"\x01" + gzip.compress(line, mtime=0), "deflate": b"\x02" + zlib.compress(line),
+                  "zstd": b"\x03" + zstd(line), "bytes": b"\x04" + line},
+    # Bytes that the generator reads as items, quantifiers and line choices.
+    "log_format": {"fields": bytes([6, 3, 0x0b, 4, 0x00, 7, 1, 0x12, 5, 0x41, 9, 2, 1]) + bytes(range(40)),
+                   "runs": bytes([3, 0x13, 2, 0x07, 0x2b, 1, 0x46, 6]) + bytes(range(7, 200, 3))},
+    "alloc_ops": {"mixed": bytes([0, 10, 3, 1, 200, 0x45, 2, 0, 9, 0, 7, 0xe1, 3, 1, 0, 2, 1, 11, 3, 0, 0])},
+    "otlp_nesting": {"at_limit": b"\x01" + bytes([0, 1] * 15) + b"\x00",
+                     "past_limit": b"\x03" + bytes([1, 0] * 16),
+                     "empty_maps": b"\x00" + bytes([1] * 32)},
     "str_json": {"escapes": b"\x03" + 'a "quoted" \\ line\n\ttab \u00e9\u4e2d\U0001F600 end'.encode()},
 }
 for target, files in seeds.items():

@@ -13,6 +13,17 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawCodec;
 
+/// The tonic server every OTLP/gRPC call is read with: `grpc-encoding` gzip and zstd accepted,
+/// and the message refused once it would pass `limit` bytes, compressed or decompressed (the
+/// `grpc_unary` fuzz target drives this very server with arbitrary bodies).
+pub fn server(limit: usize) -> tonic::server::Grpc<RawCodec> {
+    use tonic::codec::CompressionEncoding;
+    tonic::server::Grpc::new(RawCodec)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(limit)
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawEncoder;
 

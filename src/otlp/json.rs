@@ -31,10 +31,82 @@ fn err<T>(path: &str, message: impl Into<String>) -> Result<T, JsonError> {
     })
 }
 
+/// How deep an OTLP/JSON document may nest: the envelope (a dozen levels down to a data point's
+/// attributes) plus four per `AnyValue` level (`{"kvlistValue":{"values":[{"key":..,"value":`).
+/// A value [`MAX_DEPTH`] deep is read as its protobuf form is; serde_json's own limit (128
+/// levels) refused it.
+pub const MAX_JSON_NESTING: usize = 16 + 4 * MAX_DEPTH;
+
+/// One pass over an OTLP/JSON body before it is parsed: refuses nesting deeper than
+/// [`MAX_JSON_NESTING`] before any parser recurses into it, and returns where an empty
+/// `arrayValue` / `kvlistValue` object (`{}`, as protobuf's JSON mapping writes an empty list)
+/// ends, for readers that need its `values` spelled out.
+pub fn scan(body: &[u8]) -> Result<Vec<usize>, JsonError> {
+    const LISTS: [&[u8]; 4] = [
+        b"arrayValue",
+        b"kvlistValue",
+        b"array_value",
+        b"kvlist_value",
+    ];
+    let mut empty_lists = Vec::new();
+    let mut depth = 0usize;
+    let mut last = 0..0; // the last string: the key, when a ':' follows it
+    let mut keyed = false;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while i < body.len() && body[i] != b'"' {
+                    i += if body[i] == b'\\' { 2 } else { 1 };
+                }
+                last = start..i.min(body.len());
+                keyed = false;
+            }
+            b':' => keyed = true,
+            open @ (b'{' | b'[') => {
+                depth += 1;
+                if depth > MAX_JSON_NESTING {
+                    return err(
+                        "",
+                        format!("JSON nested deeper than {MAX_JSON_NESTING} levels"),
+                    );
+                }
+                if open == b'{' && keyed && LISTS.contains(&&body[last.clone()]) {
+                    let rest = &body[i + 1..];
+                    let close = rest.iter().position(|b| !b.is_ascii_whitespace());
+                    if close.is_some_and(|c| rest[c] == b'}') {
+                        empty_lists.push(i + 1);
+                    }
+                }
+                keyed = false;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => keyed = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(empty_lists)
+}
+
+/// A parser for a body [`scan`] has passed: its nesting is bounded, so serde_json's own fixed
+/// limit (128 levels, which refused values protobuf accepts) is lifted.
+pub fn parser(body: &[u8]) -> serde_json::Deserializer<serde_json::de::SliceRead<'_>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.disable_recursion_limit();
+    de
+}
+
 /// Decodes an `ExportLogsServiceRequest` in OTLP/JSON.
 pub fn decode_logs(body: &[u8]) -> Result<LogBatch, JsonError> {
-    let doc: Json =
-        serde_json::from_slice(body).or_else(|e| err("", format!("invalid JSON: {e}")))?;
+    use serde::Deserialize;
+    scan(body)?;
+    let mut de = parser(body);
+    let doc = Json::deserialize(&mut de)
+        .and_then(|doc| de.end().map(|()| doc))
+        .or_else(|e| err("", format!("invalid JSON: {e}")))?;
     let root = object(&doc, "")?;
     let mut batch = LogBatch::default();
     let mut items = 0;

@@ -30,7 +30,9 @@ pub fn decode_metrics(body: &[u8]) -> Result<RawBatch, JsonError> {
 }
 
 fn to_protobuf<T: DeserializeOwned + Message>(body: &[u8]) -> Result<Bytes, JsonError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let empty_lists = super::json::scan(body)?;
+    let body = with_empty_values(body, &empty_lists);
+    let mut de = super::json::parser(&body);
     let request: T = serde_path_to_error::deserialize(&mut de).map_err(|e| JsonError {
         path: json_path(&e.path().to_string()),
         message: e.into_inner().to_string(),
@@ -40,6 +42,25 @@ fn to_protobuf<T: DeserializeOwned + Message>(body: &[u8]) -> Result<Bytes, Json
         message: e.to_string(),
     })?;
     Ok(Bytes::from(request.encode_to_vec()))
+}
+
+/// `body` with `"values":[]` written into each empty list value: `opentelemetry-proto`'s
+/// mapping requires the field, where protobuf's JSON mapping omits an empty list (the
+/// Collector's OTLP/JSON exporter writes `{"arrayValue":{}}`).
+fn with_empty_values<'a>(body: &'a [u8], at: &[usize]) -> std::borrow::Cow<'a, [u8]> {
+    if at.is_empty() {
+        return body.into();
+    }
+    const VALUES: &[u8] = b"\"values\":[]";
+    let mut out = Vec::with_capacity(body.len() + at.len() * VALUES.len());
+    let mut from = 0;
+    for &i in at {
+        out.extend_from_slice(&body[from..i]);
+        out.extend_from_slice(VALUES);
+        from = i;
+    }
+    out.extend_from_slice(&body[from..]);
+    out.into()
 }
 
 /// `serde_path_to_error` writes `a.b[0]`, and `.` for the root.
@@ -118,5 +139,42 @@ mod tests {
             {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
              "name":"s","newThing":{"a":1}}]}]}]}"#;
         assert_eq!(decode_traces(json).unwrap().len(), 1);
+    }
+
+    /// Found by the `otlp_nesting` fuzz target: an empty list written as protobuf's JSON
+    /// mapping writes it (no `values`) was refused, and so was any value nested more than about
+    /// 30 levels (serde_json's own 128-level limit), though protobuf takes 32.
+    #[test]
+    fn empty_lists_and_values_nested_to_the_limit_read_as_their_protobuf_does() {
+        let span = |value: &str| {
+            format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"name":"s",
+                "attributes":[{{"key":"a","value":{value}}}]}}]}}]}}]}}"#
+            )
+        };
+        for empty in [r#"{"arrayValue":{}}"#, r#"{"kvlistValue": { } }"#] {
+            let batch = decode_traces(span(empty).as_bytes()).unwrap();
+            let mut out = Vec::new();
+            batch.encode(&mut out);
+            let req = ExportTraceServiceRequest::decode(&out[..]).unwrap();
+            let value = &req.resource_spans[0].scope_spans[0].spans[0].attributes[0].value;
+            assert!(
+                value.as_ref().unwrap().value.is_some(),
+                "{empty}: an empty list"
+            );
+        }
+        let nested = |depth: usize| {
+            (1..depth).fold(r#"{"stringValue":"x"}"#.to_string(), |inner, _| {
+                format!(r#"{{"kvlistValue":{{"values":[{{"key":"k","value":{inner}}}]}}}}"#)
+            })
+        };
+        let max = crate::otlp::logs::MAX_DEPTH;
+        assert!(decode_traces(span(&nested(max)).as_bytes()).is_ok());
+        assert!(decode_traces(span(&nested(max + 1)).as_bytes()).is_err());
+        let e = decode_traces(&[b'['; 10_000]).unwrap_err();
+        assert!(e.message.contains("nested deeper"), "{e}");
+        // A quote or bracket inside a string is text, not structure.
+        let text = span(r#"{"stringValue":"\"[[[{{{\\"}"#);
+        assert!(decode_traces(text.as_bytes()).is_ok());
     }
 }

@@ -1,0 +1,10 @@
+//! Fuzz target `grpc_unary`: the property is [`checks::grpc_unary`] (shared with `cargo test`, which
+//! replays the seeds and past failures through it).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::grpc_unary(data));

@@ -1,0 +1,10 @@
+//! Fuzz target `log_format`: the property is [`checks::log_format`] (shared with `cargo test`, which
+//! replays the seeds and past failures through it).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::log_format(data));
