@@ -8,6 +8,7 @@
 #   RECORDS=512 DURATION=15 PROTOCOLS=grpc bench/otlp_vs_rotel.sh
 #   PROCESSORS="log_transform, batch" bench/otlp_vs_rotel.sh   # a pipeline that decodes records
 #
+# ROTEL=none measures sluice alone (bench/scale_cores.sh, where CORE is a range of cores).
 # rotel comes from PyPI (`pip install rotel` ships the rotel-agent binary); ROTEL=path overrides.
 # Note: rotel answers once a request is queued; sluice answers after its exporter has it.
 set -euo pipefail
@@ -93,6 +94,7 @@ run() { # name protocol, then the command to pin
 
 for proto in $PROTOCOLS; do
   run sluice "$proto" "$SLUICE" --config "$work/sluice.yaml"
+  [ "$ROTEL" = none ] && continue
   run rotel "$proto" "$ROTEL" start --otlp-http-endpoint "127.0.0.1:$PORT" \
     --otlp-grpc-endpoint "127.0.0.1:$((PORT + 2))" --exporter blackhole
   awk -v s="$(cat "$work/sluice-$proto.rate")" -v r="$(cat "$work/rotel-$proto.rate")" -v p="$proto" \

@@ -7,7 +7,8 @@
 #   ENCODING=text DURATION=30 bench/phase1.sh
 #
 # Environment: SLUICE_CORE (default 1), LOAD_CORES (default 0), CONNECTIONS (100),
-# DURATION seconds (20), ENCODING (json|text), SLUICE (binary; default target/release/sluice).
+# DURATION seconds (20), ENCODING (json|text), SLUICE (binary; default target/release/sluice),
+# WRK_THREADS (1; more where sluice gets several cores: bench/scale_cores.sh).
 # Prints: throughput_mib_s=... events_s=... cpu_pct=... (throughput counts received body bytes,
 # as the guide does; cpu_pct is sluice's CPU time over wall time, 100 = one full core).
 set -euo pipefail
@@ -22,6 +23,7 @@ HTTP_PORT=${HTTP_PORT:-19000}
 TCP_PORT=${TCP_PORT:-19001}
 METRICS_PORT=${METRICS_PORT:-19888}
 SLUICE=${SLUICE:-target/release/sluice}
+WRK_THREADS=${WRK_THREADS:-1}
 
 for tool in wrk socat taskset curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk socat util-linux curl" >&2; exit 1; }
@@ -67,7 +69,7 @@ metric() { curl -s "http://127.0.0.1:${METRICS_PORT}/metrics" | awk -v m="$1" 'i
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$sluice_pid/stat"; }
 
 # Warm up (connections open, allocator and caches settle), then measure a steady window.
-taskset -c "$LOAD_CORES" wrk -t1 -c"$CONNECTIONS" -d"$((DURATION + 4))s" --timeout 30s -s bench/apache_post.lua "http://127.0.0.1:${HTTP_PORT}/" >"$work/wrk.out" 2>&1 &
+taskset -c "$LOAD_CORES" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$((DURATION + 4))s" --timeout 30s -s bench/apache_post.lua "http://127.0.0.1:${HTTP_PORT}/" >"$work/wrk.out" 2>&1 &
 wrk_pid=$!
 sleep 3
 b0=$(metric sluice_receiver_accepted_bytes_total); e0=$(metric otelcol_receiver_accepted_log_records_total)

@@ -31,7 +31,8 @@
 //!   `--down-seconds S` answers 503 to everything for the first S seconds; `--latency-ms`.
 //! - `--discard` (benchmarks): documents are counted, not parsed or stored; every item 201.
 //! - Inspection: `GET /_mock/docs` (NDJSON of `{_index,_id,_source}`, with the action's
-//!   `dynamic_templates` and `pipeline` when it had them), `GET /_mock/stats`,
+//!   `dynamic_templates` and `pipeline` when it had them; `?field=PATH` gives one field per
+//!   line instead, and `--keep-field PATH` stores only that field), `GET /_mock/stats`,
 //!   `POST /_mock/down?seconds=N`, `POST /_mock/reject?share=F&seconds=N`.
 
 use std::collections::HashSet;
@@ -82,6 +83,11 @@ struct Args {
     /// 201, so the mock costs little next to the exporter it measures.
     #[arg(long)]
     discard: bool,
+    /// For long drills: keep only this field of each stored document (a dotted path, nested
+    /// objects or dotted keys alike), so millions of documents fit in memory. Every check still
+    /// sees the whole document first.
+    #[arg(long)]
+    keep_field: Option<String>,
 }
 
 #[derive(Default)]
@@ -118,6 +124,17 @@ struct Stored {
     source: Value,
     templates: Option<Value>,
     pipeline: Option<Value>,
+}
+
+/// The value at a dotted `path` in a document, whichever way it is written: as nested objects,
+/// dotted keys, or a mix.
+fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let obj = v.as_object()?;
+    if let Some(found) = obj.get(path) {
+        return Some(found);
+    }
+    path.match_indices('.')
+        .find_map(|(i, _)| lookup(obj.get(&path[..i])?, &path[i + 1..]))
 }
 
 /// Why Elasticsearch would refuse `index` as an index name, if it would.
@@ -336,6 +353,20 @@ async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> 
         ("GET", "/_mock/docs") => {
             let s = state.lock().expect("not poisoned");
             let mut out = String::new();
+            // `?field=PATH`: only that field's value, one line per document (strings bare).
+            if let Some(path) = query(&req, "field") {
+                for d in &s.docs {
+                    match lookup(&d.source, &path) {
+                        Some(Value::String(text)) => out.push_str(text),
+                        Some(other) => out.push_str(&other.to_string()),
+                        None => {}
+                    }
+                    out.push('\n');
+                }
+                let mut resp = answer(200, Value::Null);
+                *resp.body_mut() = Full::new(Bytes::from(out));
+                return resp;
+            }
             for d in &s.docs {
                 let mut line = json!({"_index": d.index, "_id": d.id, "_source": d.source});
                 if let Some(t) = &d.templates {
@@ -667,6 +698,10 @@ async fn bulk(
             continue;
         }
         s.ids.insert((index.clone(), id.clone()));
+        let source = match &s.args.keep_field {
+            Some(path) => json!({ path.as_str(): lookup(&source, path).cloned() }),
+            None => source,
+        };
         s.docs.push(Stored {
             index: index.clone(),
             id: id.clone(),

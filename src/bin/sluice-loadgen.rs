@@ -5,7 +5,14 @@
 //! sluice-loadgen http://127.0.0.1:4318 --connections 100 --records 100 --duration 20
 //! sluice-loadgen grpc://127.0.0.1:4317 --rate 200000          # records/s over all connections
 //! sluice-loadgen http://127.0.0.1:4318 --signal metrics       # 100 data points per request
+//! sluice-loadgen http://127.0.0.1:4318 --acked acked.txt --retry-for 60   # fault drills
 //! ```
+//!
+//! `--acked FILE` (logs, for `bench/drills.sh`) numbers every record: bodies are `drill-N`, N
+//! unique over the run. A refused or failed request is sent again with the same records until
+//! it is accepted, as an SDK retries, for up to `--retry-for` seconds past `--duration`; the
+//! first number of every accepted request goes to FILE, one per line after a `records R` line,
+//! so a checker knows exactly which records the sender was told were taken.
 //!
 //! Each connection sends one request at a time (HTTP/1.1 keep-alive, or one HTTP/2 connection
 //! per gRPC client) and waits for the answer, so what it reports is what the server accepted:
@@ -54,6 +61,28 @@ struct Args {
     /// Request compression: none, gzip or zstd.
     #[arg(long, default_value = "none")]
     compression: String,
+    /// Number every log record and write what was accepted to this file (see above).
+    #[arg(long)]
+    acked: Option<std::path::PathBuf>,
+    /// With `--acked`: how long past `--duration` a request not yet accepted is retried.
+    #[arg(long, default_value_t = 0.0)]
+    retry_for: f64,
+    /// With `--acked`: the first record number, so that runs into one sink do not overlap.
+    #[arg(long, default_value_t = 0)]
+    first_number: u64,
+}
+
+/// The next record number (`--acked`).
+static NUMBERED: AtomicU64 = AtomicU64::new(0);
+
+/// A request whose records are numbered `first..first + n` (`--acked`).
+fn numbered(args: &Args, proto: Proto, template: &mut LogBatch, first: u64) -> Bytes {
+    for (i, r) in template.records.iter_mut().enumerate() {
+        r.body = Value::Str(Str::from(format!("drill-{}", first + i as u64)));
+    }
+    let mut body = Vec::new();
+    sluice::otlp::logs::encode(template, &mut body);
+    wrap(args, proto, &body).expect("compression checked at start")
 }
 
 #[derive(Default)]
@@ -94,6 +123,10 @@ fn main() -> anyhow::Result<()> {
     if args.connections == 0 || args.records == 0 {
         bail!("--connections and --records must be at least 1");
     }
+    if args.acked.is_some() && args.signal != "logs" {
+        bail!("--acked numbers log records; use it with --signal logs");
+    }
+    NUMBERED.store(args.first_number, Ordering::Relaxed);
     let bodies = requests(&args, proto)?;
     let size = bodies[0].ready.len();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -117,15 +150,30 @@ fn main() -> anyhow::Result<()> {
             }));
         }
         let mut all = Vec::new();
+        let mut acked = Vec::new();
         for t in tasks {
-            if let Ok(l) = t.await {
+            if let Ok((l, a)) = t.await {
                 all.extend(l);
+                acked.extend(a);
             }
         }
-        all
+        (all, acked)
     });
+    let (latencies, acked) = latencies;
     let secs = started.elapsed().as_secs_f64();
     report(&args, &totals, latencies, secs, size);
+    if let Some(path) = &args.acked {
+        let mut out = format!("records {}\n", args.records);
+        for first in &acked {
+            out.push_str(&first.to_string());
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+        let unanswered = NUMBERED.load(Ordering::Relaxed)
+            - args.first_number
+            - acked.len() as u64 * args.records as u64;
+        println!("numbered_records_never_accepted={unanswered}");
+    }
     Ok(())
 }
 
@@ -441,8 +489,25 @@ async fn connection(
     bodies: Vec<Body>,
     totals: Arc<Totals>,
     deadline: Instant,
-) -> Vec<u32> {
+) -> (Vec<u32>, Vec<u64>) {
     let mut latencies = Vec::new();
+    // `--acked`: the request in flight (retried until accepted) and the accepted ones.
+    let mut template = args.acked.is_some().then(|| {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ index as u64;
+        batch(args.records, &mut move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        })
+    });
+    let mut pending: Option<(u64, Bytes)> = None;
+    let mut acked = Vec::new();
+    let retry_until = deadline + Duration::from_secs_f64(args.retry_for);
+    let running = |pending: &Option<(u64, Bytes)>| {
+        let now = Instant::now();
+        now < deadline || (pending.is_some() && now < retry_until)
+    };
     // Each connection's share of the rate, as a fixed interval between its requests.
     let interval = (args.rate > 0).then(|| {
         Duration::from_secs_f64(args.records as f64 * args.connections as f64 / args.rate as f64)
@@ -452,7 +517,7 @@ async fn connection(
             i.mul_f64(index as f64 / args.connections as f64)
         });
     let mut sent = index;
-    while Instant::now() < deadline {
+    while running(&pending) {
         let mut sender = match Sender::connect(proto, &authority).await {
             Ok(s) => s,
             Err(e) => {
@@ -464,7 +529,7 @@ async fn connection(
                 continue;
             }
         };
-        while Instant::now() < deadline {
+        while running(&pending) {
             if let Some(i) = interval {
                 let now = Instant::now();
                 if next_send > now {
@@ -472,7 +537,17 @@ async fn connection(
                 }
                 next_send += i;
             }
-            let body = bodies[sent % bodies.len()].next(&args, proto);
+            let body = match &mut template {
+                None => bodies[sent % bodies.len()].next(&args, proto),
+                Some(_) if pending.is_some() => pending.as_ref().expect("checked").1.clone(),
+                Some(_) if Instant::now() >= deadline => break,
+                Some(t) => {
+                    let first = NUMBERED.fetch_add(args.records as u64, Ordering::Relaxed);
+                    let body = numbered(&args, proto, t, first);
+                    pending = Some((first, body.clone()));
+                    body
+                }
+            };
             sent += 1;
             let len = body.len() as u64;
             let t = Instant::now();
@@ -481,6 +556,9 @@ async fn connection(
             totals.requests.fetch_add(1, Ordering::Relaxed);
             match answer {
                 Answer::Accepted => {
+                    if let Some((first, _)) = pending.take() {
+                        acked.push(first);
+                    }
                     totals
                         .accepted
                         .fetch_add(args.records as u64, Ordering::Relaxed);
@@ -500,12 +578,13 @@ async fn connection(
                     if let Ok(mut first) = totals.first_failure.lock() {
                         first.get_or_insert(why);
                     }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     break; // reconnect
                 }
             }
         }
     }
-    latencies
+    (latencies, acked)
 }
 
 enum Sender {
