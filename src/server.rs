@@ -333,10 +333,6 @@ async fn serve_connection<S, H, Fut, B>(
             }
         }};
     }
-    // A keep-alive connection keeps its read buffer: at hyper's default (408 KiB) 600 clients
-    // retrying refused 200 KB requests held 150 MiB in buffers the memory limiter cannot
-    // refuse (fault drill 5). Bodies are read in pieces of this size instead.
-    const READ_BUFFER: usize = 64 << 10;
     if opts.http2 {
         let mut builder = http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder
@@ -350,7 +346,6 @@ async fn serve_connection<S, H, Fut, B>(
             http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(opts.header_read_timeout)
-                .max_buf_size(READ_BUFFER)
                 .keep_alive(true)
                 .serve_connection(io, service)
         );
