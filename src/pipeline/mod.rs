@@ -68,30 +68,7 @@ pub trait Processor: Send + Sync {
 /// before its batch is processed; a refusal is answered as retryable (the memory limiter's way
 /// of pushing back). One instance serves every worker.
 pub trait Admission: Send + Sync {
-    /// `expected`: the bytes a request about to be read will bring in (0 when its data is
-    /// already in memory). A gate that admits it counts them as reserved until
-    /// [`Admission::settle`], so that requests admitted together cannot all pass the limit
-    /// before any of their bodies shows in the measurement.
-    fn admit(&self, expected: u64) -> bool;
-
-    /// The request admitted with `expected` has been read and decoded (its bytes are now in
-    /// memory, where the gate measures them) or given up.
-    fn settle(&self, _expected: u64) {}
-}
-
-/// One request's admission, held while its body is read and decoded: dropping it settles the
-/// reservation at every gate that admitted it.
-pub struct Admitted {
-    gates: Vec<Arc<dyn Admission>>,
-    expected: u64,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        for g in &self.gates {
-            g.settle(self.expected);
-        }
-    }
+    fn admit(&self) -> bool;
 }
 
 /// What a processor's config builds into: the place it takes in a pipeline.
@@ -325,21 +302,13 @@ impl WorkerSlot {
         self.consumer.encoded_logs()
     }
 
-    /// Whether every gate (the memory limiter) takes a request of `expected` bytes now; a
-    /// receiver asks before reading a body so that it refuses without holding it, and keeps
-    /// the answer until the body is read and decoded.
-    pub fn admits(&self, expected: u64) -> Option<Admitted> {
-        let mut admitted = Admitted {
-            gates: Vec::new(),
-            expected,
-        };
-        for gate in self.consumer.pipelines.iter().flat_map(|p| p.gates.iter()) {
-            if !gate.admit(expected) {
-                return None; // dropping `admitted` settles the gates that said yes
-            }
-            admitted.gates.push(Arc::clone(gate));
-        }
-        Some(admitted)
+    /// Whether every gate (the memory limiter) would take data now; a receiver asks
+    /// before reading a body so that it refuses without holding it.
+    pub fn admits(&self) -> bool {
+        self.consumer
+            .pipelines
+            .iter()
+            .all(|p| p.gates.iter().all(|g| g.admit()))
     }
 
     /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
@@ -423,7 +392,7 @@ impl Worker {
         if !self
             .pipelines
             .iter()
-            .all(|p| p.gates.iter().all(|g| g.admit(0)))
+            .all(|p| p.gates.iter().all(|g| g.admit()))
         {
             return Err(ConsumeError::OverLimit);
         }

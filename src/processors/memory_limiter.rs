@@ -162,10 +162,6 @@ struct Shared {
     started: Instant,
     last_check_ms: AtomicU64,
     refusing: AtomicBool,
-    /// Bytes of requests admitted whose bodies are still being read (see `admit`).
-    pending: AtomicU64,
-    /// The live heap now, when that is cheap to read (the counting allocator).
-    heap: Box<dyn Fn() -> Option<u64> + Send + Sync>,
     read: Box<dyn Fn() -> Option<Reading> + Send + Sync>,
     gauges: Gauges,
 }
@@ -305,7 +301,6 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
         soft,
         cfg.check_interval,
         Box::new(Reading::now),
-        Box::new(crate::alloc::live_bytes),
         Gauges::new(t, &labels),
     ))))
 }
@@ -315,7 +310,6 @@ impl MemoryLimiter {
         soft_limit: u64,
         interval: Duration,
         read: Box<dyn Fn() -> Option<Reading> + Send + Sync>,
-        heap: Box<dyn Fn() -> Option<u64> + Send + Sync>,
         gauges: Gauges,
     ) -> Self {
         MemoryLimiter(Arc::new(Shared {
@@ -324,8 +318,6 @@ impl MemoryLimiter {
             started: Instant::now(),
             last_check_ms: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
-            pending: AtomicU64::new(0),
-            heap,
             read,
             gauges,
         }))
@@ -333,32 +325,9 @@ impl MemoryLimiter {
 }
 
 impl Admission for MemoryLimiter {
-    /// Refuses while the last reading was over the soft limit; and, where the live heap can be
-    /// read for the price of an atomic load (the counting allocator), whenever the heap and
-    /// the bytes of requests admitted but not yet read already reach it. The request's own
-    /// bytes may then pass the soft limit by itself alone, which the spike headroom is for.
-    fn admit(&self, expected: u64) -> bool {
-        let s = &self.0;
-        s.refresh();
-        if s.refusing.load(Ordering::Relaxed) {
-            return false;
-        }
-        let Some(heap) = (s.heap)() else {
-            return true;
-        };
-        if expected == 0 {
-            return heap <= s.soft_limit;
-        }
-        let others = s.pending.fetch_add(expected, Ordering::Relaxed);
-        if heap.saturating_add(others) >= s.soft_limit {
-            s.pending.fetch_sub(expected, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    fn settle(&self, expected: u64) {
-        self.0.pending.fetch_sub(expected, Ordering::Relaxed);
+    fn admit(&self) -> bool {
+        self.0.refresh();
+        !self.0.refusing.load(Ordering::Relaxed)
     }
 }
 
@@ -419,10 +388,11 @@ mod tests {
         assert_eq!(rss_only.used(), 500);
     }
 
-    /// A limiter of soft limit 100 whose heap reads `used`.
-    fn limiter(used: &Arc<AtomicU64>) -> MemoryLimiter {
-        let (reading, heap) = (Arc::clone(used), Arc::clone(used));
-        MemoryLimiter::new(
+    #[test]
+    fn refuses_above_the_soft_limit_and_accepts_again_below() {
+        let used = Arc::new(AtomicU64::new(10));
+        let reading = Arc::clone(&used);
+        let limiter = MemoryLimiter::new(
             100,
             Duration::from_millis(1),
             Box::new(move || {
@@ -431,49 +401,18 @@ mod tests {
                     rss: Some(1 << 40),
                 })
             }),
-            Box::new(move || Some(heap.load(Ordering::Relaxed))),
             Gauges::default(),
-        )
-    }
-
-    /// Found by the overload drill (`bench/drills.sh`): 600 clients admitted between two
-    /// readings all brought their bodies in, and the heap reached twice the limit.
-    #[test]
-    fn requests_admitted_together_count_before_their_bodies_arrive() {
-        let used = Arc::new(AtomicU64::new(10));
-        let limiter = limiter(&used);
-        let admitted: Vec<bool> = (0..5).map(|_| limiter.admit(30)).collect();
-        assert_eq!(
-            admitted,
-            [true, true, true, false, false],
-            "10 in the heap + 30 + 30 reserved leave room for one more, which may pass the \
-             soft limit by itself alone"
         );
-        limiter.settle(30);
-        assert!(limiter.admit(30), "a settled reservation makes room");
-        assert!(limiter.admit(0), "data already read is not held back by reservations");
-        used.store(120, Ordering::Relaxed);
-        assert!(!limiter.admit(0), "but is by the heap, at once, between readings");
-        for _ in 0..3 {
-            limiter.settle(30);
-        }
-        assert_eq!(limiter.0.pending.load(Ordering::Relaxed), 0);
-    }
-
-    #[test]
-    fn refuses_above_the_soft_limit_and_accepts_again_below() {
-        let used = Arc::new(AtomicU64::new(10));
-        let limiter = limiter(&used);
         // One limiter is shared by every worker (an `Arc` of it in each pipeline's gates).
         let limiter: Arc<dyn Admission> = Arc::new(limiter);
         let worker = Arc::clone(&limiter);
-        assert!(worker.admit(0));
+        assert!(worker.admit());
         used.store(150, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));
-        assert!(!worker.admit(0), "over the soft limit");
-        assert!(!limiter.admit(0), "every worker sees it");
+        assert!(!worker.admit(), "over the soft limit");
+        assert!(!limiter.admit(), "every worker sees it");
         used.store(50, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));
-        assert!(worker.admit(0), "back below");
+        assert!(worker.admit(), "back below");
     }
 }

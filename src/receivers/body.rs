@@ -68,24 +68,14 @@ pub struct Bounds {
     pub shutdown: Shutdown,
 }
 
-/// The body length a request declares (`Content-Length`), if it does.
-pub fn declared_length(headers: &hyper::HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-/// What admitting a request may bring in before it has been read: its declared length, else
-/// the largest body the receiver takes. Over the limit, it is refused unread anyway.
-pub fn expected_bytes(headers: &hyper::HeaderMap, limit: usize) -> u64 {
-    declared_length(headers).map_or(limit as u64, |n| n.min(limit as u64))
-}
-
 /// Reads and decompresses the body of `req` within `bounds`. Returns the decoded body and the
 /// number of bytes received on the wire.
 pub async fn read(req: Request<Incoming>, bounds: &Bounds) -> Result<(Bytes, u64), Refusal> {
-    let declared = declared_length(req.headers());
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > bounds.limit as u64) {
         return Err(Refusal::TooLarge);
     }

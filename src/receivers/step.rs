@@ -47,13 +47,12 @@ impl Step {
         words: &W,
         decode: impl FnOnce(Bytes) -> Result<Batch, Invalid>,
     ) -> HttpResponse {
-        let expected = body::expected_bytes(req.headers(), self.bounds.limit);
-        let Some(admitted) = slot.admits(expected) else {
+        if !slot.admits() {
             // Refused before the body is read, so a flood of refused requests holds no memory.
             body::drain(req.into_body(), &self.bounds).await;
             self.metrics.refused_requests.add(1);
             return self.refuse(words, ConsumeError::OverLimit);
-        };
+        }
         let metadata = slot
             .metadata(req.headers())
             .from_peer(crate::server::peer_ip(&req));
@@ -76,8 +75,6 @@ impl Step {
             Ok(b) => b,
             Err(e) => return words.error(e.status, Code::InvalidArgument, &e.message),
         };
-        // Read and decoded: its bytes are in the heap the limiter measures now.
-        drop(admitted);
         match slot
             .consume(batch, &metadata, &self.metrics, wire_bytes)
             .await

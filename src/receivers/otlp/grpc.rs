@@ -3,7 +3,7 @@
 //!
 //! tonic does the protocol: `grpc-encoding` (gzip, zstd) with its output bounded by
 //! `max_recv_msg_size_mib`, status and trailers, `grpc-accept-encoding`. The message arrives as
-//! raw bytes ([`RawCodec`](crate::otlp::codec::RawCodec)) and goes straight to the zero-copy protobuf decoder. Errors carry a
+//! raw bytes ([`RawCodec`]) and goes straight to the zero-copy protobuf decoder. Errors carry a
 //! `google.rpc.Status` with `RetryInfo` when the client should come back later
 //! ([`status`](super::status)).
 
@@ -16,11 +16,13 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
 
 use super::GrpcConfig;
 use super::status::{from_consume, over_limit};
 use crate::model::Signal;
+use crate::otlp::codec::RawCodec;
 use crate::otlp::grpc as wire;
 use crate::pipeline::Batch;
 use crate::pipeline::{Consumer, Running, WorkerSlot, offload};
@@ -127,14 +129,12 @@ async fn handle(
             signal.name()
         )));
     }
-    // gRPC clients rarely declare a length: such a call reserves the largest message.
-    let expected = body::expected_bytes(req.headers(), shared.limit + 5);
-    let Some(admitted) = slot.admits(expected) else {
+    if !slot.admits() {
         // Refused before the message is read, so a flood of refused requests holds no memory.
         body::drain(req.into_body(), &shared.bounds).await;
         shared.metrics.refused_requests.add(1);
         return answer(over_limit(shared.retry_after));
-    };
+    }
     let metadata = slot
         .metadata(req.headers())
         .from_peer(crate::server::peer_ip(&req));
@@ -142,13 +142,15 @@ async fn handle(
     let req = req.map(|b| Bounded::new(b, Arc::clone(&shared.message), Arc::clone(&received)));
     let export = Export {
         signal,
-        admitted: Some(admitted),
         slot,
         shared: Arc::clone(&shared),
         metadata,
         received,
     };
-    let mut grpc = crate::otlp::codec::server(shared.limit);
+    let mut grpc = tonic::server::Grpc::new(RawCodec)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(shared.limit);
     let mut resp = grpc.unary(export, req).await;
     resp.headers_mut()
         .entry("grpc-accept-encoding")
@@ -159,8 +161,6 @@ async fn handle(
 /// One call's `Export`: decode the message, push it into the pipeline, answer.
 struct Export {
     signal: Signal,
-    /// Settled once the message is decoded.
-    admitted: Option<crate::pipeline::Admitted>,
     slot: Arc<WorkerSlot>,
     shared: Arc<Shared>,
     metadata: crate::pipeline::Metadata,
@@ -184,7 +184,6 @@ impl tower::Service<tonic::Request<Bytes>> for Export {
         let slot = Arc::clone(&self.slot);
         let shared = Arc::clone(&self.shared);
         let metadata = std::mem::take(&mut self.metadata);
-        let admitted = self.admitted.take();
         let wire_bytes = self.received.load(Ordering::Relaxed);
         let message = req.into_inner();
         Box::pin(async move {
@@ -202,8 +201,6 @@ impl tower::Service<tonic::Request<Bytes>> for Export {
                     format!("invalid {}: {e}", super::http::request_name(signal)),
                 )
             })?;
-            // Read and decoded: its bytes are in the heap the limiter measures now.
-            drop(admitted);
             slot.consume(batch, &metadata, &shared.metrics, wire_bytes)
                 .await
                 .map_err(|e| from_consume(e, shared.retry_after))?;
