@@ -64,9 +64,11 @@ fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
     // Clients that retry refused requests after Retry-After, as OTel SDKs do.
     let refusals = Arc::new(AtomicUsize::new(0));
     let hints_ok = Arc::new(AtomicBool::new(true));
+    let closes_ok = Arc::new(AtomicBool::new(true));
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let (refusals, hints_ok) = (Arc::clone(&refusals), Arc::clone(&hints_ok));
+            let closes_ok = Arc::clone(&closes_ok);
             std::thread::spawn(move || {
                 let mut client = Client::connect(http).unwrap();
                 for n in 0..REQUESTS_PER_THREAD {
@@ -84,7 +86,13 @@ fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
                                 if wait == 0 {
                                     hints_ok.store(false, Ordering::Relaxed);
                                 }
+                                // Over the memory limit the connection is closed too, so
+                                // that its read buffer goes: the retry reconnects.
+                                if resp.header("connection") != Some("close") {
+                                    closes_ok.store(false, Ordering::Relaxed);
+                                }
                                 std::thread::sleep(Duration::from_secs(wait.max(1)));
+                                client = Client::connect(http).unwrap();
                             }
                             other => panic!("unexpected status {other}"),
                         }
@@ -111,6 +119,10 @@ fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
     assert!(
         hints_ok.load(Ordering::Relaxed),
         "every 429 carries Retry-After"
+    );
+    assert!(
+        closes_ok.load(Ordering::Relaxed),
+        "every refusal over the memory limit closes the connection"
     );
 
     let want = THREADS * REQUESTS_PER_THREAD * RECORDS;

@@ -325,9 +325,13 @@ impl MemoryLimiter {
 }
 
 impl Admission for MemoryLimiter {
+    /// Refuses while the last reading was over the soft limit, and also as soon as the live
+    /// heap is, where reading it costs an atomic load (the counting allocator): requests
+    /// arriving together between two readings cannot all come in.
     fn admit(&self) -> bool {
         self.0.refresh();
         !self.0.refusing.load(Ordering::Relaxed)
+            && crate::alloc::live_bytes().is_none_or(|heap| heap <= self.0.soft_limit)
     }
 }
 

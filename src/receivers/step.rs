@@ -101,10 +101,21 @@ impl Step {
             ConsumeError::NotDelivered => "the records could not be delivered; retry".to_string(),
             ConsumeError::TooLarge { .. } | ConsumeError::TooManyBytes { .. } => e.to_string(),
         };
+        let over_limit = matches!(e, ConsumeError::OverLimit);
         let mut resp = words.error(status, code, &message);
         if retry {
             resp.headers_mut()
                 .insert(RETRY_AFTER, self.retry_after.clone());
+        }
+        if over_limit {
+            // Over the memory limit the connection goes too: a keep-alive connection keeps the
+            // read buffer it grew to (up to 408 KiB), which the limiter cannot refuse; 600
+            // retrying clients held twice the limit in such buffers (fault drill 5). The
+            // client reconnects when it retries, after the hint.
+            resp.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
         }
         resp
     }
