@@ -99,6 +99,16 @@ def sluice(name, config, env, netns=False):
                 env, netns)
 
 
+def gateway(name, url, **extra):
+    """A gateway (gateway.yaml) on free ports sending to the Elasticsearch at `url`, started
+    and listening; returns it and its OTLP/HTTP port."""
+    http, grpc = free_port(), free_port()
+    env = {"HTTP_PORT": str(http), "GRPC_PORT": str(grpc), "ES_URL": url, **extra}
+    s = sluice(name, "gateway.yaml", env)
+    wait_port(http)
+    return s, http
+
+
 def wait_port(port, host="127.0.0.1", netns=False, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -244,10 +254,7 @@ def drill_es_faults():
     """2. Elasticsearch answers 30% of items 429 for a minute, then is down for 60 s."""
     print("drill 2: Elasticsearch 30% 429 for a minute, then down 60 s", flush=True)
     mock, url = es_mock(["--reject-share", "0.3", "--reject-seconds", str(int(secs(60)))])
-    http, grpc = free_port(), free_port()
-    s = sluice("d2-sluice", "gateway.yaml",
-               {"HTTP_PORT": str(http), "GRPC_PORT": str(grpc), "ES_URL": url})
-    wait_port(http)
+    s, http = gateway("d2-sluice", url)
     gen, acked_file = loadgen(f"http://127.0.0.1:{http}", secs(150), 120, "d2-loadgen",
                               rate=20000)
     time.sleep(secs(60))
@@ -301,10 +308,7 @@ def drill_sigterm():
     """4. SIGTERM of a gateway at full load; it is started again and the sender retries."""
     print("drill 4: gateway SIGTERMed at full load", flush=True)
     mock, url = es_mock()
-    http, grpc = free_port(), free_port()
-    s = sluice("d4-sluice", "gateway.yaml",
-               {"HTTP_PORT": str(http), "GRPC_PORT": str(grpc), "ES_URL": url})
-    wait_port(http)
+    s, http = gateway("d4-sluice", url)
     gen, acked_file = loadgen(f"http://127.0.0.1:{http}", secs(25), 60, "d4-loadgen",
                               connections=16)
     time.sleep(secs(10))
@@ -328,11 +332,7 @@ def drill_overload():
     retried and arrive."""
     print("drill 5: 4x overload against memory_limiter", flush=True)
     mock, url = es_mock(["--latency-ms", "100"])
-    http, grpc = free_port(), free_port()
-    env = {"HTTP_PORT": str(http), "GRPC_PORT": str(grpc), "ES_URL": url, "LIMIT_MIB": "100",
-           "SPIKE_MIB": "25", "QUEUE_SIZE": "10000000"}
-    s = sluice("d5-sluice", "gateway.yaml", env)
-    wait_port(http)
+    s, http = gateway("d5-sluice", url, LIMIT_MIB="100", SPIKE_MIB="25", QUEUE_SIZE="10000000")
     # What the slowed Elasticsearch takes, measured first.
     probe, probe_file = loadgen(f"http://127.0.0.1:{http}", secs(10), 30, "d5-probe",
                                 connections=32, records=1000)
