@@ -74,6 +74,15 @@ class Proc:
         self.sample()
         self.p.send_signal(sig)
 
+    def restart(self, sig, down):
+        """Sends `sig`, waits for the exit, stays down `down` seconds, starts again; returns
+        the exit status."""
+        self.kill(sig)
+        status = self.wait()
+        time.sleep(down)
+        self.start()
+        return status
+
     def wait(self, timeout=60):
         try:
             return self.p.wait(timeout)
@@ -225,15 +234,9 @@ def drill_tcp():
     wait_port(http)
     gen, acked_file = loadgen(f"http://127.0.0.1:{http}", secs(30), 60, "d1-loadgen", rate=50000)
     time.sleep(secs(8))
-    consumer.kill(signal.SIGKILL)
-    consumer.wait()
-    time.sleep(secs(3))
-    consumer.start()
+    consumer.restart(signal.SIGKILL, secs(3))
     time.sleep(secs(7))
-    consumer.kill(signal.SIGKILL)
-    consumer.wait()
-    time.sleep(secs(3))
-    consumer.start()
+    consumer.restart(signal.SIGKILL, secs(3))
     gen.wait(600)
     acked = acked_numbers(acked_file)
 
@@ -285,15 +288,9 @@ def drill_gateways():
     gen, acked_file = loadgen("http://127.0.0.1:4319", secs(40), 90, "d3-loadgen",
                               rate=30000, netns=True)
     time.sleep(secs(10))
-    a.kill(signal.SIGKILL)
-    a.wait()
-    time.sleep(secs(5))
-    a.start()
+    a.restart(signal.SIGKILL, secs(5))
     time.sleep(secs(10))
-    b.kill(signal.SIGTERM)
-    b_clean = b.wait() == 0
-    time.sleep(secs(3))
-    b.start()
+    b_clean = b.restart(signal.SIGTERM, secs(3)) == 0
     gen.wait(600)
     acked = acked_numbers(acked_file)
     arrived = drain_es(url, acked, netns=True)
