@@ -236,7 +236,7 @@ fn otlp(c: &mut Criterion) {
 /// checkout service, ~300 bytes of document each in otel mode), with exporter-assigned `_id`s
 /// as the exporter writes them by default. Throughput is in documents.
 fn es_bulk(c: &mut Criterion) {
-    use sluice::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
+    use sluice::exporters::elasticsearch::mapping::{BulkEncoder, Items, Mode};
     let batch = sluice::otlp::logs::decode(&otlp_request()).unwrap();
     let mut g = c.benchmark_group("es_bulk_100");
     g.throughput(Throughput::Elements(batch.len() as u64));
@@ -250,6 +250,40 @@ fn es_bulk(c: &mut Criterion) {
             })
         });
     }
+    // The same documents from the request's bytes, as the exporter writes them when the
+    // pipeline kept the logs encoded (no processor reads them).
+    let encoded = sluice::otlp::raw::decode_logs(&otlp_request()).unwrap();
+    let mut enc = BulkEncoder::new(Mode::Otel, None, None).with_ids(0x5eed);
+    let mut scratch = sluice::exporters::elasticsearch::log_docs::LogScratch::default();
+    let (mut out, mut items) = (Vec::new(), Items::default());
+    g.bench_function("otel_from_otlp_bytes", |b| {
+        b.iter(|| {
+            out.clear();
+            items = Items::default();
+            for (entry, n) in &encoded.resources {
+                enc.encode_raw_logs(entry, *n, &mut scratch, &mut out, &mut items);
+            }
+        })
+    });
+    g.finish();
+}
+
+/// `compression: gzip` on a bulk body of the size the exporter sends by default (`flush.bytes`
+/// 5 MB): the `otel` documents above, repeated with fresh `_id`s. Throughput is in documents.
+fn gzip_bulk_body(c: &mut Criterion) {
+    use sluice::exporters::elasticsearch::mapping::{BulkEncoder, Mode};
+    let batch = sluice::otlp::logs::decode(&otlp_request()).unwrap();
+    let mut enc = BulkEncoder::new(Mode::Otel, None, None).with_ids(0x5eed);
+    let (mut body, mut docs) = (Vec::new(), 0);
+    while body.len() < 5_000_000 {
+        docs += enc.encode_batch(&batch, &mut body).len();
+    }
+    let mut g = c.benchmark_group("gzip_bulk_body");
+    g.throughput(Throughput::Elements(docs as u64));
+    g.sample_size(20);
+    g.bench_function("otel_5MB", |b| {
+        b.iter(|| sluice::exporters::client::gzip(&body))
+    });
     g.finish();
 }
 
@@ -411,5 +445,12 @@ fn es_bulk_signals(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, otlp, es_bulk, es_bulk_signals);
+criterion_group!(
+    benches,
+    stages,
+    otlp,
+    es_bulk,
+    gzip_bulk_body,
+    es_bulk_signals
+);
 criterion_main!(benches);

@@ -49,6 +49,56 @@ point = field(7, kv("state", "used")) + f64(3, 5) + f64(4, 0x3FF8000000000000)
 gauge = field(1, b"system.memory.usage") + field(3, b"By") + field(5, field(1, point))
 metrics = field(1, field(1, resource) + field(2, field(1, scope) + field(2, gauge)))
 
+# Elasticsearch steering and document shapes, for the `otel` documents written from encoded
+# records against those from decoded ones: routing attributes on record, scope and resource,
+# geo points, `event.name`, `_id` and pipeline attributes, every kind of body, overflowing
+# numbers, a receiver's scope name, and a resource and a scope left out.
+import struct
+
+
+def dv(num, d):
+    return f64(num, struct.unpack("<Q", struct.pack("<d", d))[0])
+
+
+def kva(k, anyvalue):
+    return field(1, k.encode()) + field(2, anyvalue)
+
+
+geo_resource = b"".join(field(1, a) for a in [
+    kv("data_stream.namespace", "prod"), kva("host.geo.location.lat", dv(4, 52.5)),
+    kva("host.geo.location.lon", dv(4, 13.4)), kv("service.name", "cart")])
+receiver_scope = (field(1, b"github.com/x/receiver/hostmetricsreceiver/internal") + field(2, b"2")
+                  + field(3, kv("data_stream.dataset", "scoped")) + vfield(4, 3))
+kvlist = field(6, field(1, kv("a", "b")) + field(1, kva("n", vfield(3, 7))))
+bodies = [
+    field(6, field(1, kv("k", "v")) + field(1, kva("deep", kvlist))),       # map
+    field(5, field(1, kvlist) + field(1, kvlist)),                          # array of maps
+    field(5, field(1, field(1, b"x")) + field(1, vfield(3, 2**64 - 5))),    # array, mixed
+    field(5, b""),                                                          # empty array
+    b"",                                                                    # unset
+    field(7, b"\x00\xff"), dv(4, -0.5), vfield(2, 1), vfield(3, 2**64 - 5),
+    field(1, 'caf\u00e9 "quoted"\n'.encode()),
+]
+steering = [
+    [kv("event.name", "checkout.done"), kv("data_stream.dataset", ""), kv("data_stream.dataset", "mine"),
+     kv("elasticsearch.document_id", "doc-1"), kv("elasticsearch.ingest_pipeline", "pipe"),
+     kva("a.geo.location.lat", dv(4, 1.5)), kva("a.geo.location.lon", dv(4, 2.5))],
+    [kva("data_stream.namespace", vfield(3, 1)), kv("elasticsearch.index", "static-logs"),
+     field(1, b"no.value")],
+    [kva("b.geo.location.lat", field(1, b"not a double")), kv("event.name", ""), kv("plain", "x")],
+]
+records = b""
+for i, body in enumerate(bodies):
+    r = (dv(11, 0) if i % 3 else f64(1, 1764288000000000000 + i)) + f64(11, 1764288000000000999)
+    r += vfield(2, 300 if i == 0 else i) + field(3, b"WARN" if i % 2 else b"")
+    r += field(5, body) + field(6, b"") + b"".join(field(6, a) for a in steering[i % 3])
+    r += vfield(7, 2**33 + i) + (field(12, b"named") if i == 1 else b"")
+    r += field(9, b"\x00" * 16 if i == 2 else b"\x03" * 16) + field(10, b"\x04" * 8 if i % 2 else b"")
+    records += field(2, r)
+es_logs = (field(1, field(1, geo_resource) + field(2, field(1, receiver_scope) + records + field(3, b"s-url"))
+                 + field(3, b"r-url"))
+           + field(1, field(2, field(2, f64(1, 5)))))
+
 json_logs = json.dumps({"resourceLogs": [{"resource": {"attributes": [
     {"key": "service.name", "value": {"stringValue": "checkout"}}]},
     "scopeLogs": [{"logRecords": [{"timeUnixNano": "1764288000000000000",
@@ -78,7 +128,7 @@ def zstd(data):
 
 
 seeds = {
-    "otlp_logs": {"logs": logs},
+    "otlp_logs": {"logs": logs, "es_steering": es_logs},
     "otlp_traces_metrics": {"traces": b"\x02" + traces, "metrics": b"\x03" + metrics},
     "otlp_json": {"logs": b"\x00" + json_logs, "traces": b"\x01" + json_traces,
                   "metrics": b"\x02" + json_metrics},

@@ -20,7 +20,8 @@ use elasticsearch::http::Method;
 use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::dead_letter::{self, DeadLetter, Why};
-use super::mapping::{BulkEncoder, Items};
+use super::log_docs::LogScratch;
+use super::mapping::{BulkEncoder, Items, Mode};
 use super::metrics::MetricScratch;
 use super::spans::SpanScratch;
 use super::response::{self, Item};
@@ -87,7 +88,18 @@ impl Request {
             Batch::Raw(raw) if raw.signal == Signal::Metrics => {
                 encoder.encode_metrics(&raw, &mut scratch.metrics, &mut self.body, &mut self.items)
             }
-            // Encoded logs: the wiring sends this exporter decoded ones only
+            Batch::Raw(raw) if raw.signal == Signal::Logs && encoder.mode == Mode::Otel => {
+                for (entry, records) in &raw.resources {
+                    encoder.encode_raw_logs(
+                        entry,
+                        *records,
+                        &mut scratch.logs,
+                        &mut self.body,
+                        &mut self.items,
+                    );
+                }
+            }
+            // Encoded logs in another mode: the wiring sends them decoded there
             // (`takes_encoded_logs`). Dropped, which fails the batch back to its sender.
             Batch::Raw(_) => return,
         }
@@ -114,6 +126,7 @@ impl Request {
 /// Scratch state the encoders keep between requests.
 #[derive(Default)]
 pub struct Scratch {
+    pub logs: LogScratch,
     pub spans: SpanScratch,
     pub metrics: MetricScratch,
 }

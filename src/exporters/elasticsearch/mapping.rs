@@ -14,14 +14,14 @@
 //! carries an `_id` assigned here. Documents are written
 //! straight into the request buffer; the action line is rebuilt only when the index changes.
 
-use crate::codec::{rfc3339, write_hex, write_json_map, write_json_str, write_json_value};
+use crate::codec::{rfc3339, write_json_map, write_json_str, write_json_value};
 use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Signal, Value};
 
 use super::dead_letter::Why;
 use super::geo;
 use super::origin::close_object;
 use super::routing::{self, DataStream};
-use super::wire_json::{write_count_field, write_str_field};
+use super::wire_json::{write_count_field, write_id, write_str_field};
 
 /// `mapping.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -347,6 +347,26 @@ impl BulkEncoder {
             found.namespace.or(sh.parts.1),
             found.index.or(sh.parts.2),
         );
+        self.log_action(parts, &found, out);
+        // A static or named index is not a data stream: no `data_stream` fields, as the
+        // Collector writes them only for a data stream.
+        let stream = self.logs.is_stream().then_some(&self.logs.stream);
+        match self.mode {
+            Mode::Otel => otel(r, &found, &self.shared_json[sh.json.clone()], stream, out),
+            Mode::Ecs => super::ecs::document(r, origin, stream, &mut self.ecs, out),
+            Mode::Raw => raw(r, origin, out),
+        }
+        out.push(b'\n');
+    }
+
+    /// Appends a log record's action line, for the index `parts` name, with the `_id` and
+    /// pipeline its attributes give (`found`) where the configuration lets them.
+    pub(super) fn log_action(
+        &mut self,
+        parts: routing::Parts<'_>,
+        found: &Steering<'_>,
+        out: &mut Vec<u8>,
+    ) {
         self.logs.select(parts, self.mode);
         out.extend_from_slice(&self.logs.line);
         match found.pipeline.filter(|_| self.dynamic.pipeline) {
@@ -365,15 +385,6 @@ impl BulkEncoder {
             (None, None) => {}
         }
         out.extend_from_slice(b"}}\n");
-        // A static or named index is not a data stream: no `data_stream` fields, as the
-        // Collector writes them only for a data stream.
-        let stream = self.logs.is_stream().then_some(&self.logs.stream);
-        match self.mode {
-            Mode::Otel => otel(r, &found, &self.shared_json[sh.json.clone()], stream, out),
-            Mode::Ecs => super::ecs::document(r, origin, stream, &mut self.ecs, out),
-            Mode::Raw => raw(r, origin, out),
-        }
-        out.push(b'\n');
     }
 }
 
@@ -390,13 +401,13 @@ struct Shared<'a> {
 /// What one pass over a log record's attributes finds: the values that steer the exporter,
 /// the `event.name` attribute, and whether the attributes must be filtered when written.
 #[derive(Default)]
-struct Steering<'a> {
-    dataset: Option<&'a str>,
-    namespace: Option<&'a str>,
-    index: Option<&'a str>,
+pub(super) struct Steering<'a> {
+    pub(super) dataset: Option<&'a str>,
+    pub(super) namespace: Option<&'a str>,
+    pub(super) index: Option<&'a str>,
     document_id: Option<&'a str>,
     pipeline: Option<&'a str>,
-    event_name: Option<&'a str>,
+    pub(super) event_name: Option<&'a str>,
     /// A routing attribute or a geo coordinate is among them.
     special: bool,
 }
@@ -406,11 +417,8 @@ impl<'a> Steering<'a> {
         let mut s = Steering::default();
         for (k, v) in attrs {
             let key = k.as_str();
-            // Every name looked for starts with `d` or `e`, or ends in `.lat` / `.lon`: most
-            // attributes are passed over on their first byte.
-            let first = key.as_bytes().first().copied();
             let coordinate = || matches!(v, Value::Double(_)) && geo::coordinate(key).is_some();
-            if !matches!(first, Some(b'd' | b'e')) {
+            if !Self::may_steer(key.as_bytes()) {
                 s.special |= coordinate();
                 continue;
             }
@@ -418,27 +426,39 @@ impl<'a> Steering<'a> {
                 Value::Str(t) if !t.is_empty() => Some(t.as_str()),
                 _ => None,
             };
-            let slot = match key {
-                routing::DATASET => &mut s.dataset,
-                routing::NAMESPACE => &mut s.namespace,
-                routing::INDEX => &mut s.index,
-                routing::DOCUMENT_ID => &mut s.document_id,
-                routing::PIPELINE => &mut s.pipeline,
-                "event.name" => {
-                    s.event_name = s.event_name.or(text);
-                    continue;
-                }
-                _ => {
-                    s.special |= is_routing(key) || coordinate();
-                    continue;
-                }
-            };
-            s.special = true;
-            if slot.is_none() {
-                *slot = text;
+            if !s.take(key, text) {
+                s.special |= is_routing(key) || coordinate();
             }
         }
         s
+    }
+
+    /// Every name looked for starts with `d` or `e`: most attributes are passed over on their
+    /// first byte, before their value is looked at.
+    pub(super) fn may_steer(key: &[u8]) -> bool {
+        matches!(key.first(), Some(b'd' | b'e'))
+    }
+
+    /// Takes the attribute `key` (whose value is `text` when it is a non-empty string) if it
+    /// is one that steers; the first non-empty value of each wins. `false` if it is not one.
+    pub(super) fn take(&mut self, key: &str, text: Option<&'a str>) -> bool {
+        let slot = match key {
+            routing::DATASET => &mut self.dataset,
+            routing::NAMESPACE => &mut self.namespace,
+            routing::INDEX => &mut self.index,
+            routing::DOCUMENT_ID => &mut self.document_id,
+            routing::PIPELINE => &mut self.pipeline,
+            "event.name" => {
+                self.event_name = self.event_name.or(text);
+                return true;
+            }
+            _ => return false,
+        };
+        self.special = true;
+        if slot.is_none() {
+            *slot = text;
+        }
+        true
     }
 }
 
@@ -532,31 +552,14 @@ fn otel(
     stream: Option<&DataStream>,
     out: &mut Vec<u8>,
 ) {
-    out.push(b'{');
-    at_timestamp(out, r);
-    if r.observed_time_unix_nano != 0 {
-        out.push(b',');
-        timestamp(out, b"\"observed_timestamp\"", r.observed_time_unix_nano);
-    }
-    data_stream(out, stream, false);
-    if !r.severity_text.is_empty() {
-        out.extend_from_slice(b",\"severity_text\":");
-        write_json_str(out, r.severity_text.as_bytes());
-    }
-    if r.severity_number != 0 {
-        out.extend_from_slice(b",\"severity_number\":");
-        out.extend_from_slice(itoa::Buffer::new().format(r.severity_number).as_bytes());
-    }
-    // The OTLP field, else the `event.name` attribute (semantic conventions before the field).
-    let event_name = if r.event_name.is_empty() {
-        found.event_name.unwrap_or_default().as_bytes()
-    } else {
-        r.event_name.as_bytes()
+    let head = Head {
+        time: r.time_unix_nano,
+        observed: r.observed_time_unix_nano,
+        severity_text: r.severity_text.as_bytes(),
+        severity_number: r.severity_number,
+        event_name: r.event_name.as_bytes(),
     };
-    if !event_name.is_empty() {
-        out.extend_from_slice(b",\"event_name\":");
-        write_json_str(out, event_name);
-    }
+    head.write(out, found, stream);
     match &r.body {
         Value::Empty => {}
         // `body.structured` is a `flattened` field: it takes an object or an array of objects;
@@ -581,13 +584,61 @@ fn otel(
         out.extend_from_slice(b",\"attributes\":");
         attributes(out, &r.attributes, found.special);
     }
-    write_count_field(
-        out,
-        b"\"dropped_attributes_count\"",
-        u64::from(r.dropped_attributes_count),
-    );
+    let dropped = u64::from(r.dropped_attributes_count);
+    tail(out, dropped, shared, &r.trace_id, &r.span_id);
+}
+
+/// What an `otel` log document starts with, from a decoded record or an encoded one.
+pub(super) struct Head<'a> {
+    pub time: u64,
+    pub observed: u64,
+    pub severity_text: &'a [u8],
+    pub severity_number: u8,
+    pub event_name: &'a [u8],
+}
+
+impl Head<'_> {
+    /// From the opening brace to the event name.
+    pub(super) fn write(&self, out: &mut Vec<u8>, found: &Steering<'_>, stream: Option<&DataStream>) {
+        out.push(b'{');
+        // Data streams require `@timestamp`: the record's time, else when it was observed (as
+        // the Collector does; 1970 when neither is set).
+        let t = if self.time != 0 { self.time } else { self.observed };
+        timestamp(out, b"\"@timestamp\"", t);
+        if self.observed != 0 {
+            out.push(b',');
+            timestamp(out, b"\"observed_timestamp\"", self.observed);
+        }
+        data_stream(out, stream, false);
+        if !self.severity_text.is_empty() {
+            out.extend_from_slice(b",\"severity_text\":");
+            write_json_str(out, self.severity_text);
+        }
+        if self.severity_number != 0 {
+            out.extend_from_slice(b",\"severity_number\":");
+            out.extend_from_slice(itoa::Buffer::new().format(self.severity_number).as_bytes());
+        }
+        // The OTLP field, else the `event.name` attribute (semantic conventions before the
+        // field).
+        let event_name = if self.event_name.is_empty() {
+            found.event_name.unwrap_or_default().as_bytes()
+        } else {
+            self.event_name
+        };
+        if !event_name.is_empty() {
+            out.extend_from_slice(b",\"event_name\":");
+            write_json_str(out, event_name);
+        }
+    }
+}
+
+/// An `otel` log document's end: the dropped count, its resource and scope (`shared`), its
+/// ids (left out when empty or zero) and the closing brace.
+pub(super) fn tail(out: &mut Vec<u8>, dropped: u64, shared: &[u8], trace_id: &[u8], span_id: &[u8]) {
+    write_count_field(out, b"\"dropped_attributes_count\"", dropped);
     out.extend_from_slice(shared);
-    ids(out, r, b"\"trace_id\"", b"\"span_id\"");
+    write_id(out, b"\"trace_id\"", trace_id);
+    write_id(out, b"\"span_id\"", span_id);
     out.push(b'}');
 }
 
@@ -616,23 +667,6 @@ impl Member<'_> {
         }
         write_count_field(out, b"\"dropped_attributes_count\"", u64::from(self.dropped));
         close_object(out, open);
-    }
-}
-
-fn ids(out: &mut Vec<u8>, r: &LogRecord, trace: &[u8], span: &[u8]) {
-    if r.trace_id != [0; 16] {
-        out.push(b',');
-        out.extend_from_slice(trace);
-        out.extend_from_slice(b":\"");
-        write_hex(out, &r.trace_id);
-        out.push(b'"');
-    }
-    if r.span_id != [0; 8] {
-        out.push(b',');
-        out.extend_from_slice(span);
-        out.extend_from_slice(b":\"");
-        write_hex(out, &r.span_id);
-        out.push(b'"');
     }
 }
 

@@ -52,8 +52,10 @@
 //! its own compression runs at the slow default level.
 //!
 //! The parts: `routing` picks each record's index (a data stream or a static index); `mapping`
-//! writes logs as `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes, `spans` and
-//! `metrics` write traces and metrics from their OTLP bytes (`wire_json`, `origin`); `bulk` sends it and
+//! writes decoded logs as `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes;
+//! `log_docs` writes the same `otel` documents from logs still encoded (an OTLP receiver keeps
+//! them so when no processor in the pipeline reads them), and `spans` and `metrics` write
+//! traces and metrics from their OTLP bytes (`wire_json`, `origin`); `bulk` sends it and
 //! settles every item, reading answers with `response`, retrying as `retry` says and storing
 //! what will not be indexed with `dead_letter`.
 
@@ -61,6 +63,7 @@ pub mod bulk;
 pub mod dead_letter;
 pub mod ecs;
 pub mod geo;
+pub mod log_docs;
 pub mod mapping;
 pub mod metrics;
 pub mod origin;
@@ -460,6 +463,13 @@ fn redact(text: &str) -> String {
 impl Exporter for ElasticsearchExporter {
     fn sending_queue(&self) -> QueueConfig {
         self.cfg.sending_queue
+    }
+
+    /// In `otel` mode documents are written straight from the OTLP bytes (`log_docs`), so an
+    /// OTLP receiver need not decode what no processor reads. The other modes map decoded
+    /// records.
+    fn takes_encoded_logs(&self) -> bool {
+        self.cfg.mapping.mode == Mode::Otel
     }
 
     fn run(self: Box<Self>, queue: queue::Receiver, deadline: Shutdown) -> BoxFuture<()> {

@@ -150,19 +150,9 @@ impl BulkEncoder {
         out: &mut Vec<u8>,
         items: &mut Items,
     ) {
-        let (mark, first) = (out.len(), items.len());
-        if let Err(e) = self.try_encode_spans(entry, scratch, out, items) {
-            // The bytes were checked when they arrived, so this is not expected: the
-            // resource's spans are refused as a whole rather than half written.
-            out.truncate(mark);
-            items.truncate(first);
-            let why = Why {
-                status: 0,
-                kind: "malformed_otlp".into(),
-                reason: format!("the spans could not be read: {e}"),
-            };
-            items.refuse(b"{}\n{}\n".to_vec(), why, Signal::Traces, spans as u32);
-        }
+        whole_or_refused((out, items), (Signal::Traces, spans), "spans", |out, items| {
+            self.try_encode_spans(entry, scratch, out, items)
+        });
     }
 
     fn try_encode_spans(
@@ -310,6 +300,29 @@ impl BulkEncoder {
         }
         close(out, resource, scope);
         Ok(())
+    }
+}
+
+/// Runs `encode`, which appends the items of one encoded entry (`units` spans or log records
+/// of `signal`). Should its bytes not be readable after all, what it wrote is taken back and
+/// the entry refused as a whole rather than half written; they were checked when they
+/// arrived, so this is not expected.
+pub(super) fn whole_or_refused(
+    (out, items): (&mut Vec<u8>, &mut Items),
+    (signal, units): (Signal, usize),
+    what: &str,
+    encode: impl FnOnce(&mut Vec<u8>, &mut Items) -> Result<(), DecodeError>,
+) {
+    let (mark, first) = (out.len(), items.len());
+    if let Err(e) = encode(out, items) {
+        out.truncate(mark);
+        items.truncate(first);
+        let why = Why {
+            status: 0,
+            kind: "malformed_otlp".into(),
+            reason: format!("the {what} could not be read: {e}"),
+        };
+        items.refuse(b"{}\n{}\n".to_vec(), why, signal, units as u32);
     }
 }
 

@@ -47,7 +47,7 @@ pub fn str_attr<'a>(buf: &'a [u8], kvs: &[Kv], key: &str) -> Option<&'a str> {
 }
 
 /// The string in an `AnyValue`, if it holds one.
-fn any_str(buf: &[u8], v: Range<usize>) -> Option<&str> {
+pub fn any_str(buf: &[u8], v: Range<usize>) -> Option<&str> {
     let mut f = Fields::new(buf, v.start, v.end);
     let mut found = None;
     while let Ok(Some((field, wire))) = f.next_field() {
