@@ -40,7 +40,9 @@ pub struct Rendered {
 /// `ScopeMetrics`: the resource or scope (field 1), the repeated children (field 2) and the
 /// schema URL (field 3).
 pub struct Parts {
-    pub head: Option<Range<usize>>,
+    /// Every occurrence of the resource or scope field: protobuf merges them into one message
+    /// (as the log decoder does), so all are read, in order.
+    pub head: Vec<Range<usize>>,
     pub children: Vec<Range<usize>>,
     pub schema_url: Range<usize>,
 }
@@ -48,14 +50,14 @@ pub struct Parts {
 impl Parts {
     pub fn read(buf: &[u8], s: usize, e: usize) -> Result<Parts, DecodeError> {
         let mut parts = Parts {
-            head: None,
+            head: Vec::new(),
             children: Vec::new(),
             schema_url: s..s,
         };
         let mut f = Fields::new(buf, s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
-                (1, Wire::Len(a, b)) => parts.head = Some(a..b),
+                (1, Wire::Len(a, b)) => parts.head.push(a..b),
                 (2, Wire::Len(a, b)) => parts.children.push(a..b),
                 (3, Wire::Len(a, b)) => parts.schema_url = a..b,
                 _ => {}
@@ -82,23 +84,25 @@ impl Rendered {
         &mut self,
         of: Of,
         buf: &[u8],
-        msg: Option<Range<usize>>,
+        msgs: &[Range<usize>],
         schema_url: Range<usize>,
         stringify: bool,
     ) -> Result<(), DecodeError> {
         self.kvs.clear();
         self.json.clear();
-        let msg = msg.unwrap_or(0..0);
         let (attrs, dropped_field) = if of == Of::Resource { (1, 2) } else { (3, 4) };
         let (mut name, mut version, mut dropped) = (0..0, 0..0, 0);
-        let mut f = Fields::new(buf, msg.start, msg.end);
-        while let Some((field, wire)) = f.next_field()? {
-            match (field, wire) {
-                (n, Wire::Len(a, b)) if n == attrs => push_kv(buf, a, b, &mut self.kvs)?,
-                (n, Wire::Varint(v)) if n == dropped_field => dropped = v,
-                (1, Wire::Len(a, b)) if of == Of::Scope => name = a..b,
-                (2, Wire::Len(a, b)) if of == Of::Scope => version = a..b,
-                _ => {}
+        for msg in msgs {
+            let mut f = Fields::new(buf, msg.start, msg.end);
+            while let Some((field, wire)) = f.next_field()? {
+                match (field, wire) {
+                    (n, Wire::Len(a, b)) if n == attrs => push_kv(buf, a, b, &mut self.kvs)?,
+                    // Cut to 32 bits, as the log decoder reads it.
+                    (n, Wire::Varint(v)) if n == dropped_field => dropped = v as u32,
+                    (1, Wire::Len(a, b)) if of == Of::Scope => name = a..b,
+                    (2, Wire::Len(a, b)) if of == Of::Scope => version = a..b,
+                    _ => {}
+                }
             }
         }
         self.name = name.clone();
@@ -117,7 +121,7 @@ impl Rendered {
             out.extend_from_slice(b",\"attributes\":");
             write_object(out, buf, &self.kvs, is_routing, stringify)?;
         }
-        write_count_field(out, b"\"dropped_attributes_count\"", dropped);
+        write_count_field(out, b"\"dropped_attributes_count\"", u64::from(dropped));
         close_object(out, open);
         Ok(())
     }
@@ -139,10 +143,10 @@ pub fn walk(
             continue;
         };
         let r = Parts::read(buf, rs, re)?;
-        resource.render(Of::Resource, buf, r.head, r.schema_url, stringify)?;
+        resource.render(Of::Resource, buf, &r.head, r.schema_url, stringify)?;
         for child in &r.children {
             let s = Parts::read(buf, child.start, child.end)?;
-            scope.render(Of::Scope, buf, s.head, s.schema_url, stringify)?;
+            scope.render(Of::Scope, buf, &s.head, s.schema_url, stringify)?;
             each(resource, scope, &s.children)?;
         }
     }
