@@ -472,11 +472,11 @@ fn timestamp(out: &mut Vec<u8>, name: &[u8], nanos: u64) {
 /// Data streams require `@timestamp`: the record's time, else when it was observed (as the
 /// Collector does; 1970 when neither is set).
 fn at_timestamp(out: &mut Vec<u8>, r: &LogRecord) {
-    let t = if r.time_unix_nano != 0 {
-        r.time_unix_nano
-    } else {
-        r.observed_time_unix_nano
-    };
+    at_time(out, r.time_unix_nano, r.observed_time_unix_nano);
+}
+
+fn at_time(out: &mut Vec<u8>, time: u64, observed: u64) {
+    let t = if time != 0 { time } else { observed };
     timestamp(out, b"\"@timestamp\"", t);
 }
 
@@ -601,10 +601,7 @@ impl Head<'_> {
     /// From the opening brace to the event name.
     pub(super) fn write(&self, out: &mut Vec<u8>, found: &Steering<'_>, stream: Option<&DataStream>) {
         out.push(b'{');
-        // Data streams require `@timestamp`: the record's time, else when it was observed (as
-        // the Collector does; 1970 when neither is set).
-        let t = if self.time != 0 { self.time } else { self.observed };
-        timestamp(out, b"\"@timestamp\"", t);
+        at_time(out, self.time, self.observed);
         if self.observed != 0 {
             out.push(b',');
             timestamp(out, b"\"observed_timestamp\"", self.observed);
