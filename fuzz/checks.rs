@@ -185,6 +185,32 @@ pub fn str_json(data: &[u8]) {
         let back: String = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(back, text);
     }
+    simd_chunks(rest);
+}
+
+/// `simd::Chunk` (the one unaligned vector load, and the lane operations the JSON escaper and
+/// the log-format matcher build on) against each operation's byte-by-byte definition, on every
+/// 16-byte window of the input, with probe bytes taken from the input too.
+fn simd_chunks(data: &[u8]) {
+    use sluice::simd::Chunk;
+    let bits =
+        |w: &[u8], f: &dyn Fn(u8) -> bool| (0..16).fold(0u32, |m, i| m | u32::from(f(w[i])) << i);
+    for at in 0..data.len().saturating_sub(15) {
+        let w = &data[at..at + 16];
+        let c = Chunk::at(data, at);
+        assert_eq!(c.to_bytes(), w);
+        let (lo, hi) = (w[0], w[15]);
+        assert_eq!(c.eq(lo).bits(), bits(w, &|b| b == lo));
+        assert_eq!(c.at_most(hi).bits(), bits(w, &|b| b <= hi));
+        assert_eq!(
+            c.in_range(lo, hi).bits(),
+            bits(w, &|b| (lo..=hi).contains(&b))
+        );
+        assert_eq!(
+            c.eq(lo).or(c.at_most(hi)).bits(),
+            bits(w, &|b| b == lo || b <= hi)
+        );
+    }
 }
 
 /// OTLP/gRPC messages through the very tonic server the receiver uses (`otlp::codec::server`):

@@ -154,7 +154,13 @@ seeds = {
     "otlp_nesting": {"at_limit": b"\x01" + bytes([0, 1] * 15) + b"\x00",
                      "past_limit": b"\x03" + bytes([1, 0] * 16),
                      "empty_maps": b"\x00" + bytes([1] * 32)},
-    "str_json": {"escapes": b"\x03" + 'a "quoted" \\ line\n\ttab \u00e9\u4e2d\U0001F600 end'.encode()},
+    "str_json": {
+        "escapes": b"\x03" + 'a "quoted" \\ line\n\ttab \u00e9\u4e2d\U0001F600 end'.encode(),
+        # Escapes on both sides of the 16-byte chunk edges, a control at 0x1f, DEL (no escape)
+        # and bytes from 0x80, past 32 bytes so the inline, shared and chunked paths all run.
+        "chunk_edges": b"\x00" + b"0123456789abcde\"" + b"\\123456789abcd\x1f\x7f" + b"x" * 15
+        + b"\n" + "\u00e9t\u00e9 GET /index.html HTTP/1.1 ".encode() * 2,
+    },
 }
 for target, files in seeds.items():
     d = os.path.join(HERE, "seeds", target)

@@ -20,5 +20,6 @@ pub mod rlimit;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod simd;
 pub mod telemetry;
 pub mod watched;

@@ -7,6 +7,7 @@
 
 use super::rfc3339;
 use crate::model::{Attrs, KeyValue, LogBatch, LogRecord, Value};
+use crate::simd::Chunk;
 
 /// Bytes that need escaping inside a JSON string: controls, `"` and `\`.
 static ESCAPE: [bool; 256] = {
@@ -32,6 +33,16 @@ fn escape_marks(v: u64) -> u64 {
     let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let control = v.wrapping_sub(LO * 0x20) & !v & HI;
     control | has_zero(v ^ (LO * b'"' as u64)) | has_zero(v ^ (LO * b'\\' as u64))
+}
+
+/// One bit per byte of `chunk` that needs escaping: `"`, `\\` and controls.
+#[inline(always)]
+fn escape_chunk(chunk: Chunk) -> u32 {
+    chunk
+        .eq(b'"')
+        .or(chunk.eq(b'\\'))
+        .or(chunk.at_most(0x1f))
+        .bits()
 }
 
 #[inline(always)]
@@ -217,16 +228,32 @@ unsafe fn escape(c: &mut Cursor, b: u8) {
     }
 }
 
-/// A JSON string literal. Each eight-byte word is stored before it is checked: a clean word
-/// (the common case) is then already in place, and for a word with an escape the bytes before
-/// it are. Room: [`str_bound`], which covers the stored word's overhang too, as at least eight
-/// more input bytes are still to come whenever a word is stored.
+/// A JSON string literal, 16 bytes at a time, then a word of eight, then the tail. Each chunk
+/// or word is stored before it is checked: a clean one (the common case) is then already in
+/// place, and for one with an escape the bytes before it are. Room: [`str_bound`], which covers
+/// the stored chunk's overhang too, as at least as many input bytes as are stored are still to
+/// come whenever a chunk is stored, and each needs at least one byte of room.
 #[inline(always)]
 unsafe fn str(c: &mut Cursor, s: &[u8]) {
     unsafe {
         c.byte(b'"');
         let n = s.len();
         let mut i = 0;
+        while i + Chunk::LEN <= n {
+            let chunk = Chunk::at(s, i);
+            c.0.cast::<[u8; 16]>()
+                .write_unaligned(*<&[u8; 16]>::try_from(&s[i..i + 16]).expect("16 bytes"));
+            let marks = escape_chunk(chunk);
+            if marks == 0 {
+                c.0 = c.0.add(Chunk::LEN);
+                i += Chunk::LEN;
+                continue;
+            }
+            let k = marks.trailing_zeros() as usize;
+            c.0 = c.0.add(k);
+            escape(c, s[i + k]);
+            i += k + 1;
+        }
         while i + 8 <= n {
             let w = load(s, i);
             c.0.cast::<u64>().write_unaligned(w);

@@ -13,6 +13,8 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
+use crate::simd::Chunk;
+
 /// `group` on a literal or run is a capture around exactly that item (the common case), which
 /// saves dispatching separate open and close markers.
 enum Item {
@@ -22,9 +24,8 @@ enum Item {
     },
     Run {
         set: Box<[bool; 256]>,
-        /// Set when the class excludes at most three ASCII bytes (`[^\]]*`, `[^"]*`, `.*`):
-        /// the run is then a search for those bytes, done eight at a time.
-        stops: Option<Stops>,
+        /// Set for repetitions whose class is a few byte ranges (all but odd hand-written ones).
+        scan: Option<Box<Scan>>,
         min: u32,
         max: u32,
         group: Option<usize>,
@@ -34,50 +35,104 @@ enum Item {
     End,
 }
 
-/// Up to three stop bytes, each broadcast to a word (a missing one repeats the first).
+/// A run's class as at most [`Scan::MAX`] byte ranges, so that the run's end is found 16 bytes
+/// at a time ([`Chunk`]): the ranges of the class's ASCII members, or of the ASCII bytes outside
+/// it, whichever are fewer (`[^\]]*` is one stop byte, `[\w\.]+` five member ranges).
 #[derive(Clone, Copy)]
-struct Stops([u64; 3]);
+struct Scan {
+    /// Each range's first byte and width, as splats built once (see [`Chunk::in_span`]);
+    /// `len` of them are used.
+    lo: [Chunk; Scan::MAX],
+    span: [Chunk; Scan::MAX],
+    len: usize,
+    /// The ranges are the bytes that end the run rather than the class's members.
+    stops: bool,
+}
 
-impl Stops {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+impl Scan {
+    const MAX: usize = 6;
 
-    fn of(set: &[bool; 256]) -> Option<Stops> {
-        let out: Vec<u8> = (0u8..128).filter(|&b| !set[b as usize]).collect();
-        if out.is_empty() || out.len() > 3 {
+    fn of(set: &[bool; 256]) -> Option<Scan> {
+        let ranges = |member: bool| {
+            let mut out: Vec<(u8, u8)> = Vec::new();
+            for b in 0u8..128 {
+                if set[b as usize] != member {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some((_, hi)) if *hi + 1 == b => *hi = b,
+                    _ => out.push((b, b)),
+                }
+            }
+            out
+        };
+        let (members, outside) = (ranges(true), ranges(false));
+        let (list, stops) = if outside.len() < members.len() {
+            (outside, true)
+        } else {
+            (members, false)
+        };
+        if list.is_empty() || list.len() > Scan::MAX {
             return None;
         }
-        let word = |b: u8| Stops::LO * b as u64;
-        Some(Stops([
-            word(out[0]),
-            word(*out.get(1).unwrap_or(&out[0])),
-            word(*out.get(2).unwrap_or(&out[0])),
-        ]))
+        let splat =
+            |i: usize, f: fn((u8, u8)) -> u8| Chunk::splat(list.get(i).copied().map_or(0, f));
+        Some(Scan {
+            lo: std::array::from_fn(|i| splat(i, |(lo, _)| lo)),
+            span: std::array::from_fn(|i| splat(i, |(lo, hi)| hi - lo)),
+            len: list.len(),
+            stops,
+        })
     }
 
-    /// Marks the stop bytes of `w`; the lowest mark is exact (borrows only flag bytes above a
-    /// real hit).
+    /// Lanes of `chunk` in any of the first `N` ranges, unrolled.
     #[inline(always)]
-    fn marks(&self, w: u64) -> u64 {
-        let zero = |x: u64| x.wrapping_sub(Stops::LO) & !x & Stops::HI;
-        zero(w ^ self.0[0]) | zero(w ^ self.0[1]) | zero(w ^ self.0[2])
-    }
-
-    /// How many leading bytes of `window` are not stops, checked a word at a time; the last
-    /// few bytes go through `set`.
-    #[inline(always)]
-    fn run_len(&self, window: &[u8], set: &[bool; 256]) -> usize {
-        let mut i = 0;
-        while i + 8 <= window.len() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&window[i..i + 8]);
-            let m = self.marks(u64::from_le_bytes(w));
-            if m != 0 {
-                return i + (m.trailing_zeros() / 8) as usize;
-            }
-            i += 8;
+    fn hits<const N: usize>(&self, chunk: Chunk) -> Chunk {
+        let mut hits = chunk.in_span(self.lo[0], self.span[0]);
+        for i in 1..N {
+            hits = hits.or(chunk.in_span(self.lo[i], self.span[i]));
         }
-        i + table_run_len(&window[i..], set)
+        hits
+    }
+
+    /// One bit per byte of `chunk` that ends the run. Haystacks are ASCII, so bytes from 0x80
+    /// never occur and need no range.
+    #[inline(always)]
+    fn stop_bits(&self, chunk: Chunk) -> u32 {
+        let hits = match self.len {
+            1 => self.hits::<1>(chunk),
+            2 => self.hits::<2>(chunk),
+            3 => self.hits::<3>(chunk),
+            4 => self.hits::<4>(chunk),
+            5 => self.hits::<5>(chunk),
+            _ => self.hits::<{ Scan::MAX }>(chunk),
+        };
+        let bits = hits.bits();
+        if self.stops { bits } else { !bits & 0xFFFF }
+    }
+
+    /// How many bytes of `hay[pos..limit]` from `pos` are in the class: whole chunks, then the
+    /// last 16 bytes before `limit` once more with the bits already looked at shifted out, and
+    /// only a haystack shorter than a chunk byte by byte through `set`.
+    #[inline(always)]
+    fn run_len(&self, hay: &[u8], pos: usize, limit: usize, set: &[bool; 256]) -> usize {
+        let mut i = pos;
+        while i + Chunk::LEN <= limit {
+            let stops = self.stop_bits(Chunk::at(hay, i));
+            if stops != 0 {
+                return i - pos + stops.trailing_zeros() as usize;
+            }
+            i += Chunk::LEN;
+        }
+        let rest = limit - i;
+        if rest == 0 {
+            return i - pos;
+        }
+        if limit >= Chunk::LEN {
+            let stops = self.stop_bits(Chunk::at(hay, limit - Chunk::LEN)) >> (Chunk::LEN - rest);
+            return i - pos + (stops.trailing_zeros() as usize).min(rest);
+        }
+        i - pos + table_run_len(&hay[i..limit], set)
     }
 }
 
@@ -169,16 +224,15 @@ impl Segments {
                 }
                 Item::Run {
                     set,
-                    stops,
+                    scan,
                     min,
                     max,
                     group,
                 } => {
                     let limit = hay.len().min(pos.saturating_add(*max as usize));
-                    let window = &hay[pos..limit];
-                    let taken = match stops {
-                        Some(stops) => stops.run_len(window, set),
-                        None => table_run_len(window, set),
+                    let taken = match scan {
+                        Some(scan) => scan.run_len(hay, pos, limit, set),
+                        None => table_run_len(&hay[pos..limit], set),
                     };
                     if taken < *min as usize {
                         return false;
@@ -241,7 +295,7 @@ fn flatten(h: &Hir, items: &mut Vec<Item>, lazy: &mut Vec<bool>) -> Option<()> {
         HirKind::Class(c) => push(
             Item::Run {
                 set: ascii_set(c),
-                stops: None,
+                scan: None,
                 min: 1,
                 max: 1,
                 group: None,
@@ -260,7 +314,7 @@ fn flatten(h: &Hir, items: &mut Vec<Item>, lazy: &mut Vec<bool>) -> Option<()> {
             };
             push(
                 Item::Run {
-                    stops: Stops::of(&set),
+                    scan: Scan::of(&set).map(Box::new),
                     set,
                     min: r.min,
                     max: r.max.unwrap_or(u32::MAX),
@@ -358,6 +412,46 @@ mod tests {
                 Segments::compile(p).is_none(),
                 "{p} should fall back to the regex engine"
             );
+        }
+    }
+
+    /// Runs are scanned 16 bytes at a time, then the last 16 bytes before the window's end
+    /// again: every run length around those edges, bounded or not, in haystacks shorter and
+    /// longer than a chunk, ends where the regex engine says.
+    #[test]
+    fn runs_of_every_length_agree_across_chunk_edges() {
+        let patterns = [
+            r"^(?P<a>[\w\.]+) (?P<b>[^\]]*)\]$",
+            r"^(?P<a>[a-z\._]{3,20})(?P<b>[\d\-]+) ",
+            r"^(?P<a>\S{0,17})(?P<b> +)(?P<c>[^\] ]+)",
+            r"^(?P<a>[a-z]{2,33})(?P<b>[0-9]{1,2})",
+        ];
+        let fills: [&[u8]; 5] = [b"a", b"a.b_9", b"12-3", b"z", b"]"];
+        for p in patterns {
+            let fast = Segments::compile(p).unwrap_or_else(|| panic!("{p} should compile"));
+            let re = Regex::new(p).unwrap();
+            let mut spans = Spans::new();
+            for first in 0..40 {
+                for second in 0..40 {
+                    for (f1, f2) in fills.iter().zip(fills.iter().rev()) {
+                        let mut line: Vec<u8> = f1.iter().copied().cycle().take(first).collect();
+                        line.push(b' ');
+                        line.extend(f2.iter().copied().cycle().take(second));
+                        line.push(b']');
+                        for cut in [line.len(), line.len() - 1, first, first / 2] {
+                            let hay = &line[..cut];
+                            let want = reference(&re, hay);
+                            let got = fast.captures(hay, &mut spans).then(|| spans.clone());
+                            assert_eq!(
+                                got,
+                                want,
+                                "pattern {p}\nline {:?}",
+                                String::from_utf8_lossy(hay)
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
