@@ -5,8 +5,10 @@
 //!
 //! x86-64 uses SSE2, which every x86-64 CPU has, so there is no runtime detection; other
 //! targets get the same operations written byte by byte, which the compiler vectorises where it
-//! can. This module's one `unsafe` block is the unaligned load; `fuzz/checks.rs` (`str_json`)
-//! compares every operation with its one-byte definition on fuzzed input.
+//! can. Rust makes each SSE2 intrinsic `unsafe` to call (sound here: x86-64 guarantees SSE2);
+//! the only ones that touch memory are the unaligned load and the store in `to_bytes`.
+//! `fuzz/checks.rs` (`str_json`) compares every operation with its byte-by-byte definition on
+//! fuzzed input.
 
 /// Sixteen bytes, or a lane mask (each byte 0x00 or 0xFF) computed from them.
 #[derive(Clone, Copy)]
