@@ -35,7 +35,7 @@ fn escape_marks(v: u64) -> u64 {
     control | has_zero(v ^ (LO * b'"' as u64)) | has_zero(v ^ (LO * b'\\' as u64))
 }
 
-/// One bit per byte of `chunk` that needs escaping: `"`, `\\` and controls.
+/// One bit per byte of `chunk` that needs escaping: `"`, `\` and controls.
 #[inline(always)]
 fn escape_chunk(chunk: Chunk) -> u32 {
     chunk
