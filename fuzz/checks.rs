@@ -202,9 +202,10 @@ fn simd_chunks(data: &[u8]) {
         let (lo, hi) = (w[0], w[15]);
         assert_eq!(c.eq(lo).bits(), bits(w, &|b| b == lo));
         assert_eq!(c.at_most(hi).bits(), bits(w, &|b| b <= hi));
+        let (a, z) = (lo.min(hi), lo.max(hi));
         assert_eq!(
-            c.in_range(lo, hi).bits(),
-            bits(w, &|b| (lo..=hi).contains(&b))
+            c.in_span(Chunk::splat(a), Chunk::splat(z - a)).bits(),
+            bits(w, &|b| (a..=z).contains(&b))
         );
         assert_eq!(
             c.eq(lo).or(c.at_most(hi)).bits(),
