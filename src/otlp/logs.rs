@@ -183,6 +183,17 @@ impl Decoder<'_> {
     }
 
     fn record(&self, s: usize, e: usize, r: &mut LogRecord) -> Result<(), DecodeError> {
+        // Counted first, so that the attributes take one allocation of their size plus room for
+        // one that a processor adds (`log_transform`'s `log.level`). Pushed one by one they grew
+        // to four, and that one more attribute moved all four to a new allocation.
+        let mut attributes = 0;
+        let mut f = self.fields(s, e);
+        while let Some((field, _)) = f.next_field()? {
+            attributes += usize::from(field == 6);
+        }
+        if attributes > 0 {
+            r.attributes.reserve_exact(attributes + 1);
+        }
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {

@@ -1,6 +1,8 @@
 //! [`Batch`]: what flows through a pipeline, and how batches are merged and cut. Logs are the
 //! data model (processors work on them); traces and metrics are validated OTLP bytes.
 
+use std::collections::VecDeque;
+
 use crate::model::{LogBatch, Signal};
 
 /// What flows through a pipeline: logs as the data model (processors work on them), traces
@@ -75,5 +77,178 @@ impl Batch {
             Batch::Logs(b) => Batch::Logs(b.split_to(n)),
             Batch::Raw(r) => Batch::Raw(r.split_to(n)),
         }
+    }
+
+    /// Makes room for `additional` more items, so that appends up to it move nothing twice.
+    fn reserve(&mut self, additional: usize) {
+        match self {
+            Batch::Logs(b) => b.records.reserve_exact(additional),
+            // Entries are one per resource, not per item: how many is not known here.
+            Batch::Raw(_) => {}
+        }
+    }
+}
+
+/// Batches of one signal waiting to be sent together, kept apart until they are taken.
+///
+/// Appending each request's records to one growing `Vec` moved every record again at each
+/// doubling (a batch of 8,192 200-byte records moved 2.5 MB more than it held, and took fresh
+/// pages from the allocator each time): 6% of a decoded OTLP pipeline's time. Kept apart, the
+/// parts are joined once, into room reserved for exactly what is taken.
+#[derive(Debug)]
+pub struct Pending {
+    signal: Signal,
+    parts: VecDeque<Batch>,
+    len: usize,
+}
+
+impl Pending {
+    pub fn new(signal: Signal) -> Pending {
+        Pending {
+            signal,
+            parts: VecDeque::new(),
+            len: 0,
+        }
+    }
+
+    /// Items held, over all parts.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `batch` after the others; a batch of another signal is handed back untouched.
+    pub fn push(&mut self, batch: Batch) -> Result<(), Batch> {
+        if batch.signal() != self.signal {
+            return Err(batch);
+        }
+        if !batch.is_empty() {
+            self.len += batch.len();
+            self.parts.push_back(batch);
+        }
+        Ok(())
+    }
+
+    /// Takes the first `n` items (all, if fewer are held) as one batch, cut as
+    /// [`Batch::split_to`] cuts: traces and metrics between resources or scopes, so the part
+    /// taken can hold a few more or fewer than `n`.
+    pub fn take(&mut self, n: usize) -> Batch {
+        let Some(mut out) = self.parts.pop_front() else {
+            return Batch::empty(self.signal);
+        };
+        if out.len() > n {
+            let head = out.split_to(n);
+            self.parts.push_front(out);
+            self.len -= head.len();
+            return head;
+        }
+        // The first part's buffer is kept and grown once, to all that is taken.
+        out.reserve(n.min(self.len) - out.len());
+        while out.len() < n {
+            let Some(mut part) = self.parts.pop_front() else {
+                break;
+            };
+            let head = if out.len() + part.len() <= n {
+                part
+            } else {
+                let head = part.split_to(n - out.len());
+                if !part.is_empty() {
+                    self.parts.push_front(part);
+                }
+                head
+            };
+            let appended = out.append(head);
+            debug_assert!(
+                appended.is_ok(),
+                "every part was checked to be of this signal"
+            );
+        }
+        self.len -= out.len();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LogRecord, Origin, Value};
+
+    fn logs(from: i64, n: usize) -> Batch {
+        Batch::Logs(LogBatch {
+            origins: vec![Origin::default()],
+            records: (from..from + n as i64)
+                .map(|i| LogRecord {
+                    body: Value::Int(i),
+                    ..Default::default()
+                })
+                .collect(),
+        })
+    }
+
+    fn bodies(b: &Batch) -> Vec<i64> {
+        let Batch::Logs(b) = b else { return vec![] };
+        b.records
+            .iter()
+            .map(|r| match r.body {
+                Value::Int(i) => i,
+                _ => -1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_are_taken_in_order_and_cut_where_asked() {
+        let mut p = Pending::new(Signal::Logs);
+        for (from, n) in [(0, 3), (3, 4), (7, 2)] {
+            p.push(logs(from, n)).unwrap();
+        }
+        assert_eq!(p.len(), 9);
+        let first = p.take(5);
+        assert_eq!(bodies(&first), [0, 1, 2, 3, 4]);
+        assert_eq!(p.len(), 4);
+        let second = p.take(2);
+        assert_eq!(bodies(&second), [5, 6]);
+        let rest = p.take(100);
+        assert_eq!(bodies(&rest), [7, 8]);
+        assert!(p.is_empty());
+        assert!(p.take(1).is_empty());
+    }
+
+    #[test]
+    fn a_take_allocates_once_for_exactly_what_it_holds() {
+        let mut p = Pending::new(Signal::Logs);
+        for i in 0..10 {
+            p.push(logs(i * 100, 100)).unwrap();
+        }
+        let Batch::Logs(taken) = p.take(750) else {
+            panic!("logs in, logs out")
+        };
+        assert_eq!(taken.records.len(), 750);
+        assert_eq!(
+            taken.records.capacity(),
+            750,
+            "no doubling past what is taken"
+        );
+        assert_eq!(taken.origins.len(), 8, "each part's origin comes along");
+        assert!(
+            taken
+                .records
+                .iter()
+                .all(|r| (r.origin as usize) < taken.origins.len())
+        );
+        assert_eq!(p.len(), 250);
+    }
+
+    #[test]
+    fn another_signal_is_handed_back_and_empty_batches_are_not_kept() {
+        let mut p = Pending::new(Signal::Logs);
+        let spans = Batch::empty(Signal::Traces);
+        assert_eq!(p.push(spans.clone()), Err(spans));
+        p.push(logs(0, 0)).unwrap();
+        assert!(p.is_empty());
+        assert_eq!(p.parts.len(), 0);
     }
 }

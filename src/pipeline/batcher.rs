@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::ack::{Ack, Acks};
 use super::queue::{self, Reservation};
 use crate::pipeline::Batch;
+use crate::pipeline::batch::Pending;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{Counter, Gauge, Registry};
 
@@ -188,7 +189,7 @@ pub fn stage(
 /// Records waiting under one key, with the room and the acknowledgement shares that go with
 /// them. Each share is held with the number of its request's records still here.
 struct Group {
-    batch: Batch,
+    batch: Pending,
     rooms: Vec<Reservation>,
     acks: VecDeque<(Ack, usize)>,
     deadline: Instant,
@@ -213,7 +214,7 @@ enum Trigger {
 impl Group {
     /// Takes the first `n` records (or all) with their room and the shares of their requests.
     fn take(&mut self, n: usize) -> (Batch, Vec<Reservation>, Acks) {
-        let batch = self.batch.split_to(n);
+        let batch = self.batch.take(n);
         let n = batch.len();
         let rooms = self.rooms.iter_mut().map(|r| r.split(n)).collect();
         let mut acks = Acks::default();
@@ -303,12 +304,12 @@ impl Batcher {
         let timeout = s.timeout;
         let signal = batch.signal();
         let group = groups.entry(key.clone()).or_insert_with(|| Group {
-            batch: Batch::empty(signal),
+            batch: Pending::new(signal),
             rooms: Vec::new(),
             acks: VecDeque::new(),
             deadline: Instant::now() + timeout,
         });
-        if group.batch.append(batch).is_err() {
+        if group.batch.push(batch).is_err() {
             // Unreachable: a pipeline carries one signal. Refusing is the safe reading.
             ack.fail();
             return;
