@@ -24,6 +24,9 @@ pub const MAX_DEPTH: usize = 32;
 pub const MIN_BYTES_PER_ITEM: usize = 8;
 pub const FREE_ITEMS: usize = 4096;
 
+/// The key byte of `LogRecord.attributes`: field 6, length-delimited.
+const ATTRIBUTE_KEY: u8 = 6 << 3 | 2;
+
 /// Refuses `items` records and scopes in a request of `bytes` (see [`MIN_BYTES_PER_ITEM`]).
 pub fn check_density(items: usize, bytes: usize) -> Result<(), DecodeError> {
     if items > FREE_ITEMS.max(bytes / MIN_BYTES_PER_ITEM) {
@@ -183,17 +186,6 @@ impl Decoder<'_> {
     }
 
     fn record(&self, s: usize, e: usize, r: &mut LogRecord) -> Result<(), DecodeError> {
-        // Counted first, so that the attributes take one allocation of their size plus room for
-        // one that a processor adds (`log_transform`'s `log.level`). Pushed one by one they grew
-        // to four, and that one more attribute moved all four to a new allocation.
-        let mut attributes = 0;
-        let mut f = self.fields(s, e);
-        while let Some((field, _)) = f.next_field()? {
-            attributes += usize::from(field == 6);
-        }
-        if attributes > 0 {
-            r.attributes.reserve_exact(attributes + 1);
-        }
         let mut f = self.fields(s, e);
         while let Some((field, wire)) = f.next_field()? {
             match (field, wire) {
@@ -202,7 +194,17 @@ impl Decoder<'_> {
                 (2, Wire::Varint(n)) => r.severity_number = u8::try_from(n).unwrap_or(0),
                 (3, Wire::Len(s, e)) => r.severity_text = self.str("severity_text", s, e)?,
                 (5, Wire::Len(s, e)) => r.body = self.any_value(s, e, 1)?,
-                (6, Wire::Len(s, e)) => r.attributes.push(self.key_value(s, e, 0)?),
+                (6, Wire::Len(s, e)) => {
+                    if r.attributes.capacity() == 0 {
+                        // Sized once: the attributes written together, and room for one that a
+                        // processor adds (`log_transform`'s `log.level`). Pushed one by one
+                        // they grew to four, and that one more moved all four to a new
+                        // allocation. One more than the attributes: never more than pushing
+                        // gives them, but for a count of exactly four (or eight...).
+                        r.attributes.reserve_exact(2 + f.run_of(ATTRIBUTE_KEY));
+                    }
+                    r.attributes.push(self.key_value(s, e, 0)?)
+                }
                 (7, Wire::Varint(n)) => r.dropped_attributes_count = n as u32,
                 (8, Wire::Fixed32(n)) => r.flags = n,
                 (9, Wire::Len(s, e)) => r.trace_id = self.id("trace_id", s, e)?,

@@ -235,3 +235,54 @@ fn invalid_utf8_and_bad_id_lengths_say_what_was_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn attributes_get_one_allocation_with_room_for_one_more() {
+    let record = |attributes: Vec<PKeyValue>| PLogRecord {
+        attributes,
+        body: any(s("body")),
+        ..Default::default()
+    };
+    let four: Vec<_> = (0..4).map(|i| kv(&format!("k{i}"), s("v"))).collect();
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record(four), record(vec![])],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let b = decode(&Bytes::from(req.encode_to_vec())).unwrap();
+    let r = &b.records;
+    assert_eq!((r[0].attributes.len(), r[0].attributes.capacity()), (4, 5));
+    assert_eq!(
+        r[1].attributes.capacity(),
+        0,
+        "no attributes, no allocation"
+    );
+}
+
+#[test]
+fn attributes_written_apart_are_all_kept_in_order() {
+    use crate::otlp::wire::put_bytes_field;
+    // A record whose body sits between its first attribute and the other two.
+    let attr = |k: &str| kv(k, s("v")).encode_to_vec();
+    let mut rec = Vec::new();
+    put_bytes_field(&mut rec, 6, &attr("a"));
+    put_bytes_field(&mut rec, 5, &any(s("body")).unwrap().encode_to_vec());
+    put_bytes_field(&mut rec, 6, &attr("b"));
+    put_bytes_field(&mut rec, 6, &attr("c"));
+    let (mut scope, mut resource, mut req) = (Vec::new(), Vec::new(), Vec::new());
+    put_bytes_field(&mut scope, 2, &rec);
+    put_bytes_field(&mut resource, 2, &scope);
+    put_bytes_field(&mut req, 1, &resource);
+    let b = decode(&Bytes::from(req)).unwrap();
+    let keys: Vec<&str> = b.records[0]
+        .attributes
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    assert_eq!(b.records[0].body, Value::Str(Str::from("body")));
+}
