@@ -232,6 +232,16 @@ impl Decoder<'_> {
     }
 
     fn key_value(&self, s: usize, e: usize, depth: usize) -> Result<KeyValue, DecodeError> {
+        if depth < MAX_DEPTH
+            && let Some(kv) = self.plain_key_value(s, e)
+        {
+            return kv;
+        }
+        self.key_value_fields(s, e, depth)
+    }
+
+    /// A `KeyValue` of any shape, field by field.
+    fn key_value_fields(&self, s: usize, e: usize, depth: usize) -> Result<KeyValue, DecodeError> {
         let mut key = Str::default();
         let mut value = Value::Empty;
         let mut f = self.fields(s, e);
@@ -244,6 +254,72 @@ impl Decoder<'_> {
             }
         }
         Ok((key, value))
+    }
+
+    /// An attribute as SDKs write it, read by position: the key, then an `AnyValue` of one
+    /// scalar, each with a one-byte length and nothing else in either message. That is four
+    /// fewer trips through the generic field loop, which cost 150 instructions an attribute.
+    /// `None` for any other shape (or a malformed one), which the generic loop then reads, so
+    /// what is accepted, and every error, stay the same.
+    #[inline(always)]
+    fn plain_key_value(&self, s: usize, e: usize) -> Option<Result<KeyValue, DecodeError>> {
+        const KEY: u8 = 1 << 3 | 2;
+        const VALUE: u8 = 2 << 3 | 2;
+        let b = self.buf.get(s..e)?;
+        let (&KEY, &klen) = (b.first()?, b.get(1)?) else {
+            return None;
+        };
+        let ke = 2 + usize::from(klen);
+        let (&VALUE, &vlen) = (b.get(ke)?, b.get(ke + 1)?) else {
+            return None;
+        };
+        let vs = ke + 2;
+        if klen >= 0x80 || vlen >= 0x80 || vs + usize::from(vlen) != b.len() {
+            return None;
+        }
+        let v = &b[vs..];
+        // A string is made after the key, so that a bad key is the error reported, as in the
+        // generic loop.
+        let mut text = None;
+        let value = match *v.first()? {
+            // string_value: one more one-byte length, filling the AnyValue.
+            0x0a => {
+                let n = usize::from(*v.get(1)?);
+                if n >= 0x80 || 2 + n != v.len() {
+                    return None;
+                }
+                text = Some(s + vs + 2..s + vs + 2 + n);
+                Value::Empty
+            }
+            // bool_value, int_value: a varint filling the AnyValue.
+            tag @ (0x10 | 0x18) => {
+                let mut f = Fields::new(v, 1, v.len());
+                let n = f.next_varint().ok()?;
+                if f.pos() != v.len() {
+                    return None;
+                }
+                if tag == 0x10 {
+                    Value::Bool(n != 0)
+                } else {
+                    Value::Int(n as i64)
+                }
+            }
+            // double_value: fixed64.
+            0x21 => Value::Double(f64::from_bits(u64::from_le_bytes(
+                v.get(1..)?.try_into().ok()?,
+            ))),
+            _ => return None,
+        };
+        let key = match self.str("attribute key", s + 2, s + ke) {
+            Ok(key) => key,
+            Err(err) => return Some(Err(err)),
+        };
+        Some(match text {
+            Some(r) => self
+                .str("string value", r.start, r.end)
+                .map(|t| (key, Value::Str(t))),
+            None => Ok((key, value)),
+        })
     }
 
     /// Inlined where it is read: most values are one scalar field, and a call that returns a

@@ -286,3 +286,70 @@ fn attributes_written_apart_are_all_kept_in_order() {
     assert_eq!(keys, ["a", "b", "c"]);
     assert_eq!(b.records[0].body, Value::Str(Str::from("body")));
 }
+
+#[test]
+fn attributes_read_by_position_match_the_field_loop_on_any_bytes() {
+    // Every scalar kind, lengths either side of the one-byte limit, then random damage: where
+    // the positional reader answers, its answer (value or error) is the field loop's.
+    let long = "k".repeat(130);
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for value in [
+        s("v"),
+        s(""),
+        s(&"x".repeat(125)),
+        s(&"x".repeat(126)),
+        s("caf\u{e9}"),
+        PValue::IntValue(-1),
+        PValue::IntValue(300),
+        PValue::BoolValue(true),
+        PValue::DoubleValue(2.5),
+        PValue::BytesValue(vec![1, 2]),
+    ] {
+        for key in ["http.method", "", long.as_str()] {
+            cases.push(kv(key, value.clone()).encode_to_vec());
+        }
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut compared, mut positional) = (0, 0);
+    for base in cases {
+        for round in 0..400 {
+            let mut b = base.clone();
+            if round > 0 {
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() % b.len().max(1) as u64) as usize;
+                    match next() % 3 {
+                        0 if !b.is_empty() => b[at] = next() as u8,
+                        1 if !b.is_empty() => b.truncate(at),
+                        _ => b.insert(
+                            at.min(b.len()),
+                            [0x0a, 0x12, 0x80, 0xff][next() as usize % 4],
+                        ),
+                    }
+                }
+            }
+            let buf = Bytes::from(b);
+            let d = Decoder {
+                buf: &buf,
+                items: std::cell::Cell::new(0),
+            };
+            let loop_read = d.key_value_fields(0, buf.len(), 0);
+            if let Some(fast) = d.plain_key_value(0, buf.len()) {
+                assert_eq!(fast, loop_read, "{:?}", &buf[..]);
+                positional += 1;
+            }
+            compared += 1;
+        }
+    }
+    // Most damage breaks the shape; what keeps it (a changed byte inside a key or string,
+    // invalid UTF-8 among them) is read by position.
+    assert!(
+        positional >= 300 && positional < compared,
+        "{positional} of {compared} read by position"
+    );
+}
