@@ -84,6 +84,9 @@ impl Str {
     }
 
     /// `bytes[range]` after checking it is UTF-8: copied inline when short, else shared.
+    /// Inlined into decoders, which call it per string: returned through memory, the result
+    /// cost as much as the check.
+    #[inline]
     pub fn from_utf8_slice(
         bytes: &Bytes,
         range: std::ops::Range<usize>,

@@ -279,17 +279,14 @@ impl Decoder<'_> {
         }
         let v = &b[vs..];
         // A string is made after the key, so that a bad key is the error reported, as in the
-        // generic loop.
-        let mut text = None;
+        // generic loop. `None` stands for it until then.
         let value = match *v.first()? {
             // string_value: one more one-byte length, filling the AnyValue.
             0x0a => {
-                let n = usize::from(*v.get(1)?);
-                if n >= 0x80 || 2 + n != v.len() {
+                if usize::from(*v.get(1)?) + 2 != v.len() || v[1] >= 0x80 {
                     return None;
                 }
-                text = Some(s + vs + 2..s + vs + 2 + n);
-                Value::Empty
+                None
             }
             // bool_value, int_value: a varint filling the AnyValue.
             tag @ (0x10 | 0x18) => {
@@ -298,27 +295,27 @@ impl Decoder<'_> {
                 if f.pos() != v.len() {
                     return None;
                 }
-                if tag == 0x10 {
+                Some(if tag == 0x10 {
                     Value::Bool(n != 0)
                 } else {
                     Value::Int(n as i64)
-                }
+                })
             }
             // double_value: fixed64.
-            0x21 => Value::Double(f64::from_bits(u64::from_le_bytes(
+            0x21 => Some(Value::Double(f64::from_bits(u64::from_le_bytes(
                 v.get(1..)?.try_into().ok()?,
-            ))),
+            )))),
             _ => return None,
         };
         let key = match self.str("attribute key", s + 2, s + ke) {
             Ok(key) => key,
             Err(err) => return Some(Err(err)),
         };
-        Some(match text {
-            Some(r) => self
-                .str("string value", r.start, r.end)
+        Some(match value {
+            Some(value) => Ok((key, value)),
+            None => self
+                .str("string value", s + vs + 2, e)
                 .map(|t| (key, Value::Str(t))),
-            None => Ok((key, value)),
         })
     }
 
