@@ -261,6 +261,33 @@ fn attributes_get_one_allocation_with_room_for_one_more() {
         0,
         "no attributes, no allocation"
     );
+
+    // Maps and arrays in values: exactly their size.
+    let map = PValue::KvlistValue(KeyValueList {
+        values: (0..5).map(|i| kv(&format!("m{i}"), s("v"))).collect(),
+    });
+    let array = PValue::ArrayValue(ArrayValue {
+        values: (0..3)
+            .map(|_| AnyValue {
+                value: Some(s("e")),
+            })
+            .collect(),
+    });
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record(vec![kv("map", map), kv("array", array)])],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let b = decode(&Bytes::from(req.encode_to_vec())).unwrap();
+    let a = &b.records[0].attributes;
+    let (Value::Map(m), Value::Array(e)) = (&a[0].1, &a[1].1) else {
+        panic!("{a:?}")
+    };
+    assert_eq!((m.len(), m.capacity(), e.len(), e.capacity()), (5, 5, 3, 3));
 }
 
 #[test]
