@@ -172,11 +172,12 @@ impl Pending {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{LogRecord, Origin, Value};
 
-    fn logs(from: i64, n: usize) -> Batch {
+    /// Logs whose bodies number them `from`, `from + 1`, ...: the batcher's tests use these too.
+    pub(crate) fn logs(from: i64, n: usize) -> Batch {
         Batch::Logs(LogBatch {
             origins: vec![Origin::default()],
             records: (from..from + n as i64)
@@ -188,7 +189,7 @@ mod tests {
         })
     }
 
-    fn bodies(b: &Batch) -> Vec<i64> {
+    pub(crate) fn bodies(b: &Batch) -> Vec<i64> {
         let Batch::Logs(b) = b else { return vec![] };
         b.records
             .iter()

@@ -389,8 +389,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LogBatch, LogRecord, Value};
     use crate::pipeline::ack::{self, AckWait, Delivery};
+    use crate::pipeline::batch::tests::{bodies, logs as records};
     use crate::shutdown;
 
     fn settings(size: usize, max: usize, timeout_ms: u64, keys: &[&'static str]) -> Settings {
@@ -402,29 +402,6 @@ mod tests {
             metadata_cardinality_limit: 2,
             metrics: Metrics::default(),
         }
-    }
-
-    fn records(from: i64, n: usize) -> Batch {
-        Batch::Logs(LogBatch {
-            origins: vec![Default::default()],
-            records: (0..n as i64)
-                .map(|i| LogRecord {
-                    body: Value::Int(from + i),
-                    ..Default::default()
-                })
-                .collect(),
-        })
-    }
-
-    fn bodies(b: &Batch) -> Vec<i64> {
-        let Batch::Logs(b) = b else { return vec![] };
-        b.records
-            .iter()
-            .map(|r| match r.body {
-                Value::Int(i) => i,
-                _ => -1,
-            })
-            .collect()
     }
 
     struct Rig {
