@@ -24,18 +24,21 @@ pub const MAX_DEPTH: usize = 32;
 pub const MIN_BYTES_PER_ITEM: usize = 8;
 pub const FREE_ITEMS: usize = 4096;
 
-/// The key byte of `LogRecord.attributes`: field 6, length-delimited.
-const ATTRIBUTE_KEY: u8 = 6 << 3 | 2;
-/// The key byte of the elements of `ArrayValue` and `KeyValueList`: field 1.
-const ELEMENT_KEY: u8 = 1 << 3 | 2;
+/// Key bytes (field number and wire type 2) of repeated fields: `LogRecord.attributes`,
+/// `Resource.attributes`, `InstrumentationScope.attributes`, and the elements of `ArrayValue`
+/// and `KeyValueList`.
+const RECORD_ATTRIBUTE: u8 = 6 << 3 | 2;
+const RESOURCE_ATTRIBUTE: u8 = 1 << 3 | 2;
+const SCOPE_ATTRIBUTE: u8 = 3 << 3 | 2;
+const ELEMENT: u8 = 1 << 3 | 2;
 
-/// Sizes `attrs` for the run of attributes about to be read (the field just read, keyed `key`,
-/// and the ones right after it), once. Pushed one by one they doubled: an empty attribute is
-/// 2 bytes on the wire and 88 decoded, so doubling took a request of empty attributes from
-/// about 44 times its size to over 80.
-fn sized(attrs: &mut Vec<KeyValue>, f: &Fields<'_>, key: u8) {
+/// Sizes `attrs`, once, for the run of attributes being read (the field just read, keyed `key`,
+/// and the ones right after it) and `spare` more. Pushed one by one they doubled: an empty
+/// attribute is 2 bytes on the wire and 88 decoded, so doubling took a request of empty
+/// attributes from about 44 times its size to over 80.
+fn sized(attrs: &mut Vec<KeyValue>, f: &Fields<'_>, key: u8, spare: usize) {
     if attrs.capacity() == 0 {
-        attrs.reserve_exact(1 + f.run_of(key));
+        attrs.reserve_exact(1 + f.run_of(key) + spare);
     }
 }
 
@@ -96,7 +99,7 @@ impl Decoder<'_> {
                     while let Some((field, wire)) = r.next_field()? {
                         match (field, wire) {
                             (1, Wire::Len(s, e)) => {
-                                sized(&mut resource, &r, 1 << 3 | 2);
+                                sized(&mut resource, &r, RESOURCE_ATTRIBUTE, 0);
                                 resource.push(self.key_value(s, e, 0)?)
                             }
                             (2, Wire::Varint(n)) => {
@@ -157,7 +160,7 @@ impl Decoder<'_> {
                                 origin.scope_version = self.str("scope.version", s, e)?
                             }
                             (3, Wire::Len(s, e)) => {
-                                sized(&mut scope_attributes, &sc, 3 << 3 | 2);
+                                sized(&mut scope_attributes, &sc, SCOPE_ATTRIBUTE, 0);
                                 scope_attributes.push(self.key_value(s, e, 0)?)
                             }
                             (4, Wire::Varint(n)) => {
@@ -213,14 +216,11 @@ impl Decoder<'_> {
                 (3, Wire::Len(s, e)) => r.severity_text = self.str("severity_text", s, e)?,
                 (5, Wire::Len(s, e)) => set(&mut r.body, self.any_value(s, e, 1)?),
                 (6, Wire::Len(s, e)) => {
-                    if r.attributes.capacity() == 0 {
-                        // Sized once: the attributes written together, and room for one that a
-                        // processor adds (`log_transform`'s `log.level`). Pushed one by one
-                        // they grew to four, and that one more moved all four to a new
-                        // allocation. One more than the attributes: never more than pushing
-                        // gives them, but for a count of exactly four (or eight...).
-                        r.attributes.reserve_exact(2 + f.run_of(ATTRIBUTE_KEY));
-                    }
+                    // With room for one that a processor adds (`log_transform`'s `log.level`):
+                    // pushed one by one they grew to four, and that one more moved all four to
+                    // a new allocation. Never more room than pushing gives, but for a count of
+                    // exactly four (or eight...).
+                    sized(&mut r.attributes, &f, RECORD_ATTRIBUTE, 1);
                     r.attributes.push(self.key_value(s, e, 0)?)
                 }
                 (7, Wire::Varint(n)) => r.dropped_attributes_count = n as u32,
@@ -368,7 +368,7 @@ impl Decoder<'_> {
     #[inline(never)]
     fn array(&self, s: usize, e: usize, depth: usize) -> Result<Value, DecodeError> {
         let mut a = self.fields(s, e);
-        let mut items = Vec::with_capacity(a.run_of(ELEMENT_KEY));
+        let mut items = Vec::with_capacity(a.run_of(ELEMENT));
         while let Some((field, wire)) = a.next_field()? {
             match (field, wire) {
                 (1, Wire::Len(s, e)) => items.push(self.any_value(s, e, depth + 1)?),
@@ -382,7 +382,7 @@ impl Decoder<'_> {
     #[inline(never)]
     fn kvlist(&self, s: usize, e: usize, depth: usize) -> Result<Value, DecodeError> {
         let mut m = self.fields(s, e);
-        let mut kvs = Vec::with_capacity(m.run_of(ELEMENT_KEY));
+        let mut kvs = Vec::with_capacity(m.run_of(ELEMENT));
         while let Some((field, wire)) = m.next_field()? {
             match (field, wire) {
                 (1, Wire::Len(s, e)) => kvs.push(self.key_value(s, e, depth)?),
