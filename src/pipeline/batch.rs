@@ -141,7 +141,11 @@ impl Pending {
         };
         if out.len() > n {
             let head = out.split_to(n);
-            self.parts.push_front(out);
+            // A metrics scope larger than `n` leaves as a whole: keep no empty part behind,
+            // as `push` keeps none.
+            if !out.is_empty() {
+                self.parts.push_front(out);
+            }
             self.len -= head.len();
             return head;
         }
