@@ -18,19 +18,30 @@ pub struct Str(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// Compile-time and config text (attribute keys): cloned by copying a pointer. The flag
-    /// records, once, whether it can be written into JSON without escaping.
-    Static(&'static str, bool),
+    /// Compile-time and config text (attribute keys): cloned by copying a pointer.
+    Static(&'static str),
+    /// The same, known once to need no escaping in JSON. A variant rather than a `bool`
+    /// field, which would be a byte beside the tag (see `Inline`).
+    StaticJsonSafe(&'static str),
     Shared(Bytes),
     /// Held as words rather than a byte array: built from word loads, the value stays in
     /// registers and is stored once where it lands (a `Vec` slot). A byte array is assembled in
     /// a stack temporary and copied on with wider loads than the stores that filled it, which
     /// stalls on store forwarding for every captured field.
+    ///
+    /// `len` is 32 bits wide, not 8, so that nothing but the tag is a lone byte: a Str moved
+    /// through a temporary (a `Result` handed back) is copied in word-sized pieces, and a
+    /// piece that reads a byte stored on its own (a `u8` length beside the tag) stalls on
+    /// store forwarding. Decoding paid that for every string.
     Inline {
-        len: u8,
+        len: u32,
         words: [u64; Str::INLINE / 8],
     },
 }
+
+// What a record and each attribute cost (README's memory bound) depends on this staying 40
+// bytes: the wider `len` must fit beside the tag, not after it.
+const _: () = assert!(std::mem::size_of::<Str>() == 40);
 
 impl Default for Str {
     fn default() -> Self {
@@ -56,14 +67,18 @@ impl Str {
             }
             i += 1;
         }
-        Str(Repr::Static(s, json_safe))
+        if json_safe {
+            Str(Repr::StaticJsonSafe(s))
+        } else {
+            Str(Repr::Static(s))
+        }
     }
 
     /// Static text that needs no JSON escaping (attribute keys, mostly), so encoders can skip
     /// scanning it for every record.
     pub fn static_json_safe(&self) -> Option<&'static str> {
         match self.0 {
-            Repr::Static(s, true) => Some(s),
+            Repr::StaticJsonSafe(s) => Some(s),
             _ => None,
         }
     }
@@ -84,24 +99,53 @@ impl Str {
     }
 
     /// `bytes[range]` after checking it is UTF-8: copied inline when short, else shared.
-    /// Inlined into decoders, which call it per string: returned through memory, the result
-    /// cost as much as the check.
-    #[inline]
+    ///
+    /// The short ASCII case (most keys and values) is always inlined into decoders, which call
+    /// it per string, so the result is built in registers and stored once where it lands.
+    /// Returned through memory, it was read back with wider loads than the byte stores that
+    /// wrote its tag and length, which stalls on store forwarding for every string.
+    #[inline(always)]
     pub fn from_utf8_slice(
+        bytes: &Bytes,
+        range: std::ops::Range<usize>,
+    ) -> Result<Self, std::str::Utf8Error> {
+        match Str::short_ascii(bytes, range.clone()) {
+            Some(s) => Ok(s),
+            None => Str::from_utf8_slice_checked(bytes, range),
+        }
+    }
+
+    /// `bytes[range]` held inline, when it is at most [`Str::INLINE`] bytes of ASCII (valid
+    /// UTF-8, checked on the words already loaded); `None` otherwise, also for a range outside
+    /// `bytes`. For callers that store the text straight where it lands and take any other
+    /// text through [`Str::from_utf8_slice`].
+    #[inline(always)]
+    pub fn short_ascii(bytes: &[u8], range: std::ops::Range<usize>) -> Option<Str> {
+        let len = range.end.wrapping_sub(range.start);
+        if range.start <= range.end && range.end <= bytes.len() && len <= Str::INLINE {
+            let words = inline_words(bytes, range.start, len);
+            if ascii_prefix(&words, len) {
+                return Some(Str(Repr::Inline {
+                    len: len as u32,
+                    words,
+                }));
+            }
+        }
+        None
+    }
+
+    /// [`Str::from_utf8_slice`] for text that is long or not ASCII.
+    #[inline(never)]
+    fn from_utf8_slice_checked(
         bytes: &Bytes,
         range: std::ops::Range<usize>,
     ) -> Result<Self, std::str::Utf8Error> {
         let part = &bytes[range.clone()];
         if part.len() <= Str::INLINE {
-            let words = inline_words(bytes, range.start, part.len());
-            // ASCII (most keys and values) is valid UTF-8: checked on the words already loaded,
-            // without a call.
-            if !ascii_prefix(&words, part.len()) {
-                std::str::from_utf8(part)?;
-            }
+            std::str::from_utf8(part)?;
             return Ok(Str(Repr::Inline {
-                len: part.len() as u8,
-                words,
+                len: part.len() as u32,
+                words: inline_words(bytes, range.start, part.len()),
             }));
         }
         // Bodies and messages a little past INLINE: one vectorised OR answers for ASCII,
@@ -117,7 +161,7 @@ impl Str {
     pub fn copied(s: &str) -> Self {
         if s.len() <= Str::INLINE {
             return Str(Repr::Inline {
-                len: s.len() as u8,
+                len: s.len() as u32,
                 words: inline_words(s.as_bytes(), 0, s.len()),
             });
         }
@@ -143,7 +187,7 @@ impl Str {
 
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Static(s, _) => s.as_bytes(),
+            Repr::Static(s) | Repr::StaticJsonSafe(s) => s.as_bytes(),
             Repr::Shared(b) => b,
             // SAFETY: the words are plain bytes in memory; `len` is at most INLINE.
             Repr::Inline { len, words } => unsafe {
@@ -154,7 +198,10 @@ impl Str {
 
     /// Whether this text is a view into a shared buffer (as opposed to held inline).
     pub fn is_shared(&self) -> bool {
-        matches!(self.0, Repr::Shared(_) | Repr::Static(..))
+        matches!(
+            self.0,
+            Repr::Shared(_) | Repr::Static(_) | Repr::StaticJsonSafe(_)
+        )
     }
 
     /// A sub-slice: short ones are copied inline, longer ones share the same buffer.
@@ -169,13 +216,13 @@ impl Str {
         let part = &bytes[range.clone()];
         if part.len() <= Str::INLINE {
             return Str(Repr::Inline {
-                len: part.len() as u8,
+                len: part.len() as u32,
                 words: inline_words(bytes, range.start, part.len()),
             });
         }
         match &self.0 {
             Repr::Shared(b) => Str(Repr::Shared(b.slice(range))),
-            Repr::Static(s, _) => Str::from_static(&s[range]),
+            Repr::Static(s) | Repr::StaticJsonSafe(s) => Str::from_static(&s[range]),
             // Unreachable: inline text is never longer than INLINE.
             Repr::Inline { .. } => Str(Repr::Shared(Bytes::copy_from_slice(part))),
         }

@@ -366,7 +366,10 @@ fn attributes_read_by_position_match_the_field_loop_on_any_bytes() {
                 items: std::cell::Cell::new(0),
             };
             let loop_read = d.key_value_fields(0, buf.len(), 0);
-            if let Some(fast) = d.plain_key_value(0, buf.len()) {
+            let mut slot = std::mem::MaybeUninit::uninit();
+            if let Some(fast) = d.plain_key_value(0, buf.len(), &mut slot) {
+                // SAFETY: `Some(Ok(()))` says the slot was written.
+                let fast = fast.map(|()| unsafe { slot.assume_init() });
                 assert_eq!(fast, loop_read, "{:?}", &buf[..]);
                 positional += 1;
             }
