@@ -134,8 +134,21 @@ impl Str {
         None
     }
 
-    /// [`Str::from_utf8_slice`] for text that is long or not ASCII.
+    /// [`Str::from_utf8_slice`] into `dst`, for text that is long or not ASCII. Stored by the
+    /// callee where it lands: returned through memory, it was copied on right after it was
+    /// written, which stalls on store forwarding. `dst` is unchanged on an error.
     #[inline(never)]
+    pub fn assign_utf8_slice(
+        dst: &mut Str,
+        bytes: &Bytes,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), std::str::Utf8Error> {
+        *dst = Str::from_utf8_slice_checked(bytes, range)?;
+        Ok(())
+    }
+
+    /// [`Str::from_utf8_slice`] for text that is long or not ASCII.
+    #[inline]
     fn from_utf8_slice_checked(
         bytes: &Bytes,
         range: std::ops::Range<usize>,

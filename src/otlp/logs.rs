@@ -89,6 +89,28 @@ impl Decoder<'_> {
         })
     }
 
+    /// Stores the text at `s..e` in `dst`, built where it lands: short ASCII apart from the
+    /// general case, which merged with it into one `Result` went through a stack temporary.
+    #[inline(always)]
+    fn set_str(
+        &self,
+        what: &'static str,
+        s: usize,
+        e: usize,
+        dst: &mut Str,
+    ) -> Result<(), DecodeError> {
+        match Str::short_ascii(self.buf, s..e) {
+            Some(text) => {
+                *dst = text;
+                Ok(())
+            }
+            None => Str::assign_utf8_slice(dst, self.buf, s..e).map_err(|err| DecodeError::Utf8 {
+                what,
+                at: s + err.valid_up_to(),
+            }),
+        }
+    }
+
     fn resource_logs(&self, s: usize, e: usize, batch: &mut LogBatch) -> Result<(), DecodeError> {
         // Fields may come in any order: take the resource first, then the scopes under it.
         let mut origin = Origin::default();
@@ -216,8 +238,10 @@ impl Decoder<'_> {
                 (1, Wire::Fixed64(t)) => r.time_unix_nano = t,
                 (11, Wire::Fixed64(t)) => r.observed_time_unix_nano = t,
                 (2, Wire::Varint(n)) => r.severity_number = u8::try_from(n).unwrap_or(0),
-                (3, Wire::Len(s, e)) => r.severity_text = self.str("severity_text", s, e)?,
-                (5, Wire::Len(s, e)) => set(&mut r.body, self.any_value(s, e, 1)?),
+                (3, Wire::Len(s, e)) => {
+                    self.set_str("severity_text", s, e, &mut r.severity_text)?
+                }
+                (5, Wire::Len(s, e)) => self.set_body(s, e, &mut r.body)?,
                 (6, Wire::Len(s, e)) => {
                     // With room for one that a processor adds (`log_transform`'s `log.level`):
                     // pushed one by one they grew to four, and that one more moved all four to
@@ -230,10 +254,27 @@ impl Decoder<'_> {
                 (8, Wire::Fixed32(n)) => r.flags = n,
                 (9, Wire::Len(s, e)) => self.id("trace_id", s, e, &mut r.trace_id)?,
                 (10, Wire::Len(s, e)) => self.id("span_id", s, e, &mut r.span_id)?,
-                (12, Wire::Len(s, e)) => r.event_name = self.str("event_name", s, e)?,
+                (12, Wire::Len(s, e)) => self.set_str("event_name", s, e, &mut r.event_name)?,
                 (1..=3 | 5..=12, w) => return Err(wrong(field, w, s)),
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Stores the body at `s..e` in `body`. Most bodies are one string: that is stored where
+    /// it lands (see [`Decoder::set_str`]); anything else is read by `any_value`.
+    #[inline(always)]
+    fn set_body(&self, s: usize, e: usize, body: &mut Value) -> Result<(), DecodeError> {
+        let Some(text) = plain_string(self.buf, s, e) else {
+            set(body, self.any_value(s, e, 1)?);
+            return Ok(());
+        };
+        if !matches!(body, Value::Str(_)) {
+            set(body, Value::Str(Str::default()));
+        }
+        if let Value::Str(dst) = body {
+            self.set_str("string value", text.start, e, dst)?;
         }
         Ok(())
     }
@@ -452,6 +493,28 @@ impl Decoder<'_> {
         }
         Ok(Value::Map(kvs))
     }
+}
+
+/// Where the text is when the `AnyValue` at `s..e` holds one string and nothing else, written
+/// as SDKs write it (a one- or two-byte length); `None` for anything else, which
+/// `Decoder::any_value` then reads.
+#[inline(always)]
+fn plain_string(buf: &[u8], s: usize, e: usize) -> Option<std::ops::Range<usize>> {
+    const STRING: u8 = 1 << 3 | 2;
+    let b = buf.get(s..e)?;
+    let (&STRING, &l0) = (b.first()?, b.get(1)?) else {
+        return None;
+    };
+    let (len, at) = if l0 < 0x80 {
+        (usize::from(l0), 2)
+    } else {
+        let l1 = *b.get(2)?;
+        if l1 >= 0x80 {
+            return None;
+        }
+        (usize::from(l0 & 0x7f) | usize::from(l1) << 7, 3)
+    };
+    (at + len == b.len()).then(|| s + at..e)
 }
 
 /// Stores `new` in `slot`. A field is most often set once, over the `Empty` it started as:

@@ -69,7 +69,9 @@ impl<'a> Fields<'a> {
         self.varint()
     }
 
-    /// Keys, lengths and most small numbers are one byte: that case is inline.
+    /// Keys, lengths and most small numbers are one byte, and the lengths of log records and
+    /// bodies (up to 16 KiB) two: those cases are inline. Out of line, the result came back
+    /// through memory and was read right after the callee wrote it, for every record.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {
         match self.data.get(self.pos) {
@@ -77,7 +79,13 @@ impl<'a> Fields<'a> {
                 self.pos += 1;
                 Ok(u64::from(b))
             }
-            Some(_) => self.varint_slow(),
+            Some(&b) => match self.data.get(self.pos + 1) {
+                Some(&c) if c < 0x80 => {
+                    self.pos += 2;
+                    Ok(u64::from(b & 0x7f) | u64::from(c) << 7)
+                }
+                _ => self.varint_slow(),
+            },
             None => Err(DecodeError::Truncated(self.pos)),
         }
     }

@@ -336,45 +336,22 @@ fn attributes_read_by_position_match_the_field_loop_on_any_bytes() {
             cases.push(kv(key, value.clone()).encode_to_vec());
         }
     }
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
     let (mut compared, mut positional) = (0, 0);
-    for base in cases {
-        for round in 0..400 {
-            let mut b = base.clone();
-            if round > 0 {
-                for _ in 0..1 + next() % 3 {
-                    let at = (next() % b.len().max(1) as u64) as usize;
-                    match next() % 3 {
-                        0 if !b.is_empty() => b[at] = next() as u8,
-                        1 if !b.is_empty() => b.truncate(at),
-                        _ => b.insert(
-                            at.min(b.len()),
-                            [0x0a, 0x12, 0x80, 0xff][next() as usize % 4],
-                        ),
-                    }
-                }
-            }
-            let buf = Bytes::from(b);
-            let d = Decoder {
-                buf: &buf,
-                items: std::cell::Cell::new(0),
-            };
-            let loop_read = d.key_value_fields(0, buf.len(), 0);
-            let mut slot = std::mem::MaybeUninit::uninit();
-            if let Some(fast) = d.plain_key_value(0, buf.len(), &mut slot) {
-                // SAFETY: `Some(Ok(()))` says the slot was written.
-                let fast = fast.map(|()| unsafe { slot.assume_init() });
-                assert_eq!(fast, loop_read, "{:?}", &buf[..]);
-                positional += 1;
-            }
-            compared += 1;
+    for b in damaged(&cases, 400) {
+        let buf = Bytes::from(b);
+        let d = Decoder {
+            buf: &buf,
+            items: std::cell::Cell::new(0),
+        };
+        let loop_read = d.key_value_fields(0, buf.len(), 0);
+        let mut slot = std::mem::MaybeUninit::uninit();
+        if let Some(fast) = d.plain_key_value(0, buf.len(), &mut slot) {
+            // SAFETY: `Some(Ok(()))` says the slot was written.
+            let fast = fast.map(|()| unsafe { slot.assume_init() });
+            assert_eq!(fast, loop_read, "{:?}", &buf[..]);
+            positional += 1;
         }
+        compared += 1;
     }
     // Most damage breaks the shape; what keeps it (a changed byte inside a key or string,
     // invalid UTF-8 among them) is read by position.
@@ -382,4 +359,77 @@ fn attributes_read_by_position_match_the_field_loop_on_any_bytes() {
         positional >= 300 && positional < compared,
         "{positional} of {compared} read by position"
     );
+}
+
+/// Each of `cases` as it is, then damaged `rounds - 1` more times (bytes changed, cut short,
+/// inserted), from a fixed seed.
+fn damaged(cases: &[Vec<u8>], rounds: usize) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    cases.iter().flat_map(move |base| {
+        (0..rounds)
+            .map(|round| {
+                let mut b = base.clone();
+                if round > 0 {
+                    for _ in 0..1 + next() % 3 {
+                        let at = (next() % b.len().max(1) as u64) as usize;
+                        match next() % 3 {
+                            0 if !b.is_empty() => b[at] = next() as u8,
+                            1 if !b.is_empty() => b.truncate(at),
+                            _ => b.insert(
+                                at.min(b.len()),
+                                [0x0a, 0x12, 0x80, 0xff][next() as usize % 4],
+                            ),
+                        }
+                    }
+                }
+                b
+            })
+            .collect::<Vec<_>>()
+    })
+}
+
+#[test]
+fn bodies_read_as_one_string_match_the_general_reader_on_any_bytes() {
+    // Strings either side of the inline limit and of the one- and two-byte length limits,
+    // non-ASCII and not UTF-8, other kinds; then damaged. Stored over an empty body and over
+    // one already set, the fast reader's result (value or error) is `any_value`'s.
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for n in [0, 1, 32, 33, 64, 65, 127, 128, 300, 16383, 16384] {
+        cases.push(any(s(&"b".repeat(n))).unwrap().encode_to_vec());
+    }
+    cases.push(any(s("caf\u{e9} au lait")).unwrap().encode_to_vec());
+    cases.push(vec![0x0a, 0x02, 0xc3, 0x28]);
+    cases.push(vec![0x0a, 0x81, 0x00, b'x']);
+    cases.push(any(PValue::IntValue(7)).unwrap().encode_to_vec());
+    let mut two = any(s("first")).unwrap().encode_to_vec();
+    two.extend(any(s("second")).unwrap().encode_to_vec());
+    cases.push(two);
+    let mut strings = 0;
+    for b in damaged(&cases, 200) {
+        let buf = Bytes::from(b);
+        let d = Decoder {
+            buf: &buf,
+            items: std::cell::Cell::new(0),
+        };
+        let general = d.any_value(0, buf.len(), 1);
+        for before in [Value::Empty, Value::Int(1), Value::Str(Str::from("old"))] {
+            let mut body = before.clone();
+            let fast = d.set_body(0, buf.len(), &mut body).map(|()| body);
+            match (&fast, &general) {
+                (Ok(v), Ok(g)) => assert_eq!(v, g, "{:?}", &buf[..]),
+                (Err(f), Err(g)) => assert_eq!(f, g, "{:?}", &buf[..]),
+                _ => panic!("{fast:?} against {general:?} for {:?}", &buf[..]),
+            }
+        }
+        strings += usize::from(plain_string(&buf, 0, buf.len()).is_some());
+    }
+    // Most damage breaks the shape (a cut string, a changed length); what keeps it (a changed
+    // byte inside the text, invalid UTF-8 among them) takes the fast path.
+    assert!(strings >= 300, "{strings} read as one string");
 }
