@@ -135,6 +135,19 @@ impl fmt::Debug for Attrs {
     }
 }
 
+/// Pushes what `make` builds, with room made first, so that the push itself has no grow path.
+/// With one, the value is kept in a stack temporary across it and copied on after, reading
+/// with wide loads what narrow stores had just written: a store-forwarding stall per record
+/// or attribute pushed. Built once room is known, it is stored where it lands.
+#[inline(always)]
+pub fn push_in_place<T>(v: &mut Vec<T>, make: impl FnOnce() -> T) {
+    v.reserve(1);
+    // Always true after `reserve`; said again so the compiler drops the grow path.
+    if v.len() < v.capacity() {
+        v.push(make());
+    }
+}
+
 /// Finds an attribute by key.
 pub fn get_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a Value> {
     attrs

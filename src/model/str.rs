@@ -293,15 +293,54 @@ fn inline_words(bytes: &[u8], start: usize, len: usize) -> [u64; Str::INLINE / 8
             }
         }
         None => {
-            let mut buf = [0u8; Str::INLINE];
-            buf[..len].copy_from_slice(&bytes[start..start + len]);
-            let word = |i: usize| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&buf[i * 8..i * 8 + 8]);
-                u64::from_ne_bytes(w)
-            };
-            [word(0), word(1), word(2), word(3)]
+            // Near the end of the buffer (a line's last fields): whole words while eight bytes
+            // remain, the rest from loads that end at the buffer's end. Copied byte-wise into
+            // a stack buffer and read back as words, as before, every such field stalled on
+            // store forwarding.
+            let tail = bytes.get(start..).unwrap_or_default();
+            let mut words = [0u64; Str::INLINE / 8];
+            for (i, w) in words.iter_mut().enumerate() {
+                let at = 8 * i;
+                if at >= len {
+                    break;
+                }
+                *w = match tail.get(at..at + 8) {
+                    Some(b) => le_word(b).to_le(),
+                    None => partial_word(tail, at).to_le(),
+                };
+            }
+            words
         }
+    }
+}
+
+/// Up to eight bytes as a little-endian number (byte `k` in bits `8k..8k + 8`).
+#[inline(always)]
+fn le_word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = b.len().min(8);
+    w[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(w)
+}
+
+/// `tail[at..]`, fewer than eight bytes and at least one, as a little-endian number padded
+/// with zeros, from at most three loads that stay inside `tail`.
+#[inline(always)]
+fn partial_word(tail: &[u8], at: usize) -> u64 {
+    let end = tail.len();
+    let r = end.saturating_sub(at);
+    if end >= 8 {
+        // The eight bytes that end where `tail` does, shifted down past the ones before `at`.
+        le_word(&tail[end - 8..]) >> (8 * (8 - r))
+    } else if r >= 4 {
+        // Two overlapping four-byte loads; the bytes they share are the same.
+        le_word(&tail[at..at + 4]) | le_word(&tail[end - 4..]) << (8 * (r - 4))
+    } else if r > 0 {
+        u64::from(tail[at])
+            | u64::from(tail[at + r / 2]) << (8 * (r / 2))
+            | u64::from(tail[end - 1]) << (8 * (r - 1))
+    } else {
+        0
     }
 }
 
@@ -378,6 +417,25 @@ mod tests {
             let s = Str::copied(text);
             assert_eq!(s.as_str(), text);
             assert_eq!(s.is_shared(), text.len() > Str::INLINE, "{text}");
+        }
+    }
+
+    #[test]
+    fn inline_text_is_exactly_its_bytes_wherever_it_ends_in_the_buffer() {
+        // Every buffer length up to past INLINE, every start and length: text near the end
+        // is read by the tail loads, the rest by whole words.
+        for n in 0..=Str::INLINE + 9 {
+            let buf = Bytes::from((0..n).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+            for start in 0..=n {
+                for len in 0..=(n - start).min(Str::INLINE) {
+                    let s = Str::from_utf8_slice(&buf, start..start + len).unwrap();
+                    assert_eq!(s.as_bytes(), &buf[start..start + len], "{n} {start} {len}");
+                    let line = Str::from_utf8(buf.clone()).unwrap();
+                    // SAFETY: ASCII, so every index is a char boundary.
+                    let part = unsafe { line.slice_unchecked(start..start + len) };
+                    assert_eq!(part.as_bytes(), &buf[start..start + len]);
+                }
+            }
         }
     }
 
