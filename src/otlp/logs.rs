@@ -52,10 +52,7 @@ pub fn check_density(items: usize, bytes: usize) -> Result<(), DecodeError> {
 
 /// Decodes a request. Unknown fields are skipped, as protobuf requires.
 pub fn decode(buf: &Bytes) -> Result<LogBatch, DecodeError> {
-    let d = Decoder {
-        buf,
-        items: std::cell::Cell::new(0),
-    };
+    let d = Decoder::new(buf);
     let mut batch = LogBatch::default();
     let mut f = Fields::new(buf, 0, buf.len());
     while let Some((field, wire)) = f.next_field()? {
@@ -74,7 +71,14 @@ struct Decoder<'a> {
     items: std::cell::Cell<usize>,
 }
 
-impl Decoder<'_> {
+impl<'a> Decoder<'a> {
+    fn new(buf: &'a Bytes) -> Decoder<'a> {
+        Decoder {
+            buf,
+            items: std::cell::Cell::new(0),
+        }
+    }
+
     fn fields(&self, s: usize, e: usize) -> Fields<'_> {
         Fields::new(self.buf, s, e)
     }

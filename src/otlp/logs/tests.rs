@@ -339,10 +339,7 @@ fn attributes_read_by_position_match_the_field_loop_on_any_bytes() {
     let (mut compared, mut positional) = (0, 0);
     for b in damaged(&cases, 400) {
         let buf = Bytes::from(b);
-        let d = Decoder {
-            buf: &buf,
-            items: std::cell::Cell::new(0),
-        };
+        let d = Decoder::new(&buf);
         let loop_read = d.key_value_fields(0, buf.len(), 0);
         let mut slot = std::mem::MaybeUninit::uninit();
         if let Some(fast) = d.plain_key_value(0, buf.len(), &mut slot) {
@@ -413,10 +410,7 @@ fn bodies_read_as_one_string_match_the_general_reader_on_any_bytes() {
     let mut strings = 0;
     for b in damaged(&cases, 200) {
         let buf = Bytes::from(b);
-        let d = Decoder {
-            buf: &buf,
-            items: std::cell::Cell::new(0),
-        };
+        let d = Decoder::new(&buf);
         let general = d.any_value(0, buf.len(), 1);
         for before in [Value::Empty, Value::Int(1), Value::Str(Str::from("old"))] {
             let mut body = before.clone();
