@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::FutureExt;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -183,8 +184,12 @@ where
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let Some(guard) = self.guard.clone() else {
+            // Mapped, not awaited in an async block, which would hold the inner future twice
+            // (captured, then awaited): the receiver's future is kilobytes, and each size
+            // doubling was copied again when boxed and when first polled, 5% of a decoded
+            // OTLP pipeline's time in `memmove`.
             let answer = self.inner.call(req);
-            return Box::pin(async move { answer.await.map(|r| r.map(Either::Left)) });
+            return Box::pin(answer.map(|r| r.map(|r| r.map(Either::Left))));
         };
         let check = guard.auth.authenticate(req.headers());
         // The inner service is called only once the check passed; the clone is the one that

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::Full;
 use hyper::body::Body;
 use hyper::body::Incoming;
@@ -293,8 +294,10 @@ async fn serve_connection<S, H, Fut, B>(
         .layer(AuthLayer(opts.guard.clone()))
         .service(tower::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(Peer(peer));
-            let response = handler(req);
-            async move { Ok::<_, Infallible>(response.await) }
+            // A combinator, not `async move { Ok(response.await) }`: an async block keeps the
+            // future it awaits twice (as captured and as awaited), doubling what every layer
+            // above copies per request (see `layers::Authenticated::call`).
+            handler(req).map(Ok::<_, Infallible>)
         }));
     let service = hyper_util::service::TowerToHyperService::new(service);
     let io = TokioIo::new(stream);
