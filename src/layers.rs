@@ -185,9 +185,9 @@ where
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let Some(guard) = self.guard.clone() else {
             // Mapped, not awaited in an async block, which would hold the inner future twice
-            // (captured, then awaited): the receiver's future is kilobytes, and each size
-            // doubling was copied again when boxed and when first polled, 5% of a decoded
-            // OTLP pipeline's time in `memmove`.
+            // (captured, then awaited): the receiver's future is kilobytes, and the doubled
+            // one was copied when boxed and again when first polled (`memmove` went from 8.0%
+            // to 6.5% of a decoded OTLP pipeline's time with this and `serve_connection`'s).
             let answer = self.inner.call(req);
             return Box::pin(answer.map(|r| r.map(|r| r.map(Either::Left))));
         };

@@ -319,9 +319,7 @@ impl<'a> Decoder<'a> {
         depth: usize,
         out: &mut Vec<KeyValue>,
     ) -> Result<(), DecodeError> {
-        if out.len() == out.capacity() {
-            out.reserve(1);
-        }
+        out.reserve(1);
         // In bounds: room for one was made above.
         let slot = &mut out.spare_capacity_mut()[0];
         let plain = if depth < MAX_DEPTH {
