@@ -148,6 +148,20 @@ pub fn push_in_place<T>(v: &mut Vec<T>, make: impl FnOnce() -> T) {
     }
 }
 
+/// Pushes `(key, Value::Str(value))`, both cloned, with room for exactly it. Each clone is
+/// copied from its original over a default already in the slot: built as a tuple and pushed,
+/// the clones went through stack temporaries in pieces and were read back whole, a
+/// store-forwarding stall per attribute.
+#[inline(always)]
+pub fn push_cloned_text(attrs: &mut Vec<KeyValue>, key: &Str, value: &Str) {
+    attrs.reserve_exact(1);
+    push_in_place(attrs, || (Str::default(), Value::Str(Str::default())));
+    if let Some((k, Value::Str(v))) = attrs.last_mut() {
+        k.clone_from(key);
+        v.clone_from(value);
+    }
+}
+
 /// Finds an attribute by key.
 pub fn get_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a Value> {
     attrs

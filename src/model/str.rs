@@ -13,10 +13,45 @@ use bytes::Bytes;
 /// Sharing a slice of a `Bytes` costs an atomic increment and decrement; for text of up to
 /// [`Str::INLINE`] bytes (most parsed fields: a status, a method, an IP address) copying those
 /// few bytes inline is cheaper and allocates nothing. Longer text is never copied.
-#[derive(Clone)]
 pub struct Str(Repr);
 
-#[derive(Clone)]
+/// Copied as a whole from the original, not rebuilt variant by variant. Rebuilt, the tag
+/// was stored as a lone byte beside the fields, and the clone, moved on through a temporary
+/// (a tuple pushed into a `Vec`), was read back with a wide load across that byte and the
+/// next field: a store-forwarding stall for every key cloned. The original has long been in
+/// memory, so a copy of it forwards.
+impl Clone for Str {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Repr::Shared(b) => Str(Repr::Shared(b.clone())),
+            // SAFETY: every other variant is plain data that owns nothing (a `&'static str`, or
+            // a length and words), so a bitwise copy is a clone and nothing is dropped twice.
+            _ => unsafe { std::ptr::read(self) },
+        }
+    }
+
+    /// Copies `source` straight over `self`, for a clone into a slot already in place (an
+    /// attribute pushed as a default first): a clone returned by value is still moved on
+    /// through temporaries in pieces, and read back whole, which stalls.
+    #[inline(always)]
+    fn clone_from(&mut self, source: &Self) {
+        match &source.0 {
+            Repr::Shared(b) => *self = Str(Repr::Shared(b.clone())),
+            _ => {
+                // SAFETY: the old value is dropped once, in place, and then overwritten
+                // without being read again; `source` owns nothing (as in `clone`), so its
+                // bitwise copy is a clone. Dropping a `Str` cannot panic (`Bytes`'s drop
+                // does not), so `self` is never left dropped but in use.
+                unsafe {
+                    std::ptr::drop_in_place(self);
+                    std::ptr::copy_nonoverlapping(source, self, 1);
+                }
+            }
+        }
+    }
+}
+
 enum Repr {
     /// Compile-time and config text (attribute keys): cloned by copying a pointer.
     Static(&'static str),
@@ -143,7 +178,25 @@ impl Str {
         bytes: &Bytes,
         range: std::ops::Range<usize>,
     ) -> Result<(), std::str::Utf8Error> {
-        *dst = Str::from_utf8_slice_checked(bytes, range)?;
+        let part = &bytes[range.clone()];
+        if part.len() <= Str::INLINE {
+            std::str::from_utf8(part)?;
+            *dst = Str(Repr::Inline {
+                len: part.len() as u32,
+                words: inline_words(bytes, range.start, part.len()),
+            });
+            return Ok(());
+        }
+        if part.len() > 64 || part.iter().fold(0u8, |acc, b| acc | b) >= 0x80 {
+            std::str::from_utf8(part)?;
+        }
+        // The shared slice is made straight in `dst`, not in a temporary: `Bytes`' clone
+        // stores it through a pointer, and a copy of it made right after, with wider loads
+        // than those stores, stalled on store forwarding (half of this function's time).
+        *dst = Str(Repr::Shared(Bytes::new()));
+        if let Repr::Shared(b) = &mut dst.0 {
+            *b = bytes.slice(range);
+        }
         Ok(())
     }
 

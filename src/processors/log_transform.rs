@@ -32,7 +32,8 @@ use serde_json::{Map, Value as Json};
 use crate::component::{Built, Context, LOGS, Spec, Yaml};
 use crate::config::decode;
 use crate::model::{
-    KeyValue, LogBatch, LogRecord, Origin, Severity, Str, Value, get_attr, push_in_place,
+    KeyValue, LogBatch, LogRecord, Origin, Severity, Str, Value, get_attr, push_cloned_text,
+    push_in_place,
 };
 use crate::pipeline::{Processor, Stage};
 use crate::telemetry::ProcessorMetrics;
@@ -236,11 +237,7 @@ impl LogTransform {
         }
         // Known levels get a static name; only an unknown one is lower-cased into a new string.
         match sev {
-            Some(s) => push_attribute(
-                &mut r.attributes,
-                key.clone(),
-                Str::from_static(LEVEL_NAMES[s as usize / 4]),
-            ),
+            Some(s) => push_cloned_text(&mut r.attributes, key, &LEVEL_NAMES[s as usize / 4]),
             None => {
                 let name = Str::from(r.severity_text.trim().to_lowercase());
                 if !name.is_empty() {
@@ -315,7 +312,15 @@ fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
 }
 
 /// Lower-case level names by `severity_number / 4` (1 trace, 5 debug, 9 info, ...).
-const LEVEL_NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
+/// Built at compile time, so each is cloned by copying it, not made again per record.
+static LEVEL_NAMES: [Str; 6] = [
+    Str::from_static("trace"),
+    Str::from_static("debug"),
+    Str::from_static("info"),
+    Str::from_static("warn"),
+    Str::from_static("error"),
+    Str::from_static("fatal"),
+];
 
 impl Processor for LogTransform {
     fn process(&mut self, batch: &mut LogBatch) {
