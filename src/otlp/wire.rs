@@ -64,6 +64,63 @@ impl<'a> Fields<'a> {
         self.pos
     }
 
+    /// The next byte: a field's whole key when the field number is below 16. Decoders of
+    /// hot messages dispatch on it once, for field and wire type together, and read the
+    /// payload with the `*_after_key` readers below.
+    #[inline(always)]
+    pub fn peek(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
+    }
+
+    /// After a one-byte key, a fixed64 payload; `None`, with nothing read, if it is cut short.
+    #[inline(always)]
+    pub fn fixed64_after_key(&mut self) -> Option<u64> {
+        let b: [u8; 8] = self.data.get(self.pos + 1..self.pos + 9)?.try_into().ok()?;
+        self.pos += 9;
+        Some(u64::from_le_bytes(b))
+    }
+
+    /// After a one-byte key, a fixed32 payload; `None`, with nothing read, if it is cut short.
+    #[inline(always)]
+    pub fn fixed32_after_key(&mut self) -> Option<u32> {
+        let b: [u8; 4] = self.data.get(self.pos + 1..self.pos + 5)?.try_into().ok()?;
+        self.pos += 5;
+        Some(u32::from_le_bytes(b))
+    }
+
+    /// After a one-byte key, a varint of one byte; `None`, with nothing read, otherwise.
+    #[inline(always)]
+    pub fn small_varint_after_key(&mut self) -> Option<u8> {
+        match self.data.get(self.pos + 1) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 2;
+                Some(b)
+            }
+            _ => None,
+        }
+    }
+
+    /// After a one-byte key, a length of one or two bytes and that many bytes, as the range
+    /// they take; `None`, with nothing read, for a longer length or one past the message.
+    #[inline(always)]
+    pub fn len_after_key(&mut self) -> Option<(usize, usize)> {
+        let b = *self.data.get(self.pos + 1)?;
+        let (n, s) = if b < 0x80 {
+            (usize::from(b), self.pos + 2)
+        } else {
+            let c = *self.data.get(self.pos + 2)?;
+            if c >= 0x80 {
+                return None;
+            }
+            (usize::from(b & 0x7f) | usize::from(c) << 7, self.pos + 3)
+        };
+        if s + n > self.data.len() {
+            return None;
+        }
+        self.pos = s + n;
+        Some((s, s + n))
+    }
+
     /// Reads one varint: the elements of a packed repeated field.
     pub fn next_varint(&mut self) -> Result<u64, DecodeError> {
         self.varint()

@@ -427,3 +427,54 @@ fn bodies_read_as_one_string_match_the_general_reader_on_any_bytes() {
     // byte inside the text, invalid UTF-8 among them) takes the fast path.
     assert!(strings >= 300, "{strings} read as one string");
 }
+
+#[test]
+fn records_read_by_key_byte_match_the_general_reader_on_any_bytes() {
+    // Records with every field, with long and two-byte lengths, with large severities and
+    // multi-byte keys (field 16 and up), and repeated fields; then damaged. The key-byte
+    // dispatch's result, value or error, is that of reading every field the general way.
+    let full = |i: u64| PLogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000 + i,
+        observed_time_unix_nano: 1_700_000_000_000_000_500 + i,
+        severity_number: [9, 17, 200, 0][i as usize % 4],
+        severity_text: "WARN".into(),
+        body: any(s(&"x".repeat([5, 40, 200][i as usize % 3]))),
+        attributes: vec![
+            kv("http.status", PValue::IntValue(500)),
+            kv("k", s("v")),
+            kv("long", s(&"y".repeat(150))),
+        ],
+        dropped_attributes_count: i as u32,
+        flags: 1,
+        trace_id: (0..16).collect(),
+        span_id: (20..28).collect(),
+        event_name: "ev".into(),
+    };
+    let mut cases: Vec<Vec<u8>> = (0..6).map(|i| full(i).encode_to_vec()).collect();
+    cases.push(PLogRecord::default().encode_to_vec());
+    // Fields in another order, one repeated, and an unknown field 16 (a two-byte key).
+    let mut odd = full(1).encode_to_vec();
+    odd.extend(full(2).encode_to_vec());
+    odd.extend([0x80, 0x01, 0x05]);
+    cases.push(odd);
+    let general = |d: &Decoder, s: usize, e: usize| {
+        let mut r = LogRecord::default();
+        let mut f = d.fields(s, e);
+        while let Some((field, wire)) = f.next_field()? {
+            d.field(field, wire, s, &f, &mut r)?;
+        }
+        Ok::<_, DecodeError>(r)
+    };
+    for b in damaged(&cases, 400) {
+        let buf = Bytes::from(b);
+        let d = Decoder::new(&buf);
+        let mut r = LogRecord::default();
+        let fast = d.record(0, buf.len(), &mut r).map(|()| r);
+        let slow = general(&d, 0, buf.len());
+        match (&fast, &slow) {
+            (Ok(f), Ok(g)) => assert_eq!(f, g, "{:?}", &buf[..]),
+            (Err(f), Err(g)) => assert_eq!(f, g, "{:?}", &buf[..]),
+            _ => panic!("{fast:?} against {slow:?} for {:?}", &buf[..]),
+        }
+    }
+}
