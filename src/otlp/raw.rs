@@ -33,6 +33,26 @@ enum Kind {
 /// by field number: finding a field in a list took a quarter of the check's time.
 struct Schema {
     by_number: [Option<Kind>; BY_NUMBER],
+    /// What a one-byte key (fields 1-15) with the wire type its field is written in asks
+    /// for, so that most fields take one dispatch: the general reader took two (the wire
+    /// type, then the field's kind and wire together), and those indirect jumps mispredicted.
+    /// Anything not here is [`Step::General`].
+    by_key: [Step; 128],
+}
+
+/// A field whose one-byte key says both what it is and how it is written.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Read by the general reader: unknown fields, other wire types, packed encodings and
+    /// keys of more than one byte.
+    General,
+    Message(&'static Schema),
+    Str(&'static str),
+    Bytes,
+    Id(&'static str, usize),
+    Varint,
+    I64,
+    I32,
 }
 
 /// OTLP's field numbers stay below this (checked as each schema is built, at compile time).
@@ -41,14 +61,27 @@ const BY_NUMBER: usize = 20;
 impl Schema {
     const fn new(fields: &[(u32, Kind)]) -> Schema {
         let mut by_number = [None; BY_NUMBER];
+        let mut by_key = [Step::General; 128];
         let mut i = 0;
         while i < fields.len() {
             let (n, kind) = fields[i];
             assert!((n as usize) < BY_NUMBER, "a field number past BY_NUMBER");
             by_number[n as usize] = Some(kind);
+            let (wire, step) = match kind {
+                Message(inner) => (2, Step::Message(inner)),
+                Str(what) => (2, Step::Str(what)),
+                Bytes => (2, Step::Bytes),
+                Id(what, want) => (2, Step::Id(what, want)),
+                Varint | PackedVarint => (0, Step::Varint),
+                I64 | PackedI64 => (1, Step::I64),
+                I32 => (5, Step::I32),
+            };
+            if n < 16 {
+                by_key[(n << 3 | wire) as usize] = step;
+            }
             i += 1;
         }
-        Schema { by_number }
+        Schema { by_number, by_key }
     }
 
     #[inline(always)]
@@ -429,6 +462,20 @@ fn check(
     items: &mut usize,
     values: usize,
 ) -> Result<(), DecodeError> {
+    check_fields::<true>(buf, start, end, schema, counted, items, values)
+}
+
+/// [`check`], with the one-dispatch readers of [`Schema::by_key`] when `FAST`; without, every
+/// field goes through the general reader, which the tests hold the fast path to.
+fn check_fields<const FAST: bool>(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    schema: &'static Schema,
+    counted: &'static Schema,
+    items: &mut usize,
+    values: usize,
+) -> Result<(), DecodeError> {
     // Nesting is counted in AnyValues, as the decoders count it; the other messages between
     // them nest a bounded number of levels.
     let values = values + usize::from(std::ptr::eq(schema, &ANY_VALUE));
@@ -440,6 +487,70 @@ fn check(
     }
     let mut fields = Fields::new(buf, start, end);
     loop {
+        let step = match fields.peek() {
+            None => return Ok(()),
+            Some(key) if FAST => schema.by_key.get(usize::from(key)).copied(),
+            Some(_) => None,
+        };
+        // Each arm reads nothing when its reader refuses the payload, which the general
+        // reader below then reads again, reporting what is wrong exactly as before.
+        match step.unwrap_or(Step::General) {
+            Step::General => {}
+            Step::Message(inner) => {
+                if let Some((s, e)) = fields.len_after_key() {
+                    // Attributes as SDKs write them are most of what is checked: each took
+                    // two calls (the KeyValue, its AnyValue) and five dispatches.
+                    if std::ptr::eq(inner, &KEY_VALUE)
+                        && values < super::logs::MAX_DEPTH
+                        && plain_attribute(&buf[s..e])
+                    {
+                        continue;
+                    }
+                    check_fields::<FAST>(buf, s, e, inner, counted, items, values)?;
+                    continue;
+                }
+            }
+            Step::Str(what) => {
+                if let Some((s, e)) = fields.len_after_key() {
+                    if !super::wire::is_utf8(&buf[s..e]) {
+                        return Err(DecodeError::Utf8 { what, at: s });
+                    }
+                    continue;
+                }
+            }
+            Step::Bytes => {
+                if fields.len_after_key().is_some() {
+                    continue;
+                }
+            }
+            Step::Id(what, want) => {
+                if let Some((s, e)) = fields.len_after_key() {
+                    if e - s != 0 && e - s != want {
+                        return Err(DecodeError::Length {
+                            what,
+                            want,
+                            got: e - s,
+                        });
+                    }
+                    continue;
+                }
+            }
+            Step::Varint => {
+                if fields.small_varint_after_key().is_some() {
+                    continue;
+                }
+            }
+            Step::I64 => {
+                if fields.fixed64_after_key().is_some() {
+                    continue;
+                }
+            }
+            Step::I32 => {
+                if fields.fixed32_after_key().is_some() {
+                    continue;
+                }
+            }
+        }
         let at = fields.pos();
         let Some((field, wire)) = fields.next_field()? else {
             return Ok(());
@@ -449,7 +560,7 @@ fn check(
         };
         match (kind, wire) {
             (Message(inner), Wire::Len(s, e)) => {
-                check(buf, s, e, inner, counted, items, values)?;
+                check_fields::<FAST>(buf, s, e, inner, counted, items, values)?;
             }
             (Str(what), Wire::Len(s, e)) => {
                 if !super::wire::is_utf8(&buf[s..e]) {
@@ -489,6 +600,40 @@ fn check(
             }
             (_, wire) => return Err(wrong(field, wire, at)),
         }
+    }
+}
+
+/// Whether `kv` is an attribute as SDKs write it, and valid: a key, then an `AnyValue` of one
+/// scalar (a string, a bool, an int or a double), each with a one-byte length and nothing
+/// else, the texts UTF-8. `false` for anything else, valid or not, which the general reader
+/// then checks, so what is accepted and every error stay the same.
+#[inline(always)]
+fn plain_attribute(kv: &[u8]) -> bool {
+    let [0x0a, klen, rest @ ..] = kv else {
+        return false;
+    };
+    let klen = usize::from(*klen);
+    if klen >= 0x80 || rest.len() < klen + 2 {
+        return false;
+    }
+    let (key, rest) = rest.split_at(klen);
+    let [0x12, vlen, v @ ..] = rest else {
+        return false;
+    };
+    if usize::from(*vlen) != v.len() || *vlen >= 0x80 || !super::wire::is_utf8(key) {
+        return false;
+    }
+    match v {
+        [0x0a, slen, text @ ..] => {
+            usize::from(*slen) == text.len() && *slen < 0x80 && super::wire::is_utf8(text)
+        }
+        [0x10 | 0x18, n @ ..] => {
+            n.len() <= 10
+                && n.last().is_some_and(|b| b & 0x80 == 0)
+                && n[..n.len() - 1].iter().all(|b| b & 0x80 != 0)
+        }
+        [0x21, bits @ ..] => bits.len() == 8,
+        _ => false,
     }
 }
 

@@ -186,6 +186,106 @@ fn metric_data_points_of_every_kind_are_counted() {
     assert_eq!(batch.len(), 3);
 }
 
+/// A metrics request with a gauge, a histogram (packed fields) and exemplar ids.
+fn metrics_request() -> Vec<u8> {
+    let point = NumberDataPoint {
+        value: Some(number_data_point::Value::AsDouble(0.5)),
+        attributes: vec![attr("k", "v")],
+        time_unix_nano: 1_700_000_000_000_000_000,
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    Metric {
+                        name: "g".into(),
+                        unit: "ms".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: vec![point.clone(), point],
+                        })),
+                        ..Default::default()
+                    },
+                    Metric {
+                        name: "h".into(),
+                        data: Some(metric::Data::Histogram(Histogram {
+                            data_points: vec![HistogramDataPoint {
+                                bucket_counts: vec![1, 2, 300],
+                                explicit_bounds: vec![0.5, 1.0],
+                                count: 303,
+                                ..Default::default()
+                            }],
+                            aggregation_temporality: 2,
+                        })),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn the_key_byte_check_matches_the_general_reader_on_any_bytes() {
+    // Requests of each signal, whole and damaged (bytes changed, cut short, inserted): the
+    // check with one dispatch per one-byte key accepts and refuses exactly what the general
+    // reader does, with the same error and the same count of items.
+    let cases: [(Vec<u8>, &'static Schema, &'static Schema); 3] = [
+        (
+            traces(vec![spans("a", 3), spans("b", 2)]).to_vec(),
+            &TRACES_REQUEST,
+            &SPAN,
+        ),
+        (logs_request(), &LOGS_REQUEST, &LOG_RECORD),
+        (metrics_request(), &METRICS_REQUEST, &NUMBER_POINT),
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for (base, request, counted) in &cases {
+        for round in 0..3_000 {
+            let mut b = base.clone();
+            if round > 0 {
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() % b.len().max(1) as u64) as usize;
+                    match next() % 3 {
+                        0 if !b.is_empty() => b[at] = next() as u8,
+                        1 if !b.is_empty() => b.truncate(at),
+                        _ => b.insert(
+                            at.min(b.len()),
+                            [0x0a, 0x12, 0x80, 0xff][next() as usize % 4],
+                        ),
+                    }
+                }
+            }
+            let (mut fast_items, mut general_items) = (0, 0);
+            let fast = check_fields::<true>(&b, 0, b.len(), request, counted, &mut fast_items, 0);
+            let general =
+                check_fields::<false>(&b, 0, b.len(), request, counted, &mut general_items, 0);
+            assert_eq!(fast, general, "{b:?}");
+            if fast.is_ok() {
+                assert_eq!(fast_items, general_items, "{b:?}");
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    // Both outcomes are exercised, so the comparison is not of errors alone.
+    assert!(
+        accepted > 500 && refused > 1_000,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
 #[test]
 fn split_cuts_inside_a_resource_and_both_halves_keep_it() {
     let bytes = traces(vec![spans("a", 3), spans("b", 3), spans("c", 3)]);
