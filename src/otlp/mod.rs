@@ -3,6 +3,8 @@
 
 pub mod codec;
 pub mod cut;
+#[cfg(test)]
+pub mod damage;
 pub mod grpc;
 pub mod json;
 pub mod logs;

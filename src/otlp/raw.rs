@@ -36,23 +36,9 @@ struct Schema {
     /// What a one-byte key (fields 1-15) with the wire type its field is written in asks
     /// for, so that most fields take one dispatch: the general reader took two (the wire
     /// type, then the field's kind and wire together), and those indirect jumps mispredicted.
-    /// Anything not here is [`Step::General`].
-    by_key: [Step; 128],
-}
-
-/// A field whose one-byte key says both what it is and how it is written.
-#[derive(Clone, Copy)]
-enum Step {
-    /// Read by the general reader: unknown fields, other wire types, packed encodings and
-    /// keys of more than one byte.
-    General,
-    Message(&'static Schema),
-    Str(&'static str),
-    Bytes,
-    Id(&'static str, usize),
-    Varint,
-    I64,
-    I32,
+    /// `None` for anything else (unknown fields, other wire types, the packed encodings,
+    /// keys of more than one byte): read by the general reader.
+    by_key: [Option<Kind>; 128],
 }
 
 /// OTLP's field numbers stay below this (checked as each schema is built, at compile time).
@@ -61,23 +47,22 @@ const BY_NUMBER: usize = 20;
 impl Schema {
     const fn new(fields: &[(u32, Kind)]) -> Schema {
         let mut by_number = [None; BY_NUMBER];
-        let mut by_key = [Step::General; 128];
+        let mut by_key = [None; 128];
         let mut i = 0;
         while i < fields.len() {
             let (n, kind) = fields[i];
             assert!((n as usize) < BY_NUMBER, "a field number past BY_NUMBER");
             by_number[n as usize] = Some(kind);
-            let (wire, step) = match kind {
-                Message(inner) => (2, Step::Message(inner)),
-                Str(what) => (2, Step::Str(what)),
-                Bytes => (2, Step::Bytes),
-                Id(what, want) => (2, Step::Id(what, want)),
-                Varint | PackedVarint => (0, Step::Varint),
-                I64 | PackedI64 => (1, Step::I64),
-                I32 => (5, Step::I32),
+            // A packed field's single-value form is the fast one; its packed form (wire
+            // type 2) goes to the general reader.
+            let wire = match kind {
+                Message(_) | Str(_) | Bytes | Id(..) => 2,
+                Varint | PackedVarint => 0,
+                I64 | PackedI64 => 1,
+                I32 => 5,
             };
             if n < 16 {
-                by_key[(n << 3 | wire) as usize] = step;
+                by_key[(n << 3 | wire) as usize] = Some(kind);
             }
             i += 1;
         }
@@ -360,7 +345,7 @@ impl RawBatch {
             return 1;
         }
         let mut items = 0;
-        match check(unit, 0, unit.len(), &METRIC, &NUMBER_POINT, &mut items, 0) {
+        match check_fields::<true>(unit, 0, unit.len(), &METRIC, &NUMBER_POINT, &mut items, 0) {
             Ok(()) => items,
             Err(_) => 0,
         }
@@ -409,7 +394,7 @@ fn decode(
         match (request.kind(field), wire) {
             (Some(Message(schema)), Wire::Len(s, e)) => {
                 let mut items = 0;
-                check(buf, s, e, schema, counted, &mut items, 0)?;
+                check_fields::<true>(buf, s, e, schema, counted, &mut items, 0)?;
                 if signal == Signal::Logs {
                     density += items + scope_logs(buf, s, e)?;
                 }
@@ -453,20 +438,10 @@ fn is_counted(schema: &'static Schema, counted: &'static Schema) -> bool {
     .any(|s| std::ptr::eq(schema, *s))
 }
 
-fn check(
-    buf: &[u8],
-    start: usize,
-    end: usize,
-    schema: &'static Schema,
-    counted: &'static Schema,
-    items: &mut usize,
-    values: usize,
-) -> Result<(), DecodeError> {
-    check_fields::<true>(buf, start, end, schema, counted, items, values)
-}
-
-/// [`check`], with the one-dispatch readers of [`Schema::by_key`] when `FAST`; without, every
-/// field goes through the general reader, which the tests hold the fast path to.
+/// Checks the message at `buf[start..end]` against `schema`, adding the `counted` messages in
+/// it to `items`. `FAST` (as every caller but the tests) reads through the one-dispatch
+/// readers of [`Schema::by_key`]; without, every field goes through the general reader,
+/// which the tests hold the fast path to.
 fn check_fields<const FAST: bool>(
     buf: &[u8],
     start: usize,
@@ -489,14 +464,14 @@ fn check_fields<const FAST: bool>(
     loop {
         let step = match fields.peek() {
             None => return Ok(()),
-            Some(key) if FAST => schema.by_key.get(usize::from(key)).copied(),
+            Some(key) if FAST => schema.by_key.get(usize::from(key)).copied().flatten(),
             Some(_) => None,
         };
         // Each arm reads nothing when its reader refuses the payload, which the general
         // reader below then reads again, reporting what is wrong exactly as before.
-        match step.unwrap_or(Step::General) {
-            Step::General => {}
-            Step::Message(inner) => {
+        match step {
+            None => {}
+            Some(Message(inner)) => {
                 if let Some((s, e)) = fields.len_after_key() {
                     // Attributes as SDKs write them are most of what is checked: each took
                     // two calls (the KeyValue, its AnyValue) and five dispatches.
@@ -510,7 +485,7 @@ fn check_fields<const FAST: bool>(
                     continue;
                 }
             }
-            Step::Str(what) => {
+            Some(Str(what)) => {
                 if let Some((s, e)) = fields.len_after_key() {
                     if !super::wire::is_utf8(&buf[s..e]) {
                         return Err(DecodeError::Utf8 { what, at: s });
@@ -518,12 +493,12 @@ fn check_fields<const FAST: bool>(
                     continue;
                 }
             }
-            Step::Bytes => {
+            Some(Bytes) => {
                 if fields.len_after_key().is_some() {
                     continue;
                 }
             }
-            Step::Id(what, want) => {
+            Some(Id(what, want)) => {
                 if let Some((s, e)) = fields.len_after_key() {
                     if e - s != 0 && e - s != want {
                         return Err(DecodeError::Length {
@@ -535,17 +510,17 @@ fn check_fields<const FAST: bool>(
                     continue;
                 }
             }
-            Step::Varint => {
+            Some(Varint | PackedVarint) => {
                 if fields.small_varint_after_key().is_some() {
                     continue;
                 }
             }
-            Step::I64 => {
+            Some(I64 | PackedI64) => {
                 if fields.fixed64_after_key().is_some() {
                     continue;
                 }
             }
-            Step::I32 => {
+            Some(I32) => {
                 if fields.fixed32_after_key().is_some() {
                     continue;
                 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::otlp::damage::damaged;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue as PKeyValue, KeyValueList,
@@ -356,39 +357,6 @@ fn attributes_read_by_position_match_the_field_loop_on_any_bytes() {
         positional >= 300 && positional < compared,
         "{positional} of {compared} read by position"
     );
-}
-
-/// Each of `cases` as it is, then damaged `rounds - 1` more times (bytes changed, cut short,
-/// inserted), from a fixed seed.
-fn damaged(cases: &[Vec<u8>], rounds: usize) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    cases.iter().flat_map(move |base| {
-        (0..rounds)
-            .map(|round| {
-                let mut b = base.clone();
-                if round > 0 {
-                    for _ in 0..1 + next() % 3 {
-                        let at = (next() % b.len().max(1) as u64) as usize;
-                        match next() % 3 {
-                            0 if !b.is_empty() => b[at] = next() as u8,
-                            1 if !b.is_empty() => b.truncate(at),
-                            _ => b.insert(
-                                at.min(b.len()),
-                                [0x0a, 0x12, 0x80, 0xff][next() as usize % 4],
-                            ),
-                        }
-                    }
-                }
-                b
-            })
-            .collect::<Vec<_>>()
-    })
 }
 
 #[test]

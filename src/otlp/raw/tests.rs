@@ -1,4 +1,5 @@
 use super::*;
+use crate::otlp::damage::damaged;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -149,40 +150,8 @@ fn spans_are_counted_per_resource_and_reencode_to_the_same_request() {
 
 #[test]
 fn metric_data_points_of_every_kind_are_counted() {
-    let point = NumberDataPoint {
-        value: Some(number_data_point::Value::AsInt(3)),
-        ..Default::default()
-    };
-    let req = ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![
-                    Metric {
-                        name: "g".into(),
-                        data: Some(metric::Data::Gauge(Gauge {
-                            data_points: vec![point.clone(), point],
-                        })),
-                        ..Default::default()
-                    },
-                    Metric {
-                        name: "h".into(),
-                        data: Some(metric::Data::Histogram(Histogram {
-                            data_points: vec![HistogramDataPoint {
-                                bucket_counts: vec![1, 2, 3],
-                                explicit_bounds: vec![0.5, 1.0],
-                                ..Default::default()
-                            }],
-                            aggregation_temporality: 2,
-                        })),
-                        ..Default::default()
-                    },
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    let batch = decode_metrics(&Bytes::from(req.encode_to_vec())).unwrap();
+    // Two gauge points and a histogram's one.
+    let batch = decode_metrics(&Bytes::from(metrics_request())).unwrap();
     assert_eq!(batch.len(), 3);
 }
 
@@ -242,30 +211,9 @@ fn the_key_byte_check_matches_the_general_reader_on_any_bytes() {
         (logs_request(), &LOGS_REQUEST, &LOG_RECORD),
         (metrics_request(), &METRICS_REQUEST, &NUMBER_POINT),
     ];
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
     let (mut accepted, mut refused) = (0, 0);
     for (base, request, counted) in &cases {
-        for round in 0..3_000 {
-            let mut b = base.clone();
-            if round > 0 {
-                for _ in 0..1 + next() % 3 {
-                    let at = (next() % b.len().max(1) as u64) as usize;
-                    match next() % 3 {
-                        0 if !b.is_empty() => b[at] = next() as u8,
-                        1 if !b.is_empty() => b.truncate(at),
-                        _ => b.insert(
-                            at.min(b.len()),
-                            [0x0a, 0x12, 0x80, 0xff][next() as usize % 4],
-                        ),
-                    }
-                }
-            }
+        for b in damaged(std::slice::from_ref(base), 3_000) {
             let (mut fast_items, mut general_items) = (0, 0);
             let fast = check_fields::<true>(&b, 0, b.len(), request, counted, &mut fast_items, 0);
             let general =
