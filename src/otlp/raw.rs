@@ -493,11 +493,7 @@ fn check_fields<const FAST: bool>(
                     continue;
                 }
             }
-            Some(Bytes) => {
-                if fields.len_after_key().is_some() {
-                    continue;
-                }
-            }
+            Some(Bytes) if fields.len_after_key().is_some() => continue,
             Some(Id(what, want)) => {
                 if let Some((s, e)) = fields.len_after_key() {
                     if e - s != 0 && e - s != want {
@@ -510,21 +506,11 @@ fn check_fields<const FAST: bool>(
                     continue;
                 }
             }
-            Some(Varint | PackedVarint) => {
-                if fields.small_varint_after_key().is_some() {
-                    continue;
-                }
-            }
-            Some(I64 | PackedI64) => {
-                if fields.fixed64_after_key().is_some() {
-                    continue;
-                }
-            }
-            Some(I32) => {
-                if fields.fixed32_after_key().is_some() {
-                    continue;
-                }
-            }
+            Some(Varint | PackedVarint) if fields.small_varint_after_key().is_some() => continue,
+            Some(I64 | PackedI64) if fields.fixed64_after_key().is_some() => continue,
+            Some(I32) if fields.fixed32_after_key().is_some() => continue,
+            // Refused by its reader, with nothing read.
+            Some(_) => {}
         }
         let at = fields.pos();
         let Some((field, wire)) = fields.next_field()? else {
