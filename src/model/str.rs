@@ -187,6 +187,8 @@ impl Str {
             });
             return Ok(());
         }
+        // Bodies and messages a little past INLINE: one vectorised OR answers for ASCII,
+        // without the general validator's setup (half a short string's cost).
         if part.len() > 64 || part.iter().fold(0u8, |acc, b| acc | b) >= 0x80 {
             std::str::from_utf8(part)?;
         }
@@ -200,26 +202,16 @@ impl Str {
         Ok(())
     }
 
-    /// [`Str::from_utf8_slice`] for text that is long or not ASCII.
+    /// [`Str::from_utf8_slice`] for text that is long or not ASCII: [`Str::assign_utf8_slice`]
+    /// into a new value, so the checks live in one place.
     #[inline]
     fn from_utf8_slice_checked(
         bytes: &Bytes,
         range: std::ops::Range<usize>,
     ) -> Result<Self, std::str::Utf8Error> {
-        let part = &bytes[range.clone()];
-        if part.len() <= Str::INLINE {
-            std::str::from_utf8(part)?;
-            return Ok(Str(Repr::Inline {
-                len: part.len() as u32,
-                words: inline_words(bytes, range.start, part.len()),
-            }));
-        }
-        // Bodies and messages a little past INLINE: one vectorised OR answers for ASCII,
-        // without the general validator's setup (half a short string's cost).
-        if part.len() > 64 || part.iter().fold(0u8, |acc, b| acc | b) >= 0x80 {
-            std::str::from_utf8(part)?;
-        }
-        Ok(Str(Repr::Shared(bytes.slice(range))))
+        let mut s = Str::default();
+        Str::assign_utf8_slice(&mut s, bytes, range)?;
+        Ok(s)
     }
 
     /// A copy of `s` this value owns: inline when short, so that values copied from state

@@ -487,22 +487,14 @@ fn check_fields<const FAST: bool>(
             }
             Some(Str(what)) => {
                 if let Some((s, e)) = fields.len_after_key() {
-                    if !super::wire::is_utf8(&buf[s..e]) {
-                        return Err(DecodeError::Utf8 { what, at: s });
-                    }
+                    check_str(buf, what, s, e)?;
                     continue;
                 }
             }
             Some(Bytes) if fields.len_after_key().is_some() => continue,
             Some(Id(what, want)) => {
                 if let Some((s, e)) = fields.len_after_key() {
-                    if e - s != 0 && e - s != want {
-                        return Err(DecodeError::Length {
-                            what,
-                            want,
-                            got: e - s,
-                        });
-                    }
+                    check_id(what, want, s, e)?;
                     continue;
                 }
             }
@@ -523,21 +515,9 @@ fn check_fields<const FAST: bool>(
             (Message(inner), Wire::Len(s, e)) => {
                 check_fields::<FAST>(buf, s, e, inner, counted, items, values)?;
             }
-            (Str(what), Wire::Len(s, e)) => {
-                if !super::wire::is_utf8(&buf[s..e]) {
-                    return Err(DecodeError::Utf8 { what, at: s });
-                }
-            }
+            (Str(what), Wire::Len(s, e)) => check_str(buf, what, s, e)?,
             (Bytes, Wire::Len(..)) => {}
-            (Id(what, want), Wire::Len(s, e)) => {
-                if e - s != 0 && e - s != want {
-                    return Err(DecodeError::Length {
-                        what,
-                        want,
-                        got: e - s,
-                    });
-                }
-            }
+            (Id(what, want), Wire::Len(s, e)) => check_id(what, want, s, e)?,
             (Varint, Wire::Varint(_)) | (I64, Wire::Fixed64(_)) | (I32, Wire::Fixed32(_)) => {}
             (PackedVarint, Wire::Varint(_)) | (PackedI64, Wire::Fixed64(_)) => {}
             (PackedI64, Wire::Len(s, e)) => {
@@ -562,6 +542,30 @@ fn check_fields<const FAST: bool>(
             (_, wire) => return Err(wrong(field, wire, at)),
         }
     }
+}
+
+/// A string field: UTF-8, or an error naming `what`. Shared by the one-dispatch and the
+/// general reader, so both report alike.
+#[inline(always)]
+fn check_str(buf: &[u8], what: &'static str, s: usize, e: usize) -> Result<(), DecodeError> {
+    if super::wire::is_utf8(&buf[s..e]) {
+        Ok(())
+    } else {
+        Err(DecodeError::Utf8 { what, at: s })
+    }
+}
+
+/// A trace or span id: empty ("not set") or exactly `want` bytes.
+#[inline(always)]
+fn check_id(what: &'static str, want: usize, s: usize, e: usize) -> Result<(), DecodeError> {
+    if e - s != 0 && e - s != want {
+        return Err(DecodeError::Length {
+            what,
+            want,
+            got: e - s,
+        });
+    }
+    Ok(())
 }
 
 /// Whether `kv` is an attribute as SDKs write it, and valid: a key, then an `AnyValue` of one
