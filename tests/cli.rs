@@ -79,6 +79,22 @@ fn validate_reports_yaml_syntax_errors_and_missing_files() {
 }
 
 #[test]
+fn validate_refuses_deeply_nested_flow_collections_at_once() {
+    // 100,000 levels in 200 KB: the YAML parser took over 20 s to refuse it.
+    let deep = format!(
+        "receivers: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (code, out) = validate(&deep);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("invalid YAML: line 1: flow collections nested deeper than 64 levels"),
+        "{out}"
+    );
+}
+
+#[test]
 fn version_is_printed() {
     let (code, out, _) = sluice(&["--version"]);
     assert_eq!(code, 0);

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value as Yaml;
 
+mod nesting;
 mod squash;
 mod units;
 
@@ -306,6 +307,7 @@ pub fn parse_with_env(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RawConfig, ConfigErrors> {
+    nesting::check(text).map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")))?;
     let mut doc: Yaml = serde_yaml_ng::from_str(text)
         .map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")))?;
     if doc.is_null() {
