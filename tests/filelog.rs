@@ -378,31 +378,77 @@ fn a_consumer_that_is_down_pauses_reading_and_nothing_is_lost() {
     assert!(c.values().all(|n| *n == 1));
 }
 
-/// A checkpoint file that was torn or edited is reported by `sluice validate`, not trusted.
+/// A checkpoint file that was torn or edited is not trusted. By default it is set aside and
+/// counted, and sluice starts as if every file had appeared while it was down (read from the
+/// beginning, even under `start_at: end`: duplicates, not losses); with
+/// `on_damaged_checkpoint: fail` `sluice validate` reports it and sluice does not start.
 #[test]
-fn a_damaged_checkpoint_file_is_reported_not_trusted() {
+fn a_damaged_checkpoint_file_is_set_aside_or_refused_as_configured() {
     let (logs, storage) = dirs("damaged");
-    fs::write(storage.join("filelog.checkpoints"), "{\"version\":1,\"fil").unwrap();
+    let checkpoints = storage.join("filelog.checkpoints");
+    fs::write(&checkpoints, "{\"version\":1,\"fil").unwrap();
     let config = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/configs/filelog_to_tcp.yaml"
     ))
     .unwrap();
     let path = common::write_config(&config);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["validate", "--config", path.to_str().unwrap()])
-        .env("LOG_DIR", &logs)
-        .env("STORAGE_DIR", &storage)
-        .env("TCP_ADDR", "127.0.0.1:9")
-        .env("METRICS_PORT", "9")
-        .output()
-        .unwrap();
+    let validate = |on_damaged: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["validate", "--config", path.to_str().unwrap()])
+            .env("LOG_DIR", &logs)
+            .env("STORAGE_DIR", &storage)
+            .env("TCP_ADDR", "127.0.0.1:9")
+            .env("METRICS_PORT", "9")
+            .env("ON_DAMAGED", on_damaged)
+            .output()
+            .unwrap()
+    };
+    let out = validate("fail");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("receivers.filelog.storage: checkpoints")
             && err.contains("are damaged (no checksum line)"),
         "{err}"
+    );
+    assert!(validate("set_aside").status.success());
+
+    // Lines written while sluice was down (its checkpoints lost) still arrive.
+    let log = pod_log(&logs, "web", "app");
+    append(&log, &format!("{T} stdout F written while down\n"));
+    let port = free_port();
+    let sluice = Launch::fixture("filelog_to_tcp")
+        .env("LOG_DIR", logs.to_str().unwrap())
+        .env("STORAGE_DIR", storage.to_str().unwrap())
+        .env("TCP_ADDR", &format!("127.0.0.1:{port}"))
+        .env("START_AT", "end")
+        .start();
+    let collector = Collector::on_port(port);
+    let c = wait_all(
+        &collector,
+        &["written while down".to_string()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(c["written while down"], 1);
+    let m = sluice.port("METRICS_PORT");
+    assert_eq!(
+        metric(
+            m,
+            r#"sluice_filelog_checkpoints_damaged_total{receiver="filelog"}"#
+        ),
+        1
+    );
+    let aside: Vec<String> = fs::read_dir(&storage)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("filelog.checkpoints.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        fs::read(storage.join(&aside[0])).unwrap(),
+        b"{\"version\":1,\"fil",
+        "kept as it was, for a person to look at"
     );
 }
 

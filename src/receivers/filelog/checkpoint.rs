@@ -1,6 +1,11 @@
 //! Where each file's delivered offset is kept across restarts: one file per receiver in the
 //! `file_storage` directory, replaced atomically (write, fsync, rename, fsync the directory),
-//! with a checksum so that a torn or edited file is reported instead of trusted.
+//! with a checksum so that a torn or damaged file is reported instead of trusted.
+//!
+//! The checksum (SHA-1 of the document) catches a write cut short, a disk or filesystem that
+//! returns other bytes, and a hand edit that forgot it. It is no proof against a deliberate
+//! edit: whoever can write the file can write a matching checksum, so the directory must be
+//! writable by sluice alone.
 //!
 //! The offsets written are those every exporter acknowledged, so after a crash at any moment a
 //! restart re-reads at most what was not yet acknowledged: duplicates, never losses.
@@ -99,6 +104,20 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Moves a damaged checkpoint file aside (`<name>.checkpoints.damaged-<unix seconds>`), so
+    /// that it can be looked at later and the next save starts a new one. Returns where it went.
+    pub fn set_aside(&self) -> Result<PathBuf, CheckpointError> {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let to = self.path.with_extension(format!("checkpoints.damaged-{secs}"));
+        fs::rename(&self.path, &to).map_err(|source| CheckpointError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(to)
     }
 
     /// The checkpoints last saved; none when there is no file yet.
@@ -232,6 +251,20 @@ mod tests {
                 .to_string()
                 .contains("checksum mismatch")
         );
+    }
+
+    #[test]
+    fn a_damaged_file_is_set_aside_and_the_store_starts_anew() {
+        let d = dir("aside");
+        let store = Store::new(&d, "filelog");
+        fs::write(store.path(), b"{\"version\":1,\"files\":[]}\nsha1 0000\n").unwrap();
+        assert!(store.load().is_err());
+        let to = store.set_aside().unwrap();
+        assert!(to.to_str().unwrap().contains("filelog.checkpoints.damaged-"), "{to:?}");
+        assert!(to.exists());
+        assert_eq!(store.load().unwrap(), [], "no file: nothing restored");
+        store.save(&sample()).unwrap();
+        assert_eq!(store.load().unwrap(), sample());
     }
 
     #[test]

@@ -77,8 +77,23 @@ pub struct Config {
     /// restart, and `start_at` applies again).
     #[serde(default)]
     pub storage: Option<String>,
+    /// What to do when the checkpoint file is damaged (torn, or edited): `set_aside` (default)
+    /// moves it aside, logs and counts it, and starts as though every file had appeared while
+    /// sluice was down (each is read from its beginning: duplicates, never losses); `fail`
+    /// refuses to start, as `sluice validate` then reports. A sluice-only setting: the
+    /// Collector's checkpoints live in its storage extension's database.
+    #[serde(default)]
+    pub on_damaged_checkpoint: OnDamaged,
     #[serde(default)]
     pub operators: Vec<Operator>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDamaged {
+    #[default]
+    SetAside,
+    Fail,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +150,8 @@ pub struct FileLog {
     /// The checkpoint file, and what it held at build time.
     store: Option<checkpoint::Store>,
     restored: Vec<checkpoint::Checkpoint>,
+    /// Why the checkpoint file could not be trusted, when it is to be set aside at start.
+    damaged: Option<String>,
     metrics: ReceiverMetrics,
     files: tailer::Metrics,
 }
@@ -179,8 +196,10 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     if cfg.operators.len() > 1 {
         errors.push(ConfigError::new(at("operators"), "at most one operator (container) is supported"));
     }
-    // The checkpoints are read here (read only), so `sluice validate` reports a damaged file.
+    // The checkpoints are read here (read only), so `sluice validate` reports a damaged file;
+    // setting it aside waits for the start.
     let mut restored = Vec::new();
+    let mut damaged = None;
     let store = match &cfg.storage {
         None => None,
         Some(id) => match ctx.storage.directory(&at("storage"), id) {
@@ -188,6 +207,12 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
                 let store = checkpoint::Store::new(dir, &ctx.id.to_string());
                 match store.load() {
                     Ok(c) => restored = c,
+                    Err(e @ checkpoint::CheckpointError::Corrupt { .. })
+                        if cfg.on_damaged_checkpoint == OnDamaged::SetAside =>
+                    {
+                        tracing::warn!(receiver = %ctx.id, error = %e, "the checkpoints will be set aside at start; every file is read from its beginning");
+                        damaged = Some(e.to_string());
+                    }
                     Err(e) => errors.push(ConfigError::new(
                         at("storage"),
                         format!("{e}; move it aside to start over from start_at"),
@@ -214,6 +239,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
         exclude,
         store,
         restored,
+        damaged,
     }))
 }
 

@@ -54,6 +54,7 @@ pub struct Metrics {
     unparsed: Counter,
     checkpoint_writes: Counter,
     checkpoint_failures: Counter,
+    checkpoints_damaged: Counter,
     unacknowledged: Gauge,
 }
 
@@ -91,6 +92,11 @@ impl Metrics {
                 "Checkpoint files that could not be written (retried next round).",
                 &labels,
             ),
+            checkpoints_damaged: registry.counter(
+                "sluice_filelog_checkpoints_damaged_total",
+                "Checkpoint files found damaged at start and set aside.",
+                &labels,
+            ),
             unacknowledged: registry.gauge(
                 "sluice_filelog_unacknowledged_bytes",
                 "Bytes of open files not yet acknowledged by every exporter.",
@@ -124,6 +130,8 @@ pub struct Tailer {
     last_save: Option<Instant>,
     /// Paths of the latest scan, to keep unmatched checkpoints of files still there.
     present: BTreeSet<String>,
+    /// Why the checkpoint file was found damaged, until it is set aside.
+    damaged: Option<String>,
 }
 
 impl Tailer {
@@ -136,7 +144,10 @@ impl Tailer {
             } => *add_metadata_from_filepath,
         });
         Tailer {
-            resumed: !restored.is_empty(),
+            // Damaged checkpoints are treated as checkpoints of files all gone: every file
+            // found is read from its beginning, so nothing written meanwhile is lost.
+            resumed: !restored.is_empty() || r.damaged.is_some(),
+            damaged: r.damaged,
             restored,
             store,
             include: r.include,
@@ -165,7 +176,20 @@ impl Tailer {
         }
     }
 
+    /// Moves a checkpoint file found damaged at build aside, once, before anything is read.
+    fn set_aside_damaged(&mut self) {
+        let (Some(why), Some(store)) = (self.damaged.take(), &self.store) else {
+            return;
+        };
+        self.metrics.checkpoints_damaged.add(1);
+        match store.set_aside() {
+            Ok(to) => tracing::warn!(receiver = %self.id, error = %why, moved_to = %to.display(), "checkpoints damaged: set aside; reading every file from its beginning"),
+            Err(e) => tracing::warn!(receiver = %self.id, error = %why, set_aside = %e, "checkpoints damaged and could not be set aside; reading every file from its beginning, and the next save replaces them"),
+        }
+    }
+
     pub fn run(mut self, handle: &Handle, shutdown: Shutdown) {
+        self.set_aside_damaged();
         // The watcher (inotify, on its own thread) lives as long as this loop.
         let watch = match Watch::start(&self.include) {
             Ok(w) => Some(w),
