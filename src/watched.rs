@@ -3,13 +3,20 @@
 //! restart.
 //!
 //! The files are looked at lazily, by the request (or connection) that finds the last look at
-//! least one interval old: one `stat` per file per interval at most, no task to start or stop,
-//! and the same code path in `sluice validate` (which reads them once) and at run time. Files
-//! that changed but no longer make a valid value are reported and the previous value stays in
-//! force, so a half-written Secret never locks every client out.
+//! least one interval old: one `stat` per file per interval at most, and the same code path in
+//! `sluice validate` (which reads them once) and at run time. Files that changed but no longer
+//! make a valid value are reported and the previous value stays in force, so a half-written
+//! Secret never locks every client out.
+//!
+//! A look never blocks the request that asked for it: it runs on a thread of its own, and the
+//! request goes on with the value in force. A file replaced by a FIFO, a device or a directory
+//! is refused without being opened for a blocking read, and a stalled network filesystem or
+//! Secrets mount stalls only that thread (no second look starts while it hangs, and shutdown
+//! never waits for it). The first read, at build, gives up after [`FIRST_READ_TIMEOUT`].
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,6 +27,10 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 /// (a log file, a device) must not be read into memory.
 pub const MAX_FILE: u64 = 4 << 20;
 
+/// How long the first read of the files may take before start-up (or `sluice validate`) gives
+/// up on them: a stalled mount must not hang the start.
+pub const FIRST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What identifies one version of a file: a Secret update swaps a symlink, so the inode changes
 /// even when the size and time do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +40,52 @@ struct Stamp {
     inode: u64,
 }
 
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            inode: m.ino(),
+        }
+    }
+}
+
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path)?;
-    Ok(Stamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        inode: m.ino(),
-    })
+    Ok(Stamp::of(&std::fs::metadata(path)?))
+}
+
+/// Reads a regular file of at most [`MAX_FILE`] bytes. It is opened without blocking (a FIFO
+/// would otherwise wait for a writer) and checked to be a regular file before a byte is read.
+fn read_regular(path: &Path) -> Result<(Stamp, Vec<u8>), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
+    let m = file.metadata().map_err(cannot)?;
+    if !m.file_type().is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let too_large = |len: u64| {
+        format!(
+            "{} is {len} bytes; at most {MAX_FILE} are read",
+            path.display()
+        )
+    };
+    if m.len() > MAX_FILE {
+        return Err(too_large(m.len()));
+    }
+    let mut contents = Vec::with_capacity(m.len() as usize);
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut contents)
+        .map_err(cannot)?;
+    if contents.len() as u64 > MAX_FILE {
+        return Err(too_large(contents.len() as u64));
+    }
+    Ok((Stamp::of(&m), contents))
 }
 
 /// A failure, with the index of the file it concerns (so callers can name its config field).
@@ -46,34 +95,30 @@ pub type Failure = (usize, String);
 pub type Make<T> = Box<dyn Fn(&[Vec<u8>]) -> Result<T, Failure> + Send + Sync>;
 
 pub struct Watched<T> {
-    paths: Vec<PathBuf>,
-    make: Make<T>,
+    files: Arc<Files<T>>,
     interval: Duration,
-    value: RwLock<Arc<T>>,
     /// Milliseconds after `epoch` when the files are next looked at.
     next_check_ms: AtomicU64,
     epoch: Instant,
+}
+
+/// The files, how to make the value, and the value: what a look on its own thread needs.
+struct Files<T> {
+    paths: Vec<PathBuf>,
+    make: Make<T>,
+    value: RwLock<Arc<T>>,
     /// The versions `value` came from; also serialises reloads.
     loaded: Mutex<Vec<Option<Stamp>>>,
+    /// Set while a look is under way, so a hung one is not joined by more.
+    looking: AtomicBool,
 }
 
 fn read_all<T>(paths: &[PathBuf], make: &Make<T>) -> Result<(Vec<Option<Stamp>>, T), Failure> {
     let mut stamps = Vec::with_capacity(paths.len());
     let mut contents = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
-        let cannot = |e: std::io::Error| (i, format!("cannot read {}: {e}", path.display()));
-        let s = stamp(path).map_err(cannot)?;
-        if s.len > MAX_FILE {
-            return Err((
-                i,
-                format!(
-                    "{} is {} bytes; at most {MAX_FILE} are read",
-                    path.display(),
-                    s.len
-                ),
-            ));
-        }
-        contents.push(std::fs::read(path).map_err(cannot)?);
+        let (s, c) = read_regular(path).map_err(|e| (i, e))?;
+        contents.push(c);
         stamps.push(Some(s));
     }
     let value = make(&contents).map_err(|(i, e)| {
@@ -81,6 +126,38 @@ fn read_all<T>(paths: &[PathBuf], make: &Make<T>) -> Result<(Vec<Option<Stamp>>,
         (i, format!("{}: {e}", file.unwrap_or_default()))
     })?;
     Ok((stamps, value))
+}
+
+/// What [`read_all`] made, with the paths and maker handed back.
+type FirstRead<T> = (Vec<PathBuf>, Make<T>, Vec<Option<Stamp>>, T);
+
+/// [`read_all`] on a thread of its own, given up after `timeout` (the thread is left to end
+/// by itself whenever the filesystem answers).
+fn read_all_within<T: Send + 'static>(
+    paths: Vec<PathBuf>,
+    make: Make<T>,
+    timeout: Duration,
+) -> Result<FirstRead<T>, Failure> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let shown = paths.first().map(|p| p.display().to_string());
+    let spawned = std::thread::Builder::new()
+        .name("sluice-read".into())
+        .spawn(move || {
+            let read = read_all(&paths, &make);
+            let _ = tx.send(read.map(|(stamps, value)| (paths, make, stamps, value)));
+        });
+    if let Err(e) = spawned {
+        return Err((0, format!("cannot start a thread to read the files: {e}")));
+    }
+    rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        Err((
+            0,
+            format!(
+                "reading {} did not finish within {timeout:?} (a stalled mount?)",
+                shown.unwrap_or_default()
+            ),
+        ))
+    })
 }
 
 impl<T: Send + Sync + 'static> Watched<T> {
@@ -105,19 +182,23 @@ impl<T: Send + Sync + 'static> Watched<T> {
         interval: Duration,
         make: Make<T>,
     ) -> Result<Self, Failure> {
-        let (stamps, value) = read_all(&paths, &make)?;
+        let (paths, make, stamps, value) = read_all_within(paths, make, FIRST_READ_TIMEOUT)?;
         Ok(Watched {
-            paths,
-            make,
+            files: Arc::new(Files {
+                paths,
+                make,
+                value: RwLock::new(Arc::new(value)),
+                loaded: Mutex::new(stamps),
+                looking: AtomicBool::new(false),
+            }),
             interval,
-            value: RwLock::new(Arc::new(value)),
             next_check_ms: AtomicU64::new(interval.as_millis().min(u64::MAX as u128) as u64),
             epoch: Instant::now(),
-            loaded: Mutex::new(stamps),
         })
     }
 
-    /// The value in force, made again first if a file changed since they were last looked at.
+    /// The value in force. When the files are due a look, one is started on its own thread;
+    /// what it finds is used from the next call on.
     pub fn get(&self) -> Arc<T> {
         let now = self.epoch.elapsed().as_millis() as u64;
         let due = self.next_check_ms.load(Ordering::Relaxed);
@@ -133,16 +214,36 @@ impl<T: Send + Sync + 'static> Watched<T> {
                 )
                 .is_ok()
         {
-            self.reload_if_changed();
+            self.look();
         }
         self.current()
     }
 
     /// The value in force, without looking at the files.
     pub fn current(&self) -> Arc<T> {
-        Arc::clone(&self.value.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.files.value.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Starts a look on its own thread, unless one is still under way (a hung filesystem).
+    fn look(&self) {
+        if self.files.looking.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let files = Arc::clone(&self.files);
+        let spawned = std::thread::Builder::new()
+            .name("sluice-reload".into())
+            .spawn(move || {
+                files.reload_if_changed();
+                files.looking.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            self.files.looking.store(false, Ordering::Release);
+            tracing::warn!(error = %e, "cannot start a thread to look at changed files");
+        }
+    }
+}
+
+impl<T> Files<T> {
     fn reload_if_changed(&self) {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let now: Vec<Option<Stamp>> = self.paths.iter().map(|p| stamp(p).ok()).collect();
@@ -177,6 +278,27 @@ mod tests {
         Ok(s.trim().to_string())
     }
 
+    /// Asks for the value after making the files due a look, until `want` (the look runs on
+    /// its own thread) or 5 s.
+    fn settles(w: &Watched<String>, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            w.next_check_ms.store(0, Ordering::Relaxed);
+            let got = w.get().to_string();
+            if got == want || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the look under way to end.
+    fn looked(w: &Watched<String>) {
+        while w.files.looking.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn a_changed_file_is_used_and_a_broken_change_keeps_the_old_contents() {
         let dir = std::env::temp_dir().join(format!("sluice-watched-{}", std::process::id()));
@@ -188,11 +310,12 @@ mod tests {
         // A Secret update: a new file renamed over the old one.
         std::fs::write(dir.join("new"), "two").unwrap();
         std::fs::rename(dir.join("new"), &path).unwrap();
-        w.next_check_ms.store(0, Ordering::Relaxed);
-        assert_eq!(*w.get(), "two");
+        assert_eq!(settles(&w, "two"), "two");
         std::fs::write(dir.join("new"), "  ").unwrap();
         std::fs::rename(dir.join("new"), &path).unwrap();
         w.next_check_ms.store(0, Ordering::Relaxed);
+        w.get();
+        looked(&w);
         assert_eq!(*w.get(), "two");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -216,6 +339,71 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.0, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo").arg(path).status();
+        assert!(made.unwrap().success());
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_file_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("sluice-watched-f-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        fifo(&path);
+        let e = Watched::load(path.clone(), text).err().unwrap();
+        assert!(e.ends_with("token is not a regular file"), "{e}");
+
+        // A good file replaced by a FIFO: the previous value stays, and no caller waits.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "one").unwrap();
+        let w = Watched::load(path.clone(), text).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        fifo(&path);
+        w.next_check_ms.store(0, Ordering::Relaxed);
+        assert_eq!(*w.get(), "one");
+        looked(&w);
+        assert_eq!(*w.get(), "one");
+        // Once it is a file again, it is used.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "two").unwrap();
+        assert_eq!(settles(&w, "two"), "two");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_look_that_hangs_holds_up_no_caller_and_starts_no_second_look() {
+        let dir = std::env::temp_dir().join(format!("sluice-watched-h-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "one").unwrap();
+        // A maker that blocks stands in for a read from a stalled mount.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let first = AtomicBool::new(true);
+        let w: Watched<String> = Watched::load(path.clone(), move |b| {
+            if !first.swap(false, Ordering::Relaxed) {
+                let _ = gate.lock().unwrap().recv();
+            }
+            text(b)
+        })
+        .unwrap();
+        std::fs::write(&path, "two!").unwrap();
+        for _ in 0..3 {
+            w.next_check_ms.store(0, Ordering::Relaxed);
+            assert_eq!(*w.get(), "one", "answered with the value in force");
+        }
+        assert!(
+            w.files.looking.load(Ordering::Acquire),
+            "one look, still hung"
+        );
+        release.send(()).unwrap();
+        looked(&w);
+        assert_eq!(*w.get(), "two!");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
