@@ -356,6 +356,58 @@ fn mapping_errors_are_counted_and_dead_lettered_and_the_rest_stored() {
     let _ = std::fs::remove_file(&dlq);
 }
 
+/// An answer that does not account for every document sent (one item short, no items, cut
+/// off, or larger than the request can produce) acknowledges nothing: the client waits while
+/// the request is re-sent, and once the answers are true again every document is stored once.
+#[test]
+fn an_answer_that_does_not_account_for_every_document_acknowledges_none() {
+    let mock = Mock::start(&[]);
+    let retry = "    retry: { initial_interval: 50ms, max_interval: 200ms, max_retries: 1000 }\n";
+    let (_sluice, http, metrics) = start("", &es_exporter(&mock, retry), "elasticsearch");
+    let control = |path: &str| {
+        let r = Client::connect(mock.port)
+            .unwrap()
+            .request("POST", path, &[], b"")
+            .unwrap();
+        assert_eq!(r.status, 200);
+    };
+    let per = 10;
+    for (round, mode) in ["short", "empty", "cut", "huge"].into_iter().enumerate() {
+        control(&format!("/_mock/lie?mode={mode}"));
+        let lies = mock.json("/_mock/stats")["lies"].as_u64().unwrap();
+        let lines = numbered(round * per, per);
+        let done = Arc::new(AtomicBool::new(false));
+        let poster = {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let status = Client::connect(http)
+                    .and_then(|mut c| c.post(lines.join("\n").as_bytes()))
+                    .map(|r| r.status);
+                done.store(true, Ordering::SeqCst);
+                status
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mock.json("/_mock/stats")["lies"].as_u64().unwrap() < lies + 3 {
+            assert!(Instant::now() < deadline, "{mode}: no retries");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "{mode}: answered before any answer accounted for the documents"
+        );
+        control("/_mock/lie?mode=none");
+        assert_eq!(poster.join().unwrap().unwrap(), 200, "{mode}");
+        let docs = mock.wait_for_docs((round + 1) * per, Duration::from_secs(30));
+        assert_each_once(&docs, (round + 1) * per);
+    }
+    let unreadable = "sluice_elasticsearch_bulk_request_failures_total{exporter=\"elasticsearch\"}";
+    assert!(
+        metric(metrics, unreadable) >= 12,
+        "every lie counted as a failed request"
+    );
+}
+
 #[test]
 fn without_a_dead_letter_the_sender_is_told_its_data_was_not_stored() {
     let mock = Mock::start(&["--long-field", "code"]);

@@ -34,6 +34,10 @@
 //!   `dynamic_templates` and `pipeline` when it had them; `?field=PATH` gives one field per
 //!   line instead, and `--keep-field PATH` stores only that field), `GET /_mock/stats`,
 //!   `POST /_mock/down?seconds=N`, `POST /_mock/reject?share=F&seconds=N`.
+//! - Broken answers (a faulty proxy or a hostile server; Elasticsearch never sends these):
+//!   `POST /_mock/lie?mode=M` stores the documents as usual and then answers `errors: false`
+//!   with `short` (one item fewer than sent), `empty` (`items: []`), `cut` (the answer's head
+//!   and then garbage) or `huge` (a valid answer padded to 8 MiB); `mode=none` stops it.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -96,6 +100,7 @@ struct Stats {
     items: u64,
     created: u64,
     rejected: u64,
+    lies: u64,
     mapping_errors: u64,
     conflicts: u64,
     gzip_requests: u64,
@@ -106,6 +111,8 @@ struct State {
     args: Args,
     down_until: Option<Instant>,
     reject: (f64, Option<Instant>),
+    /// `/_mock/lie`'s mode while one is set.
+    lie: Option<String>,
     docs: Vec<Stored>,
     ids: HashSet<(String, String)>,
     next_id: u64,
@@ -254,6 +261,7 @@ fn main() -> anyhow::Result<()> {
                 args.reject_share,
                 (args.reject_seconds > 0).then(|| now + Duration::from_secs(args.reject_seconds)),
             ),
+            lie: None,
             args,
             docs: Vec::new(),
             ids: HashSet::new(),
@@ -388,7 +396,7 @@ async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> 
             answer(
                 200,
                 json!({"bulk_requests": st.bulk_requests, "items": st.items, "created": st.created,
-                       "rejected": st.rejected, "mapping_errors": st.mapping_errors,
+                       "rejected": st.rejected, "lies": st.lies, "mapping_errors": st.mapping_errors,
                        "conflicts": st.conflicts, "gzip_requests": st.gzip_requests,
                        "docs": s.docs.len(), "last_authorization": st.last_authorization}),
             )
@@ -412,6 +420,11 @@ async fn handle(req: Request<Incoming>, state: Shared) -> Response<Full<Bytes>> 
                 share,
                 (secs > 0).then(|| Instant::now() + Duration::from_secs(secs)),
             );
+            answer(200, json!({"acknowledged": true}))
+        }
+        ("POST", "/_mock/lie") => {
+            let mode = query(&req, "mode").filter(|m| m != "none");
+            state.lock().expect("not poisoned").lie = mode;
             answer(200, json!({"acknowledged": true}))
         }
         ("POST" | "PUT", p) if p == "/_bulk" || p.ends_with("/_bulk") => {
@@ -715,9 +728,27 @@ async fn bulk(
         items.push(item(201, json!({"_version": 1, "result": "created",
             "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": seq, "_primary_term": 1})));
     }
+    let lie = s.lie.clone();
+    if lie.is_some() {
+        s.stats.lies += 1;
+    }
     drop(s);
-    answer(
-        200,
-        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items}),
-    )
+    let took = started.elapsed().as_millis() as u64;
+    match lie.as_deref() {
+        Some("short") => {
+            items.pop();
+            answer(200, json!({"took": took, "errors": false, "items": items}))
+        }
+        Some("empty") => answer(200, json!({"took": took, "errors": false, "items": []})),
+        Some("cut") => answer_bytes(
+            200,
+            Bytes::from(format!("{{\"took\":{took},\"errors\":false,\u{0}garbage")),
+        ),
+        Some("huge") => {
+            let mut body = json!({"took": took, "errors": errors, "items": items}).to_string();
+            body.insert_str(body.len() - 1, &" ".repeat(8 << 20));
+            answer_bytes(200, Bytes::from(body))
+        }
+        _ => answer(200, json!({"took": took, "errors": errors, "items": items})),
+    }
 }

@@ -579,6 +579,18 @@ impl Sender {
                 .into(),
                 why: with_causes(&e),
             },
+            Ok(resp) if resp.content_length().is_some_and(|n| n > answer_bound(items)) => {
+                // Dropped unread: the connection goes with it.
+                Answer::RetryAll {
+                    kind: "answer_too_large".into(),
+                    why: format!(
+                        "the _bulk answer declares {} bytes, more than {items} items can take \
+                         ({} bytes)",
+                        resp.content_length().unwrap_or_default(),
+                        answer_bound(items)
+                    ),
+                }
+            }
             Ok(resp) => {
                 let status = resp.status_code().as_u16();
                 match resp.bytes().await {
@@ -598,6 +610,15 @@ impl Sender {
     }
 
     fn read(&self, status: u16, text: &[u8], items: usize) -> Answer {
+        if text.len() as u64 > answer_bound(items) {
+            return Answer::RetryAll {
+                kind: "answer_too_large".into(),
+                why: format!(
+                    "the _bulk answer is {} bytes, more than {items} items can take",
+                    text.len()
+                ),
+            };
+        }
         let explain = || {
             let t = String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
             format!("HTTP {status}: {t}")
@@ -691,6 +712,15 @@ impl Sender {
             }
         }
     }
+}
+
+/// The largest `_bulk` answer a request of `items` items can legitimately get: a success item
+/// is about 250 bytes and an error item with its reason and causes a few KiB, so 4 KiB an item
+/// and 64 KiB more. A larger answer (a broken or hostile server) is not read: one that declares
+/// its length is dropped unread; one sent chunked is read by the `elasticsearch` crate, which
+/// has no bounded read, and then refused.
+pub fn answer_bound(items: usize) -> u64 {
+    (64 << 10) + (items as u64).saturating_mul(4 << 10)
 }
 
 #[cfg(test)]
