@@ -147,7 +147,7 @@ fn run(svc: service::Service) -> anyhow::Result<()> {
         .thread_name("sluice-worker")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let stop = async {
             let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
@@ -163,6 +163,10 @@ fn run(svc: service::Service) -> anyhow::Result<()> {
             }
         };
         svc.run(stop).await
-    })?;
+    });
+    // Everything was drained by now. What may still run on the blocking pool (a password hash
+    // being checked, a read from a stalled mount) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served?;
     Ok(())
 }

@@ -251,6 +251,108 @@ fn basic_auth_checks_htpasswd_users() {
     );
 }
 
+/// A flood of wrong passwords against a bcrypt user queues at most a bounded number of
+/// verifications: the rest are answered 429 with `Retry-After` at once, so a legitimate client
+/// is never queued behind the whole flood and gets in by retrying as told; the flood is
+/// answered 401 or 429, nothing else; and a hash too slow to check is refused by `validate`.
+#[test]
+fn a_flood_of_wrong_passwords_is_bounded_and_told_to_retry() {
+    use base64::Engine;
+    let dir = scratch("flood");
+    let file = dir.join("htpasswd");
+    std::fs::write(
+        &file,
+        format!("bob:{}\n", bcrypt::hash("bobs-password", 10).unwrap()),
+    )
+    .unwrap();
+    let collector = Collector::start();
+    let sluice = Launch::fixture("secure_http_logs_basicauth")
+        .env("HTPASSWD_FILE", file.to_str().unwrap())
+        .env("ALICE_HASH", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .start();
+    let port = sluice.port("HTTP_PORT");
+    let basic = |creds: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(creds)
+        )
+    };
+    let flood: Vec<_> = (0..60)
+        .map(|i| {
+            let auth = basic(&format!("bob:wrong-{i}"));
+            std::thread::spawn(move || {
+                let r = common::Client::connect(port)
+                    .and_then(|mut c| c.request("POST", "/", &[("Authorization", &auth)], b"x"))
+                    .unwrap();
+                (r.status, r.header("retry-after").map(str::to_string))
+            })
+        })
+        .collect();
+    // The legitimate client, sent while the flood is queued: told to retry, or let in.
+    let good = basic("bob:bobs-password");
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let r = common::Client::connect(port)
+            .and_then(|mut c| c.request("POST", "/", &[("Authorization", &good)], b"from bob"))
+            .unwrap();
+        match r.status {
+            200 => break,
+            429 => {
+                assert_eq!(r.header("retry-after"), Some("1"));
+                assert!(tries < 60, "never let in");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            other => panic!("the legitimate client got {other}"),
+        }
+    }
+    let answers: Vec<_> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy = answers.iter().filter(|(s, _)| *s == 429).count();
+    assert!(
+        answers.iter().all(|(s, _)| *s == 401 || *s == 429),
+        "{answers:?}"
+    );
+    assert!(
+        busy > 0,
+        "more than the queue holds were sent at once: {answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|(s, _)| *s == 429)
+            .all(|(_, retry)| retry.as_deref() == Some("1")),
+        "{answers:?}"
+    );
+    assert!(collector.wait_for(1, Duration::from_secs(10)).len() == 1);
+
+    // A cost no login should pay is refused before start.
+    let slow = "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+    std::fs::write(&file, format!("slow:{slow}\n")).unwrap();
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/configs/secure_http_logs_basicauth.yaml"
+    ))
+    .unwrap()
+    .replace("${env:HTPASSWD_FILE}", file.to_str().unwrap());
+    let path = common::write_config(&config);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .env("ALICE_HASH", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")
+        .env("TCP_ADDR", "127.0.0.1:9")
+        .env("HTTP_PORT", "9")
+        .env("METRICS_PORT", "9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("extensions.basicauth.htpasswd.file:")
+            && err.contains("user \"slow\"'s hash has bcrypt cost 31, above 14"),
+        "{err}"
+    );
+}
+
 /// OTLP over TLS with a bearer token, from grpcio and the OpenTelemetry Python SDK (gRPC and
 /// HTTP exporters, as applications configure them with headers and a CA).
 #[test]

@@ -2,7 +2,13 @@
 //! line. Accepted hashes: bcrypt (`$2y$`, `htpasswd -B`), MD5-crypt (`$apr1$`, htpasswd's
 //! default, and `$1$`), SHA-crypt (`$5$`, `$6$`, `openssl passwd -6`) and `{SHA}`
 //! (`htpasswd -s`). Plain-text passwords are refused when the file is loaded, not accepted
-//! silently.
+//! silently, and so are work factors above [`MAX_BCRYPT_COST`] and [`MAX_SHA_CRYPT_ROUNDS`]:
+//! a `$2b$31$` hash takes days to check, so three logins against it would hold every
+//! verification thread for good.
+//!
+//! A name that is not in the file is checked against the costliest hash that is, and refused
+//! whatever that says, so that an unknown user takes as long to refuse as a known one: the
+//! time of an answer does not tell which user names exist.
 
 use std::collections::HashMap;
 
@@ -10,10 +16,20 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
+/// The highest bcrypt cost accepted: about a second per check on a current core (each step
+/// doubles it). `htpasswd -B` writes 5 unless told otherwise.
+pub const MAX_BCRYPT_COST: u32 = 14;
+
+/// The most SHA-crypt rounds accepted (`$6$rounds=N$`): about a second per check. The default,
+/// when the hash names none, is 5,000.
+pub const MAX_SHA_CRYPT_ROUNDS: u64 = 2_000_000;
+
 /// A parsed htpasswd file: user -> hash.
 #[derive(Default)]
 pub struct Htpasswd {
     users: HashMap<String, Hash>,
+    /// The user whose hash costs most to check: unknown names are checked against it.
+    decoy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +70,23 @@ impl Htpasswd {
                      bcrypt (htpasswd -B), $apr1$, $5$ / $6$ (openssl passwd -6) or {{SHA}}"
                 )
             })?;
+            if let Some(too_slow) = hash.over_limit() {
+                return Err(format!("line {at}: user {user:?}'s hash {too_slow}"));
+            }
             if out.users.insert(user.to_string(), hash).is_some() {
                 return Err(format!("line {at}: user {user:?} is listed twice"));
             }
         }
+        out.pick_decoy();
         Ok(out)
+    }
+
+    fn pick_decoy(&mut self) {
+        self.decoy = self
+            .users
+            .iter()
+            .max_by_key(|(user, hash)| (hash.work(), *user))
+            .map(|(user, _)| user.clone());
     }
 
     /// Adds the users of `other`; a user in both is an error.
@@ -68,6 +96,7 @@ impl Htpasswd {
                 return Err(format!("user {user:?} is in both file and inline"));
             }
         }
+        self.pick_decoy();
         Ok(())
     }
 
@@ -80,12 +109,23 @@ impl Htpasswd {
     }
 
     /// Whether `password` is `user`'s. Deliberately slow for bcrypt and SHA-crypt: run it off
-    /// the reactor.
+    /// the reactor. A user not in the file costs as much as the costliest one that is.
     pub fn verify(&self, user: &str, password: &[u8]) -> bool {
-        let Some(hash) = self.users.get(user) else {
-            return false;
-        };
-        match hash {
+        match self.users.get(user) {
+            Some(hash) => hash.verify(password),
+            None => {
+                // Spent, and refused whatever the outcome.
+                let decoy = self.decoy.as_ref().and_then(|d| self.users.get(d));
+                let _ = decoy.map(|h| std::hint::black_box(h.verify(password)));
+                false
+            }
+        }
+    }
+}
+
+impl Hash {
+    fn verify(&self, password: &[u8]) -> bool {
+        match self {
             Hash::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
             Hash::Md5Crypt { magic, salt, full } => {
                 let computed = md5_crypt(password, salt.as_bytes(), magic);
@@ -103,6 +143,51 @@ impl Htpasswd {
             }
         }
     }
+
+    /// How much work one check takes, in comparable units (rounds of the underlying hash):
+    /// what picks the decoy.
+    fn work(&self) -> u64 {
+        match self {
+            Hash::Bcrypt(h) => h
+                .parse::<bcrypt::HashParts>()
+                .map_or(0, |p| 1u64 << p.get_cost().min(40)),
+            Hash::Sha256Crypt(h) | Hash::Sha512Crypt(h) => sha_crypt_rounds(h),
+            Hash::Md5Crypt { .. } => 1000,
+            Hash::Sha1(_) => 1,
+        }
+    }
+
+    /// What is wrong with the hash's work factor, if it is above what sluice checks.
+    fn over_limit(&self) -> Option<String> {
+        match self {
+            Hash::Bcrypt(h) => {
+                let cost = h.parse::<bcrypt::HashParts>().ok()?.get_cost();
+                (cost > MAX_BCRYPT_COST).then(|| {
+                    format!(
+                        "has bcrypt cost {cost}, above {MAX_BCRYPT_COST}, the most sluice checks \
+                         (each step doubles the time of every login); hash it again with \
+                         htpasswd -B -C {MAX_BCRYPT_COST} or less"
+                    )
+                })
+            }
+            Hash::Sha256Crypt(h) | Hash::Sha512Crypt(h) => {
+                let rounds = sha_crypt_rounds(h);
+                (rounds > MAX_SHA_CRYPT_ROUNDS).then(|| {
+                    format!("has {rounds} SHA-crypt rounds, above {MAX_SHA_CRYPT_ROUNDS}, the most sluice checks")
+                })
+            }
+            Hash::Md5Crypt { .. } | Hash::Sha1(_) => None,
+        }
+    }
+}
+
+/// The rounds of a `$5$` / `$6$` hash: `rounds=N$` after the magic, else 5,000.
+fn sha_crypt_rounds(h: &str) -> u64 {
+    h.get(3..)
+        .and_then(|rest| rest.strip_prefix("rounds="))
+        .and_then(|rest| rest.split('$').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(5000)
 }
 
 fn parse_hash(h: &str) -> Option<Hash> {
@@ -239,6 +324,46 @@ sha1:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=
             assert!(!h.verify(user, b""), "{user}");
         }
         assert!(!h.verify("nobody", b"secret"));
+    }
+
+    #[test]
+    fn costs_above_the_stated_maximum_are_refused_when_loaded() {
+        let e = |t: &str| Htpasswd::parse(t.as_bytes()).err().unwrap();
+        // A well-formed hash of cost 31 (its digest need not match anything to be refused).
+        let c31 = "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+        let err = e(&format!("slow:{c31}"));
+        assert!(
+            err.starts_with("line 1: user \"slow\"'s hash has bcrypt cost 31, above 14"),
+            "{err}"
+        );
+        assert!(!err.contains("abcdefgh"), "the hash is never shown: {err}");
+        let c15 = c31.replace("$31$", "$15$");
+        assert!(e(&format!("slow:{c15}")).contains("bcrypt cost 15"));
+        let c14 = c31.replace("$31$", "$14$");
+        assert!(Htpasswd::parse(format!("ok:{c14}").as_bytes()).is_ok());
+        let many = "$6$rounds=999999999$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.";
+        assert!(e(&format!("r:{many}")).contains("999999999 SHA-crypt rounds"));
+    }
+
+    #[test]
+    fn an_unknown_user_is_checked_against_the_costliest_hash_and_refused() {
+        let cheap = "sha1:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
+        let dear = format!("bc:{}", bcrypt::hash("secret", 6).unwrap());
+        let h = Htpasswd::parse(format!("{cheap}\n{dear}\n").as_bytes()).unwrap();
+        assert_eq!(h.decoy.as_deref(), Some("bc"));
+        // The decoy's own password: still refused for a name not in the file.
+        assert!(!h.verify("nobody", b"secret"));
+        assert!(h.verify("bc", b"secret"));
+        let mut merged = Htpasswd::parse(cheap.as_bytes()).unwrap();
+        assert_eq!(merged.decoy.as_deref(), Some("sha1"));
+        merged
+            .merge(Htpasswd::parse(dear.as_bytes()).unwrap())
+            .unwrap();
+        assert_eq!(
+            merged.decoy.as_deref(),
+            Some("bc"),
+            "picked again after a merge"
+        );
     }
 
     #[test]

@@ -49,7 +49,14 @@ pub enum Denied {
     Missing,
     #[error("invalid credentials")]
     Invalid,
+    /// Too many credentials are waiting to be checked (slow password hashes): retry shortly.
+    /// Answered 429 with `Retry-After` / RESOURCE_EXHAUSTED with `RetryInfo`, not 401.
+    #[error("too many logins are being checked; retry shortly")]
+    Busy,
 }
+
+/// The retry hint sent with [`Denied::Busy`].
+pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The outcome of a check: known at once (a token compare, a cached password), or after work
 /// that must not run on the reactor (a bcrypt verification).

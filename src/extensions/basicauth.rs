@@ -18,7 +18,13 @@
 //! the blocking pool, two at a time at most, and a verified `Authorization` value is remembered
 //! for five minutes (by a keyed digest, not in clear) until the htpasswd file changes: a client
 //! that sends the same credentials on every request pays for one verification, and a flood of
-//! wrong passwords cannot take more than two threads.
+//! wrong passwords cannot take more than two threads. At most [`WAITING`] more wait their
+//! turn; beyond that a login is answered 429 with `Retry-After` (RESOURCE_EXHAUSTED with
+//! `RetryInfo` over gRPC), so a flood cannot queue a legitimate client behind it for long.
+//! A name not in the file is checked against the costliest hash that is (see `htpasswd`), so
+//! user names cannot be told apart by the time of the answer; hash costs above a stated
+//! maximum are refused when the file is read. A shutdown does not wait for verifications: the
+//! runtime is left after a short grace, whatever still runs on its blocking pool.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -73,6 +79,8 @@ const REMEMBER: Duration = Duration::from_secs(300);
 const REMEMBERED: usize = 1024;
 /// Slow verifications running at once.
 const VERIFYING: usize = 2;
+/// Verifications waiting for one of those, at most.
+pub const WAITING: usize = 8;
 
 /// Shared by the receivers that use the extension, and by their pending verifications.
 struct Users(Arc<Shared>);
@@ -85,6 +93,33 @@ struct Shared {
     remembered: Mutex<Remembered>,
     key: [u8; 16],
     verifying: Arc<Semaphore>,
+    /// Verifications running or waiting to run.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A place among the verifications queued, given back when dropped.
+struct Queued(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Queued {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Queued> {
+        use std::sync::atomic::Ordering;
+        let mut n = count.load(Ordering::Relaxed);
+        loop {
+            if n >= VERIFYING + WAITING {
+                return None;
+            }
+            match count.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(Queued(Arc::clone(count))),
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 #[derive(Default)]
@@ -162,16 +197,23 @@ impl ServerAuth for Users {
         let Some((user, password)) = credentials(value) else {
             return Check::Done(Err(Denied::Invalid));
         };
+        let Some(queued) = Queued::take(&shared.queued) else {
+            return Check::Done(Err(Denied::Busy));
+        };
         let shared = Arc::clone(shared);
         Check::Pending(Box::pin(async move {
+            let _queued = queued;
             let Ok(_permit) = Arc::clone(&shared.verifying).acquire_owned().await else {
                 return Err(Denied::Invalid);
             };
             let (inline, checked) = (shared.inline.clone(), file.clone());
             let ok = tokio::task::spawn_blocking(move || {
-                match inline.as_ref().filter(|h| h.has(&user)) {
-                    Some(h) => h.verify(&user, &password),
-                    None => checked.is_some_and(|f| f.verify(&user, &password)),
+                // Where the user is not listed, the list that is checked pays its decoy's cost.
+                match (inline.as_ref(), checked.as_ref()) {
+                    (Some(h), _) if h.has(&user) => h.verify(&user, &password),
+                    (_, Some(f)) => f.verify(&user, &password),
+                    (Some(h), None) => h.verify(&user, &password),
+                    (None, None) => false,
                 }
             })
             .await
@@ -260,6 +302,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
             remembered: Mutex::new(Remembered::default()),
             key: random_key(),
             verifying: Arc::new(Semaphore::new(VERIFYING)),
+            queued: Arc::default(),
         }))));
     }
     let mut client = None;

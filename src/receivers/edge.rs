@@ -85,6 +85,13 @@ fn http_refusal(denied: Denied, challenge: HeaderValue) -> HttpResponse {
     let body = match denied {
         Denied::Missing => "missing credentials\n",
         Denied::Invalid => "invalid credentials\n",
+        Denied::Busy => {
+            let mut resp = server::text(429, "too many logins are being checked; retry shortly\n");
+            let secs = crate::auth::BUSY_RETRY_AFTER.as_secs();
+            resp.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
+            return resp;
+        }
     };
     let mut resp = server::text(401, body);
     resp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
@@ -93,5 +100,13 @@ fn http_refusal(denied: Denied, challenge: HeaderValue) -> HttpResponse {
 
 /// UNAUTHENTICATED as a Trailers-Only answer.
 fn grpc_refusal(denied: Denied, _challenge: HeaderValue) -> HttpResponse {
+    if denied == Denied::Busy {
+        let status = crate::receivers::otlp::status::retryable(
+            tonic::Code::ResourceExhausted,
+            &denied.to_string(),
+            crate::auth::BUSY_RETRY_AFTER,
+        );
+        return status.into_http();
+    }
     tonic::Status::unauthenticated(denied.to_string()).into_http()
 }
