@@ -138,6 +138,11 @@ pub fn peak_bytes() -> Option<u64> {
         .then(|| PEAK.load(Ordering::Relaxed).max(0) as u64)
 }
 
+/// Starts [`peak_bytes`] over from the live heap now, to measure the peak of one piece of work.
+pub fn reset_peak() {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,3 +171,71 @@ fn refused_records_are_retried_and_all_arrive_with_memory_under_the_limit() {
         "peak resident memory {peak} MiB is over twice limit_mib {LIMIT_MIB}"
     );
 }
+
+/// A burst of large, costly requests at once: 8 OTLP/HTTP requests of 4 MB of empty attributes
+/// (each about 160 MiB decoded) and 8 `http_logs` bodies of 10 MiB of short lines, all sent
+/// together to a 400 MiB limiter. The limiter once looked at the heap only as each request
+/// came in, so all of them got in before any had allocated: 1.3 GiB of heap. Now each request
+/// reserves what it may cost before it is read and decoded, so the live heap stays under the
+/// limit, every request is answered 200 or 429 with `Retry-After`, and some get through.
+#[test]
+fn a_burst_of_costly_requests_keeps_the_heap_under_the_limit() {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    let sluice = Launch::fixture("burst_limited_decoded").start();
+    let (otlp, lines, metrics) = (
+        sluice.port("HTTP_PORT"),
+        sluice.port("LINES_PORT"),
+        sluice.port("METRICS_PORT"),
+    );
+    let attributes = Arc::new(
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        attributes: vec![KeyValue::default(); 2_000_000],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec(),
+    );
+    let text = Arc::new("abcdefg\n".repeat(10 << 17).into_bytes());
+    let start = Arc::new(std::sync::Barrier::new(16));
+    let mut clients = Vec::new();
+    for i in 0..16 {
+        let (attributes, text, start) = (attributes.clone(), text.clone(), start.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut c = Client::connect(if i < 8 { otlp } else { lines }).unwrap();
+            start.wait();
+            let r = if i < 8 {
+                c.post_logs(&attributes)
+            } else {
+                c.post(&text)
+            };
+            r.map(|r| (r.status, r.header("retry-after").map(str::to_string)))
+        }));
+    }
+    let answers: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    for a in &answers {
+        match a {
+            Ok((200, _)) => {}
+            Ok((429, retry)) => assert_eq!(retry.as_deref(), Some("1"), "{answers:?}"),
+            other => panic!("{other:?} in {answers:?}"),
+        }
+    }
+    let series =
+        "sluice_memory_limiter_heap_peak_bytes{processor=\"memory_limiter\",pipeline=\"logs\"}";
+    let heap_peak = metric(metrics, series) >> 20;
+    eprintln!("peak live heap {heap_peak} MiB");
+    assert!(
+        answers.iter().any(|a| matches!(a, Ok((200, _)))),
+        "{answers:?}"
+    );
+    assert!(
+        heap_peak <= 400,
+        "peak live heap {heap_peak} MiB over limit_mib 400"
+    );
+}

@@ -12,6 +12,19 @@ use crate::model::{KeyValue, LogBatch, LogRecord, Origin, Severity, Str, Value};
 
 use super::logs::MAX_DEPTH;
 
+/// The most memory decoding an OTLP/JSON request may take: the parsed document, then what is
+/// made of it while the document is still held. An object costs up to a kilobyte parsed (its
+/// map's first node) and decoded (a record), a further element or entry (after a `,`) up to
+/// 128 bytes, and text a few bytes per byte; counting the body's `{` and `,` (strings included,
+/// so it errs high) bounds what a body of any shape costs, where a bound per byte would have to
+/// assume every body is all empty objects. `tests/request_cost.rs` measures the costliest
+/// shapes against it.
+pub fn cost(body: &[u8]) -> u64 {
+    let objects = memchr::memchr_iter(b'{', body).count() as u64;
+    let elements = memchr::memchr_iter(b',', body).count() as u64;
+    4 * body.len() as u64 + 1024 * objects + 128 * elements
+}
+
 /// What was wrong and where, as a path into the document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]

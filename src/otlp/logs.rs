@@ -24,6 +24,12 @@ pub const MAX_DEPTH: usize = 32;
 pub const MIN_BYTES_PER_ITEM: usize = 8;
 pub const FREE_ITEMS: usize = 4096;
 
+/// The most memory decoding may take per byte of a request, the request itself included: what
+/// a receiver charges the memory limiter before it decodes. The costliest requests (nothing but
+/// empty attributes, map entries, array elements or records, as dense as [`check_density`]
+/// allows) come closest; `tests/request_cost.rs` measures them against it.
+pub const COST_PER_BYTE: u64 = 48;
+
 /// Key bytes (field number and wire type 2) of repeated fields: `LogRecord.attributes`,
 /// `Resource.attributes`, `InstrumentationScope.attributes`, and the elements of `ArrayValue`
 /// and `KeyValueList`.

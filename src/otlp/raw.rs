@@ -361,6 +361,11 @@ impl RawBatch {
 
 /// Checks an `ExportTraceServiceRequest` and cuts it per resource. Resources with no spans
 /// are dropped, as they carry nothing.
+/// The most memory checking and cutting a request may take per byte of it, the request itself
+/// included, as [`super::logs::COST_PER_BYTE`] says for decoding: the request, its resources'
+/// slices and the counts. `tests/request_cost.rs` measures it.
+pub const COST_PER_BYTE: u64 = 4;
+
 pub fn decode_traces(buf: &Bytes) -> Result<RawBatch, DecodeError> {
     decode(Signal::Traces, &TRACES_REQUEST, &SPAN, buf)
 }

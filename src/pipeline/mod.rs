@@ -9,6 +9,7 @@
 pub mod ack;
 mod batch;
 pub mod batcher;
+mod charge;
 pub mod offload;
 pub mod queue;
 
@@ -23,6 +24,7 @@ use crate::model::{LogBatch, Signal};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
 pub use batch::Batch;
+pub use charge::Charge;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -69,6 +71,15 @@ pub trait Processor: Send + Sync {
 /// of pushing back). One instance serves every worker.
 pub trait Admission: Send + Sync {
     fn admit(&self) -> bool;
+
+    /// Takes `bytes` more from the budget for a request in flight, which holds `held` already
+    /// (see [`Charge`]); `false` refuses them. The default grants everything.
+    fn reserve(&self, _bytes: u64, _held: u64) -> bool {
+        true
+    }
+
+    /// Gives back `bytes` taken by [`Admission::reserve`].
+    fn release(&self, _bytes: u64) {}
 }
 
 /// What a processor's config builds into: the place it takes in a pipeline.
@@ -144,6 +155,8 @@ pub struct Pipeline {
 #[derive(Clone)]
 pub struct Consumer {
     pipelines: Arc<Vec<Arc<Pipeline>>>,
+    /// Every gate of those pipelines, each once (a limiter listed by several pipelines is one).
+    gates: Arc<[Arc<dyn Admission>]>,
     /// Every header some pipeline batches by.
     metadata_keys: Arc<[HeaderName]>,
 }
@@ -222,8 +235,15 @@ impl Consumer {
                 keys.push(k.clone());
             }
         }
+        let mut gates: Vec<Arc<dyn Admission>> = Vec::new();
+        for g in pipelines.iter().flat_map(|p| p.gates.iter()) {
+            if !gates.iter().any(|seen| Arc::ptr_eq(seen, g)) {
+                gates.push(Arc::clone(g));
+            }
+        }
         Consumer {
             pipelines: Arc::new(pipelines),
+            gates: gates.into(),
             metadata_keys: keys.into(),
         }
     }
@@ -305,20 +325,28 @@ impl WorkerSlot {
     /// Whether every gate (the memory limiter) would take data now; a receiver asks
     /// before reading a body so that it refuses without holding it.
     pub fn admits(&self) -> bool {
-        self.consumer
-            .pipelines
-            .iter()
-            .all(|p| p.gates.iter().all(|g| g.admit()))
+        self.consumer.gates.iter().all(|g| g.admit())
+    }
+
+    /// Admits a request ([`WorkerSlot::admits`]) and opens its charge against the gates' memory
+    /// budget, which the receiver grows as the request's bytes are read and decoded; `None`
+    /// refuses it.
+    pub fn admit(&self) -> Option<Charge> {
+        self.admits()
+            .then(|| Charge::new(Arc::clone(&self.consumer.gates)))
     }
 
     /// Consumes `batch` and counts it in `metrics`: accepted (with the `wire_bytes` its request
-    /// had) or refused. An empty batch is accepted without touching the pipeline.
+    /// had) or refused. An empty batch is accepted without touching the pipeline. The request's
+    /// `charge` is given back once the batch is in the exporter queues, before delivery is
+    /// awaited: from there the live heap counts it.
     pub async fn consume(
         &self,
         batch: Batch,
         metadata: &Metadata,
         metrics: &ReceiverMetrics,
         wire_bytes: u64,
+        charge: Charge,
     ) -> Result<(), ConsumeError> {
         let records = batch.len() as u64;
         let signal = batch.signal();
@@ -335,7 +363,9 @@ impl WorkerSlot {
         // Processors run here, synchronously: for a large request, where they cannot hold up
         // the accept loops, health and metrics.
         let bytes = wire_bytes as usize;
-        let result = match offload::run(bytes, || worker.dispatch(batch, metadata, bytes)) {
+        let dispatched = offload::run(bytes, || worker.dispatch(batch, metadata, bytes));
+        drop(charge);
+        let result = match dispatched {
             Ok(wait) => Worker::delivered(wait).await,
             Err(e) => Err(e),
         };

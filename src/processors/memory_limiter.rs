@@ -11,7 +11,15 @@
 //! ```
 //!
 //! Above the soft limit (`limit - spike_limit`) every receiver refuses new data; once back
-//! below, it takes data again. What is measured is the live heap: the bytes sluice's counting
+//! below, it takes data again. Checking the heap when a request arrives is not enough: a burst
+//! of requests all get in before any of them has allocated. So every request in flight also
+//! holds a reservation (`pipeline::Charge`): its buffers as they grow, then what decoding may
+//! cost (each decoder's stated bytes per body byte) until its records are queued. A reservation
+//! is granted while the heap plus every reservation stays under the soft limit; a request that
+//! is the only one holding any is granted up to the hard limit, so that one request larger than
+//! the headroom is still taken when nothing else is in flight. Refused, the request is answered
+//! 429 / RESOURCE_EXHAUSTED with the retry hint. What is reserved is exported as
+//! `sluice_memory_limiter_reserved_bytes`. What is measured is the live heap: the bytes sluice's counting
 //! global allocator (`crate::alloc`) has handed out and not had back, as the Collector reads
 //! Go's heap. Resident memory (RSS) would be the wrong signal: after a spike the allocator keeps
 //! freed pages mapped for reuse, so RSS stays near its peak while sluice holds nothing, and
@@ -62,11 +70,11 @@ fn default_interval() -> Duration {
 
 const MIB: u64 = 1 << 20;
 
-/// The soft limit in bytes, or why the settings do not give one.
-fn soft_limit(
+/// The hard and soft limits in bytes, or why the settings do not give them.
+fn limits(
     cfg: &Config,
     total: impl Fn() -> Option<u64>,
-) -> Result<u64, (&'static str, String)> {
+) -> Result<(u64, u64), (&'static str, String)> {
     let (limit, spike) = match (cfg.limit_mib, cfg.limit_percentage) {
         (Some(_), Some(_)) => {
             return Err((
@@ -104,7 +112,7 @@ fn soft_limit(
             format!("must be below the limit ({} MiB)", limit / MIB),
         ));
     }
-    Ok(limit - spike)
+    Ok((limit, limit - spike))
 }
 
 /// The memory this process may use: the cgroup v2 or v1 limit when one is set, else RAM.
@@ -158,6 +166,9 @@ fn page_size() -> u64 {
 /// State shared by every worker's instance.
 struct Shared {
     soft_limit: u64,
+    hard_limit: u64,
+    /// Bytes reserved by requests in flight.
+    reserved: AtomicU64,
     interval_ms: u64,
     started: Instant,
     last_check_ms: AtomicU64,
@@ -173,6 +184,7 @@ struct Gauges {
     heap: Gauge,
     heap_peak: Gauge,
     rss: Gauge,
+    reserved: Gauge,
 }
 
 impl Gauges {
@@ -196,6 +208,11 @@ impl Gauges {
             rss: t.gauge(
                 "sluice_memory_limiter_rss_bytes",
                 "Resident memory at the last check.",
+                labels,
+            ),
+            reserved: t.gauge(
+                "sluice_memory_limiter_reserved_bytes",
+                "Bytes reserved by requests being read and decoded, at the last check.",
                 labels,
             ),
         }
@@ -269,6 +286,8 @@ impl Shared {
         g.heap_peak
             .set(crate::alloc::peak_bytes().unwrap_or(0) as i64);
         g.rss.set(reading.rss.unwrap_or(0) as i64);
+        g.reserved
+            .set(self.reserved.load(Ordering::Relaxed) as i64);
         g.refusing.set(i64::from(over));
     }
 }
@@ -286,7 +305,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
             "must be greater than zero",
         )]);
     }
-    let soft = soft_limit(&cfg, total_memory)
+    let (hard, soft) = limits(&cfg, total_memory)
         .map_err(|(field, msg)| vec![ConfigError::new(format!("{}.{field}", ctx.path), msg)])?;
     let id = ctx.id.to_string();
     let labels = [("processor", id.as_str()), ("pipeline", ctx.pipeline)];
@@ -298,7 +317,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     )
     .set(soft as i64);
     Ok(Stage::Gate(Arc::new(MemoryLimiter::new(
-        soft,
+        (hard, soft),
         cfg.check_interval,
         Box::new(Reading::now),
         Gauges::new(t, &labels),
@@ -307,13 +326,15 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
 
 impl MemoryLimiter {
     fn new(
-        soft_limit: u64,
+        (hard_limit, soft_limit): (u64, u64),
         interval: Duration,
         read: Box<dyn Fn() -> Option<Reading> + Send + Sync>,
         gauges: Gauges,
     ) -> Self {
         MemoryLimiter(Arc::new(Shared {
             soft_limit,
+            hard_limit,
+            reserved: AtomicU64::new(0),
             interval_ms: (interval.as_millis() as u64).max(1),
             started: Instant::now(),
             last_check_ms: AtomicU64::new(0),
@@ -333,6 +354,51 @@ impl Admission for MemoryLimiter {
         !self.0.refusing.load(Ordering::Relaxed)
             && crate::alloc::live_bytes().is_none_or(|heap| heap <= self.0.soft_limit)
     }
+
+    /// Grants `bytes` while the heap and every reservation stay under the soft limit, or, to a
+    /// request that is the only one holding a reservation, while the heap and it stay under the
+    /// hard limit. The heap already counts what admitted requests have allocated, so a request
+    /// is counted twice for what it has read: the budget errs on the side of refusing.
+    fn reserve(&self, bytes: u64, held: u64) -> bool {
+        let s = &self.0;
+        s.refresh();
+        // Without the counting allocator the last reading (RSS) stands in for the heap.
+        let heap = crate::alloc::live_bytes().unwrap_or_else(|| {
+            if s.refusing.load(Ordering::Relaxed) {
+                u64::MAX / 4
+            } else {
+                0
+            }
+        });
+        let mut reserved = s.reserved.load(Ordering::Relaxed);
+        loop {
+            let after = reserved.saturating_add(bytes);
+            let alone = reserved <= held;
+            let fits = heap.saturating_add(after) <= s.soft_limit
+                || (alone && heap.saturating_add(held + bytes) <= s.hard_limit);
+            if !fits {
+                return false;
+            }
+            match s.reserved.compare_exchange_weak(
+                reserved,
+                after,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => reserved = now,
+            }
+        }
+    }
+
+    fn release(&self, bytes: u64) {
+        let _ = self
+            .0
+            .reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(bytes))
+            });
+    }
 }
 
 #[cfg(test)]
@@ -347,22 +413,50 @@ mod tests {
     #[test]
     fn soft_limit_is_the_limit_less_the_spike() {
         let none = || None;
-        assert_eq!(soft_limit(&cfg("{limit_mib: 100}"), none), Ok(80 * MIB));
+        let soft = |c: &str, total: &dyn Fn() -> Option<u64>| limits(&cfg(c), total).map(|l| l.1);
+        assert_eq!(limits(&cfg("{limit_mib: 100}"), none), Ok((100 * MIB, 80 * MIB)));
         assert_eq!(
-            soft_limit(&cfg("{limit_mib: 100, spike_limit_mib: 30}"), none),
+            soft("{limit_mib: 100, spike_limit_mib: 30}", &none),
             Ok(70 * MIB)
         );
         let total = || Some(1000 * MIB);
         assert_eq!(
-            soft_limit(
-                &cfg("{limit_percentage: 80, spike_limit_percentage: 20}"),
-                total
-            ),
+            soft("{limit_percentage: 80, spike_limit_percentage: 20}", &total),
             Ok(600 * MIB)
         );
-        assert!(soft_limit(&cfg("{limit_mib: 100, spike_limit_mib: 100}"), none).is_err());
-        assert!(soft_limit(&cfg("{}"), none).is_err());
-        assert!(soft_limit(&cfg("{limit_mib: 1, limit_percentage: 5}"), none).is_err());
+        assert!(soft("{limit_mib: 100, spike_limit_mib: 100}", &none).is_err());
+        assert!(soft("{}", &none).is_err());
+        assert!(soft("{limit_mib: 1, limit_percentage: 5}", &none).is_err());
+    }
+
+    #[test]
+    fn reservations_share_the_room_under_the_soft_limit_and_one_alone_may_reach_the_hard() {
+        let limiter = MemoryLimiter::new(
+            (1000, 800),
+            Duration::from_secs(3600),
+            Box::new(|| {
+                Some(Reading {
+                    heap: Some(0),
+                    rss: Some(0),
+                })
+            }),
+            Gauges::default(),
+        );
+        // The test binary has no counting allocator: the heap reads as 0.
+        assert!(limiter.reserve(500, 0));
+        assert!(limiter.reserve(300, 0), "800 in all: at the soft limit");
+        assert!(!limiter.reserve(1, 0), "a third request finds no room");
+        assert!(!limiter.reserve(1, 500), "nor does the first grow past it");
+        limiter.release(300);
+        limiter.release(500);
+        assert_eq!(limiter.0.reserved.load(Ordering::Relaxed), 0);
+        // Alone, a request may grow to the hard limit, and no further.
+        assert!(limiter.reserve(700, 0));
+        assert!(limiter.reserve(300, 700), "alone: up to the hard limit");
+        assert!(!limiter.reserve(1, 1000));
+        assert!(!limiter.reserve(100, 0), "another finds none while it holds everything");
+        limiter.release(1000);
+        assert!(limiter.reserve(100, 0));
     }
 
     #[test]
@@ -397,7 +491,7 @@ mod tests {
         let used = Arc::new(AtomicU64::new(10));
         let reading = Arc::clone(&used);
         let limiter = MemoryLimiter::new(
-            100,
+            (200, 100),
             Duration::from_millis(1),
             Box::new(move || {
                 Some(Reading {

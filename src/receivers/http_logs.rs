@@ -146,7 +146,8 @@ async fn handle(
                 message: TOO_DENSE.into(),
             })
     };
-    shared.step.run(req, &slot, &PlainText, decode).await
+    let cost = crate::receivers::step::per_byte(COST_PER_BYTE);
+    shared.step.run(req, &slot, &PlainText, cost, decode).await
 }
 
 fn now_unix_nano() -> u64 {
@@ -167,6 +168,11 @@ fn estimate_lines(body: &[u8]) -> usize {
     let lines = body.len() * n / sample.len();
     lines + lines / 16 + 1
 }
+
+/// The most memory framing a body into records may take per byte of it, the body included: a
+/// record costs about 200 bytes and a body may hold one per 8 bytes beyond its first 4,096
+/// lines. `tests/request_cost.rs` measures it.
+pub const COST_PER_BYTE: u64 = 32;
 
 const TOO_DENSE: &str = "too many lines for the body's size: beyond the first 4096 lines, a body may hold one line per 8 bytes; split it\n";
 

@@ -8,7 +8,10 @@
 //! four times what it sent. It also refuses a declared length over the limit before anything is
 //! reserved (RESOURCE_EXHAUSTED, as gRPC servers answer), ends a message that does not arrive
 //! within `read_timeout` (DEADLINE_EXCEEDED) and one still arriving at shutdown (UNAVAILABLE),
-//! and counts the bytes received for `sluice_receiver_accepted_bytes_total`.
+//! and counts the bytes received for `sluice_receiver_accepted_bytes_total`. Before tonic may
+//! reserve the message, the request's [`Charge`] is grown to it (and, for a compressed message,
+//! to the decompressed size it may reach): refused, the call ends RESOURCE_EXHAUSTED with
+//! `RetryInfo`, as the memory limiter answers.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -23,8 +26,12 @@ use hyper::body::{Body, Frame, Incoming};
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
+use crate::pipeline::Charge;
 use crate::shutdown::Shutdown;
 use crate::telemetry::Counter;
+
+/// A request's charge, shared by its body (while tonic reads the message) and its handler.
+pub type SharedCharge = Arc<std::sync::Mutex<Charge>>;
 
 /// What bounds one message.
 #[derive(Clone)]
@@ -51,10 +58,19 @@ pub struct Bounded {
     deadline: Option<Pin<Box<Sleep>>>,
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     received: Arc<AtomicU64>,
+    charge: SharedCharge,
+    /// The message is compressed: tonic also holds its decompressed form, up to the limit.
+    compressed: bool,
 }
 
 impl Bounded {
-    pub fn new(inner: Incoming, limits: Arc<Limits>, received: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        limits: Arc<Limits>,
+        received: Arc<AtomicU64>,
+        charge: SharedCharge,
+        compressed: bool,
+    ) -> Self {
         Bounded {
             inner,
             limits,
@@ -67,7 +83,24 @@ impl Bounded {
             deadline: None,
             stop: None,
             received,
+            charge,
+            compressed,
         }
+    }
+
+    /// Charges what tonic will hold once the message is let through: refused, the call ends.
+    fn release(&mut self) -> Result<(), Status> {
+        self.released = true;
+        let message = self.declared.unwrap_or(0).max(self.arrived);
+        let decompressed = if self.compressed {
+            self.limits.limit
+        } else {
+            0
+        };
+        let mut charge = self.charge.lock().unwrap_or_else(|p| p.into_inner());
+        charge
+            .grow_to((message + decompressed) as u64)
+            .map_err(|_| crate::receivers::otlp::status::over_limit(self.limits.retry_after))
     }
 
     /// The message length from the first five held bytes, once they are in.
@@ -161,13 +194,17 @@ impl Body for Bounded {
                                 return Poll::Ready(Some(Err(this.too_large())));
                             }
                         }
-                        if this.declared.is_some_and(|d| this.arrived * 4 >= d) {
-                            this.released = true;
+                        if this.declared.is_some_and(|d| this.arrived * 4 >= d)
+                            && let Err(status) = this.release()
+                        {
+                            return Poll::Ready(Some(Err(status)));
                         }
                     }
                     Err(frame) => {
-                        this.released = true;
                         this.held_trailers = Some(frame);
+                        if let Err(status) = this.release() {
+                            return Poll::Ready(Some(Err(status)));
+                        }
                     }
                 },
                 Poll::Ready(Some(Err(_))) => {
@@ -177,7 +214,9 @@ impl Body for Bounded {
                     if this.held.is_empty() && this.held_trailers.is_none() {
                         return Poll::Ready(None);
                     }
-                    this.released = true;
+                    if let Err(status) = this.release() {
+                        return Poll::Ready(Some(Err(status)));
+                    }
                 }
                 Poll::Pending => {
                     if let Some(status) = this.poll_bounds(cx) {

@@ -1,6 +1,8 @@
 //! The one request step of every HTTP receiver (`http_logs`, OTLP/HTTP): admit (the memory
 //! limiter, before a byte of the body is read), read the body within its bounds, decode it (off
-//! the reactor when large), push it into the pipeline, answer; and the one mapping of each
+//! the reactor when large), push it into the pipeline, answer. From admission until its records
+//! are queued the request holds a [`Charge`] on the limiter's budget: its buffers as they grow,
+//! then what decoding may cost (the receiver's stated bytes per body byte) before it starts; and the one mapping of each
 //! refusal to an HTTP status, a gRPC code for `Status` bodies, and a retry hint. Receivers only
 //! say how to decode and how their answers are worded. (OTLP/gRPC has the same steps inside
 //! tonic's unary handler, with `otlp::status` for the codes.)
@@ -12,10 +14,17 @@ use hyper::header::{HeaderValue, RETRY_AFTER};
 use tonic::Code;
 
 use crate::pipeline::Batch;
+#[cfg(doc)]
+use crate::pipeline::Charge;
 use crate::pipeline::{ConsumeError, WorkerSlot, offload};
 use crate::receivers::body::{self, Refusal};
 use crate::server::HttpResponse;
 use crate::telemetry::ReceiverMetrics;
+
+/// Decoding costs at most `per_byte` bytes of memory per body byte.
+pub fn per_byte(per_byte: u64) -> impl FnOnce(&[u8]) -> u64 {
+    move |body| per_byte.saturating_mul(body.len() as u64)
+}
 
 /// What one receiver's requests share.
 pub struct Step {
@@ -39,26 +48,32 @@ pub struct Invalid {
 }
 
 impl Step {
-    /// Runs the step for `req` on this connection's pipeline worker `slot`.
+    /// Runs the step for `req` on this connection's pipeline worker `slot`. Decoding the
+    /// (decompressed) body may take up to `cost(body)` bytes of memory.
     pub async fn run<W: Words>(
         &self,
         req: Request<Incoming>,
         slot: &WorkerSlot,
         words: &W,
+        cost: impl FnOnce(&[u8]) -> u64,
         decode: impl FnOnce(Bytes) -> Result<Batch, Invalid>,
     ) -> HttpResponse {
-        if !slot.admits() {
+        let Some(mut charge) = slot.admit() else {
             // Refused before the body is read, so a flood of refused requests holds no memory.
             body::drain(req.into_body(), &self.bounds).await;
             self.metrics.refused_requests.add(1);
             return self.refuse(words, ConsumeError::OverLimit);
-        }
+        };
         let metadata = slot
             .metadata(req.headers())
             .from_peer(crate::server::peer_ip(&req));
-        let (body, wire_bytes) = match body::read(req, &self.bounds).await {
+        let (body, wire_bytes) = match body::read(req, &self.bounds, &mut charge).await {
             Ok(read) => read,
             Err(Refusal::ShuttingDown) => return self.refuse(words, ConsumeError::Closed),
+            Err(Refusal::OverLimit) => {
+                self.metrics.refused_requests.add(1);
+                return self.refuse(words, ConsumeError::OverLimit);
+            }
             Err(refusal) => {
                 let code = match refusal {
                     Refusal::TimedOut => {
@@ -71,12 +86,17 @@ impl Step {
                 return words.error(refusal.status(), code, refusal.message());
             }
         };
+        let decoding = charge.held().saturating_add(cost(&body));
+        if charge.grow_to(decoding).is_err() {
+            self.metrics.refused_requests.add(1);
+            return self.refuse(words, ConsumeError::OverLimit);
+        }
         let batch = match offload::run(body.len(), || decode(body)) {
             Ok(b) => b,
             Err(e) => return words.error(e.status, Code::InvalidArgument, &e.message),
         };
         match slot
-            .consume(batch, &metadata, &self.metrics, wire_bytes)
+            .consume(batch, &metadata, &self.metrics, wire_bytes, charge)
             .await
         {
             Ok(()) => words.ok(),

@@ -28,7 +28,7 @@ use crate::pipeline::Batch;
 use crate::pipeline::{Consumer, Running, WorkerSlot, offload};
 use crate::receivers::body;
 use crate::receivers::edge::Edge;
-use crate::receivers::message::{Bounded, Limits};
+use crate::receivers::message::{Bounded, Limits, SharedCharge};
 use crate::server;
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -129,23 +129,32 @@ async fn handle(
             signal.name()
         )));
     }
-    if !slot.admits() {
+    let Some(charge) = slot.admit() else {
         // Refused before the message is read, so a flood of refused requests holds no memory.
         body::drain(req.into_body(), &shared.bounds).await;
         shared.metrics.refused_requests.add(1);
         return answer(over_limit(shared.retry_after));
-    }
+    };
+    let charge: SharedCharge = Arc::new(std::sync::Mutex::new(charge));
+    let compressed = req
+        .headers()
+        .get("grpc-encoding")
+        .is_some_and(|v| v.as_bytes() != b"identity");
     let metadata = slot
         .metadata(req.headers())
         .from_peer(crate::server::peer_ip(&req));
     let received = Arc::new(AtomicU64::new(0));
-    let req = req.map(|b| Bounded::new(b, Arc::clone(&shared.message), Arc::clone(&received)));
+    let req = req.map(|b| {
+        let limits = Arc::clone(&shared.message);
+        Bounded::new(b, limits, Arc::clone(&received), Arc::clone(&charge), compressed)
+    });
     let export = Export {
         signal,
         slot,
         shared: Arc::clone(&shared),
         metadata,
         received,
+        charge,
     };
     let mut grpc = tonic::server::Grpc::new(RawCodec)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -165,6 +174,7 @@ struct Export {
     shared: Arc<Shared>,
     metadata: crate::pipeline::Metadata,
     received: Arc<AtomicU64>,
+    charge: SharedCharge,
 }
 
 impl tower::Service<tonic::Request<Bytes>> for Export {
@@ -186,7 +196,22 @@ impl tower::Service<tonic::Request<Bytes>> for Export {
         let metadata = std::mem::take(&mut self.metadata);
         let wire_bytes = self.received.load(Ordering::Relaxed);
         let message = req.into_inner();
+        // The body is read: the charge is this handler's alone now.
+        let charge = std::mem::replace(
+            &mut *self.charge.lock().unwrap_or_else(|p| p.into_inner()),
+            crate::pipeline::Charge::unlimited(),
+        );
         Box::pin(async move {
+            let mut charge = charge;
+            let cost = match signal {
+                Signal::Logs if !slot.encoded_logs() => crate::otlp::logs::COST_PER_BYTE,
+                _ => crate::otlp::raw::COST_PER_BYTE,
+            };
+            let decoding = charge.held() + cost.saturating_mul(message.len() as u64);
+            if charge.grow_to(decoding).is_err() {
+                shared.metrics.refused_requests.add(1);
+                return Err(over_limit(shared.retry_after));
+            }
             let decoded = offload::run(message.len(), || match signal {
                 Signal::Logs if slot.encoded_logs() => {
                     crate::otlp::raw::decode_logs(&message).map(Batch::Raw)
@@ -201,7 +226,7 @@ impl tower::Service<tonic::Request<Bytes>> for Export {
                     format!("invalid {}: {e}", super::http::request_name(signal)),
                 )
             })?;
-            slot.consume(batch, &metadata, &shared.metrics, wire_bytes)
+            slot.consume(batch, &metadata, &shared.metrics, wire_bytes, charge)
                 .await
                 .map_err(|e| from_consume(e, shared.retry_after))?;
             // An empty Export*ServiceResponse: no partial success to report.

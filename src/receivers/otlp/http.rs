@@ -18,7 +18,7 @@ use crate::otlp;
 use crate::pipeline::Batch;
 use crate::pipeline::{Consumer, Running, WorkerSlot};
 use crate::receivers::edge::Edge;
-use crate::receivers::step::{Invalid, Step, Words};
+use crate::receivers::step::{Invalid, Step, Words, per_byte};
 use crate::server::{self, HttpResponse};
 use crate::shutdown::Shutdown;
 use crate::telemetry::ReceiverMetrics;
@@ -162,6 +162,13 @@ async fn handle(
         );
     };
     let encoded_logs = slot.encoded_logs();
+    let cost = move |body: &[u8]| match (signal, format) {
+        (_, Format::Json) => otlp::json::cost(body),
+        (Signal::Logs, Format::Protobuf) if !encoded_logs => {
+            per_byte(otlp::logs::COST_PER_BYTE)(body)
+        }
+        _ => per_byte(otlp::raw::COST_PER_BYTE)(body),
+    };
     let decode = move |body: Bytes| {
         match (signal, format) {
             (Signal::Logs, Format::Protobuf) if encoded_logs => otlp::raw::decode_logs(&body)
@@ -191,7 +198,7 @@ async fn handle(
             message: format!("invalid {}: {e}", request_name(signal)),
         })
     };
-    shared.step.run(req, &slot, &format, decode).await
+    shared.step.run(req, &slot, &format, cost, decode).await
 }
 
 impl Words for Format {
