@@ -452,6 +452,93 @@ fn a_damaged_checkpoint_file_is_set_aside_or_refused_as_configured() {
     );
 }
 
+/// More files than `max_concurrent_files` take turns: with 4 open at once, 12 files' lines all
+/// arrive, and lines added later to every one of them (so also to files let go for another's
+/// turn) arrive too, each once.
+#[test]
+fn files_beyond_max_concurrent_files_take_turns_and_none_is_starved() {
+    let (logs, storage) = dirs("turns");
+    let paths: Vec<PathBuf> = (0..12)
+        .map(|p| pod_log(&logs, &format!("pod-{p}"), "app"))
+        .collect();
+    let mut bodies = Vec::new();
+    for (p, path) in paths.iter().enumerate() {
+        let b = format!("pod {p} first");
+        append(path, &format!("{T} stdout F {b}\n"));
+        bodies.push(b);
+    }
+    let port = free_port();
+    let sluice = Launch::fixture("filelog_to_tcp")
+        .env("LOG_DIR", logs.to_str().unwrap())
+        .env("STORAGE_DIR", storage.to_str().unwrap())
+        .env("TCP_ADDR", &format!("127.0.0.1:{port}"))
+        .put("filelog", "max_concurrent_files: 4")
+        .start();
+    let collector = Collector::on_port(port);
+    wait_all(&collector, &bodies, Duration::from_secs(30));
+    for (p, path) in paths.iter().enumerate() {
+        let b = format!("pod {p} later");
+        append(path, &format!("{T} stdout F {b}\n"));
+        bodies.push(b);
+    }
+    let c = wait_all(&collector, &bodies, Duration::from_secs(30));
+    assert!(c.values().all(|n| *n == 1), "{c:?}");
+    let m = sluice.port("METRICS_PORT");
+    assert!(metric(m, r#"otelcol_fileconsumer_open_files{receiver="filelog"}"#) <= 4);
+    assert_eq!(metric(m, r#"sluice_filelog_waiting_files{receiver="filelog"}"#), 0);
+}
+
+/// With `confine_to`, a symlink under the include glob that leads out of the allowed
+/// directories (to a secret) is not read, and is counted; the kubelet's own links, from
+/// `/var/log/containers` into `/var/log/pods`, still are.
+#[test]
+fn confine_to_keeps_symlinks_from_leading_out_of_the_log_directories() {
+    let (logs, storage) = dirs("confine");
+    let secret_dir = logs.parent().unwrap().join("secrets");
+    fs::create_dir_all(&secret_dir).unwrap();
+    let secret = secret_dir.join("shadow");
+    fs::write(&secret, format!("{T} stdout F root:hash-that-must-not-leave\n")).unwrap();
+    // A pod's log reached through a link, as /var/log/containers has them.
+    let real = pod_log(&logs.parent().unwrap().join("real-pods"), "web", "app");
+    append(&real, &format!("{T} stdout F through a link\n"));
+    let linked = logs.join("default_web_0000-web").join("app");
+    fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(&real, linked.join("0.log")).unwrap();
+    let planted = logs.join("default_evil_0000-evil").join("app");
+    fs::create_dir_all(&planted).unwrap();
+    std::os::unix::fs::symlink(&secret, planted.join("0.log")).unwrap();
+    let plain = pod_log(&logs, "plain", "app");
+    append(&plain, &format!("{T} stdout F a plain file\n"));
+    let port = free_port();
+    let confine = format!(
+        "confine_to: [{}, {}]",
+        logs.display(),
+        logs.parent().unwrap().join("real-pods").display()
+    );
+    let sluice = Launch::fixture("filelog_to_tcp")
+        .env("LOG_DIR", logs.to_str().unwrap())
+        .env("STORAGE_DIR", storage.to_str().unwrap())
+        .env("TCP_ADDR", &format!("127.0.0.1:{port}"))
+        .put("filelog", &confine)
+        .start();
+    let collector = Collector::on_port(port);
+    let want = ["through a link".to_string(), "a plain file".to_string()];
+    wait_all(&collector, &want, Duration::from_secs(30));
+    let m = sluice.port("METRICS_PORT");
+    let refused = r#"sluice_filelog_refused_files_total{receiver="filelog"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(m, refused) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(m, refused), 1);
+    let c = counts(&collector);
+    assert!(
+        !c.keys().any(|b| b.contains("must-not-leave")),
+        "the secret was read: {c:?}"
+    );
+    assert_eq!(c.len(), 2, "{c:?}");
+}
+
 /// 1,000 files, each with a few lines: all arrive.
 #[test]
 fn a_thousand_files_are_all_read() {

@@ -280,6 +280,8 @@ fn agents_read_container_logs_read_only_and_skip_their_own() {
         "/var/log/pods/observability_obs-sluice-agent-*/*/*.log"
     );
     assert_eq!(filelog["storage"], "file_storage");
+    assert_eq!(filelog["confine_to"][0], "/var/log/pods");
+    assert_eq!(filelog["confine_to"][1], "/var/log/containers");
     assert_eq!(filelog["operators"][0]["type"], "container");
     let node = &cfg["service"]["pipelines"]["logs/node"];
     assert_eq!(node["receivers"][0], "filelog");

@@ -151,6 +151,11 @@ impl Tracked {
         }
     }
 
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

@@ -70,9 +70,17 @@ pub struct Config {
     /// Longest record; a longer line or joined message is split into parts. Default `1MiB`.
     #[serde(default = "default_max_log", deserialize_with = "byte_size")]
     pub max_log_size: usize,
-    /// Files open at once; more wait until one is let go. Default 1024.
+    /// Files open at once. When more match, they take turns: idle open files (read to their
+    /// end) are let go, their offsets kept, for waiting ones. Default 1024.
     #[serde(default = "default_max_files")]
     pub max_concurrent_files: usize,
+    /// Directories every file read must really be in, after following its symlinks (the
+    /// kubelet's `/var/log/containers` links into `/var/log/pods`): a matched path that leads
+    /// elsewhere (a link to `/etc/shadow` planted under the include glob) is not read, and is
+    /// logged and counted. Default: none, any target is read, as in the Collector; the chart
+    /// sets `/var/log/pods` and `/var/log/containers`. A sluice-only setting.
+    #[serde(default)]
+    pub confine_to: Vec<String>,
     /// A `file_storage` extension to keep checkpoints in. Default: none (offsets are lost on
     /// restart, and `start_at` applies again).
     #[serde(default)]
@@ -183,6 +191,11 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     };
     let include = patterns("include", &cfg.include);
     let exclude = patterns("exclude", &cfg.exclude);
+    for (i, dir) in cfg.confine_to.iter().enumerate() {
+        if !dir.starts_with('/') {
+            errors.push(ConfigError::new(format!("{}[{i}]", at("confine_to")), "must be an absolute path"));
+        }
+    }
     check_duration(
         &mut errors,
         at("poll_interval"),

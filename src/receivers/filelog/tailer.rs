@@ -7,6 +7,16 @@
 //!   event was missed; without inotify, every `poll_interval`. Writes wake the loop to
 //!   read the open files. A file is known by device and inode while it is open (an inode
 //!   cannot be reused while a handle holds it), and by its fingerprint across restarts.
+//! - Turns: when more files match than `max_concurrent_files`, the ones waiting get turns. A
+//!   scan lets go of open files that are idle (read to their end, nothing in flight, no message
+//!   half joined), keeping their offsets as checkpoints, and opens waiting files in path order
+//!   from where the last turn stopped; a file let go that grows waits for its next turn and
+//!   resumes at its offset. While files wait, scans come every `poll_interval`.
+//!   `sluice_filelog_waiting_files` and `sluice_filelog_waiting_bytes` say how many wait and
+//!   how far behind they are.
+//! - Confinement: with `confine_to`, a file whose real path (after every symlink, read from
+//!   the opened descriptor, so a link swapped in between is caught) lies outside those
+//!   directories is not read, and counted in `sluice_filelog_refused_files_total`.
 //! - Rotation: a file no longer matched (kubelet's rename of `0.log` to `0.log.<time>`, or a
 //!   deletion) is read through its open handle to the end, then let go. A file shorter than
 //!   what was read (copy-truncate) is read again from the start.
@@ -56,6 +66,9 @@ pub struct Metrics {
     checkpoint_failures: Counter,
     checkpoints_damaged: Counter,
     unacknowledged: Gauge,
+    waiting_files: Gauge,
+    waiting_bytes: Gauge,
+    refused_files: Counter,
 }
 
 impl Metrics {
@@ -102,6 +115,21 @@ impl Metrics {
                 "Bytes of open files not yet acknowledged by every exporter.",
                 &labels,
             ),
+            waiting_files: registry.gauge(
+                "sluice_filelog_waiting_files",
+                "Files matched but waiting for a turn (over max_concurrent_files).",
+                &labels,
+            ),
+            waiting_bytes: registry.gauge(
+                "sluice_filelog_waiting_bytes",
+                "Bytes of waiting files beyond their last acknowledged offset.",
+                &labels,
+            ),
+            refused_files: registry.counter(
+                "sluice_filelog_refused_files_total",
+                "Files not read because their real path is outside confine_to.",
+                &labels,
+            ),
         }
     }
 }
@@ -132,6 +160,15 @@ pub struct Tailer {
     present: BTreeSet<String>,
     /// Why the checkpoint file was found damaged, until it is set aside.
     damaged: Option<String>,
+    /// Files matched but not open at the latest scan (over `max_concurrent_files`): while there
+    /// are any, scans come every `poll_interval`, to give them turns and find those that grew.
+    not_open: usize,
+    /// The last file a turn opened: the next turn starts after it.
+    last_turn: Option<std::path::PathBuf>,
+    /// Directories a file's real path must lie in (`confine_to`); empty: anywhere.
+    confine_to: Vec<std::path::PathBuf>,
+    /// Paths refused for confinement, said once each.
+    refused: BTreeSet<std::path::PathBuf>,
 }
 
 impl Tailer {
@@ -148,6 +185,10 @@ impl Tailer {
             // found is read from its beginning, so nothing written meanwhile is lost.
             resumed: !restored.is_empty() || r.damaged.is_some(),
             damaged: r.damaged,
+            not_open: 0,
+            last_turn: None,
+            confine_to: r.cfg.confine_to.iter().map(std::path::PathBuf::from).collect(),
+            refused: BTreeSet::new(),
             restored,
             store,
             include: r.include,
@@ -209,7 +250,9 @@ impl Tailer {
         while !shutdown.is_fired() {
             let since = last_scan.map_or(Duration::MAX, |t| t.elapsed());
             let changed = watch.as_ref().is_some_and(|w| w.rescan.load(std::sync::atomic::Ordering::Acquire));
-            if since >= idle || (changed && since >= self.poll_interval) {
+            // Files waiting for a turn are given one every `poll_interval`.
+            let turns = self.not_open > 0 && since >= self.poll_interval;
+            if since >= idle || turns || (changed && since >= self.poll_interval) {
                 if let Some(w) = &watch {
                     w.take_rescan();
                 }
@@ -225,7 +268,7 @@ impl Tailer {
             // file renamed away or deleted sends no more events: it is polled until let go.
             let wait = if changed {
                 self.poll_interval.saturating_sub(since).max(Duration::from_millis(1))
-            } else if self.dirty || self.files.iter().any(|f| f.gone) {
+            } else if self.dirty || self.not_open > 0 || self.files.iter().any(|f| f.gone) {
                 // A checkpoint held back by the rate limit, or a file that sends no events.
                 self.poll_interval
             } else {
@@ -278,6 +321,9 @@ impl Tailer {
         for f in &mut self.files {
             f.seen = false;
         }
+        let mut waiting = Vec::new();
+        let mut waiting_bytes = 0u64;
+        let mut not_open = 0usize;
         for path in &paths {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
@@ -293,11 +339,48 @@ impl Tailer {
                 f.seen = true;
                 continue;
             }
-            if self.files.len() >= self.max_files {
-                continue;
+            not_open += 1;
+            // A file let go for another's turn waits only once it has grown.
+            let done = self
+                .restored
+                .iter()
+                .find(|c| c.fingerprint.dev == meta.dev() && c.fingerprint.ino == meta.ino())
+                .map(|c| c.offset);
+            if done.is_none_or(|d| meta.len() > d) {
+                waiting.push(path);
+                waiting_bytes += meta.len().saturating_sub(done.unwrap_or(0));
             }
-            self.open(path);
         }
+        let free = self.max_files.saturating_sub(self.files.len());
+        if waiting.len() > free {
+            self.let_idle_files_go(waiting.len() - free);
+        }
+        // Turns in path order, from just after the last file a turn opened.
+        let start = self
+            .last_turn
+            .as_ref()
+            .map_or(0, |last| waiting.partition_point(|p| *p <= last));
+        let order: Vec<&std::path::PathBuf> =
+            waiting[start..].iter().chain(&waiting[..start]).copied().collect();
+        let mut opened = 0;
+        for path in order {
+            if self.files.len() >= self.max_files {
+                break;
+            }
+            if self.open(path) {
+                opened += 1;
+                waiting_bytes = waiting_bytes.saturating_sub(std::fs::metadata(path).map_or(0, |m| m.len()));
+                self.last_turn = Some(path.clone());
+            }
+        }
+        let still_waiting = waiting.len().saturating_sub(opened);
+        self.not_open = not_open - opened;
+        self.metrics.waiting_files.set(still_waiting as i64);
+        self.metrics.waiting_bytes.set(if still_waiting == 0 {
+            0
+        } else {
+            waiting_bytes as i64
+        });
         for f in &mut self.files {
             if !f.seen && !f.gone {
                 tracing::debug!(receiver = %self.id, path = %f.path, "file renamed or deleted: reading it to its end");
@@ -312,7 +395,55 @@ impl Tailer {
         self.metrics.open_files.set(self.files.len() as i64);
     }
 
-    fn open(&mut self, path: &Path) {
+    /// Lets go of up to `n` open files that are idle, so that waiting files get a turn; each
+    /// one's offset is kept as a checkpoint, where its next turn resumes.
+    fn let_idle_files_go(&mut self, n: usize) {
+        let mut idle: Vec<usize> = (0..self.files.len())
+            .filter(|&i| {
+                let f = &self.files[i];
+                !f.gone && f.in_flight() == 0 && f.read >= f.size_seen && f.finished()
+            })
+            .collect();
+        // The longest quiet first.
+        idle.sort_by_key(|&i| self.files[i].changed_at);
+        idle.truncate(n);
+        idle.sort_unstable_by(|a, b| b.cmp(a));
+        for i in idle {
+            let f = self.files.swap_remove(i);
+            tracing::debug!(receiver = %self.id, path = %f.path, "idle file let go for a waiting one");
+            self.restored.push(f.checkpoint());
+        }
+        self.dirty = true;
+    }
+
+    /// Whether the file opened as `file` lies in `confine_to`: its real path, read back from
+    /// the descriptor, so that a symlink swapped after any check is still caught.
+    fn confined(&self, file: &std::fs::File) -> bool {
+        use std::os::fd::AsRawFd;
+        if self.confine_to.is_empty() {
+            return true;
+        }
+        let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+            return false;
+        };
+        self.confine_to.iter().any(|root| {
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            real.starts_with(root)
+        })
+    }
+
+    /// Opens `path` (refused outside `confine_to`); whether it is now read.
+    fn open(&mut self, path: &Path) -> bool {
+        if !self.confine_to.is_empty() {
+            let allowed = std::fs::File::open(path).is_ok_and(|f| self.confined(&f));
+            if !allowed {
+                if self.refused.insert(path.to_path_buf()) {
+                    self.metrics.refused_files.add(1);
+                    tracing::warn!(receiver = %self.id, path = %path.display(), "not reading a file whose real path is outside confine_to");
+                }
+                return false;
+            }
+        }
         let restored = &mut self.restored;
         let fresh_at_end = self.first_scan && !self.resumed && self.start_at == StartAt::End;
         let mut matched = false;
@@ -327,13 +458,23 @@ impl Tailer {
             if fresh_at_end { len } else { 0 }
         });
         match opened {
+            Ok(f) if !self.confined(f.file()) => {
+                // Swapped for a link out of bounds since the check above.
+                if self.refused.insert(path.to_path_buf()) {
+                    self.metrics.refused_files.add(1);
+                    tracing::warn!(receiver = %self.id, path = %path.display(), "not reading a file whose real path is outside confine_to");
+                }
+                false
+            }
             Ok(f) => {
                 tracing::debug!(receiver = %self.id, path = %f.path, offset = f.read, resumed = matched, "reading file");
                 self.files.push(f);
                 self.dirty = true;
+                true
             }
             Err(e) => {
                 tracing::warn!(receiver = %self.id, path = %path.display(), error = %e, "cannot open file");
+                false
             }
         }
     }

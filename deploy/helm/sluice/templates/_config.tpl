@@ -121,6 +121,7 @@ receivers:
     exclude: {{ append $logs.exclude (printf "/var/log/pods/%s_%s-agent-*/*/*.log" .Release.Namespace (include "sluice.fullname" .)) | toJson }}
     start_at: end
     include_file_path: true
+    confine_to: {{ toJson $logs.confineTo }}
     storage: file_storage
     operators:
       - type: container
