@@ -266,6 +266,88 @@ fn without_an_api_server_wait_for_metadata_fails_the_start_with_a_clear_error() 
     );
 }
 
+/// Waits until `kube`'s stats show `n` more hostile answers than `from`.
+fn hostile_answers(kube: &KubeMock, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kube.stats()["hostile_answers"].as_u64().unwrap() < at_least {
+        assert!(Instant::now() < deadline, "{}", kube.stats());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A broken or hostile API server: a watch line that never ends, a list page that ignores
+/// `limit` and never ends, a list that is never answered. Each answer is cut off at its bound
+/// (`api_limits`), the reason is logged, the watcher tries again, sluice's memory stays small
+/// (a gigabyte line once took it to 3 GB and an abort), and once the server behaves the
+/// metadata is current again.
+#[test]
+fn a_hostile_api_server_is_cut_off_at_the_bounds_and_tried_again() {
+    let kube = KubeMock::start(&["--bookmark-ms", "200"]);
+    cluster(&kube);
+    let es = Mock::start(&[]);
+    let sluice = Launch::fixture("otlp_k8sattributes_to_es")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", es.port))
+        .env("KUBECONFIG", kube.kubeconfig().to_str().unwrap())
+        .env("K8S_NODE_NAME", "node-1")
+        .env("ANSWER_TIMEOUT", "2s")
+        .start();
+    let http = sluice.port("HTTP_PORT");
+    wait_tagged(http, &es, "127.0.0.2", "checkout-a", &[]);
+    for (mode, reason) in [
+        ("endless-line", "max_event_size (4194304 bytes)"),
+        ("huge-list", "max_answer_size (33554432 bytes)"),
+        ("stall-list", "answer_timeout (2s)"),
+    ] {
+        let seen = kube.stats()["hostile_answers"].as_u64().unwrap();
+        kube.control(&format!("hostile?mode={mode}"), Json::Null);
+        // A watch resumes with a watch; a list comes after a 410.
+        kube.control("compact", Json::Null);
+        kube.control("close-watches", Json::Null);
+        hostile_answers(&kube, seen + 2);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sluice.logs().contains(reason) {
+            assert!(Instant::now() < deadline, "{mode}: no {reason:?} in {}", sluice.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kube.control("hostile?mode=none", Json::Null);
+    }
+    // Well again: a pod created now is found.
+    kube.apply(pod("checkout-after", "node-1", "127.0.0.6"));
+    kube.control("close-watches", Json::Null);
+    wait_tagged(http, &es, "127.0.0.6", "checkout-after", &[]);
+    let peak = common::peak_rss_mib(sluice.child.id());
+    assert!(peak < 400, "peak RSS {peak} MiB");
+}
+
+/// A kubelet whose summary never ends: each scrape is cut off at `api_limits.max_answer_size`
+/// and counted as failed, and once the kubelet answers properly the metrics arrive.
+#[test]
+fn an_endless_kubelet_summary_is_cut_off_and_scraping_goes_on() {
+    let kubelet = KubeMock::start(&[]);
+    kubelet.control("summary", summary());
+    kubelet.control("hostile?mode=huge-summary", Json::Null);
+    let es = Mock::start(&[]);
+    let sluice = Launch::fixture("kubeletstats_to_es")
+        .env("ES_URL", &format!("http://127.0.0.1:{}", es.port))
+        .env("KUBELET_URL", &format!("http://127.0.0.1:{}", kubelet.port))
+        .start();
+    hostile_answers(&kubelet, 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sluice.logs().contains("max_answer_size (33554432 bytes)") {
+        assert!(Instant::now() < deadline, "{}", sluice.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(es.docs().is_empty());
+    kubelet.control("hostile?mode=none", Json::Null);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while es.docs().is_empty() {
+        assert!(Instant::now() < deadline, "no metrics after the kubelet recovered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peak = common::peak_rss_mib(sluice.child.id());
+    assert!(peak < 400, "peak RSS {peak} MiB");
+}
+
 /// A kubelet summary shaped like a real one: a node and one pod with a container and a
 /// persistent volume.
 fn summary() -> Json {

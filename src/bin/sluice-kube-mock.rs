@@ -23,6 +23,12 @@
 //! every resourceVersion handed out so far gets 410), `POST close-watches` (end every open watch, as a dropped
 //! connection does), `GET stats` (lists, watches, expired, requests by path).
 //!
+//! A broken or hostile server, for the bounds clients must keep (`POST hostile?mode=M`, `none`
+//! to stop): `endless-line` (a watch answers one line that never ends), `huge-list` (a list
+//! ignores `limit` and sends pods without end), `huge-summary` (the kubelet's summary never
+//! ends), `stall-list` (a list is never answered). Endless answers are made as they are read,
+//! so they cost the mock nothing.
+//!
 //! What it does not do: authentication (any bearer token is taken and remembered in stats),
 //! admission, defaulting, server-side apply, protobuf, and most selectors.
 
@@ -84,6 +90,8 @@ struct State {
     compacted: u64,
     watches: Vec<Watch>,
     summary: Value,
+    /// `/_mock/hostile`'s mode while one is set.
+    hostile: Option<String>,
     stats: Stats,
     next_uid: u64,
     next_watch: u64,
@@ -95,6 +103,7 @@ struct Stats {
     watches: u64,
     expired: u64,
     conflicts: u64,
+    hostile_answers: u64,
     requests: BTreeMap<String, u64>,
     tokens: BTreeMap<String, u64>,
 }
@@ -137,10 +146,12 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// A response body: a whole document, or a watch's events as they come.
+/// A response body: a whole document, a watch's events as they come, or (hostile) a head
+/// and then one chunk again and again, without end.
 enum Out {
     Whole(Option<Bytes>),
     Stream(mpsc::Receiver<Bytes>),
+    Endless(Option<Bytes>, Bytes),
 }
 
 impl Body for Out {
@@ -154,6 +165,9 @@ impl Body for Out {
         match self.get_mut() {
             Out::Whole(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Out::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
+            Out::Endless(head, chunk) => {
+                Poll::Ready(Some(Ok(Frame::data(head.take().unwrap_or_else(|| chunk.clone())))))
+            }
         }
     }
 
@@ -163,13 +177,24 @@ impl Body for Out {
             Out::Whole(b) => {
                 hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Out::Stream(_) => hyper::body::SizeHint::default(),
+            Out::Stream(_) | Out::Endless(..) => hyper::body::SizeHint::default(),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         matches!(self, Out::Whole(None))
     }
+}
+
+/// A 200 answer of `head` and then `fill` bytes without end (no newline, no closing).
+fn endless(head: &'static [u8], fill: u8) -> Response<Out> {
+    let mut r = Response::new(Out::Endless(
+        Some(Bytes::from_static(head)),
+        Bytes::from(vec![fill; 64 << 10]),
+    ));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().expect("static"));
+    r
 }
 
 fn reply(status: u16, body: &Value) -> Response<Out> {
@@ -492,6 +517,40 @@ async fn handle(req: Request<Incoming>, state: Shared, args: &Args) -> Response<
     if let Some(control) = path.strip_prefix("/_mock/") {
         return control_request(control, &method, &q, req, &state).await;
     }
+    let hostile = {
+        let mut s = state.lock().expect("not poisoned");
+        let mode = s.hostile.clone();
+        if mode.is_some() {
+            s.stats.hostile_answers += 1;
+        }
+        mode
+    };
+    let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    match (hostile.as_deref(), method.as_str()) {
+        (Some("endless-line"), "GET") if watching => {
+            return endless(b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"", b'x');
+        }
+        (Some("huge-summary"), "GET") if path == "/stats/summary" => {
+            return endless(b"{\"node\":{\"nodeName\":\"", b'x');
+        }
+        (Some("huge-list"), "GET") if !watching && path != "/stats/summary" => {
+            let head = br#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":["#;
+            let pod = br#"{"metadata":{"name":"p","namespace":"default","uid":"u"},"spec":{"nodeName":"node-1"}},"#;
+            let chunk: Vec<u8> = pod.iter().copied().cycle().take(pod.len() * 512).collect();
+            let mut r = Response::new(Out::Endless(
+                Some(Bytes::from_static(head)),
+                Bytes::from(chunk),
+            ));
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().expect("static"));
+            return r;
+        }
+        (Some("stall-list"), "GET") if !watching => {
+            // Never answered; the client must give up and try again.
+            std::future::pending::<()>().await;
+        }
+        _ => {}
+    }
     if path == "/stats/summary" && method == "GET" {
         let s = state.lock().expect("not poisoned");
         return reply(200, &s.summary);
@@ -785,6 +844,11 @@ async fn control_request(
             }
             Err(e) => fail(400, "BadRequest", &e),
         },
+        ("POST", "hostile") => {
+            let mode = q.get("mode").filter(|m| *m != "none").cloned();
+            state.lock().expect("not poisoned").hostile = mode;
+            reply(200, &json!({}))
+        }
         ("GET", "stats") => {
             let s = state.lock().expect("not poisoned");
             let st = &s.stats;
@@ -792,6 +856,7 @@ async fn control_request(
                 200,
                 &json!({"lists": st.lists, "watches": st.watches, "expired": st.expired,
                         "conflicts": st.conflicts, "resourceVersion": s.rv,
+                        "hostile_answers": st.hostile_answers,
                         "open_watches": s.watches.len(),
                         "requests": st.requests, "tokens": st.tokens}),
             )

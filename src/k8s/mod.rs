@@ -2,6 +2,7 @@
 //! receivers that follow): how to reach and authenticate to the API server, with kube-rs's
 //! client, and the metadata kept from it (`pods`).
 
+pub mod bounded;
 pub mod leader;
 pub mod pods;
 pub mod summary;
@@ -24,10 +25,12 @@ pub enum AuthType {
 
 /// Lets a repeated failure be logged at most once a minute: the Kubernetes components retry
 /// on their own (watch backoff, the next scrape or renewal), and an unreachable API server
-/// must not flood the log.
+/// must not flood the log. A failure of another cause is logged at once.
 #[derive(Debug, Default)]
 pub struct Throttle {
     last: Option<std::time::Instant>,
+    /// The last cause logged, its digits left out (resource versions, sizes, addresses).
+    cause: u64,
 }
 
 impl Throttle {
@@ -35,12 +38,27 @@ impl Throttle {
 
     /// Whether to log now (and if so, the next one waits a minute).
     pub fn ready(&mut self) -> bool {
+        self.ready_for("")
+    }
+
+    /// Whether to log a failure whose message is `cause` now: a minute after the last, or at
+    /// once when the cause differs from the last one logged.
+    pub fn ready_for(&mut self, cause: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        cause
+            .bytes()
+            .filter(|b| !b.is_ascii_digit())
+            .for_each(|b| b.hash(&mut h));
+        let cause = h.finish();
         let now = std::time::Instant::now();
-        let ready = self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= Self::EVERY);
+        let ready = self.cause != cause
+            || self
+                .last
+                .is_none_or(|t| now.duration_since(t) >= Self::EVERY);
         if ready {
             self.last = Some(now);
+            self.cause = cause;
         }
         ready
     }
@@ -57,14 +75,33 @@ pub enum ClientError {
     Client(#[from] kube::Error),
 }
 
-/// A client for the API server, authenticated as `auth` says. Reads files; opens no
-/// connection (that happens with the first request).
-pub async fn client(auth: AuthType) -> Result<kube::Client, ClientError> {
+pub use bounded::ApiLimits;
+
+/// A client for the API server, authenticated as `auth` says, its answers bounded by
+/// `limits`. Reads files; opens no connection (that happens with the first request).
+pub async fn client(auth: AuthType, limits: &ApiLimits) -> Result<kube::Client, ClientError> {
     let config = match auth {
         AuthType::ServiceAccount => kube::Config::incluster()?,
         AuthType::KubeConfig => {
             kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default()).await?
         }
     };
-    Ok(kube::Client::try_from(config)?)
+    Ok(bounded::client(config, limits)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_logged_once_a_minute_but_a_new_cause_at_once() {
+        let mut t = Throttle::default();
+        assert!(t.ready_for("watch failed at resourceVersion 10"));
+        assert!(
+            !t.ready_for("watch failed at resourceVersion 11"),
+            "the same cause, another number"
+        );
+        assert!(t.ready_for("the answer is over max_answer_size"));
+        assert!(!t.ready_for("the answer is over max_answer_size"));
+    }
 }

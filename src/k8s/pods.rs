@@ -534,9 +534,10 @@ pub fn spawn(
     Progress { synced: rx, kinds }
 }
 
-/// Logs a watch error at most once a minute per kind; the watcher retries with backoff.
+/// Logs a watch error at most once a minute per kind and cause; the watcher retries with
+/// backoff.
 fn complain(throttle: &mut super::Throttle, kind: &str, e: &watcher::Error) {
-    if throttle.ready() {
+    if throttle.ready_for(&e.to_string()) {
         tracing::warn!(kind, error = %e, "Kubernetes watch failed; retrying");
     }
 }

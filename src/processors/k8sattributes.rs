@@ -57,6 +57,10 @@ pub struct Config {
     /// Default `serviceAccount`.
     #[serde(default)]
     pub auth_type: AuthType,
+    /// Bounds on each answer from the API server (see `k8s::bounded`): `max_answer_size`
+    /// (32MiB), `max_event_size` (4MiB), `answer_timeout` (60s). A sluice-only setting.
+    #[serde(default)]
+    pub api_limits: k8s::ApiLimits,
     /// Only add `k8s.pod.ip` (the connection's address); no API access. Default `false`.
     #[serde(default)]
     pub passthrough: bool,
@@ -361,6 +365,8 @@ fn configure(ctx: &Context, raw: Yaml) -> Result<K8sAttributes, Vec<ConfigError>
             },
         ];
     }
+    cfg.api_limits
+        .check(&format!("{}.api_limits", ctx.path), &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -368,6 +374,7 @@ fn configure(ctx: &Context, raw: Yaml) -> Result<K8sAttributes, Vec<ConfigError>
     let labels = [("processor", id.as_str()), ("pipeline", ctx.pipeline)];
     let inner = Inner {
         auth: cfg.auth_type,
+        limits: cfg.api_limits.clone(),
         passthrough: cfg.passthrough,
         wait: cfg.wait_for_metadata.then_some(cfg.wait_for_metadata_timeout),
         wanted,
@@ -392,6 +399,7 @@ fn configure(ctx: &Context, raw: Yaml) -> Result<K8sAttributes, Vec<ConfigError>
 /// What every worker's instance shares: the settings and the pod index.
 struct Inner {
     auth: AuthType,
+    limits: k8s::ApiLimits,
     passthrough: bool,
     wait: Option<Duration>,
     /// Per [`METADATA`] entry, whether it is extracted.
@@ -685,7 +693,7 @@ async fn start(inner: Arc<Inner>, shutdown: Shutdown) -> Result<(), String> {
     if inner.passthrough {
         return Ok(());
     }
-    let client = k8s::client(inner.auth).await.map_err(|e| e.to_string())?;
+    let client = k8s::client(inner.auth, &inner.limits).await.map_err(|e| e.to_string())?;
     let progress = pods::spawn(
         client,
         Arc::clone(&inner.settings),

@@ -70,6 +70,9 @@ pub const CHECKPOINT: &str = "sluice.dev/k8s-events-checkpoint";
 pub struct Config {
     #[serde(default)]
     pub auth_type: AuthType,
+    /// Bounds on each answer from the API server (see `k8s::bounded`). A sluice-only setting.
+    #[serde(default)]
+    pub api_limits: k8s::ApiLimits,
     /// Watch only these namespaces; default all.
     #[serde(default)]
     pub namespaces: Vec<String>,
@@ -153,6 +156,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
             checkpoint_annotation: CHECKPOINT,
         }
     });
+    cfg.api_limits.check(&format!("{path}.api_limits"), &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -161,6 +165,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
         metrics: ReceiverMetrics::new(ctx.telemetry, &id, "kubernetes"),
         id,
         auth: cfg.auth_type,
+        limits: cfg.api_limits,
         namespaces: cfg.namespaces,
         election,
     }))
@@ -169,6 +174,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
 pub struct K8sEvents {
     id: String,
     auth: AuthType,
+    limits: k8s::ApiLimits,
     namespaces: Vec<String>,
     election: Option<Election>,
     metrics: ReceiverMetrics,
@@ -186,7 +192,7 @@ impl Receiver for K8sEvents {
                 // before the service account is mounted, the receiver waits and says why.
                 let mut throttle = k8s::Throttle::default();
                 let client = loop {
-                    match k8s::client(self.auth).await {
+                    match k8s::client(self.auth, &self.limits).await {
                         Ok(c) => break c,
                         Err(e) => {
                             if throttle.ready() {
@@ -467,7 +473,7 @@ impl K8sEvents {
                     continue;
                 }
                 Err(err) => {
-                    if throttle.ready() {
+                    if throttle.ready_for(&err.to_string()) {
                         tracing::warn!(receiver = %self.id, error = %err, "Kubernetes event watch failed; retrying");
                     }
                     continue;

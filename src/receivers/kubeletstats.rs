@@ -67,6 +67,11 @@ pub struct Config {
     /// `serviceAccount` (default) or `none`.
     #[serde(default)]
     pub auth_type: KubeletAuth,
+    /// Bounds on the kubelet's answer (see `k8s::bounded`): `max_answer_size` (32MiB; a full
+    /// node's summary is about 1 MB). The whole answer must come within `timeout`. A
+    /// sluice-only setting.
+    #[serde(default)]
+    pub api_limits: crate::k8s::ApiLimits,
     /// Accept any certificate from the kubelet. Default `false`.
     #[serde(default)]
     pub insecure_skip_verify: bool,
@@ -130,6 +135,7 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     check_duration(&mut errors, format!("{path}.collection_interval"), cfg.collection_interval, min, max);
     check_duration(&mut errors, format!("{path}.timeout"), cfg.timeout, min, max);
     check_duration(&mut errors, format!("{path}.initial_delay"), cfg.initial_delay, Duration::ZERO, max);
+    cfg.api_limits.check(&format!("{path}.api_limits"), &mut errors);
     match cfg.endpoint.parse::<hyper::Uri>() {
         Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
         _ => errors.push(ConfigError::new(
@@ -179,7 +185,12 @@ fn client(cfg: &Config) -> Result<kube::Client, String> {
     config.accept_invalid_certs = cfg.insecure_skip_verify;
     config.read_timeout = Some(cfg.timeout);
     config.connect_timeout = Some(cfg.timeout);
-    kube::Client::try_from(config).map_err(|e| format!("cannot build the kubelet client: {e}"))
+    let limits = crate::k8s::ApiLimits {
+        answer_timeout: cfg.timeout,
+        ..cfg.api_limits.clone()
+    };
+    crate::k8s::bounded::client(config, &limits)
+        .map_err(|e| format!("cannot build the kubelet client: {e}"))
 }
 
 impl Receiver for KubeletStats {
@@ -209,7 +220,7 @@ impl KubeletStats {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut throttle = crate::k8s::Throttle::default();
         let mut complain = |what: &str, e: &dyn std::fmt::Display| {
-            if throttle.ready() {
+            if throttle.ready_for(&e.to_string()) {
                 tracing::warn!(receiver = %self.id, error = %e, "{what}");
             }
         };
