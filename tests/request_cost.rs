@@ -232,4 +232,12 @@ fn http_log_lines_cost_at_most_what_is_charged() {
     });
     eprintln!("lines: {cost:.1} bytes per byte");
     assert!(cost <= COST_PER_BYTE as f64, "{cost:.1}");
+    // Too dense, refused: it costs nothing like the records it may not have (it once reserved
+    // room for as many as its size allowed, 28 bytes per byte).
+    let dense = Bytes::from("a\n".repeat(5 << 20));
+    let cost = cost_per_byte(&dense, || {
+        assert!(frame(dense.clone(), Framing::NewlineDelimited, 1).is_none())
+    });
+    eprintln!("refused one-character lines: {cost:.1} bytes per byte");
+    assert!(cost < 1.0, "{cost:.1}");
 }

@@ -225,7 +225,19 @@ fn split(
         Framing::NewlineDelimited => {
             let budget = crate::otlp::logs::FREE_ITEMS
                 .max(body.len() / crate::otlp::logs::MIN_BYTES_PER_ITEM);
-            records.reserve(estimate_lines(&body).min(budget));
+            let estimate = estimate_lines(&body);
+            if estimate > budget {
+                // Likely too dense: count exactly before reserving, so that a body refused
+                // for its density costs no room for the records it may not have.
+                let lines = memchr::memchr_iter(b'\n', &body).count()
+                    + usize::from(!body.ends_with(b"\n"));
+                if lines > budget {
+                    return None;
+                }
+                records.reserve_exact(lines);
+            } else {
+                records.reserve(estimate);
+            }
             let mut newlines = memchr::memchr_iter(b'\n', &body);
             let mut start = 0;
             loop {
