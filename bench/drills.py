@@ -17,7 +17,9 @@ Run through `bench/drills.sh`, which builds the binaries and makes the network n
 needs. `DRILLS="1 3"` picks drills; `DRILL_SCALE=0.5` halves every phase.
 """
 import collections
+import http.client
 import json
+import threading
 import os
 import signal
 import socket
@@ -48,8 +50,8 @@ def free_port():
 class Proc:
     """A child process, its output in WORK, and the peak RSS seen before it ended."""
 
-    def __init__(self, name, argv, env=None, netns=False):
-        self.name, self.argv, self.netns = name, argv, netns
+    def __init__(self, name, argv, env=None, netns=False, cgroup=None):
+        self.name, self.argv, self.netns, self.cgroup = name, argv, netns, cgroup
         self.env = dict(os.environ, **(env or {}))
         self.peak_kib = 0
         self.runs = 0
@@ -59,7 +61,13 @@ class Proc:
         self.runs += 1
         argv = (["ip", "netns", "exec", NETNS] if self.netns else []) + self.argv
         log = open(os.path.join(WORK, f"{self.name}.{self.runs}.log"), "wb")
-        self.p = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        join = None
+        if self.cgroup:
+            def join():
+                with open(os.path.join(self.cgroup, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+        self.p = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=join)
 
     def sample(self):
         try:
@@ -102,10 +110,10 @@ class Proc:
         return self.wait() == 0
 
 
-def sluice(name, config, env, netns=False):
+def sluice(name, config, env, netns=False, cgroup=None):
     env = dict(env, METRICS_PORT=env.get("METRICS_PORT", str(free_port())))
     return Proc(name, [os.path.join(BIN, "sluice"), "--config", os.path.join(HERE, config)],
-                env, netns)
+                env, netns, cgroup)
 
 
 def gateway(name, url, **extra):
@@ -396,12 +404,118 @@ def drill_filelog():
         "duplicates: read but unacknowledged at the kill (README)")
 
 
+def memory_cgroup(name, limit):
+    """A memory cgroup of `limit` bytes (v2 `memory.max`, else v1 `memory.limit_in_bytes`);
+    returns its directory and a function giving its OOM kills so far."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/memory"
+    path = os.path.join(base, name)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "memory.max" if v2 else "memory.limit_in_bytes"), "w") as f:
+        f.write(str(limit))
+
+    def oom_kills():
+        with open(os.path.join(path, "memory.events" if v2 else "memory.oom_control")) as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        return 0
+
+    return path, oom_kills
+
+
+def post_until_accepted(port, body, deadline):
+    """POSTs `body` to http_logs until it is answered 2xx (True), retrying after 429 / 503 as
+    `Retry-After` says, until `deadline`."""
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            c.request("POST", "/", body)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if 200 <= r.status < 300:
+                return True
+            wait = float(r.getheader("Retry-After") or 1)
+        except OSError:
+            wait = 1
+        time.sleep(wait)
+    return False
+
+
+def drill_burst():
+    """7. 32 concurrent 10 MiB bodies of short lines (http_logs) and 32 concurrent 4 MiB OTLP
+    requests (decoded by log_transform) against memory_limiter at 400 MiB, with sluice in a
+    1 GiB memory cgroup: it stays up (no OOM kill), the live heap peak is stated, and every
+    record a client was told was taken arrives."""
+    print("drill 7: a burst of costly requests, 400 MiB limiter in a 1 GiB cgroup", flush=True)
+    port, http_port, lines_port = free_port(), free_port(), free_port()
+    out = os.path.join(WORK, "burst-consumer.txt")
+    consumer = Proc("socat7", ["socat", "-u", f"TCP-LISTEN:{port},reuseaddr,fork",
+                               f"OPEN:{out},creat,append"])
+    wait_port(port)
+    cgroup, oom_kills = memory_cgroup(f"sluice-drill7-{os.getpid()}", 1 << 30)
+    s = sluice("d7-sluice", "burst.yaml", {"HTTP_PORT": str(http_port),
+                                           "LINES_PORT": str(lines_port),
+                                           "TCP_ADDR": f"127.0.0.1:{port}"}, cgroup=cgroup)
+    wait_port(http_port)
+    wait_port(lines_port)
+    # 32 OTLP connections with 4 MiB requests (24,000 numbered records each) ...
+    gen, acked_file = loadgen(f"http://127.0.0.1:{http_port}", 1, secs(240), "d7-loadgen",
+                              connections=32, records=24_000)
+    # ... and at the same moment 32 clients with 10 MiB of numbered lines each.
+    per_body = (10 << 20) // 18
+    first = 10**9
+    bodies = [("".join(f"drill-{first + b * per_body + i:010d}\n" for i in range(per_body))
+               ).encode() for b in range(32)]
+    deadline = time.time() + secs(240)
+    taken = [False] * 32
+
+    def send(b):
+        taken[b] = post_until_accepted(lines_port, bodies[b], deadline)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gen.wait(600)
+    acked = acked_numbers(acked_file)
+    for b in range(32):
+        if taken[b]:
+            acked.update(range(first + b * per_body, first + (b + 1) * per_body))
+
+    def arrived():
+        with open(out) as f:
+            return numbers(f.read().splitlines())
+
+    kills = oom_kills()
+    if s.alive():
+        wait_until(lambda: acked <= set(arrived()), 120, 2)
+    try:
+        metrics = urllib.request.urlopen(
+            f"http://127.0.0.1:{s.env['METRICS_PORT']}/metrics", timeout=10).read().decode()
+        heap_peak = next((float(l.split()[-1]) for l in metrics.splitlines()
+                          if l.startswith("sluice_memory_limiter_heap_peak_bytes")), 0)
+        heap = f"{heap_peak / 2**20:.0f} MiB"
+    except OSError:
+        heap = "unknown (sluice is gone)"
+    kills = max(kills, oom_kills())
+    up = s.alive() and kills == 0
+    up = s.stop() and up
+    consumer.kill(signal.SIGTERM)
+    os.rmdir(cgroup)
+    row("7. 32 x 10 MiB bodies + 32 x 4 MiB OTLP at once, limiter 400 MiB, 1 GiB cgroup",
+        acked, arrived(), [s], up,
+        f"{sum(taken)}/32 bodies taken; live heap peak {heap}; OOM kills {kills}")
+
+
 DRILLS = {"1": drill_tcp, "2": drill_es_faults, "3": drill_gateways, "4": drill_sigterm,
-          "5": drill_overload, "6": drill_filelog}
+          "5": drill_overload, "6": drill_filelog, "7": drill_burst}
 
 
 def main():
-    chosen = os.environ.get("DRILLS", "1 2 3 4 5 6").split()
+    chosen = os.environ.get("DRILLS", "1 2 3 4 5 6 7").split()
     print(f"work directory {WORK}; scale {SCALE}", flush=True)
     for d in chosen:
         try:

@@ -3,7 +3,7 @@
 # gateway or sluice itself is killed, refused or overloaded; prints a table of records
 # acknowledged, delivered, lost and duplicated, peak RSS, and whether sluice stayed up.
 #
-#   bench/drills.sh                   # all six, about 10 minutes
+#   bench/drills.sh                   # all seven, about 15 minutes
 #   DRILLS="3" DRILL_SCALE=0.5 bench/drills.sh
 #
 # Needs root for the network namespace of drill 3 (two gateway addresses behind one name, as a
