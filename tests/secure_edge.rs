@@ -139,6 +139,74 @@ fn bearer_token_over_tls_is_required_and_its_file_is_reread() {
     }
 }
 
+/// A token file replaced by a FIFO (or a stalled mount) once froze every listener and SIGTERM:
+/// the file was re-read on the request path and `open` waited for a writer. Now it is looked
+/// at off the request path and refused as not a regular file: requests keep the token in force,
+/// the metrics endpoint answers, and SIGTERM drains and exits.
+#[test]
+fn a_token_file_replaced_by_a_fifo_freezes_nothing() {
+    let certs = certificates();
+    let dir = scratch("fifo");
+    let token = dir.join("token");
+    std::fs::write(&token, "the-token\n").unwrap();
+    let collector = Collector::start();
+    let mut sluice = Launch::fixture("secure_http_logs_bearer_tls")
+        .env("TOKEN_FILE", token.to_str().unwrap())
+        .env("CERTS", certs.to_str().unwrap())
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .start();
+    let (port, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
+    let url = format!("https://localhost:{port}/");
+    let ca = certs.join("ca.pem");
+    let send = |line: &str| {
+        let ca = ca.to_str().unwrap();
+        curl(
+            &url,
+            &[
+                "--cacert",
+                ca,
+                "-H",
+                "Authorization: Bearer the-token",
+                "--data-binary",
+                line,
+            ],
+        )
+    };
+    assert_eq!(status(&send("before")), "200");
+    std::fs::remove_file(&token).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(&token)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Past the once-a-second look at the file, several times over.
+    for n in 0..5 {
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(
+            status(&send(&format!("after {n}"))),
+            "200",
+            "{}",
+            sluice.logs()
+        );
+    }
+    assert!(
+        metric(
+            metrics,
+            "sluice_receiver_unauthenticated_requests_total{receiver=\"http_logs\",transport=\"http\"}"
+        ) == 0
+    );
+    assert!(
+        sluice.logs().contains("is not a regular file"),
+        "the refusal is logged: {}",
+        sluice.logs()
+    );
+    assert_eq!(collector.wait_for(6, Duration::from_secs(10)).len(), 6);
+    sluice.sigterm();
+    assert!(sluice.wait_exit(Duration::from_secs(30)).success());
+}
+
 /// OTLP/HTTP with mutual TLS: curl with the client certificate is served, without it the
 /// handshake fails; a renewed server certificate (from another CA) is picked up from disk
 /// without a restart.
