@@ -324,6 +324,12 @@ impl Tailer {
         let mut waiting = Vec::new();
         let mut waiting_bytes = 0u64;
         let mut not_open = 0usize;
+        // Offsets kept for files not open, by device and inode: one look-up per path.
+        let offsets: std::collections::HashMap<(u64, u64), u64> = self
+            .restored
+            .iter()
+            .map(|c| ((c.fingerprint.dev, c.fingerprint.ino), c.offset))
+            .collect();
         for path in &paths {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
@@ -341,11 +347,7 @@ impl Tailer {
             }
             not_open += 1;
             // A file let go for another's turn waits only once it has grown.
-            let done = self
-                .restored
-                .iter()
-                .find(|c| c.fingerprint.dev == meta.dev() && c.fingerprint.ino == meta.ino())
-                .map(|c| c.offset);
+            let done = offsets.get(&(meta.dev(), meta.ino())).copied();
             if done.is_none_or(|d| meta.len() > d) {
                 waiting.push(path);
                 waiting_bytes += meta.len().saturating_sub(done.unwrap_or(0));
