@@ -485,7 +485,10 @@ fn files_beyond_max_concurrent_files_take_turns_and_none_is_starved() {
     assert!(c.values().all(|n| *n == 1), "{c:?}");
     let m = sluice.port("METRICS_PORT");
     assert!(metric(m, r#"otelcol_fileconsumer_open_files{receiver="filelog"}"#) <= 4);
-    assert_eq!(metric(m, r#"sluice_filelog_waiting_files{receiver="filelog"}"#), 0);
+    assert_eq!(
+        metric(m, r#"sluice_filelog_waiting_files{receiver="filelog"}"#),
+        0
+    );
 }
 
 /// With `confine_to`, a symlink under the include glob that leads out of the allowed
@@ -497,7 +500,11 @@ fn confine_to_keeps_symlinks_from_leading_out_of_the_log_directories() {
     let secret_dir = logs.parent().unwrap().join("secrets");
     fs::create_dir_all(&secret_dir).unwrap();
     let secret = secret_dir.join("shadow");
-    fs::write(&secret, format!("{T} stdout F root:hash-that-must-not-leave\n")).unwrap();
+    fs::write(
+        &secret,
+        format!("{T} stdout F root:hash-that-must-not-leave\n"),
+    )
+    .unwrap();
     // A pod's log reached through a link, as /var/log/containers has them.
     let real = pod_log(&logs.parent().unwrap().join("real-pods"), "web", "app");
     append(&real, &format!("{T} stdout F through a link\n"));

@@ -306,7 +306,11 @@ fn a_hostile_api_server_is_cut_off_at_the_bounds_and_tried_again() {
         hostile_answers(&kube, seen + 2);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sluice.logs().contains(reason) {
-            assert!(Instant::now() < deadline, "{mode}: no {reason:?} in {}", sluice.logs());
+            assert!(
+                Instant::now() < deadline,
+                "{mode}: no {reason:?} in {}",
+                sluice.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         kube.control("hostile?mode=none", Json::Null);
@@ -341,7 +345,10 @@ fn an_endless_kubelet_summary_is_cut_off_and_scraping_goes_on() {
     kubelet.control("hostile?mode=none", Json::Null);
     let deadline = Instant::now() + Duration::from_secs(20);
     while es.docs().is_empty() {
-        assert!(Instant::now() < deadline, "no metrics after the kubelet recovered");
+        assert!(
+            Instant::now() < deadline,
+            "no metrics after the kubelet recovered"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let peak = common::peak_rss_mib(sluice.child.id());

@@ -165,9 +165,9 @@ impl Body for Out {
         match self.get_mut() {
             Out::Whole(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Out::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
-            Out::Endless(head, chunk) => {
-                Poll::Ready(Some(Ok(Frame::data(head.take().unwrap_or_else(|| chunk.clone())))))
-            }
+            Out::Endless(head, chunk) => Poll::Ready(Some(Ok(Frame::data(
+                head.take().unwrap_or_else(|| chunk.clone()),
+            )))),
         }
     }
 

@@ -12,7 +12,7 @@ use std::io::Write;
 use serde::Deserialize;
 
 use crate::codec::{write_hex, write_json_map, write_json_value, write_rfc3339};
-use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::decode;
 use crate::model::{KeyValue, LogBatch};
 use crate::otlp::raw::RawBatch;

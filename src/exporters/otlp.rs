@@ -46,7 +46,7 @@ use serde::Deserialize;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, decode_squashed, duration};
 use crate::exporters::client::{ExtraHeaders, with_causes};
 use crate::exporters::sender::{ClientConfig, OtlpExporter, Outcome, Transport};
@@ -86,7 +86,12 @@ fn default_refresh() -> Duration {
 }
 
 /// The `otlp` exporter type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("otlp", ALL_SIGNALS, build, "{endpoint: 'gw:4317', tls: {insecure: true}}");
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new(
+    "otlp",
+    ALL_SIGNALS,
+    build,
+    "{endpoint: 'gw:4317', tls: {insecure: true}}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let (cfg, client): (Config, ClientConfig) =

@@ -36,7 +36,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, decode_squashed};
 use crate::exporters::client::{ExtraHeaders, with_causes};
 use crate::exporters::sender::{ClientConfig, OtlpExporter, Outcome, Transport};
@@ -65,7 +65,12 @@ pub struct Config {
 }
 
 /// The `otlphttp` exporter type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("otlphttp", ALL_SIGNALS, build, "{endpoint: 'http://localhost:4318'}");
+pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new(
+    "otlphttp",
+    ALL_SIGNALS,
+    build,
+    "{endpoint: 'http://localhost:4318'}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let (cfg, client): (Config, ClientConfig) =

@@ -41,9 +41,9 @@ use crate::component::{Built, Context, LOGS, Spec, Yaml};
 use crate::config::{ConfigError, check_endpoint, decode, duration};
 use crate::exporters::{QueueConfig, backoff};
 use crate::model::Signal;
-use crate::shutdown::Shutdown;
 use crate::pipeline::queue::{self, Envelope, Take};
 use crate::pipeline::{BoxFuture, Exporter};
+use crate::shutdown::Shutdown;
 use crate::telemetry::ExporterMetrics;
 
 #[derive(Debug, Deserialize)]
@@ -173,7 +173,8 @@ pub struct Tcp {
 }
 
 /// The `tcp` exporter type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Exporter>> = Spec::new("tcp", LOGS, build, "{endpoint: 'localhost:9001'}");
+pub const SPEC: Spec<Box<dyn Exporter>> =
+    Spec::new("tcp", LOGS, build, "{endpoint: 'localhost:9001'}");
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Exporter>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;

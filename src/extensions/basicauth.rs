@@ -254,7 +254,12 @@ fn random_key() -> [u8; 16] {
 }
 
 /// The `basicauth` extension type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Extension>> = Spec::new("basicauth", NO_SIGNALS, build, "{client_auth: {username: a, password: b}}");
+pub const SPEC: Spec<Box<dyn Extension>> = Spec::new(
+    "basicauth",
+    NO_SIGNALS,
+    build,
+    "{client_auth: {username: a, password: b}}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;

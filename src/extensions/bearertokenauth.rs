@@ -154,7 +154,8 @@ impl ClientAuth for BearerToken {
 }
 
 /// The `bearertokenauth` extension type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Extension>> = Spec::new("bearertokenauth", NO_SIGNALS, build, "{token: abc}");
+pub const SPEC: Spec<Box<dyn Extension>> =
+    Spec::new("bearertokenauth", NO_SIGNALS, build, "{token: abc}");
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;

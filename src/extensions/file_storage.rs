@@ -41,8 +41,12 @@ pub struct FileStorage {
 }
 
 /// The `file_storage` extension type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Extension>> =
-    Spec::new("file_storage", NO_SIGNALS, build, "{directory: /tmp, create_directory: false}");
+pub const SPEC: Spec<Box<dyn Extension>> = Spec::new(
+    "file_storage",
+    NO_SIGNALS,
+    build,
+    "{directory: /tmp, create_directory: false}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;

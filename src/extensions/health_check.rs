@@ -45,7 +45,12 @@ pub struct HealthCheck {
 }
 
 /// The `health_check` extension type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Extension>> = Spec::new("health_check", NO_SIGNALS, build, "{endpoint: '127.0.0.1:0'}");
+pub const SPEC: Spec<Box<dyn Extension>> = Spec::new(
+    "health_check",
+    NO_SIGNALS,
+    build,
+    "{endpoint: '127.0.0.1:0'}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Extension>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;

@@ -194,15 +194,19 @@ where
 
 /// Whether a request is a watch (`?watch=true` or `?watch=1`).
 fn is_watch(uri: &hyper::Uri) -> bool {
-    uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "watch=true" || kv == "watch=1")
-    })
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
 }
 
 enum Mode {
-    Whole { left: usize, limit: usize },
-    Watch { max_event: usize, since_newline: usize },
+    Whole {
+        left: usize,
+        limit: usize,
+    },
+    Watch {
+        max_event: usize,
+        since_newline: usize,
+    },
 }
 
 /// An answer's body, ended with a [`Cut`] error at its bound.
@@ -364,7 +368,9 @@ mod tests {
 
     #[test]
     fn watches_are_told_from_other_requests() {
-        assert!(is_watch(&"/api/v1/pods?watch=true&resourceVersion=1".parse().unwrap()));
+        assert!(is_watch(
+            &"/api/v1/pods?watch=true&resourceVersion=1".parse().unwrap()
+        ));
         assert!(is_watch(&"/api/v1/pods?limit=500&watch=1".parse().unwrap()));
         assert!(!is_watch(&"/api/v1/pods?limit=500".parse().unwrap()));
         assert!(!is_watch(&"/api/v1/pods?watchful=true".parse().unwrap()));

@@ -24,7 +24,7 @@ use std::time::Duration;
 use hyper::header::HeaderName;
 use serde::Deserialize;
 
-use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, decode, duration};
 use crate::pipeline::Stage;
 use crate::pipeline::batcher::{Metrics, Settings};

@@ -225,12 +225,7 @@ struct AssociationRule {
     sources: Vec<(SourceKind, &'static str)>,
 }
 
-pub const SPEC: Spec<Stage> = Spec::new(
-    "k8sattributes",
-    ALL_SIGNALS,
-    build,
-    "{passthrough: true}",
-);
+pub const SPEC: Spec<Stage> = Spec::new("k8sattributes", ALL_SIGNALS, build, "{passthrough: true}");
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Stage> {
     configure(ctx, raw).map(|p| Stage::Inline(Box::new(p)))
@@ -376,7 +371,9 @@ fn configure(ctx: &Context, raw: Yaml) -> Result<K8sAttributes, Vec<ConfigError>
         auth: cfg.auth_type,
         limits: cfg.api_limits.clone(),
         passthrough: cfg.passthrough,
-        wait: cfg.wait_for_metadata.then_some(cfg.wait_for_metadata_timeout),
+        wait: cfg
+            .wait_for_metadata
+            .then_some(cfg.wait_for_metadata_timeout),
         wanted,
         rules,
         settings: Arc::new(settings),
@@ -620,7 +617,8 @@ impl Processor for K8sAttributes {
 
     fn process_encoded(&mut self, batch: &mut RawBatch, peer: Option<IpAddr>) {
         let inner = &*self.inner;
-        let ix = (!inner.passthrough).then(|| inner.index.read().unwrap_or_else(|p| p.into_inner()));
+        let ix =
+            (!inner.passthrough).then(|| inner.index.read().unwrap_or_else(|p| p.into_inner()));
         let (mut hits, mut misses) = (0, 0);
         for (entry, _) in &mut batch.resources {
             // Validated upstream; an entry that cannot be read is left as it is.
@@ -682,7 +680,9 @@ impl Processor for K8sAttributes {
     fn start(&self, shutdown: Shutdown) -> BoxFuture<Result<(), String>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
-            let once = inner.started.get_or_init(|| start(Arc::clone(&inner), shutdown));
+            let once = inner
+                .started
+                .get_or_init(|| start(Arc::clone(&inner), shutdown));
             once.await.clone()
         })
     }
@@ -693,7 +693,9 @@ async fn start(inner: Arc<Inner>, shutdown: Shutdown) -> Result<(), String> {
     if inner.passthrough {
         return Ok(());
     }
-    let client = k8s::client(inner.auth, &inner.limits).await.map_err(|e| e.to_string())?;
+    let client = k8s::client(inner.auth, &inner.limits)
+        .await
+        .map_err(|e| e.to_string())?;
     let progress = pods::spawn(
         client,
         Arc::clone(&inner.settings),

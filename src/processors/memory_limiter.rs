@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, decode, duration};
 use crate::pipeline::{Admission, Stage};
 use crate::telemetry::Gauge;
@@ -286,8 +286,7 @@ impl Shared {
         g.heap_peak
             .set(crate::alloc::peak_bytes().unwrap_or(0) as i64);
         g.rss.set(reading.rss.unwrap_or(0) as i64);
-        g.reserved
-            .set(self.reserved.load(Ordering::Relaxed) as i64);
+        g.reserved.set(self.reserved.load(Ordering::Relaxed) as i64);
         g.refusing.set(i64::from(over));
     }
 }
@@ -414,7 +413,10 @@ mod tests {
     fn soft_limit_is_the_limit_less_the_spike() {
         let none = || None;
         let soft = |c: &str, total: &dyn Fn() -> Option<u64>| limits(&cfg(c), total).map(|l| l.1);
-        assert_eq!(limits(&cfg("{limit_mib: 100}"), none), Ok((100 * MIB, 80 * MIB)));
+        assert_eq!(
+            limits(&cfg("{limit_mib: 100}"), none),
+            Ok((100 * MIB, 80 * MIB))
+        );
         assert_eq!(
             soft("{limit_mib: 100, spike_limit_mib: 30}", &none),
             Ok(70 * MIB)
@@ -454,7 +456,10 @@ mod tests {
         assert!(limiter.reserve(700, 0));
         assert!(limiter.reserve(300, 700), "alone: up to the hard limit");
         assert!(!limiter.reserve(1, 1000));
-        assert!(!limiter.reserve(100, 0), "another finds none while it holds everything");
+        assert!(
+            !limiter.reserve(100, 0),
+            "another finds none while it holds everything"
+        );
         limiter.release(1000);
         assert!(limiter.reserve(100, 0));
     }

@@ -72,7 +72,8 @@ pub struct HttpLogs {
 }
 
 /// The `http_logs` receiver type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Receiver>> = Spec::new("http_logs", LOGS, build, "{endpoint: '127.0.0.1:0'}");
+pub const SPEC: Spec<Box<dyn Receiver>> =
+    Spec::new("http_logs", LOGS, build, "{endpoint: '127.0.0.1:0'}");
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     let (cfg, server): (Config, ServerConfig) =
@@ -229,8 +230,8 @@ fn split(
             if estimate > budget {
                 // Likely too dense: count exactly before reserving, so that a body refused
                 // for its density costs no room for the records it may not have.
-                let lines = memchr::memchr_iter(b'\n', &body).count()
-                    + usize::from(!body.ends_with(b"\n"));
+                let lines =
+                    memchr::memchr_iter(b'\n', &body).count() + usize::from(!body.ends_with(b"\n"));
                 if lines > budget {
                     return None;
                 }

@@ -122,9 +122,27 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     let election = cfg.leader_election.as_ref().map(|le| {
         let at = format!("{path}.leader_election");
         let (min, max) = (Duration::from_millis(100), Duration::from_secs(600));
-        check_duration(&mut errors, format!("{at}.lease_duration"), le.lease_duration, min, max);
-        check_duration(&mut errors, format!("{at}.renew_deadline"), le.renew_deadline, min, max);
-        check_duration(&mut errors, format!("{at}.retry_period"), le.retry_period, min, max);
+        check_duration(
+            &mut errors,
+            format!("{at}.lease_duration"),
+            le.lease_duration,
+            min,
+            max,
+        );
+        check_duration(
+            &mut errors,
+            format!("{at}.renew_deadline"),
+            le.renew_deadline,
+            min,
+            max,
+        );
+        check_duration(
+            &mut errors,
+            format!("{at}.retry_period"),
+            le.retry_period,
+            min,
+            max,
+        );
         if le.renew_deadline >= le.lease_duration {
             errors.push(ConfigError::new(
                 format!("{at}.renew_deadline"),
@@ -143,7 +161,10 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
             ("identity", &le.identity),
         ] {
             if value.is_empty() {
-                errors.push(ConfigError::new(format!("{at}.{field}"), "must not be empty"));
+                errors.push(ConfigError::new(
+                    format!("{at}.{field}"),
+                    "must not be empty",
+                ));
             }
         }
         Election {
@@ -156,7 +177,8 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
             checkpoint_annotation: CHECKPOINT,
         }
     });
-    cfg.api_limits.check(&format!("{path}.api_limits"), &mut errors);
+    cfg.api_limits
+        .check(&format!("{path}.api_limits"), &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -254,8 +276,17 @@ pub fn occurred(e: &KubeEvent) -> u64 {
         .map(|s| ts_nanos(&s.last_observed_time.0))
         .or_else(|| e.event_time.as_ref().map(|t| ts_nanos(&t.0)))
         .or_else(|| e.deprecated_last_timestamp.as_ref().map(|t| ts_nanos(&t.0)))
-        .or_else(|| e.deprecated_first_timestamp.as_ref().map(|t| ts_nanos(&t.0)))
-        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| ts_nanos(&t.0)))
+        .or_else(|| {
+            e.deprecated_first_timestamp
+                .as_ref()
+                .map(|t| ts_nanos(&t.0))
+        })
+        .or_else(|| {
+            e.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| ts_nanos(&t.0))
+        })
         .unwrap_or(0)
 }
 
@@ -307,15 +338,24 @@ pub fn record_of(e: &KubeEvent, observed: u64) -> (Origin, LogRecord) {
         .or(e.deprecated_count)
         .unwrap_or(0);
     if count > 0 {
-        attributes.push((Str::from_static("k8s.event.count"), Value::Int(i64::from(count))));
+        attributes.push((
+            Str::from_static("k8s.event.count"),
+            Value::Int(i64::from(count)),
+        ));
     }
     if let Some(r) = regarding
         && let Some(kind) = r.kind.as_deref().filter(|k| !k.is_empty())
     {
         let kind = kind.to_lowercase();
         let key = |what: &str| Str::copied(&format!("k8s.{kind}.{what}"));
-        attributes.push((key("name"), Value::Str(Str::copied(r.name.as_deref().unwrap_or("")))));
-        attributes.push((key("uid"), Value::Str(Str::copied(r.uid.as_deref().unwrap_or("")))));
+        attributes.push((
+            key("name"),
+            Value::Str(Str::copied(r.name.as_deref().unwrap_or(""))),
+        ));
+        attributes.push((
+            key("uid"),
+            Value::Str(Str::copied(r.uid.as_deref().unwrap_or(""))),
+        ));
     }
     let kind = e.type_.as_deref().unwrap_or("");
     let severity = match kind.to_ascii_lowercase().as_str() {
@@ -419,7 +459,9 @@ impl K8sEvents {
             }
             tracing::info!(receiver = %state.id, term = lead.term, "watching Kubernetes events");
             let lost = async {
-                let _ = lead_rx.wait_for(|s| !s.leading || s.term != lead.term).await;
+                let _ = lead_rx
+                    .wait_for(|s| !s.leading || s.term != lead.term)
+                    .await;
             };
             tokio::select! {
                 _ = stop.wait() => return,
@@ -484,7 +526,8 @@ impl K8sEvents {
                 .filter_map(|e| {
                     let uid = e.metadata.uid.clone()?;
                     let t = occurred(e);
-                    (checkpoint.is_before(t, &uid) && !delivered.has(&uid, t)).then_some((uid, t, e))
+                    (checkpoint.is_before(t, &uid) && !delivered.has(&uid, t))
+                        .then_some((uid, t, e))
                 })
                 .collect();
             if fresh.is_empty() {
@@ -501,7 +544,10 @@ impl K8sEvents {
             let n = batch.len() as u64;
             // Retried until delivered: these events are new and nothing else will send them.
             loop {
-                match worker.consume(Batch::Logs(batch.clone()), &Metadata::default()).await {
+                match worker
+                    .consume(Batch::Logs(batch.clone()), &Metadata::default())
+                    .await
+                {
                     Ok(_) => {
                         self.metrics.accepted.of(Signal::Logs).add(n);
                         break;
@@ -549,13 +595,30 @@ mod tests {
         let (origin, r) = record_of(&e, 7);
         assert_eq!(origin.scope_name.as_str(), SCOPE);
         assert_eq!(
-            origin.resource.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>(),
+            origin
+                .resource
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>(),
             ["k8s.node.name=Str(\"node-1\")"]
         );
-        assert_eq!(r.time_unix_nano, 1_795_827_900_000_001_000, "the last occurrence");
-        assert_eq!((r.severity_number, r.severity_text.as_str()), (13, "Warning"));
-        assert_eq!(r.body, Value::Str(Str::from_static("Back-off restarting failed container app")));
-        let attrs: Vec<String> = r.attributes.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        assert_eq!(
+            r.time_unix_nano, 1_795_827_900_000_001_000,
+            "the last occurrence"
+        );
+        assert_eq!(
+            (r.severity_number, r.severity_text.as_str()),
+            (13, "Warning")
+        );
+        assert_eq!(
+            r.body,
+            Value::Str(Str::from_static("Back-off restarting failed container app"))
+        );
+        let attrs: Vec<String> = r
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
         assert_eq!(
             attrs,
             [
@@ -580,7 +643,13 @@ mod tests {
         assert!(!c.is_before(10, "a") && !c.is_before(9, "z"));
         assert!(c.is_before(10, "c") && c.is_before(11, "a"));
         c.advance(12, "c");
-        assert_eq!(c, Checkpoint { time: 12, uids: vec!["c".into()] });
+        assert_eq!(
+            c,
+            Checkpoint {
+                time: 12,
+                uids: vec!["c".into()]
+            }
+        );
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), c);
     }

@@ -48,9 +48,7 @@ use crate::component::{Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, check_duration, decode, duration};
 use crate::k8s::summary::{Cpu, Fs, Memory, Network, Summary};
 use crate::model::Signal;
-use crate::pipeline::{
-    Batch, BoxFuture, Consumer, Metadata, Receiver, Running, StartError,
-};
+use crate::pipeline::{Batch, BoxFuture, Consumer, Metadata, Receiver, Running, StartError};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{Counter, ReceiverMetrics};
 
@@ -132,10 +130,29 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     let path = ctx.path;
     let mut errors = Vec::new();
     let (min, max) = (Duration::from_secs(1), Duration::from_secs(3600));
-    check_duration(&mut errors, format!("{path}.collection_interval"), cfg.collection_interval, min, max);
-    check_duration(&mut errors, format!("{path}.timeout"), cfg.timeout, min, max);
-    check_duration(&mut errors, format!("{path}.initial_delay"), cfg.initial_delay, Duration::ZERO, max);
-    cfg.api_limits.check(&format!("{path}.api_limits"), &mut errors);
+    check_duration(
+        &mut errors,
+        format!("{path}.collection_interval"),
+        cfg.collection_interval,
+        min,
+        max,
+    );
+    check_duration(
+        &mut errors,
+        format!("{path}.timeout"),
+        cfg.timeout,
+        min,
+        max,
+    );
+    check_duration(
+        &mut errors,
+        format!("{path}.initial_delay"),
+        cfg.initial_delay,
+        Duration::ZERO,
+        max,
+    );
+    cfg.api_limits
+        .check(&format!("{path}.api_limits"), &mut errors);
     match cfg.endpoint.parse::<hyper::Uri>() {
         Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
         _ => errors.push(ConfigError::new(
@@ -144,7 +161,10 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
         )),
     }
     if cfg.metric_groups.is_empty() {
-        errors.push(ConfigError::new(format!("{path}.metric_groups"), "lists no group"));
+        errors.push(ConfigError::new(
+            format!("{path}.metric_groups"),
+            "lists no group",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -250,7 +270,10 @@ impl KubeletStats {
             if n == 0 {
                 continue;
             }
-            match worker.consume(Batch::Raw(batch), &Metadata::default()).await {
+            match worker
+                .consume(Batch::Raw(batch), &Metadata::default())
+                .await
+            {
                 Ok(_) => {
                     self.metrics.accepted.of(Signal::Metrics).add(n);
                     self.metrics.accepted_bytes.add(bytes.len() as u64);
@@ -375,12 +398,24 @@ impl Points {
             return;
         };
         let int = |v: Option<u64>| v.map(Number::Int);
-        self.gauge(format!("{p}.memory.available"), "By", int(m.available_bytes));
+        self.gauge(
+            format!("{p}.memory.available"),
+            "By",
+            int(m.available_bytes),
+        );
         self.gauge(format!("{p}.memory.usage"), "By", int(m.usage_bytes));
         self.gauge(format!("{p}.memory.rss"), "By", int(m.rss_bytes));
-        self.gauge(format!("{p}.memory.working_set"), "By", int(m.working_set_bytes));
+        self.gauge(
+            format!("{p}.memory.working_set"),
+            "By",
+            int(m.working_set_bytes),
+        );
         self.gauge(format!("{p}.memory.page_faults"), "1", int(m.page_faults));
-        self.gauge(format!("{p}.memory.major_page_faults"), "1", int(m.major_page_faults));
+        self.gauge(
+            format!("{p}.memory.major_page_faults"),
+            "1",
+            int(m.major_page_faults),
+        );
     }
 
     fn filesystem(&mut self, p: &str, fs: Option<&Fs>) {
@@ -388,8 +423,16 @@ impl Points {
             return;
         };
         let int = |v: Option<u64>| v.map(Number::Int);
-        self.gauge(format!("{p}.filesystem.available"), "By", int(f.available_bytes));
-        self.gauge(format!("{p}.filesystem.capacity"), "By", int(f.capacity_bytes));
+        self.gauge(
+            format!("{p}.filesystem.available"),
+            "By",
+            int(f.available_bytes),
+        );
+        self.gauge(
+            format!("{p}.filesystem.capacity"),
+            "By",
+            int(f.capacity_bytes),
+        );
         self.gauge(format!("{p}.filesystem.usage"), "By", int(f.used_bytes));
     }
 
@@ -406,8 +449,18 @@ impl Points {
                 })
                 .collect()
         };
-        self.sum(format!("{p}.network.io"), "By", start, pair(n.rx_bytes, n.tx_bytes));
-        self.sum(format!("{p}.network.errors"), "1", start, pair(n.rx_errors, n.tx_errors));
+        self.sum(
+            format!("{p}.network.io"),
+            "By",
+            start,
+            pair(n.rx_bytes, n.tx_bytes),
+        );
+        self.sum(
+            format!("{p}.network.errors"),
+            "1",
+            start,
+            pair(n.rx_errors, n.tx_errors),
+        );
     }
 }
 

@@ -23,9 +23,9 @@ use super::dead_letter::{self, DeadLetter, Why};
 use super::log_docs::LogScratch;
 use super::mapping::{BulkEncoder, Items, Mode};
 use super::metrics::MetricScratch;
-use super::spans::SpanScratch;
 use super::response::{self, Item};
 use super::retry::{self, RetryConfig};
+use super::spans::SpanScratch;
 use crate::exporters::client::{Compression, with_causes};
 use crate::model::Signal;
 use crate::pipeline::Batch;
@@ -65,7 +65,12 @@ impl Request {
     }
 
     /// Encodes `envelope`'s records, spans or data points and keeps it until they are settled.
-    pub fn add(&mut self, mut envelope: Envelope, encoder: &mut BulkEncoder, scratch: &mut Scratch) {
+    pub fn add(
+        &mut self,
+        mut envelope: Envelope,
+        encoder: &mut BulkEncoder,
+        scratch: &mut Scratch,
+    ) {
         let before = self.items.len();
         match envelope.take_batch() {
             Batch::Logs(logs) => {
@@ -331,7 +336,13 @@ impl Sender {
         let total = items.len();
         let body = Bytes::from(std::mem::take(&mut req.body));
         let mut settled = self
-            .settle(body, items.ends, items.numbers, &items.units, Destination::Documents)
+            .settle(
+                body,
+                items.ends,
+                items.numbers,
+                &items.units,
+                Destination::Documents,
+            )
             .await;
         let mut failures = std::mem::take(&mut settled.failures);
         for r in items.refused {
@@ -579,7 +590,11 @@ impl Sender {
                 .into(),
                 why: with_causes(&e),
             },
-            Ok(resp) if resp.content_length().is_some_and(|n| n > answer_bound(items)) => {
+            Ok(resp)
+                if resp
+                    .content_length()
+                    .is_some_and(|n| n > answer_bound(items)) =>
+            {
                 // Dropped unread: the connection goes with it.
                 Answer::RetryAll {
                     kind: "answer_too_large".into(),
@@ -700,9 +715,14 @@ impl Sender {
                 // has no dead letter of its own.
                 let origin = (0..ends.len()).collect();
                 let what: Vec<(Signal, u32)> = failures.iter().map(|f| units[f.item]).collect();
-                let settled =
-                    Box::pin(self.settle(Bytes::from(body), ends, origin, &what, Destination::DeadLetter))
-                        .await;
+                let settled = Box::pin(self.settle(
+                    Bytes::from(body),
+                    ends,
+                    origin,
+                    &what,
+                    Destination::DeadLetter,
+                ))
+                .await;
                 if let Some(f) = settled.failures.first() {
                     tracing::error!(exporter = %self.id, index, error_type = %f.why.kind,
                         reason = %f.why.reason, documents = settled.failures.len(),

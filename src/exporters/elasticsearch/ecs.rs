@@ -300,8 +300,10 @@ fn write_deduplicated(sc: &mut Scratch, out: &mut Vec<u8>) {
     // Stable: among equal names, the order written is kept, and the last is the one kept.
     // Zero-padded heads order as the names do, but for a name that is a prefix of another
     // with a NUL after it, which field names do not hold.
-    sc.fields
-        .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| names[a.1.clone()].cmp(&names[b.1.clone()])));
+    sc.fields.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| names[a.1.clone()].cmp(&names[b.1.clone()]))
+    });
     let fields = &sc.fields;
     let name_of = |i: usize| &names[fields[i].1.clone()];
     out.push(b'{');

@@ -104,7 +104,10 @@ mod tests {
         assert!(p.take("geo.location.lat", Some(52.5)));
         assert!(p.take("client.geo.location.lon", Some(2.35)));
         assert!(p.take("geo.location.lon", Some(13.4)));
-        assert!(!p.take("geo.location.lat", None), "not a double: written as it is");
+        assert!(
+            !p.take("geo.location.lat", None),
+            "not a double: written as it is"
+        );
         assert!(!p.take("mygeo.location.lat", Some(1.0)), "not a prefix");
         let mut out = b"{".to_vec();
         p.write(&mut out, true);

@@ -101,7 +101,11 @@ fn all_maps(buf: &[u8], a: usize, b: usize) -> Result<bool, DecodeError> {
 
 /// `,"body":{..}` as `mapping` writes it: `text` for a scalar, `structured` for a map or an
 /// array of maps, any other array wrapped as `structured.value`; nothing for an unset body.
-fn write_body(out: &mut Vec<u8>, buf: &[u8], body: Option<Range<usize>>) -> Result<(), DecodeError> {
+fn write_body(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    body: Option<Range<usize>>,
+) -> Result<(), DecodeError> {
     let Some(v) = body else {
         return Ok(());
     };

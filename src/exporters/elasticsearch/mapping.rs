@@ -599,7 +599,12 @@ pub(super) struct Head<'a> {
 
 impl Head<'_> {
     /// From the opening brace to the event name.
-    pub(super) fn write(&self, out: &mut Vec<u8>, found: &Steering<'_>, stream: Option<&DataStream>) {
+    pub(super) fn write(
+        &self,
+        out: &mut Vec<u8>,
+        found: &Steering<'_>,
+        stream: Option<&DataStream>,
+    ) {
         out.push(b'{');
         at_time(out, self.time, self.observed);
         if self.observed != 0 {
@@ -631,7 +636,13 @@ impl Head<'_> {
 
 /// An `otel` log document's end: the dropped count, its resource and scope (`shared`), its
 /// ids (left out when empty or zero) and the closing brace.
-pub(super) fn tail(out: &mut Vec<u8>, dropped: u64, shared: &[u8], trace_id: &[u8], span_id: &[u8]) {
+pub(super) fn tail(
+    out: &mut Vec<u8>,
+    dropped: u64,
+    shared: &[u8],
+    trace_id: &[u8],
+    span_id: &[u8],
+) {
     write_count_field(out, b"\"dropped_attributes_count\"", dropped);
     out.extend_from_slice(shared);
     write_id(out, b"\"trace_id\"", trace_id);
@@ -662,7 +673,11 @@ impl Member<'_> {
             out.extend_from_slice(b",\"attributes\":");
             attributes(out, self.attributes, has_special(self.attributes));
         }
-        write_count_field(out, b"\"dropped_attributes_count\"", u64::from(self.dropped));
+        write_count_field(
+            out,
+            b"\"dropped_attributes_count\"",
+            u64::from(self.dropped),
+        );
         close_object(out, open);
     }
 }

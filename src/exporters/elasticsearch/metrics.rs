@@ -476,22 +476,36 @@ fn group_entry(n: u32, entry: &Bytes, sc: &mut MetricScratch) -> Result<(), Deco
         std::mem::take(&mut sc.resource),
         std::mem::take(&mut sc.scope),
     );
-    let walked = walk(buf, true, &mut resource, &mut scope, |resource, scope, metrics| {
-        let origin = origin_id(sc, resource, scope);
-        // Routing the points' own attributes do not name falls back to these.
-        let receiver = std::str::from_utf8(&buf[scope.name.clone()])
-            .ok()
-            .and_then(super::routing::receiver_dataset);
-        let fallback = (
-            receiver.or_else(|| route(buf, &[], scope, resource, DATASET)),
-            route(buf, &[], scope, resource, NAMESPACE),
-            route(buf, &[], scope, resource, INDEX),
-        );
-        for metric in metrics {
-            group_metric(n, buf, metric.clone(), origin, fallback, receiver.is_some(), sc)?;
-        }
-        Ok(())
-    });
+    let walked = walk(
+        buf,
+        true,
+        &mut resource,
+        &mut scope,
+        |resource, scope, metrics| {
+            let origin = origin_id(sc, resource, scope);
+            // Routing the points' own attributes do not name falls back to these.
+            let receiver = std::str::from_utf8(&buf[scope.name.clone()])
+                .ok()
+                .and_then(super::routing::receiver_dataset);
+            let fallback = (
+                receiver.or_else(|| route(buf, &[], scope, resource, DATASET)),
+                route(buf, &[], scope, resource, NAMESPACE),
+                route(buf, &[], scope, resource, INDEX),
+            );
+            for metric in metrics {
+                group_metric(
+                    n,
+                    buf,
+                    metric.clone(),
+                    origin,
+                    fallback,
+                    receiver.is_some(),
+                    sc,
+                )?;
+            }
+            Ok(())
+        },
+    );
     (sc.resource, sc.scope) = (resource, scope);
     walked
 }
@@ -589,7 +603,8 @@ fn group_metric(
                 .filter(|kv| !is_routing(&buf[kv.key.clone()]))
                 .map(|kv| (kv.key.clone(), kv.value.clone())),
         );
-        sc.sorted.sort_by(|a, b| buf[a.0.clone()].cmp(&buf[b.0.clone()]));
+        sc.sorted
+            .sort_by(|a, b| buf[a.0.clone()].cmp(&buf[b.0.clone()]));
         for (k, v) in &sc.sorted {
             key.extend_from_slice(&(k.len() as u32).to_le_bytes());
             key.extend_from_slice(&buf[k.clone()]);
@@ -645,11 +660,7 @@ type Written = (&'static [u8], Option<u64>);
 
 /// Writes the point's value; returns its dynamic template and, for a histogram, its count.
 /// `Ok(None)`: nothing to store. `Err`: why the point cannot be stored.
-fn write_point_value(
-    out: &mut Vec<u8>,
-    buf: &[u8],
-    p: &Point,
-) -> Result<Option<Written>, String> {
+fn write_point_value(out: &mut Vec<u8>, buf: &[u8], p: &Point) -> Result<Option<Written>, String> {
     let bad = |e: DecodeError| format!("the data point could not be read: {e}");
     let name = || String::from_utf8_lossy(&buf[p.name.clone()]).into_owned();
     let mut f = Fields::new(buf, p.point.start, p.point.end);
@@ -675,7 +686,11 @@ fn write_point_value(
                 Some(Ok(i)) => {
                     out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
                     Ok(Some((
-                        if counter { b"counter_long" } else { b"gauge_long" },
+                        if counter {
+                            b"counter_long"
+                        } else {
+                            b"gauge_long"
+                        },
                         None,
                     )))
                 }
@@ -718,9 +733,7 @@ fn write_point_value(
                     (6, Wire::Fixed64(n)) => counts.push(n),
                     (6, Wire::Len(a, b)) => counts.extend(fixed64s(&buf[a..b])),
                     (7, Wire::Fixed64(bits)) => bounds.push(f64::from_bits(bits)),
-                    (7, Wire::Len(a, b)) => {
-                        bounds.extend(fixed64s(&buf[a..b]).map(f64::from_bits))
-                    }
+                    (7, Wire::Len(a, b)) => bounds.extend(fixed64s(&buf[a..b]).map(f64::from_bits)),
                     _ => {}
                 }
             }

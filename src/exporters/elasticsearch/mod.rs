@@ -92,11 +92,11 @@ use url::Url;
 use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, byte_size, decode, duration};
 use crate::exporters::QueueConfig;
+use crate::exporters::client::{self, Compression};
 use crate::exporters::elasticsearch::bulk::{Metrics, Request, Scratch, Sender};
 use crate::exporters::elasticsearch::dead_letter::{DeadLetter, DeadLetterConfig};
 use crate::exporters::elasticsearch::mapping::{BulkEncoder, Dynamic, Mode, StaticIndices};
 use crate::exporters::elasticsearch::retry::RetryConfig;
-use crate::exporters::client::{self, Compression};
 use crate::exporters::tls::Tls;
 use crate::model::Signal;
 use crate::pipeline::queue::{self, Take};
@@ -514,11 +514,12 @@ impl ElasticsearchExporter {
             traces: cfg.traces_index.clone(),
             metrics: cfg.metrics_index.clone(),
         };
-        let mut encoder = BulkEncoder::with_indices(cfg.mapping.mode, indices, cfg.pipeline.clone())
-            .with_dynamic(Dynamic {
-                id: cfg.logs_dynamic_id.enabled,
-                pipeline: cfg.logs_dynamic_pipeline.enabled,
-            });
+        let mut encoder =
+            BulkEncoder::with_indices(cfg.mapping.mode, indices, cfg.pipeline.clone())
+                .with_dynamic(Dynamic {
+                    id: cfg.logs_dynamic_id.enabled,
+                    pipeline: cfg.logs_dynamic_pipeline.enabled,
+                });
         let mut scratch = Scratch::default();
         if cfg.assign_ids {
             let random = std::collections::hash_map::RandomState::new()

@@ -77,7 +77,11 @@ impl DataStream {
     /// the dataset is cut to leave room for it.
     pub fn from_parts(parts: (Option<&str>, Option<&str>), suffix: &str) -> DataStream {
         DataStream {
-            dataset: sanitize(parts.0.unwrap_or(DEFAULT_DATASET), DATASET_DISALLOWED, suffix),
+            dataset: sanitize(
+                parts.0.unwrap_or(DEFAULT_DATASET),
+                DATASET_DISALLOWED,
+                suffix,
+            ),
             namespace: sanitize(
                 parts.1.unwrap_or(DEFAULT_NAMESPACE),
                 NAMESPACE_DISALLOWED,
@@ -97,7 +101,10 @@ impl DataStream {
     }
 }
 
-pub(super) fn string_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key: &str) -> Option<&'a str> {
+pub(super) fn string_attr<'a>(
+    attrs: impl IntoIterator<Item = &'a KeyValue>,
+    key: &str,
+) -> Option<&'a str> {
     attrs.into_iter().find_map(|(k, v)| match v {
         Value::Str(s) if k.as_str() == key && !s.is_empty() => Some(s.as_str()),
         _ => None,
@@ -107,8 +114,11 @@ pub(super) fn string_attr<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>, key
 /// What may not appear in a data stream's dataset or namespace (the ECS `data_stream` field
 /// rules); each becomes `_`. A dataset may not hold `-` either, since it separates the parts of
 /// the stream's name; a namespace may.
-const DATASET_DISALLOWED: &[char] = &['-', '\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
-const NAMESPACE_DISALLOWED: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
+const DATASET_DISALLOWED: &[char] = &[
+    '-', '\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':',
+];
+const NAMESPACE_DISALLOWED: &[char] =
+    &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
 
 /// A dataset or namespace as an index name may hold it: lower case (Unicode, since an index name
 /// may not hold an upper-case letter of any script), the disallowed characters replaced, cut to
@@ -142,10 +152,22 @@ mod tests {
     fn a_receivers_scope_name_gives_the_dataset_as_the_collectors_pattern_does() {
         let contrib = "github.com/open-telemetry/opentelemetry-collector-contrib";
         let cases = [
-            (format!("{contrib}/receiver/hostmetricsreceiver/internal/scraper/cpuscraper"), Some("hostmetricsreceiver")),
-            (format!("{contrib}/receiver/kubeletstatsreceiver"), Some("kubeletstatsreceiver")),
-            ("x/receiver/fooreceiverbar/y".to_string(), Some("fooreceiver")),
-            ("x/receiver/notone/receiver/k8seventsreceiver".to_string(), Some("k8seventsreceiver")),
+            (
+                format!("{contrib}/receiver/hostmetricsreceiver/internal/scraper/cpuscraper"),
+                Some("hostmetricsreceiver"),
+            ),
+            (
+                format!("{contrib}/receiver/kubeletstatsreceiver"),
+                Some("kubeletstatsreceiver"),
+            ),
+            (
+                "x/receiver/fooreceiverbar/y".to_string(),
+                Some("fooreceiver"),
+            ),
+            (
+                "x/receiver/notone/receiver/k8seventsreceiver".to_string(),
+                Some("k8seventsreceiver"),
+            ),
             ("x/receiver/".to_string(), None),
             ("io.opentelemetry.http".to_string(), None),
         ];
@@ -184,7 +206,10 @@ mod tests {
     fn datasets_and_namespaces_are_sanitised_as_the_collector_does() {
         let stream = |d: &str, n: &str, suffix| DataStream::from_parts((Some(d), Some(n)), suffix);
         let s = stream("My-App/Logs #1", "Prod-EU", ".otel");
-        assert_eq!(s.dataset, "my_app_logs__1.otel", "a dataset may not hold '-'");
+        assert_eq!(
+            s.dataset, "my_app_logs__1.otel",
+            "a dataset may not hold '-'"
+        );
         assert_eq!(s.namespace, "prod-eu", "a namespace may");
         assert_eq!(s.index_of("logs"), "logs-my_app_logs__1.otel-prod-eu");
         assert_eq!(
@@ -202,6 +227,9 @@ mod tests {
         );
         assert_eq!(stream("a", "Ωmega", "").namespace, "ωmega");
         let cut = stream(&"é".repeat(60), "n", ".otel").dataset;
-        assert!(cut.len() <= 100 && cut.ends_with(".otel"), "cut on a character boundary");
+        assert!(
+            cut.len() <= 100 && cut.ends_with(".otel"),
+            "cut on a character boundary"
+        );
     }
 }

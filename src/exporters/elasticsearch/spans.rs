@@ -74,7 +74,11 @@ impl SpanParts {
         self.kvs.clear();
         self.events.clear();
         self.links.clear();
-        (self.dropped_attributes, self.dropped_events, self.dropped_links) = (0, 0, 0);
+        (
+            self.dropped_attributes,
+            self.dropped_events,
+            self.dropped_links,
+        ) = (0, 0, 0);
         self.status = None;
         let mut f = Fields::new(buf, s, e);
         while let Some((field, wire)) = f.next_field()? {
@@ -150,9 +154,12 @@ impl BulkEncoder {
         out: &mut Vec<u8>,
         items: &mut Items,
     ) {
-        whole_or_refused((out, items), (Signal::Traces, spans), "spans", |out, items| {
-            self.try_encode_spans(entry, scratch, out, items)
-        });
+        whole_or_refused(
+            (out, items),
+            (Signal::Traces, spans),
+            "spans",
+            |out, items| self.try_encode_spans(entry, scratch, out, items),
+        );
     }
 
     fn try_encode_spans(
@@ -222,7 +229,11 @@ impl BulkEncoder {
             out.extend_from_slice(b",\"attributes\":");
             write_object(out, buf, &span.kvs, is_routing, false)?;
         }
-        write_count_field(out, b"\"dropped_attributes_count\"", span.dropped_attributes);
+        write_count_field(
+            out,
+            b"\"dropped_attributes_count\"",
+            span.dropped_attributes,
+        );
         write_count_field(out, b"\"dropped_events_count\"", span.dropped_events);
         out.extend_from_slice(b",\"links\":[");
         for (i, link) in span.links.iter().enumerate() {
@@ -288,7 +299,13 @@ impl BulkEncoder {
                 write_object(out, buf, kvs, is_routing, false)?;
             } else {
                 // `event.name` set to the event's name, replacing an attribute of that name.
-                write_object(out, buf, kvs, |k| is_routing(k) || k == b"event.name", false)?;
+                write_object(
+                    out,
+                    buf,
+                    kvs,
+                    |k| is_routing(k) || k == b"event.name",
+                    false,
+                )?;
                 out.pop();
                 if out.last() != Some(&b'{') {
                     out.push(b',');

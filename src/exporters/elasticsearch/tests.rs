@@ -34,9 +34,7 @@ fn bad_settings_are_reported_with_their_paths() {
     );
     assert_eq!(
         errors("{endpoint: 'http://es:9200', user: u, password: p, api_key: k}"),
-        [
-            "exporters.elasticsearch.api_key: choose one of user/password, api_key and bearer_token"
-        ]
+        ["exporters.elasticsearch.api_key: choose one of user/password, api_key and bearer_token"]
     );
     assert_eq!(
         errors("{endpoint: 'http://es:9200', compression: zstd}"),

@@ -185,7 +185,12 @@ pub fn write_value(
 }
 
 /// A map inside a value: every key kept, nested maps as objects.
-fn write_nested(out: &mut Vec<u8>, buf: &[u8], kvs: &[Kv], depth: usize) -> Result<(), DecodeError> {
+fn write_nested(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    kvs: &[Kv],
+    depth: usize,
+) -> Result<(), DecodeError> {
     out.push(b'{');
     for (i, kv) in kvs.iter().enumerate() {
         if i > 0 {

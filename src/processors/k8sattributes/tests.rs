@@ -63,12 +63,19 @@ fn resource(b: &LogBatch) -> Vec<(String, String)> {
     b.origins[0]
         .resource
         .iter()
-        .map(|(k, v)| (k.to_string(), v.as_str().map(|s| s.to_string()).unwrap_or_default()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.as_str().map(|s| s.to_string()).unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    v.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -132,13 +139,19 @@ extract: {metadata: [k8s.pod.uid, k8s.container.name, container.id]}
     let mut p = processor(yaml).unwrap();
     fill(&p);
     let mut by_name = batch(vec![
-        (Str::from_static("k8s.pod.name"), s("checkout-7d9f8b6c5-x2x9q")),
+        (
+            Str::from_static("k8s.pod.name"),
+            s("checkout-7d9f8b6c5-x2x9q"),
+        ),
         (Str::from_static("k8s.namespace.name"), s("shop")),
     ]);
     p.process(&mut by_name);
     assert!(resource(&by_name).contains(&("k8s.pod.uid".into(), "uid-1".into())));
     let mut wrong_namespace = batch(vec![
-        (Str::from_static("k8s.pod.name"), s("checkout-7d9f8b6c5-x2x9q")),
+        (
+            Str::from_static("k8s.pod.name"),
+            s("checkout-7d9f8b6c5-x2x9q"),
+        ),
         (Str::from_static("k8s.namespace.name"), s("other")),
     ]);
     p.process(&mut wrong_namespace);
@@ -160,14 +173,21 @@ extract: {metadata: [k8s.pod.uid, k8s.container.name, container.id]}
 fn passthrough_only_adds_the_connections_ip() {
     let mut p = processor("{passthrough: true}").unwrap();
     let mut b = batch(vec![(Str::from_static("service.name"), s("checkout"))]);
-    p.process_from(&mut b, Some("::ffff:10.1.0.5".parse::<IpAddr>().unwrap().to_canonical()));
+    p.process_from(
+        &mut b,
+        Some("::ffff:10.1.0.5".parse::<IpAddr>().unwrap().to_canonical()),
+    );
     assert_eq!(
         resource(&b),
         pairs(&[("service.name", "checkout"), ("k8s.pod.ip", "10.1.0.5")])
     );
     let mut sent = batch(vec![(Str::from_static("k8s.pod.ip"), s("10.2.0.1"))]);
     p.process_from(&mut sent, Some("10.1.0.5".parse().unwrap()));
-    assert_eq!(resource(&sent), pairs(&[("k8s.pod.ip", "10.2.0.1")]), "kept");
+    assert_eq!(
+        resource(&sent),
+        pairs(&[("k8s.pod.ip", "10.2.0.1")]),
+        "kept"
+    );
 }
 
 #[test]
@@ -229,7 +249,10 @@ fn encoded_spans_get_the_same_attributes_in_their_resource_and_stay_encoded() {
     };
     let request = ExportTraceServiceRequest {
         resource_spans: vec![
-            spans(vec![kv("k8s.pod.uid", "uid-2"), kv("k8s.container.name", "app")]),
+            spans(vec![
+                kv("k8s.pod.uid", "uid-2"),
+                kv("k8s.container.name", "app"),
+            ]),
             spans(vec![kv("service.name", "unknown")]),
         ],
     };
@@ -248,10 +271,12 @@ fn encoded_spans_get_the_same_attributes_in_their_resource_and_stay_encoded() {
             .unwrap()
             .attributes
             .iter()
-            .map(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(any_value::Value::StringValue(s)) => (kv.key.clone(), s.clone()),
-                _ => (kv.key.clone(), String::new()),
-            })
+            .map(
+                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => (kv.key.clone(), s.clone()),
+                    _ => (kv.key.clone(), String::new()),
+                },
+            )
             .collect()
     };
     assert_eq!(
@@ -269,7 +294,17 @@ fn encoded_spans_get_the_same_attributes_in_their_resource_and_stay_encoded() {
             ("app", "checkout"),
         ])
     );
-    assert_eq!(attrs(1), pairs(&[("service.name", "unknown")]), "no pod: unchanged");
-    assert_eq!(got.resource_spans[0].scope_spans, request.resource_spans[0].scope_spans);
-    assert_eq!((p.inner.associated.get(), p.inner.unassociated.get()), (1, 1));
+    assert_eq!(
+        attrs(1),
+        pairs(&[("service.name", "unknown")]),
+        "no pod: unchanged"
+    );
+    assert_eq!(
+        got.resource_spans[0].scope_spans,
+        request.resource_spans[0].scope_spans
+    );
+    assert_eq!(
+        (p.inner.associated.get(), p.inner.unassociated.get()),
+        (1, 1)
+    );
 }

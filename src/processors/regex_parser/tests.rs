@@ -155,8 +155,7 @@ fn parses_from_an_attribute_and_overwrites_existing_keys() {
 
 #[test]
 fn bad_configs_name_the_failing_key() {
-    let err =
-        |y: &str| compile("processors.regex_parser", &cfg(y)).err().unwrap()[0].to_string();
+    let err = |y: &str| compile("processors.regex_parser", &cfg(y)).err().unwrap()[0].to_string();
     assert!(
         err("{regex: '(unclosed'}").starts_with("processors.regex_parser.regex: invalid regex")
     );
@@ -189,7 +188,17 @@ fn only_a_presets_captures_are_known_as_preset_captures() {
         .collect();
     assert_eq!(
         keys,
-        ["host", "ident", "user", "timestamp", "method", "path", "protocol", "status", "bytes_out"]
+        [
+            "host",
+            "ident",
+            "user",
+            "timestamp",
+            "method",
+            "path",
+            "protocol",
+            "status",
+            "bytes_out"
+        ]
     );
 
     // The guide's own regex captures `host`, `status`...: same names, not the preset's.
@@ -201,5 +210,10 @@ fn only_a_presets_captures_are_known_as_preset_captures() {
     let mut b = batch(&[LINE]);
     custom.process(&mut b);
     assert_eq!(attr(&b.records[0], "status"), "404");
-    assert!(b.records[0].attributes.iter().all(|(k, _)| preset_capture(k).is_none()));
+    assert!(
+        b.records[0]
+            .attributes
+            .iter()
+            .all(|(k, _)| preset_capture(k).is_none())
+    );
 }

@@ -112,7 +112,9 @@ impl Store {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let to = self.path.with_extension(format!("checkpoints.damaged-{secs}"));
+        let to = self
+            .path
+            .with_extension(format!("checkpoints.damaged-{secs}"));
         fs::rename(&self.path, &to).map_err(|source| CheckpointError::Write {
             path: self.path.clone(),
             source,
@@ -260,7 +262,12 @@ mod tests {
         fs::write(store.path(), b"{\"version\":1,\"files\":[]}\nsha1 0000\n").unwrap();
         assert!(store.load().is_err());
         let to = store.set_aside().unwrap();
-        assert!(to.to_str().unwrap().contains("filelog.checkpoints.damaged-"), "{to:?}");
+        assert!(
+            to.to_str()
+                .unwrap()
+                .contains("filelog.checkpoints.damaged-"),
+            "{to:?}"
+        );
         assert!(to.exists());
         assert_eq!(store.load().unwrap(), [], "no file: nothing restored");
         store.save(&sample()).unwrap();

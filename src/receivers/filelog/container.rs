@@ -165,7 +165,12 @@ pub fn rfc3339(text: &[u8]) -> Result<u64, Unparsed> {
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, checked field by field; `None` for any other shape, which
 /// the full parser then judges.
 fn utc_fast(t: &[u8]) -> Option<u64> {
-    if t.len() < 20 || t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':' || t[16] != b':'
+    if t.len() < 20
+        || t[4] != b'-'
+        || t[7] != b'-'
+        || t[10] != b'T'
+        || t[13] != b':'
+        || t[16] != b':'
     {
         return None;
     }
@@ -199,12 +204,21 @@ fn utc_fast(t: &[u8]) -> Option<u64> {
         2 => 28,
         _ => return None,
     };
-    if !(1970..=9999).contains(&year) || day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 60
+    if !(1970..=9999).contains(&year)
+        || day == 0
+        || day > days_in_month
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm), years from 1970 on.
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;

@@ -109,7 +109,9 @@ impl Tracked {
         if s.container == Some(true)
             && let Some(pod) = PodFile::parse(&text)
         {
-            let kv = |k: &'static str, v: &str| (Str::from_static(k), Value::Str(Str::from(v.to_string())));
+            let kv = |k: &'static str, v: &str| {
+                (Str::from_static(k), Value::Str(Str::from(v.to_string())))
+            };
             resource.push(kv("k8s.namespace.name", pod.namespace));
             resource.push(kv("k8s.pod.name", pod.pod));
             resource.push(kv("k8s.pod.uid", pod.uid));
@@ -233,7 +235,13 @@ impl Tracked {
 
     /// Reads what follows `read`, up to `size`, into a batch. `None` when there is no whole
     /// line yet (or, with `at_end`, the file is let go and its last partial line is taken).
-    pub fn read_batch(&mut self, s: &Settings, size: u64, at_end: bool, now: u64) -> std::io::Result<Option<Read>> {
+    pub fn read_batch(
+        &mut self,
+        s: &Settings,
+        size: u64,
+        at_end: bool,
+        now: u64,
+    ) -> std::io::Result<Option<Read>> {
         if size <= self.read {
             if at_end {
                 return Ok(self.flush_joiner(s, now));
@@ -258,7 +266,9 @@ impl Tracked {
             let (line_end, next) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (pos + i, pos + i + 1),
                 // A line longer than `max_log_size` without its end yet: cut it there.
-                None if rest.len() >= s.max_log_size => (pos + s.max_log_size, pos + s.max_log_size),
+                None if rest.len() >= s.max_log_size => {
+                    (pos + s.max_log_size, pos + s.max_log_size)
+                }
                 // The last line of a file let go, which will never be finished.
                 None if at_end && self.read + n as u64 >= size => (buf.len(), buf.len()),
                 None => break,
@@ -282,7 +292,12 @@ impl Tracked {
             .min()
             .copied()
             .unwrap_or(self.read);
-        let Out { batch, lines, unparsed, .. } = out;
+        let Out {
+            batch,
+            lines,
+            unparsed,
+            ..
+        } = out;
         Ok(Some(Read {
             batch,
             bytes: pos,
@@ -293,7 +308,14 @@ impl Tracked {
         }))
     }
 
-    fn line(&mut self, s: &Settings, buf: &Bytes, range: std::ops::Range<usize>, at: u64, out: &mut Out) {
+    fn line(
+        &mut self,
+        s: &Settings,
+        buf: &Bytes,
+        range: std::ops::Range<usize>,
+        at: u64,
+        out: &mut Out,
+    ) {
         out.lines += 1;
         if s.container.is_none() {
             let body = text_of(buf, range);
@@ -403,16 +425,33 @@ impl Out {
         }
     }
 
-    fn push(&mut self, file: &Tracked, s: &Settings, body: Str, stream: Option<container::Stream>, part: Option<u32>, time: u64) {
+    fn push(
+        &mut self,
+        file: &Tracked,
+        s: &Settings,
+        body: Str,
+        stream: Option<container::Stream>,
+        part: Option<u32>,
+        time: u64,
+    ) {
         let mut attributes: Vec<KeyValue> = Vec::with_capacity(4);
         if let Some(stream) = stream {
-            attributes.push((Str::from_static("log.iostream"), Value::Str(Str::from_static(stream.name()))));
+            attributes.push((
+                Str::from_static("log.iostream"),
+                Value::Str(Str::from_static(stream.name())),
+            ));
         }
         if s.include_file_name {
-            attributes.push((Str::from_static("log.file.name"), Value::Str(file.file_name.clone())));
+            attributes.push((
+                Str::from_static("log.file.name"),
+                Value::Str(file.file_name.clone()),
+            ));
         }
         if s.include_file_path {
-            attributes.push((Str::from_static("log.file.path"), Value::Str(file.file_path.clone())));
+            attributes.push((
+                Str::from_static("log.file.path"),
+                Value::Str(file.file_path.clone()),
+            ));
         }
         if let Some(n) = part {
             attributes.push((Str::from_static("log.split_part"), Value::Int(i64::from(n))));

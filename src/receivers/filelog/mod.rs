@@ -173,7 +173,10 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     let at = |field: &str| format!("{}.{field}", ctx.path);
     let mut errors = Vec::new();
     if cfg.include.is_empty() {
-        errors.push(ConfigError::new(at("include"), "at least one pattern is required"));
+        errors.push(ConfigError::new(
+            at("include"),
+            "at least one pattern is required",
+        ));
     }
     let mut patterns = |field: &str, list: &[String]| -> Vec<glob::Pattern> {
         let mut out = Vec::new();
@@ -184,7 +187,10 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
                     format!("{}[{i}]", at(field)),
                     "must be an absolute path",
                 )),
-                Err(e) => errors.push(ConfigError::new(format!("{}[{i}]", at(field)), e.to_string())),
+                Err(e) => errors.push(ConfigError::new(
+                    format!("{}[{i}]", at(field)),
+                    e.to_string(),
+                )),
             }
         }
         out
@@ -193,7 +199,10 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     let exclude = patterns("exclude", &cfg.exclude);
     for (i, dir) in cfg.confine_to.iter().enumerate() {
         if !dir.starts_with('/') {
-            errors.push(ConfigError::new(format!("{}[{i}]", at("confine_to")), "must be an absolute path"));
+            errors.push(ConfigError::new(
+                format!("{}[{i}]", at("confine_to")),
+                "must be an absolute path",
+            ));
         }
     }
     check_duration(
@@ -203,11 +212,35 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
         Duration::from_millis(10),
         Duration::from_secs(3600),
     );
-    check_count(&mut errors, at("fingerprint_size"), cfg.fingerprint_size as u64, 16, 1 << 20, "bytes");
-    check_count(&mut errors, at("max_log_size"), cfg.max_log_size as u64, 1024, 64 << 20, "bytes");
-    check_count(&mut errors, at("max_concurrent_files"), cfg.max_concurrent_files as u64, 1, 1 << 20, "");
+    check_count(
+        &mut errors,
+        at("fingerprint_size"),
+        cfg.fingerprint_size as u64,
+        16,
+        1 << 20,
+        "bytes",
+    );
+    check_count(
+        &mut errors,
+        at("max_log_size"),
+        cfg.max_log_size as u64,
+        1024,
+        64 << 20,
+        "bytes",
+    );
+    check_count(
+        &mut errors,
+        at("max_concurrent_files"),
+        cfg.max_concurrent_files as u64,
+        1,
+        1 << 20,
+        "",
+    );
     if cfg.operators.len() > 1 {
-        errors.push(ConfigError::new(at("operators"), "at most one operator (container) is supported"));
+        errors.push(ConfigError::new(
+            at("operators"),
+            "at most one operator (container) is supported",
+        ));
     }
     // The checkpoints are read here (read only), so `sluice validate` reports a damaged file;
     // setting it aside waits for the start.
@@ -257,7 +290,11 @@ pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
 }
 
 impl Receiver for FileLog {
-    fn start(self: Box<Self>, consumer: Consumer, shutdown: Shutdown) -> BoxFuture<Result<Running, StartError>> {
+    fn start(
+        self: Box<Self>,
+        consumer: Consumer,
+        shutdown: Shutdown,
+    ) -> BoxFuture<Result<Running, StartError>> {
         Box::pin(async move {
             let tailer = tailer::Tailer::new(*self, consumer);
             let handle = tokio::runtime::Handle::current();

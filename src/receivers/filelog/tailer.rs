@@ -187,7 +187,12 @@ impl Tailer {
             damaged: r.damaged,
             not_open: 0,
             last_turn: None,
-            confine_to: r.cfg.confine_to.iter().map(std::path::PathBuf::from).collect(),
+            confine_to: r
+                .cfg
+                .confine_to
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
             refused: BTreeSet::new(),
             restored,
             store,
@@ -224,8 +229,12 @@ impl Tailer {
         };
         self.metrics.checkpoints_damaged.add(1);
         match store.set_aside() {
-            Ok(to) => tracing::warn!(receiver = %self.id, error = %why, moved_to = %to.display(), "checkpoints damaged: set aside; reading every file from its beginning"),
-            Err(e) => tracing::warn!(receiver = %self.id, error = %why, set_aside = %e, "checkpoints damaged and could not be set aside; reading every file from its beginning, and the next save replaces them"),
+            Ok(to) => {
+                tracing::warn!(receiver = %self.id, error = %why, moved_to = %to.display(), "checkpoints damaged: set aside; reading every file from its beginning")
+            }
+            Err(e) => {
+                tracing::warn!(receiver = %self.id, error = %why, set_aside = %e, "checkpoints damaged and could not be set aside; reading every file from its beginning, and the next save replaces them")
+            }
         }
     }
 
@@ -249,7 +258,9 @@ impl Tailer {
         tracing::info!(receiver = %self.id, watching = watch.is_some(), "filelog receiver started");
         while !shutdown.is_fired() {
             let since = last_scan.map_or(Duration::MAX, |t| t.elapsed());
-            let changed = watch.as_ref().is_some_and(|w| w.rescan.load(std::sync::atomic::Ordering::Acquire));
+            let changed = watch
+                .as_ref()
+                .is_some_and(|w| w.rescan.load(std::sync::atomic::Ordering::Acquire));
             // Files waiting for a turn are given one every `poll_interval`.
             let turns = self.not_open > 0 && since >= self.poll_interval;
             if since >= idle || turns || (changed && since >= self.poll_interval) {
@@ -267,7 +278,9 @@ impl Tailer {
             // A rescan held back by the rate limit is due at `poll_interval` after the last. A
             // file renamed away or deleted sends no more events: it is polled until let go.
             let wait = if changed {
-                self.poll_interval.saturating_sub(since).max(Duration::from_millis(1))
+                self.poll_interval
+                    .saturating_sub(since)
+                    .max(Duration::from_millis(1))
             } else if self.dirty || self.not_open > 0 || self.files.iter().any(|f| f.gone) {
                 // A checkpoint held back by the rate limit, or a file that sends no events.
                 self.poll_interval
@@ -362,8 +375,11 @@ impl Tailer {
             .last_turn
             .as_ref()
             .map_or(0, |last| waiting.partition_point(|p| *p <= last));
-        let order: Vec<&std::path::PathBuf> =
-            waiting[start..].iter().chain(&waiting[..start]).copied().collect();
+        let order: Vec<&std::path::PathBuf> = waiting[start..]
+            .iter()
+            .chain(&waiting[..start])
+            .copied()
+            .collect();
         let mut opened = 0;
         for path in order {
             if self.files.len() >= self.max_files {
@@ -371,7 +387,8 @@ impl Tailer {
             }
             if self.open(path) {
                 opened += 1;
-                waiting_bytes = waiting_bytes.saturating_sub(std::fs::metadata(path).map_or(0, |m| m.len()));
+                waiting_bytes =
+                    waiting_bytes.saturating_sub(std::fs::metadata(path).map_or(0, |m| m.len()));
                 self.last_turn = Some(path.clone());
             }
         }
@@ -449,16 +466,20 @@ impl Tailer {
         let restored = &mut self.restored;
         let fresh_at_end = self.first_scan && !self.resumed && self.start_at == StartAt::End;
         let mut matched = false;
-        let opened = Tracked::open(path, &self.settings, |fp: &Fingerprint, head: &[u8], len| {
-            if let Some(i) = restored
-                .iter()
-                .position(|c| c.fingerprint.same_file(fp.dev, fp.ino, head))
-            {
-                matched = true;
-                return restored.swap_remove(i).offset;
-            }
-            if fresh_at_end { len } else { 0 }
-        });
+        let opened = Tracked::open(
+            path,
+            &self.settings,
+            |fp: &Fingerprint, head: &[u8], len| {
+                if let Some(i) = restored
+                    .iter()
+                    .position(|c| c.fingerprint.same_file(fp.dev, fp.ino, head))
+                {
+                    matched = true;
+                    return restored.swap_remove(i).offset;
+                }
+                if fresh_at_end { len } else { 0 }
+            },
+        );
         match opened {
             Ok(f) if !self.confined(f.file()) => {
                 // Swapped for a link out of bounds since the check above.
@@ -511,7 +532,8 @@ impl Tailer {
                 let _ = f.truncated(&self.settings);
                 self.dirty = true;
             }
-            if f.fingerprint.len < self.settings.fingerprint_size as u64 && size > f.fingerprint.len {
+            if f.fingerprint.len < self.settings.fingerprint_size as u64 && size > f.fingerprint.len
+            {
                 let _ = f.refresh_fingerprint(&self.settings);
             }
             while in_flight < IN_FLIGHT
@@ -562,10 +584,16 @@ impl Tailer {
             let before = f.acked;
             let (delivered, failed) = f.settle();
             if delivered > 0 {
-                self.receiver.accepted.of(crate::model::Signal::Logs).add(delivered);
+                self.receiver
+                    .accepted
+                    .of(crate::model::Signal::Logs)
+                    .add(delivered);
             }
             if failed > 0 {
-                self.receiver.refused.of(crate::model::Signal::Logs).add(failed);
+                self.receiver
+                    .refused
+                    .of(crate::model::Signal::Logs)
+                    .add(failed);
                 tracing::warn!(receiver = %self.id, path = %f.path, records = failed, "delivery failed: reading again from the acknowledged offset");
             }
             if f.acked != before {

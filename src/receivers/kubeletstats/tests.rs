@@ -32,7 +32,10 @@ pub const SUMMARY: &str = r#"{
 }"#;
 
 /// `(resource attributes, [(metric, unit, points as (attributes, value))])`.
-type Flat = Vec<(Vec<(String, String)>, Vec<(String, String, Vec<(Vec<(String, String)>, String)>)>)>;
+type Flat = Vec<(
+    Vec<(String, String)>,
+    Vec<(String, String, Vec<(Vec<(String, String)>, String)>)>,
+)>;
 
 fn strings(kvs: &[ProtoKv]) -> Vec<(String, String)> {
     kvs.iter()
@@ -116,13 +119,22 @@ fn a_summary_becomes_the_collectors_metrics_per_node_pod_container_and_volume() 
         ]
     );
     let node = &f[0].1;
-    assert_eq!((node[0].1.as_str(), node[0].2[0].1.as_str()), ("{cpu}", "0.25"));
+    assert_eq!(
+        (node[0].1.as_str(), node[0].2[0].1.as_str()),
+        ("{cpu}", "0.25")
+    );
     assert_eq!((node[1].1.as_str(), node[1].2[0].1.as_str()), ("s", "3600"));
     assert_eq!(
         node[11].2,
         vec![
-            (vec![kv("interface", "eth0"), kv("direction", "receive")], "10".to_string()),
-            (vec![kv("interface", "eth0"), kv("direction", "transmit")], "20".to_string()),
+            (
+                vec![kv("interface", "eth0"), kv("direction", "receive")],
+                "10".to_string()
+            ),
+            (
+                vec![kv("interface", "eth0"), kv("direction", "transmit")],
+                "20".to_string()
+            ),
         ]
     );
     assert_eq!(node[11].1, "By");
@@ -182,8 +194,14 @@ fn a_summary_becomes_the_collectors_metrics_per_node_pod_container_and_volume() 
         Data::Sum(s) => s.data_points[0].start_time_unix_nano,
         _ => 0,
     };
-    assert_eq!(start(&req.resource_metrics[0], 1), 1_793_491_200_000_000_000);
-    assert_eq!(start(&req.resource_metrics[2], 1), 1_795_773_601_000_000_000);
+    assert_eq!(
+        start(&req.resource_metrics[0], 1),
+        1_793_491_200_000_000_000
+    );
+    assert_eq!(
+        start(&req.resource_metrics[2], 1),
+        1_795_773_601_000_000_000
+    );
     // The request is valid OTLP, as the pipeline checks it.
     let bytes = bytes::Bytes::from(req.encode_to_vec());
     let batch = crate::otlp::raw::decode_metrics(&bytes).unwrap();
@@ -201,5 +219,9 @@ fn groups_choose_what_is_reported() {
     assert_eq!(f.len(), 1);
     assert!(f[0].1.iter().all(|(n, ..)| n.starts_with("k8s.pod.")));
     let empty: Summary = serde_json::from_str("{}").unwrap();
-    assert!(metrics_of(&empty, &[Group::Pod], 7).resource_metrics.is_empty());
+    assert!(
+        metrics_of(&empty, &[Group::Pod], 7)
+            .resource_metrics
+            .is_empty()
+    );
 }

@@ -146,7 +146,13 @@ async fn handle(
     let received = Arc::new(AtomicU64::new(0));
     let req = req.map(|b| {
         let limits = Arc::clone(&shared.message);
-        Bounded::new(b, limits, Arc::clone(&received), Arc::clone(&charge), compressed)
+        Bounded::new(
+            b,
+            limits,
+            Arc::clone(&received),
+            Arc::clone(&charge),
+            compressed,
+        )
     });
     let export = Export {
         signal,

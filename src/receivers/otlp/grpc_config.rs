@@ -219,4 +219,3 @@ impl GrpcConfig {
         (self.max_recv_msg_size_mib.min(1024) as usize) << 20
     }
 }
-

@@ -49,7 +49,7 @@ use serde::{Deserialize, Deserializer};
 use tokio::net::TcpListener;
 
 pub use self::grpc_config::{GrpcConfig, Keepalive, ServerParameters};
-use crate::component::{Built, Context, ALL_SIGNALS, Spec, Yaml};
+use crate::component::{ALL_SIGNALS, Built, Context, Spec, Yaml};
 use crate::config::{ConfigError, decode};
 use crate::pipeline::{BoxFuture, Consumer, Receiver, Running, StartError};
 use crate::receivers::edge::Edge;
@@ -98,7 +98,12 @@ pub struct Otlp {
 }
 
 /// The `otlp` receiver type, as the registry lists it.
-pub const SPEC: Spec<Box<dyn Receiver>> = Spec::new("otlp", ALL_SIGNALS, build, "{protocols: {http: {endpoint: '127.0.0.1:0'}, grpc: {endpoint: '127.0.0.1:0'}}}");
+pub const SPEC: Spec<Box<dyn Receiver>> = Spec::new(
+    "otlp",
+    ALL_SIGNALS,
+    build,
+    "{protocols: {http: {endpoint: '127.0.0.1:0'}, grpc: {endpoint: '127.0.0.1:0'}}}",
+);
 
 pub fn build(ctx: &Context, raw: Yaml) -> Built<Box<dyn Receiver>> {
     let cfg: Config = decode(ctx.path, raw).map_err(|e| vec![e])?;
@@ -164,10 +169,24 @@ impl Receiver for Otlp {
             let mut running: Vec<Running> = Vec::new();
             if let Some((listener, cfg)) = http {
                 let (consumer, shutdown) = (consumer.clone(), shutdown.clone());
-                running.push(http::serve(listener, cfg, &http_edge, http_metrics, consumer, shutdown));
+                running.push(http::serve(
+                    listener,
+                    cfg,
+                    &http_edge,
+                    http_metrics,
+                    consumer,
+                    shutdown,
+                ));
             }
             if let Some((listener, cfg)) = grpc {
-                running.push(grpc::serve(listener, cfg, &grpc_edge, grpc_metrics, consumer, shutdown));
+                running.push(grpc::serve(
+                    listener,
+                    cfg,
+                    &grpc_edge,
+                    grpc_metrics,
+                    consumer,
+                    shutdown,
+                ));
             }
             let all: Running = Box::pin(async move {
                 // Each protocol serves on its own task; this ends when both have drained. A

@@ -83,7 +83,10 @@ fn a_field_that_is_also_a_parent_becomes_its_value_and_the_last_writer_wins() {
     };
     let got = doc(&r, &origin);
     assert_eq!(got["service.name"], "from-record", "the record wins");
-    assert_eq!(got["a.value"], "x", "renamed: `a` is also the parent of `a.b`");
+    assert_eq!(
+        got["a.value"], "x",
+        "renamed: `a` is also the parent of `a.b`"
+    );
     assert_eq!(got["a.b"], "y");
     assert_eq!(got["a-c"], "z");
     assert!(got.get("a").is_none());

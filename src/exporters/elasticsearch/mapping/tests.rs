@@ -475,10 +475,7 @@ fn records_of_several_origins_interleaved_each_carry_their_own_resource_and_rout
         .into(),
         ..Default::default()
     };
-    let record = |origin: u32| LogRecord {
-        origin,
-        ..at(1)
-    };
+    let record = |origin: u32| LogRecord { origin, ..at(1) };
     let batch = LogBatch {
         origins: vec![origin("a", "one"), origin("b", "two")],
         // The last record names an origin the batch lacks: an empty resource.

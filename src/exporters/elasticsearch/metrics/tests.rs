@@ -76,14 +76,18 @@ fn encode(bodies: &[Bytes]) -> (Vec<(Json, Json)>, Items) {
         batch.append(crate::otlp::raw::decode_metrics(b).unwrap());
     }
     let mut enc = BulkEncoder::new(Mode::Otel, None, None).with_ids(1);
-    let (mut out, mut items, mut scratch) = (Vec::new(), Items::default(), MetricScratch::default());
+    let (mut out, mut items, mut scratch) =
+        (Vec::new(), Items::default(), MetricScratch::default());
     enc.encode_metrics(&batch, &mut scratch, &mut out, &mut items);
     let lines: Vec<Json> = out
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
-    let pairs = lines.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    let pairs = lines
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
     (pairs, items)
 }
 
@@ -188,14 +192,22 @@ fn a_group_split_across_requests_in_one_batch_is_one_document_and_repeats_are_re
     assert_eq!(items.refused.len(), 1);
     let refused = &items.refused[0];
     assert_eq!(refused.why.kind, "duplicate_metric_name");
-    assert!(refused.why.reason.contains("\"a\""), "{}", refused.why.reason);
+    assert!(
+        refused.why.reason.contains("\"a\""),
+        "{}",
+        refused.why.reason
+    );
     let lone: Vec<Json> = refused
         .bytes
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
-    assert_eq!(lone[1]["metrics"], json!({"a": 9}), "the repeat, for the dead letter");
+    assert_eq!(
+        lone[1]["metrics"],
+        json!({"a": 9}),
+        "the repeat, for the dead letter"
+    );
     assert_eq!(items.units, [(Signal::Metrics, 3), (Signal::Metrics, 1)]);
 }
 

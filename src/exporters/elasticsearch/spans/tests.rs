@@ -33,7 +33,10 @@ fn request(span: Span) -> Bytes {
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![s("service.name", "checkout"), s("data_stream.namespace", "prod")],
+                attributes: vec![
+                    s("service.name", "checkout"),
+                    s("data_stream.namespace", "prod"),
+                ],
                 dropped_attributes_count: 2,
                 ..Default::default()
             }),
@@ -66,7 +69,10 @@ fn encode(body: &Bytes, enc: &mut BulkEncoder) -> (Vec<(Json, Json)>, Items) {
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
-    let pairs = lines.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    let pairs = lines
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
     (pairs, items)
 }
 
