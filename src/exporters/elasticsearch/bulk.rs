@@ -15,9 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use elasticsearch::Elasticsearch;
-use elasticsearch::http::Method;
-use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::dead_letter::{self, DeadLetter, Why};
 use super::log_docs::LogScratch;
@@ -26,7 +24,8 @@ use super::metrics::MetricScratch;
 use super::response::{self, Item};
 use super::retry::{self, RetryConfig};
 use super::spans::SpanScratch;
-use crate::exporters::client::{Compression, with_causes};
+use super::transport::{Failed, Transport};
+use crate::exporters::client::Compression;
 use crate::model::Signal;
 use crate::pipeline::Batch;
 use crate::pipeline::queue::Envelope;
@@ -286,7 +285,7 @@ struct Settled {
 /// Sends bulk requests for one exporter; shared by its sending tasks.
 pub struct Sender {
     pub id: String,
-    pub client: Elasticsearch,
+    pub client: Transport,
     pub compression: Compression,
     pub timeout: Duration,
     pub retry: RetryConfig,
@@ -307,7 +306,7 @@ impl Sender {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
-        client: Elasticsearch,
+        client: Transport,
         compression: Compression,
         timeout: Duration,
         retry: RetryConfig,
@@ -568,54 +567,26 @@ impl Sender {
         };
         self.metrics.bulk_requests.add(1);
         let started = Instant::now();
-        let sent = self
+        let query: &[(&str, &str)] = if self.require_data_stream && to == Destination::Documents {
+            &[("require_data_stream", "true")]
+        } else {
+            &[]
+        };
+        let answer = match self
             .client
-            .send(
-                Method::Post,
-                "_bulk",
-                headers,
-                (self.require_data_stream && to == Destination::Documents)
-                    .then_some(&[("require_data_stream", "true")]),
-                Some(payload),
-                Some(self.timeout),
-            )
-            .await;
-        let answer = match sent {
+            .bulk(headers, query, payload, answer_bound(items))
+            .await
+        {
+            Ok((status, text)) => self.read(status, &text, items),
             Err(e) => Answer::RetryAll {
-                kind: if e.is_timeout() {
-                    "timeout"
-                } else {
-                    "transport_error"
+                kind: match e {
+                    Failed::Timeout(_) => "timeout",
+                    Failed::Transport(_) => "transport_error",
+                    Failed::TooLarge { .. } => "answer_too_large",
                 }
                 .into(),
-                why: with_causes(&e),
+                why: e.to_string(),
             },
-            Ok(resp)
-                if resp
-                    .content_length()
-                    .is_some_and(|n| n > answer_bound(items)) =>
-            {
-                // Dropped unread: the connection goes with it.
-                Answer::RetryAll {
-                    kind: "answer_too_large".into(),
-                    why: format!(
-                        "the _bulk answer declares {} bytes, more than {items} items can take \
-                         ({} bytes)",
-                        resp.content_length().unwrap_or_default(),
-                        answer_bound(items)
-                    ),
-                }
-            }
-            Ok(resp) => {
-                let status = resp.status_code().as_u16();
-                match resp.bytes().await {
-                    Err(e) => Answer::RetryAll {
-                        kind: "transport_error".into(),
-                        why: format!("reading the answer: {}", with_causes(&e)),
-                    },
-                    Ok(text) => self.read(status, &text, items),
-                }
-            }
         };
         self.metrics.latency.observe(started.elapsed());
         if !matches!(answer, Answer::Items(_)) {
@@ -625,15 +596,6 @@ impl Sender {
     }
 
     fn read(&self, status: u16, text: &[u8], items: usize) -> Answer {
-        if text.len() as u64 > answer_bound(items) {
-            return Answer::RetryAll {
-                kind: "answer_too_large".into(),
-                why: format!(
-                    "the _bulk answer is {} bytes, more than {items} items can take",
-                    text.len()
-                ),
-            };
-        }
         let explain = || {
             let t = String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
             format!("HTTP {status}: {t}")
@@ -736,9 +698,8 @@ impl Sender {
 
 /// The largest `_bulk` answer a request of `items` items can legitimately get: a success item
 /// is about 250 bytes and an error item with its reason and causes a few KiB, so 4 KiB an item
-/// and 64 KiB more. A larger answer (a broken or hostile server) is not read: one that declares
-/// its length is dropped unread; one sent chunked is read by the `elasticsearch` crate, which
-/// has no bounded read, and then refused.
+/// and 64 KiB more. A larger answer (a broken or hostile server) is not read further: one that
+/// declares its length is dropped unread, one sent chunked where it passes the bound.
 pub fn answer_bound(items: usize) -> u64 {
     (64 << 10) + (items as u64).saturating_mul(4 << 10)
 }

@@ -46,10 +46,10 @@
 //! indexed. A batch is acknowledged only when each of its documents is indexed or
 //! dead-lettered.
 //!
-//! The transport is the official `elasticsearch` crate's (reqwest, rustls). Bodies go through
-//! `Elasticsearch::send` pre-encoded and, with `compression: gzip`, pre-compressed at a fast
-//! level: the crate's `bulk()` builder would copy each body and append a newline per line, and
-//! its own compression runs at the slow default level.
+//! The transport is reqwest (rustls) with the exporter's settings (`transport`), so that an
+//! answer is read only up to what its request can legitimately get; the `elasticsearch`
+//! crate's transport reads every answer whole. Bodies go out pre-encoded and, with
+//! `compression: gzip`, pre-compressed at a fast level.
 //!
 //! The parts: `routing` picks each record's index (a data stream or a static index); `mapping`
 //! writes decoded logs as `_bulk` NDJSON in the `otel`, `ecs` or `raw` document shapes;
@@ -71,6 +71,7 @@ pub mod response;
 pub mod retry;
 pub mod routing;
 pub mod spans;
+pub mod transport;
 pub mod wire_json;
 
 use std::collections::BTreeMap;
@@ -78,12 +79,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use elasticsearch::Elasticsearch;
-use elasticsearch::auth::{ClientCertificate, Credentials};
-use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{AUTHORIZATION, HeaderMap};
-use elasticsearch::http::transport::{MultiNodeConnectionPool, TransportBuilder};
-use hyper::header::HeaderValue;
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -611,25 +607,19 @@ impl ElasticsearchExporter {
     }
 }
 
-fn transport(cfg: &Config, p: Prepared) -> Result<Elasticsearch, String> {
-    let pool = MultiNodeConnectionPool::round_robin(p.urls, None);
-    let mut builder = TransportBuilder::new(pool).timeout(cfg.timeout);
+fn transport(cfg: &Config, p: Prepared) -> Result<transport::Transport, String> {
     let mut headers = p.headers;
     if let Some(auth) = p.authorization {
         headers.insert(AUTHORIZATION, auth);
     }
-    builder = builder.headers(headers);
-    if cfg.tls.insecure_skip_verify {
-        builder = builder.cert_validation(CertificateValidation::None);
-    } else if let Some(ca) = &p.ca {
-        let cert = Certificate::from_pem(ca).map_err(|e| format!("tls.ca_file: {e}"))?;
-        builder = builder.cert_validation(CertificateValidation::Full(cert));
-    }
-    if let Some(pem) = p.client_pem {
-        builder = builder.auth(Credentials::Certificate(ClientCertificate::Pem(pem)));
-    }
-    let transport = builder.build().map_err(|e| e.to_string())?;
-    Ok(Elasticsearch::new(transport))
+    transport::Transport::new(transport::Settings {
+        urls: p.urls,
+        headers,
+        timeout: cfg.timeout,
+        insecure_skip_verify: cfg.tls.insecure_skip_verify,
+        ca: p.ca,
+        client_pem: p.client_pem,
+    })
 }
 
 #[cfg(test)]
