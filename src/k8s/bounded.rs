@@ -364,6 +364,25 @@ mod tests {
         b.wait = Duration::from_secs(5);
         let e = b.collect().await.unwrap_err();
         assert!(e.to_string().contains("no whole answer within"), "{e}");
+
+        // A watch quiet for longer than allowed.
+        let quiet = http_body_util::StreamBody::new(futures::stream::pending::<
+            Result<Frame<Bytes>, std::io::Error>,
+        >());
+        let mut w = bounded(
+            quiet,
+            Mode::Watch {
+                max_event: 8,
+                since_newline: 0,
+            },
+        );
+        w.timer = Box::pin(tokio::time::sleep(WATCH_IDLE));
+        w.wait = WATCH_IDLE;
+        let e = w.collect().await.unwrap_err();
+        assert!(
+            e.to_string().contains("the watch sent nothing for 350s"),
+            "{e}"
+        );
     }
 
     #[test]
