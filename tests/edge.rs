@@ -147,37 +147,12 @@ fn minimal_records_at_the_size_limit_cost_a_bounded_multiple_of_their_size() {
 /// 20 MiB); the bound below leaves the allocator 10% over that.
 #[test]
 fn requests_of_empty_attributes_entries_and_elements_cost_a_bounded_multiple() {
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
     let n = 2_000_000;
-    let body = |v: PValue| LogRecord {
-        body: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    };
-    let kinds = [
-        (
-            "resource attributes",
-            scopes_times_attributes(n, 1, 1, false),
-        ),
-        (
-            "record attributes",
-            one_record(LogRecord {
-                attributes: vec![KeyValue::default(); n],
-                ..Default::default()
-            }),
-        ),
-        (
-            "map entries",
-            one_record(body(PValue::KvlistValue(KeyValueList {
-                values: vec![KeyValue::default(); n],
-            }))),
-        ),
-        (
-            "array elements",
-            one_record(body(PValue::ArrayValue(ArrayValue {
-                values: vec![AnyValue::default(); n],
-            }))),
-        ),
-    ];
+    let mut kinds = vec![(
+        "resource attributes",
+        scopes_times_attributes(n, 1, 1, false),
+    )];
+    kinds.extend(common::costliest_records(n));
     for (what, request) in kinds {
         // A process each: peak RSS is the one request's.
         let sluice = decoding_gateway("").start();
@@ -197,18 +172,6 @@ fn requests_of_empty_attributes_entries_and_elements_cost_a_bounded_multiple() {
             (peak as f64) < 20.0 + 50.0 * mib,
             "{what}: peak RSS {peak} MiB for {mib:.1} MiB"
         );
-    }
-}
-
-fn one_record(record: LogRecord) -> ExportLogsServiceRequest {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![record],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
     }
 }
 

@@ -188,18 +188,10 @@ fn a_burst_of_costly_requests_keeps_the_heap_under_the_limit() {
         sluice.port("METRICS_PORT"),
     );
     let attributes = Arc::new(
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs {
-                    log_records: vec![LogRecord {
-                        attributes: vec![KeyValue::default(); 2_000_000],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
+        common::one_record(LogRecord {
+            attributes: vec![KeyValue::default(); 2_000_000],
+            ..Default::default()
+        })
         .encode_to_vec(),
     );
     let text = Arc::new("abcdefg\n".repeat(10 << 17).into_bytes());

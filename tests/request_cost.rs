@@ -5,14 +5,13 @@
 //! decodes (`COST_PER_BYTE` of each decoder). A decoder that grew costlier than it says would
 //! let concurrent requests past the limiter's budget.
 
+mod common;
+
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value as PValue,
-};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -35,66 +34,29 @@ fn cost_per_byte<T>(input: &[u8], work: impl FnOnce() -> T) -> f64 {
     (peak - before) as f64 / input.len() as f64
 }
 
-fn one_record(record: LogRecord) -> Vec<u8> {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![record],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
 /// The costliest OTLP log requests of about 4 MB: each item is as small as the wire allows
 /// (and as the decoders' density check lets through).
 fn costly_log_requests() -> Vec<(&'static str, Vec<u8>)> {
-    let n = 2_000_000;
-    let body = |v: PValue| LogRecord {
-        body: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    };
+    let mut out: Vec<(&'static str, Vec<u8>)> = common::costliest_records(2_000_000)
+        .into_iter()
+        .map(|(what, r)| (what, r.encode_to_vec()))
+        .collect();
     // A record of 9 bytes (one fixed64), the fewest the density check lets in.
     let tiny = LogRecord {
         observed_time_unix_nano: 1,
         ..Default::default()
     };
-    vec![
-        (
-            "record attributes",
-            one_record(LogRecord {
-                attributes: vec![KeyValue::default(); n],
+    let records = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![tiny; 4_000_000 / 11],
                 ..Default::default()
-            }),
-        ),
-        (
-            "map entries",
-            one_record(body(PValue::KvlistValue(KeyValueList {
-                values: vec![KeyValue::default(); n],
-            }))),
-        ),
-        (
-            "array elements",
-            one_record(body(PValue::ArrayValue(ArrayValue {
-                values: vec![AnyValue::default(); n],
-            }))),
-        ),
-        (
-            "records",
-            ExportLogsServiceRequest {
-                resource_logs: vec![ResourceLogs {
-                    scope_logs: vec![ScopeLogs {
-                        log_records: vec![tiny; 4_000_000 / 11],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            }
-            .encode_to_vec(),
-        ),
-    ]
+            }],
+            ..Default::default()
+        }],
+    };
+    out.push(("records", records.encode_to_vec()));
+    out
 }
 
 #[test]

@@ -862,3 +862,59 @@ impl Drop for KubeMock {
         let _ = self.child.wait();
     }
 }
+
+/// An OTLP logs request of one record under one resource and scope.
+pub fn one_record(
+    record: opentelemetry_proto::tonic::logs::v1::LogRecord,
+) -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The requests that cost the most decoded per byte on the wire: one record of `n` empty
+/// attributes, a body map of `n` empty entries, a body array of `n` empty elements (2 bytes
+/// each on the wire, about 4 MB for 2,000,000).
+pub fn costliest_records(
+    n: usize,
+) -> Vec<(
+    &'static str,
+    opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+)> {
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value,
+    };
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+    let body = |v: Value| LogRecord {
+        body: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    vec![
+        (
+            "record attributes",
+            one_record(LogRecord {
+                attributes: vec![KeyValue::default(); n],
+                ..Default::default()
+            }),
+        ),
+        (
+            "map entries",
+            one_record(body(Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue::default(); n],
+            }))),
+        ),
+        (
+            "array elements",
+            one_record(body(Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue::default(); n],
+            }))),
+        ),
+    ]
+}
