@@ -51,21 +51,35 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// sluice serving http_logs over TLS with the bearer token `token` read from a file in a
+/// scratch directory `name`, forwarding to a collector; with that file and the certificates.
+fn bearer_over_tls(
+    name: &str,
+    token: &str,
+) -> (
+    common::Sluice,
+    Collector,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let certs = certificates();
+    let file = scratch(name).join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let collector = Collector::start();
+    let sluice = Launch::fixture("secure_http_logs_bearer_tls")
+        .env("TOKEN_FILE", file.to_str().unwrap())
+        .env("CERTS", certs.to_str().unwrap())
+        .env("TCP_ADDR", &collector.addr.to_string())
+        .start();
+    (sluice, collector, file, certs)
+}
+
 /// http_logs over TLS with a bearer token from a file: curl with the token is forwarded; no
 /// token, a wrong one, or plaintext HTTP are refused, counted and forward nothing; a rotated
 /// token file takes effect without a restart.
 #[test]
 fn bearer_token_over_tls_is_required_and_its_file_is_reread() {
-    let certs = certificates();
-    let dir = scratch("bearer");
-    let token = dir.join("token");
-    std::fs::write(&token, "first-token\n").unwrap();
-    let collector = Collector::start();
-    let sluice = Launch::fixture("secure_http_logs_bearer_tls")
-        .env("TOKEN_FILE", token.to_str().unwrap())
-        .env("CERTS", certs.to_str().unwrap())
-        .env("TCP_ADDR", &collector.addr.to_string())
-        .start();
+    let (sluice, collector, token, certs) = bearer_over_tls("bearer", "first-token");
     let (port, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let url = format!("https://localhost:{port}/");
     let ca = certs.join("ca.pem");
@@ -145,16 +159,7 @@ fn bearer_token_over_tls_is_required_and_its_file_is_reread() {
 /// the metrics endpoint answers, and SIGTERM drains and exits.
 #[test]
 fn a_token_file_replaced_by_a_fifo_freezes_nothing() {
-    let certs = certificates();
-    let dir = scratch("fifo");
-    let token = dir.join("token");
-    std::fs::write(&token, "the-token\n").unwrap();
-    let collector = Collector::start();
-    let mut sluice = Launch::fixture("secure_http_logs_bearer_tls")
-        .env("TOKEN_FILE", token.to_str().unwrap())
-        .env("CERTS", certs.to_str().unwrap())
-        .env("TCP_ADDR", &collector.addr.to_string())
-        .start();
+    let (mut sluice, collector, token, certs) = bearer_over_tls("fifo", "the-token");
     let (port, metrics) = (sluice.port("HTTP_PORT"), sluice.port("METRICS_PORT"));
     let url = format!("https://localhost:{port}/");
     let ca = certs.join("ca.pem");

@@ -348,37 +348,38 @@ mod tests {
         assert!(watch(&[b"1\n123456789\n2"]).collect().await.is_err());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_answer_that_stops_arriving_is_ended() {
-        let stalled = http_body_util::StreamBody::new(futures::stream::pending::<
+    /// A body that never sends anything, ended after `wait`.
+    fn silent(
+        mode: Mode,
+        wait: Duration,
+    ) -> Bounded<impl Body<Data = Bytes, Error = std::io::Error> + Unpin> {
+        let pending = http_body_util::StreamBody::new(futures::stream::pending::<
             Result<Frame<Bytes>, std::io::Error>,
         >());
-        let mut b = bounded(
-            stalled,
-            Mode::Whole {
-                left: 10,
-                limit: 10,
-            },
-        );
-        b.timer = Box::pin(tokio::time::sleep(Duration::from_secs(5)));
-        b.wait = Duration::from_secs(5);
-        let e = b.collect().await.unwrap_err();
+        let mut b = bounded(pending, mode);
+        b.timer = Box::pin(tokio::time::sleep(wait));
+        b.wait = wait;
+        b
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_stops_arriving_is_ended() {
+        let whole = Mode::Whole {
+            left: 10,
+            limit: 10,
+        };
+        let e = silent(whole, Duration::from_secs(5))
+            .collect()
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("no whole answer within"), "{e}");
 
         // A watch quiet for longer than allowed.
-        let quiet = http_body_util::StreamBody::new(futures::stream::pending::<
-            Result<Frame<Bytes>, std::io::Error>,
-        >());
-        let mut w = bounded(
-            quiet,
-            Mode::Watch {
-                max_event: 8,
-                since_newline: 0,
-            },
-        );
-        w.timer = Box::pin(tokio::time::sleep(WATCH_IDLE));
-        w.wait = WATCH_IDLE;
-        let e = w.collect().await.unwrap_err();
+        let watch = Mode::Watch {
+            max_event: 8,
+            since_newline: 0,
+        };
+        let e = silent(watch, WATCH_IDLE).collect().await.unwrap_err();
         assert!(
             e.to_string().contains("the watch sent nothing for 350s"),
             "{e}"
